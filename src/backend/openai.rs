@@ -1,0 +1,353 @@
+//! Any OpenAI-compatible chat-completions server: OpenAI, Azure's OpenAI-compatible endpoint,
+//! vLLM, Ollama, llama.cpp, TGI.
+//!
+//! Requests are built with async-openai's types and sent with `create_byot`, but the reply is
+//! parsed into [`LenientResponse`]: real servers omit `id`, `object` or `usage`, send
+//! `finish_reason` values outside OpenAI's list and other error-body shapes, and none of that may
+//! cost an answer. The client is built over our own HTTP service, which removes async-openai's
+//! retry layer (the runner owns retries) and keeps the status, `Retry-After` and body of every
+//! failed response.
+
+use std::time::Duration;
+
+use async_openai::config::OpenAIConfig;
+use async_openai::error::OpenAIError;
+use async_openai::middleware::HttpRequestFactory;
+use async_openai::types::chat::{
+    ChatCompletionRequestAssistantMessage, ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
+    ChatCompletionRequestUserMessage, CreateChatCompletionRequest,
+};
+use serde::Deserialize;
+
+use super::{BackendError, Completion, ErrorKind, Usage};
+use crate::prompt::{ChatMessage, Role};
+use crate::suite::BackendSpec;
+
+pub struct OpenAiBackend {
+    client: async_openai::Client<OpenAIConfig>,
+    model: String,
+    temperature: f32,
+    max_tokens: Option<u32>,
+    timeout: Duration,
+}
+
+impl OpenAiBackend {
+    /// `api_key` is read from the environment by the caller; it goes only into the
+    /// `Authorization` header.
+    pub fn new(spec: &BackendSpec, api_key: Option<&str>, http: reqwest::Client) -> Self {
+        // Set base and key explicitly: the default config reads OPENAI_BASE_URL and
+        // OPENAI_API_KEY from the environment, which would send requests (and a key) elsewhere.
+        // Trim the key: a trailing newline makes the header builder panic.
+        let config = OpenAIConfig::new()
+            .with_api_base(spec.base_url.clone().unwrap_or_default())
+            .with_api_key(api_key.map(str::trim).unwrap_or_default())
+            .with_org_id("")
+            .with_project_id("");
+        let client = async_openai::Client::with_config(config).with_http_service(StatusKeepingService { http });
+        OpenAiBackend {
+            client,
+            model: spec.model.clone().unwrap_or_default(),
+            temperature: spec.temperature as f32,
+            max_tokens: spec.max_tokens,
+            timeout: spec.timeout,
+        }
+    }
+
+    pub async fn complete(&self, messages: &[ChatMessage]) -> Result<Completion, BackendError> {
+        // `max_tokens` rather than `max_completion_tokens`: vLLM, Ollama and llama.cpp read it.
+        #[allow(deprecated)]
+        let request = CreateChatCompletionRequest {
+            model: self.model.clone(),
+            messages: messages.iter().map(to_openai_message).collect(),
+            temperature: Some(self.temperature),
+            max_tokens: self.max_tokens,
+            ..Default::default()
+        };
+        let chat = self.client.chat();
+        let call = chat.create_byot::<_, LenientResponse>(request);
+        match tokio::time::timeout(self.timeout, call).await {
+            Err(_) => Err(BackendError::new(ErrorKind::Timeout, format!("no complete response within {:?}", self.timeout))),
+            Ok(Err(e)) => Err(classify(e)),
+            Ok(Ok(response)) => response.into_completion(),
+        }
+    }
+}
+
+fn to_openai_message(m: &ChatMessage) -> ChatCompletionRequestMessage {
+    match m.role {
+        Role::System => ChatCompletionRequestSystemMessage { content: m.content.clone().into(), name: None }.into(),
+        Role::User => ChatCompletionRequestUserMessage { content: m.content.clone().into(), name: None }.into(),
+        Role::Assistant => ChatCompletionRequestAssistantMessage {
+            content: Some(m.content.clone().into()),
+            ..Default::default()
+        }
+        .into(),
+    }
+}
+
+/// The reqwest transport, minus async-openai's retry layer, turning a non-success status into a
+/// [`HttpFailure`] that keeps what the runner needs to decide on a retry.
+#[derive(Clone)]
+struct StatusKeepingService {
+    http: reqwest::Client,
+}
+
+#[derive(Debug)]
+struct HttpFailure {
+    status: u16,
+    retry_after: Option<Duration>,
+    body: String,
+}
+
+impl std::fmt::Display for HttpFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HTTP {}: {}", self.status, self.body)
+    }
+}
+
+impl std::error::Error for HttpFailure {}
+
+impl tower::Service<HttpRequestFactory> for StatusKeepingService {
+    type Response = reqwest::Response;
+    type Error = OpenAIError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<reqwest::Response, OpenAIError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, factory: HttpRequestFactory) -> Self::Future {
+        let http = self.http.clone();
+        Box::pin(async move {
+            let request = factory.build().await?;
+            let response = http.execute(request).await.map_err(OpenAIError::Reqwest)?;
+            if response.status().is_success() {
+                return Ok(response);
+            }
+            let status = response.status().as_u16();
+            let retry_after = retry_after(response.headers());
+            let body = response.text().await.unwrap_or_default();
+            Err(OpenAIError::Boxed(Box::new(HttpFailure { status, retry_after, body })))
+        })
+    }
+}
+
+/// The wait a server asks for: `retry-after-ms`, or `Retry-After` in (fractional) seconds or as
+/// an HTTP date.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    if let Some(ms) = headers.get("retry-after-ms").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok()) {
+        if ms.is_finite() && ms >= 0.0 {
+            return Some(Duration::from_secs_f64(ms / 1000.0));
+        }
+    }
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let when = crate::time::parse_http_date(value)?;
+    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+fn classify(error: OpenAIError) -> BackendError {
+    match error {
+        OpenAIError::Boxed(inner) => match inner.downcast::<HttpFailure>() {
+            Ok(failure) => BackendError {
+                kind: ErrorKind::Http,
+                status: Some(failure.status),
+                message: error_message(&failure.body),
+                retry_after: failure.retry_after,
+            },
+            Err(other) => BackendError::new(ErrorKind::Internal, other.to_string()),
+        },
+        OpenAIError::Reqwest(e) => {
+            let kind = if e.is_timeout() {
+                ErrorKind::Timeout
+            } else if e.is_connect() {
+                ErrorKind::Connect
+            } else if e.is_body() || e.is_decode() {
+                ErrorKind::Body
+            } else if e.is_request() {
+                // Reset or closed connections surface as request errors in hyper.
+                ErrorKind::Connect
+            } else {
+                ErrorKind::Internal
+            };
+            BackendError::new(kind, error_chain(&e))
+        }
+        OpenAIError::JSONDeserialize(e, content) => BackendError::new(
+            ErrorKind::MalformedResponse,
+            format!("response is not a chat completion ({e}): {}", excerpt(&content, 200)),
+        ),
+        other => BackendError::new(ErrorKind::Internal, other.to_string()),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The message of an error body in any of the shapes servers use: OpenAI's
+/// `{"error": {"message": …}}`, vLLM's `{"object": "error", "message": …}`, Ollama's
+/// `{"error": "…"}`, or plain text.
+fn error_message(body: &str) -> String {
+    if let Ok(value) = serde_json::from_str::<serde_json::Value>(body) {
+        let message = value
+            .pointer("/error/message")
+            .or_else(|| value.get("message"))
+            .or_else(|| value.get("error"))
+            .or_else(|| value.get("detail"));
+        if let Some(serde_json::Value::String(m)) = message {
+            return m.clone();
+        }
+    }
+    excerpt(body, 300)
+}
+
+fn excerpt(text: &str, max_chars: usize) -> String {
+    let mut out: String = text.chars().take(max_chars).collect();
+    if text.chars().count() > max_chars {
+        out.push('…');
+    }
+    out
+}
+
+/// A chat completion as servers really send it: every field optional.
+#[derive(Debug, Deserialize)]
+struct LenientResponse {
+    #[serde(default)]
+    choices: Option<Vec<LenientChoice>>,
+    #[serde(default)]
+    usage: Option<LenientUsage>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+    #[serde(default)]
+    object: Option<String>,
+    #[serde(default)]
+    message: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LenientChoice {
+    #[serde(default)]
+    message: Option<LenientMessage>,
+    /// Legacy completions put the text here.
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    finish_reason: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LenientMessage {
+    #[serde(default)]
+    content: Option<serde_json::Value>,
+    #[serde(default)]
+    refusal: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LenientUsage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+}
+
+impl LenientResponse {
+    fn into_completion(self) -> Result<Completion, BackendError> {
+        if let Some(error) = self.error.filter(|e| !e.is_null()) {
+            let body = serde_json::json!({ "error": error }).to_string();
+            return Err(BackendError::new(ErrorKind::ApiError, error_message(&body)));
+        }
+        if self.object.as_deref() == Some("error") {
+            let message = self.message.map(|m| m.as_str().map(str::to_string).unwrap_or_else(|| m.to_string()));
+            return Err(BackendError::new(ErrorKind::ApiError, message.unwrap_or_else(|| "error object".into())));
+        }
+        let choice = self
+            .choices
+            .and_then(|c| c.into_iter().next())
+            .ok_or_else(|| BackendError::new(ErrorKind::MalformedResponse, "response has no choices"))?;
+        let text = match choice.message {
+            Some(message) => match message.content {
+                Some(serde_json::Value::String(s)) => s,
+                // Content given as parts: join their text.
+                Some(serde_json::Value::Array(parts)) => parts
+                    .iter()
+                    .filter_map(|p| p.get("text").and_then(|t| t.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(""),
+                // A refusal or an empty message is an answer (an invalid one), not a failure.
+                _ => message.refusal.unwrap_or_default(),
+            },
+            None => choice.text.unwrap_or_default(),
+        };
+        let finish_reason = choice.finish_reason.and_then(|f| match f {
+            serde_json::Value::String(s) => Some(s),
+            serde_json::Value::Null => None,
+            other => Some(other.to_string()),
+        });
+        let usage = self.usage.and_then(|u| match (u.prompt_tokens, u.completion_tokens) {
+            (Some(input), Some(output)) => Some(Usage { input, output }),
+            _ => None,
+        });
+        Ok(Completion { text, usage, finish_reason })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<Completion, BackendError> {
+        serde_json::from_str::<LenientResponse>(body).unwrap().into_completion()
+    }
+
+    #[test]
+    fn lenient_parsing_keeps_answers_from_every_server_shape() {
+        let vllm = r#"{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"billing","reasoning_content":null,"tool_calls":[]},"logprobs":null,"finish_reason":"abort","stop_reason":null}],"usage":{"prompt_tokens":10,"completion_tokens":2,"total_tokens":12,"prompt_tokens_details":null}}"#;
+        let c = parse(vllm).unwrap();
+        assert_eq!((c.text.as_str(), c.finish_reason.as_deref()), ("billing", Some("abort")));
+        assert_eq!(c.usage, Some(Usage { input: 10, output: 2 }));
+
+        let llama = r#"{"choices":[{"message":{"content":"other"},"finish_reason":""}],"timings":{}}"#;
+        let c = parse(llama).unwrap();
+        assert_eq!((c.text.as_str(), c.usage), ("other", None));
+
+        let parts = r#"{"choices":[{"message":{"content":[{"type":"text","text":"bil"},{"type":"text","text":"ling"}]},"finish_reason":"eos_token"}]}"#;
+        assert_eq!(parse(parts).unwrap().text, "billing");
+    }
+
+    #[test]
+    fn error_bodies_in_every_shape_keep_their_message() {
+        assert_eq!(error_message(r#"{"error":{"message":"Rate limit","type":"requests","code":null}}"#), "Rate limit");
+        assert_eq!(error_message(r#"{"object":"error","message":"too long","type":"BadRequestError","code":400}"#), "too long");
+        assert_eq!(error_message(r#"{"error":"model not found"}"#), "model not found");
+        assert_eq!(error_message("upstream connect error"), "upstream connect error");
+        assert_eq!(parse(r#"{"error":"model not found"}"#).unwrap_err().kind, ErrorKind::ApiError);
+        assert_eq!(parse(r#"{"object":"error","message":"bad","code":400}"#).unwrap_err().message, "bad");
+        assert_eq!(parse(r#"{"choices":[]}"#).unwrap_err().kind, ErrorKind::MalformedResponse);
+    }
+
+    #[test]
+    fn retry_after_in_seconds_fractions_milliseconds_and_dates() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("retry-after", "2".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert("retry-after", "0.25".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));
+        h.insert("retry-after-ms", "1500".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        h.insert("retry-after", "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+    }
+}

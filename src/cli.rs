@@ -1,0 +1,253 @@
+//! The command line: parse flags, call the library, print what happened. The only module that
+//! writes to the terminal.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::error::Error;
+use crate::report;
+use crate::runner::{self, RunEvent, RunOptions};
+use crate::suite;
+
+/// Documented exit codes.
+pub mod exit {
+    /// Success, or the gate passed.
+    pub const SUCCESS: u8 = 0;
+    /// The gate failed.
+    pub const GATE_FAILED: u8 = 1;
+    /// Usage, suite or infrastructure error.
+    pub const ERROR: u8 = 2;
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "evalgate", version, about = "Is prompting enough, or does a fine-tuned model do better, and at what cost per correct answer?")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a suite against its backends and write a report.
+    Run(RunArgs),
+    /// Check a suite and its data without sending any request.
+    Validate {
+        /// The suite file (YAML or JSON).
+        suite: PathBuf,
+    },
+    /// Rebuild results.json, records.csv and report.md of a run from its journal.
+    Report {
+        /// A run directory (holding run.json and records.jsonl).
+        run_dir: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The suite file (YAML or JSON).
+    pub suite: PathBuf,
+    /// Run directory [default: reports/<suite name>/<UTC time>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Run only this backend (repeatable).
+    #[arg(long = "backend", value_name = "ID")]
+    pub backends: Vec<String>,
+    /// Run only the first N test items.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Requests in flight per backend, overriding the suite.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: Option<u32>,
+    /// Fail (exit 2) when a backend's API key is missing instead of skipping it.
+    #[arg(long)]
+    pub require_all: bool,
+    /// Print nothing but errors and the report path.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Runs the CLI with the process arguments and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::ERROR } else { exit::SUCCESS };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<u8, Error> {
+    match cli.command {
+        Command::Validate { suite } => validate(&suite),
+        Command::Run(args) => run(args),
+        Command::Report { run_dir } => {
+            let (_, markdown) = report::write_outputs(&run_dir)?;
+            write_step_summary(&markdown);
+            println!("{}", run_dir.join(report::REPORT_FILE).display());
+            Ok(exit::SUCCESS)
+        }
+    }
+}
+
+fn validate(path: &std::path::Path) -> Result<u8, Error> {
+    let suite = suite::load(path)?;
+    let train = suite.train.as_ref().map_or(0, |t| t.items.len());
+    println!(
+        "{}: ok — suite `{}`, {} labels, {} test items, {} train items, {} backends",
+        path.display(),
+        suite.name,
+        suite.task.labels.len(),
+        suite.test.items.len(),
+        train,
+        suite.backends.len()
+    );
+    Ok(exit::SUCCESS)
+}
+
+fn run(args: RunArgs) -> Result<u8, Error> {
+    let suite = Arc::new(suite::load(&args.suite)?);
+    let options = RunOptions {
+        out_dir: args.out,
+        backends: args.backends,
+        limit: args.limit,
+        concurrency: args.concurrency.map(|c| c as usize),
+        require_all: args.require_all,
+        retry: Default::default(),
+    };
+    let display = Arc::new(Mutex::new(ProgressDisplay::new(args.quiet)));
+    let sink = display.clone();
+    let events: runner::EventSink = Arc::new(move |event| {
+        if let Ok(mut d) = sink.lock() {
+            d.on_event(event);
+        }
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Backend(format!("cannot start the async runtime: {e}")))?;
+    let dir = runtime.block_on(runner::run(suite, &options, events))?;
+    if let Ok(mut d) = display.lock() {
+        d.finish();
+    }
+    let (results, markdown) = report::write_outputs(&dir)?;
+    write_step_summary(&markdown);
+    if !args.quiet {
+        for b in &results.backends {
+            let a = &b.accuracy;
+            eprintln!(
+                "{:<20} accuracy {:>5.1}% (95% CI {:.1}–{:.1}) over {} answered, {} invalid, {} errors",
+                b.id,
+                a.estimate * 100.0,
+                a.low * 100.0,
+                a.high * 100.0,
+                b.answered,
+                b.invalid,
+                b.errors
+            );
+        }
+    }
+    println!("{}", dir.join(report::REPORT_FILE).display());
+    Ok(exit::SUCCESS)
+}
+
+/// Appends the report to the GitHub Actions step summary when running there.
+fn write_step_summary(markdown: &str) {
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        use std::io::Write;
+        let written = std::fs::OpenOptions::new().create(true).append(true).open(&path).and_then(|mut f| f.write_all(markdown.as_bytes()));
+        if let Err(e) = written {
+            eprintln!("warning: cannot write the step summary to {}: {e}", PathBuf::from(path).display());
+        }
+    }
+}
+
+/// Progress bars on a terminal; a plain line per 10% otherwise (CI logs).
+struct ProgressDisplay {
+    quiet: bool,
+    terminal: bool,
+    multi: MultiProgress,
+    bars: Vec<(String, ProgressBar)>,
+    last_decile: Vec<(String, usize)>,
+}
+
+impl ProgressDisplay {
+    fn new(quiet: bool) -> Self {
+        let terminal = std::io::stderr().is_terminal();
+        let target = if terminal && !quiet { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+        ProgressDisplay { quiet, terminal, multi: MultiProgress::with_draw_target(target), bars: Vec::new(), last_decile: Vec::new() }
+    }
+
+    fn note(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
+        if self.terminal {
+            let _ = self.multi.println(text);
+        } else {
+            eprintln!("{text}");
+        }
+    }
+
+    fn on_event(&mut self, event: RunEvent) {
+        match event {
+            RunEvent::Skipped { id, reason } => self.note(&format!("note: skipping backend `{id}`: {reason}")),
+            RunEvent::Trained { id, items, seconds } => self.note(&format!("trained `{id}` on {items} items in {seconds:.2} s")),
+            RunEvent::Started { dir, backends, items } => {
+                self.note(&format!("running {items} items × {backends} backends into {}", dir.display()))
+            }
+            RunEvent::Progress { backend, done, total, errors } => {
+                if self.terminal && !self.quiet {
+                    let bar = match self.bars.iter().find(|(id, _)| id == &backend) {
+                        Some((_, bar)) => bar.clone(),
+                        None => {
+                            let bar = self.multi.add(ProgressBar::new(total as u64));
+                            if let Ok(style) = ProgressStyle::with_template("{prefix:>20} {bar:30} {pos}/{len} {msg} [{elapsed}]") {
+                                bar.set_style(style);
+                            }
+                            bar.set_prefix(backend.clone());
+                            self.bars.push((backend.clone(), bar.clone()));
+                            bar
+                        }
+                    };
+                    bar.set_position(done as u64);
+                    if errors > 0 {
+                        bar.set_message(format!("{errors} errors"));
+                    }
+                } else if !self.quiet {
+                    let decile = done * 10 / total.max(1);
+                    let last = match self.last_decile.iter_mut().find(|(id, _)| id == &backend) {
+                        Some((_, d)) => d,
+                        None => {
+                            self.last_decile.push((backend.clone(), 0));
+                            &mut self.last_decile.last_mut().expect("just pushed").1
+                        }
+                    };
+                    if decile > *last || done == total {
+                        *last = decile;
+                        eprintln!("{backend}: {done}/{total} done, {errors} errors");
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        for (_, bar) in &self.bars {
+            bar.finish();
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! The run directory's primary artifact: `run.json` (what was run) and `records.jsonl` (one line
+//! per item and backend, appended as each completes). Every report is a pure function of these
+//! two files, so `evalgate report DIR` rebuilds all outputs without calling a model.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::prompt::ChatMessage;
+
+pub const META_FILE: &str = "run.json";
+pub const RECORDS_FILE: &str = "records.jsonl";
+
+/// What one backend produced for one item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub backend: String,
+    /// The messages as sent (empty for the local backend, which takes the rendered input).
+    pub prompt: Vec<ChatMessage>,
+    /// The model's text, exactly as returned; `None` when the request failed.
+    pub reply: Option<String>,
+    /// The label the reply maps to; `None` when it maps to none (invalid) or the request failed.
+    pub answer: Option<String>,
+    pub gold: String,
+    /// `None` when the request failed: an error is not a wrong answer.
+    pub correct: Option<bool>,
+    /// Answered, but the reply is not one of the labels.
+    pub invalid: bool,
+    pub tokens: Tokens,
+    pub latency_ms: f64,
+    pub attempts: u32,
+    #[serde(default)]
+    pub finish_reason: Option<String>,
+    pub error: Option<RecordError>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tokens {
+    pub input: u64,
+    pub output: u64,
+    /// True when the server sent no usage and the counts are estimates.
+    #[serde(default)]
+    pub estimated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordError {
+    /// `http`, `timeout`, `connect`, `malformed_response`, `body`, `api_error`, `internal`.
+    pub kind: String,
+    pub status: Option<u16>,
+    pub message: String,
+}
+
+/// What was run: written when the run starts and rewritten when it ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    pub schema_version: u32,
+    pub evalgate_version: String,
+    pub suite: SuiteMeta,
+    pub task: TaskMeta,
+    pub backends: Vec<BackendMeta>,
+    pub skipped: Vec<Skipped>,
+    /// Test item ids in suite order (after `--limit`): the items every backend must answer.
+    pub items: Vec<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuiteMeta {
+    pub name: String,
+    pub path: String,
+    pub sha256: String,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskMeta {
+    pub kind: String,
+    pub labels: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendMeta {
+    pub id: String,
+    pub provider: String,
+    pub model: Option<String>,
+    pub strategy: String,
+    /// Server address with any user, password or query removed.
+    pub base_url: Option<String>,
+    pub few_shot: Option<FewShotMeta>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FewShotMeta {
+    pub k: usize,
+    pub select: String,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub id: String,
+    pub reason: String,
+}
+
+impl RunMeta {
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let path = dir.join(META_FILE);
+        let tmp = dir.join(format!("{META_FILE}.tmp"));
+        let text = serde_json::to_string_pretty(self).map_err(|e| Error::Backend(e.to_string()))?;
+        // Write then rename, so a crash never leaves a half-written run.json.
+        std::fs::write(&tmp, text + "\n").map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+    }
+
+    pub fn read(dir: &Path) -> Result<RunMeta> {
+        let path = dir.join(META_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        serde_json::from_str(&text).map_err(|e| Error::Journal { path, line: e.line() as u64, message: e.to_string() })
+    }
+}
+
+/// Appends records to `records.jsonl`.
+pub struct JournalWriter {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl JournalWriter {
+    pub fn create(dir: &Path) -> Result<Self> {
+        let path = dir.join(RECORDS_FILE);
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(JournalWriter { path, out: BufWriter::with_capacity(1 << 16, file) })
+    }
+
+    /// Buffers one record; call [`flush`](Self::flush) to hand buffered records to the OS.
+    pub fn append(&mut self, record: &Record) -> Result<()> {
+        serde_json::to_writer(&mut self.out, record).map_err(|e| Error::io(&self.path, e.into()))?;
+        self.out.write_all(b"\n").map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// After a flush the records survive the process being killed.
+    pub fn flush(&mut self) -> Result<()> {
+        self.out.flush().map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+/// Reads every record of a journal, calling `visit` for each in file order. A torn last line (the
+/// process died mid-write) is skipped; a broken line elsewhere is an error naming it.
+pub fn read_records<T: for<'de> Deserialize<'de>>(dir: &Path, mut visit: impl FnMut(T)) -> Result<()> {
+    let path = dir.join(RECORDS_FILE);
+    let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut line = String::new();
+    let mut number = 0u64;
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).map_err(|e| Error::io(&path, e))?;
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        let complete = line.ends_with('\n');
+        let text = line.trim_end();
+        if text.is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<T>(text) {
+            Ok(record) => visit(record),
+            Err(_) if !complete => break,
+            Err(e) => return Err(Error::Journal { path, line: number, message: e.to_string() }),
+        }
+    }
+    Ok(())
+}
+
+/// `url` without user, password, query or fragment, for display and for run.json.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string().trim_end_matches('/').to_string()
+        }
+        Err(_) => "<invalid url>".to_string(),
+    }
+}

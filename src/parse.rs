@@ -1,0 +1,57 @@
+//! Model replies to answers.
+
+/// Maps a classification reply to one of `labels`, or `None` when it names none of them.
+///
+/// The rule is deliberately strict, so a sloppy model is measured as sloppy: the whole reply,
+/// trimmed, compared without case, after removing wrapping quotes, backticks or bold markers and
+/// trailing punctuation. "Billing." and `"billing"` match `billing`; "I think billing" does not.
+pub fn parse_label<'a>(reply: &str, labels: &'a [String]) -> Option<&'a str> {
+    let normalized = normalize(reply);
+    if normalized.is_empty() {
+        return None;
+    }
+    let wanted = normalized.to_lowercase();
+    labels.iter().find(|l| l.trim().to_lowercase() == wanted).map(String::as_str)
+}
+
+fn normalize(text: &str) -> String {
+    let mut s = text.trim();
+    loop {
+        let before = s;
+        s = s.trim_end_matches(['.', '!', ',', ';', ':', '?']).trim();
+        for (open, close) in [("\"", "\""), ("'", "'"), ("`", "`"), ("**", "**"), ("*", "*"), ("“", "”"), ("‘", "’"), ("[", "]"), ("(", ")")] {
+            if s.len() >= open.len() + close.len() && s.starts_with(open) && s.ends_with(close) {
+                s = s[open.len()..s.len() - close.len()].trim();
+            }
+        }
+        if s == before {
+            return s.to_string();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels() -> Vec<String> {
+        ["billing", "technical", "Account", "refund_request"].iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn accepts_the_label_with_case_quotes_and_punctuation() {
+        let l = labels();
+        for reply in ["billing", " Billing\n", "BILLING.", "\"billing\"", "'billing'", "`billing`", "**billing**", "“billing”.", "billing!", "account", "\"Refund_Request.\""] {
+            assert!(parse_label(reply, &l).is_some(), "{reply:?} should parse");
+        }
+        assert_eq!(parse_label("ACCOUNT", &l), Some("Account"));
+    }
+
+    #[test]
+    fn rejects_anything_else() {
+        let l = labels();
+        for reply in ["", "   ", "I think billing", "billing or technical", "bill", "billing\ntechnical", "\"\"", "refund"] {
+            assert_eq!(parse_label(reply, &l), None, "{reply:?} should not parse");
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Prompts: templates rendered with item data, arranged into chat messages per strategy.
+//!
+//! Item text is data, never template: values are passed to minijinja as context, so a ticket
+//! that contains `{{ ... }}` appears in the prompt exactly as written.
+
+mod fewshot;
+
+use std::collections::BTreeMap;
+
+use minijinja::{Environment, UndefinedBehavior, Value};
+use serde::{Deserialize, Serialize};
+
+pub use fewshot::FewShotSelector;
+
+use crate::suite::{Item, Strategy, Suite, Task};
+
+/// One chat message, as sent and as journaled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: Role,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl ChatMessage {
+    pub fn system(content: impl Into<String>) -> Self {
+        ChatMessage { role: Role::System, content: content.into() }
+    }
+    pub fn user(content: impl Into<String>) -> Self {
+        ChatMessage { role: Role::User, content: content.into() }
+    }
+    pub fn assistant(content: impl Into<String>) -> Self {
+        ChatMessage { role: Role::Assistant, content: content.into() }
+    }
+}
+
+/// The task's templates, compiled once with strict undefined variables.
+pub struct PromptTemplates {
+    env: Environment<'static>,
+    labels: Value,
+}
+
+const TEMPLATE_NAMES: [&str; 3] = ["instructions", "input", "fine_tuned_instructions"];
+
+impl PromptTemplates {
+    /// Compiles the task's templates; on a syntax error returns the template's name and error.
+    pub fn compile(task: &Task) -> Result<Self, (&'static str, minijinja::Error)> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Prompts are plain text: no HTML escaping of `<`, `&` or quotes.
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        let sources = [
+            task.instructions.clone(),
+            task.input.clone(),
+            task.fine_tuned_instructions.clone().unwrap_or_default(),
+        ];
+        for (name, source) in TEMPLATE_NAMES.into_iter().zip(sources) {
+            env.add_template_owned(name, source).map_err(|e| (name, e))?;
+        }
+        Ok(PromptTemplates { env, labels: Value::from(minijinja::value::Serde(&task.labels)) })
+    }
+
+    /// Variables a template reads from its context.
+    pub fn variables(&self, name: &str) -> Vec<String> {
+        let mut vars: Vec<String> = self
+            .env
+            .get_template(name)
+            .map(|t| t.undeclared_variables(false).into_iter().collect())
+            .unwrap_or_default();
+        vars.sort();
+        vars
+    }
+
+    pub fn render_input(&self, item: &Item) -> Result<String, minijinja::Error> {
+        render_fields(&self.env, "input", &item.fields)
+    }
+
+    fn render_with_labels(&self, name: &str) -> Result<String, minijinja::Error> {
+        let template = self.env.get_template(name)?;
+        template.render(minijinja::context! { labels => self.labels.clone() })
+    }
+}
+
+fn render_fields(env: &Environment<'static>, name: &str, fields: &BTreeMap<String, serde_json::Value>) -> Result<String, minijinja::Error> {
+    let template = env.get_template(name)?;
+    template.render(Value::from(minijinja::value::Serde(fields)))
+}
+
+/// Builds the messages for each item under one backend's strategy.
+pub struct PromptBuilder {
+    templates: std::sync::Arc<PromptTemplates>,
+    system: Option<String>,
+    few_shot: Option<FewShotSelector>,
+}
+
+impl PromptBuilder {
+    pub fn new(suite: &Suite, templates: std::sync::Arc<PromptTemplates>, strategy: &Strategy) -> Result<Self, minijinja::Error> {
+        let system = match strategy {
+            Strategy::ZeroShot | Strategy::FewShot(_) => Some(templates.render_with_labels("instructions")?),
+            Strategy::FineTuned => match &suite.task.fine_tuned_instructions {
+                Some(_) => Some(templates.render_with_labels("fine_tuned_instructions")?),
+                None => None,
+            },
+            Strategy::Local => None,
+        };
+        let system = system.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let few_shot = match (strategy, &suite.train) {
+            (Strategy::FewShot(config), Some(train)) => Some(FewShotSelector::new(config.clone(), train, &templates)?),
+            _ => None,
+        };
+        Ok(PromptBuilder { templates, system, few_shot })
+    }
+
+    /// The messages sent for `item`.
+    pub fn messages(&self, item: &Item) -> Result<Vec<ChatMessage>, minijinja::Error> {
+        let input = self.templates.render_input(item)?;
+        let mut messages = Vec::with_capacity(2 + self.few_shot.as_ref().map_or(0, |f| 2 * f.k()));
+        if let Some(system) = &self.system {
+            messages.push(ChatMessage::system(system.clone()));
+        }
+        if let Some(selector) = &self.few_shot {
+            for demo in selector.select(&item.id, &input) {
+                messages.push(ChatMessage::user(demo.input.clone()));
+                messages.push(ChatMessage::assistant(demo.label.clone()));
+            }
+        }
+        messages.push(ChatMessage::user(input));
+        Ok(messages)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::suite::TaskKind;
+
+    fn task() -> Task {
+        Task {
+            kind: TaskKind::Classification,
+            labels: vec!["a".into(), "b".into()],
+            instructions: "Pick one of: {{ labels | join(\", \") }}.".into(),
+            input: "Text: {{ text }}".into(),
+            fine_tuned_instructions: None,
+        }
+    }
+
+    fn item(text: &str) -> Item {
+        let mut fields = BTreeMap::new();
+        fields.insert("text".to_string(), serde_json::Value::String(text.to_string()));
+        Item { id: "1".into(), fields, label: "a".into(), line: 2 }
+    }
+
+    #[test]
+    fn example_text_is_inserted_not_rendered() {
+        let t = PromptTemplates::compile(&task()).unwrap();
+        let text = "Hi {{ customer_name }}, {% if x %}<b>&{% endif %}";
+        assert_eq!(t.render_input(&item(text)).unwrap(), format!("Text: {text}"));
+    }
+
+    #[test]
+    fn instructions_see_labels() {
+        let t = PromptTemplates::compile(&task()).unwrap();
+        assert_eq!(t.render_with_labels("instructions").unwrap(), "Pick one of: a, b.");
+    }
+
+    #[test]
+    fn undefined_variables_are_errors() {
+        let mut bad = task();
+        bad.input = "{{ missing }}".into();
+        let t = PromptTemplates::compile(&bad).unwrap();
+        assert!(t.render_input(&item("x")).is_err());
+        assert_eq!(t.variables("input"), vec!["missing".to_string()]);
+    }
+}

@@ -1,0 +1,46 @@
+//! `records.csv`: one row per item and backend, for spreadsheets.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::journal::{self, Record};
+
+const HEADER: [&str; 15] = [
+    "id", "backend", "gold", "answer", "correct", "invalid", "error_kind", "error_status", "error_message",
+    "tokens_input", "tokens_output", "tokens_estimated", "latency_ms", "attempts", "reply",
+];
+
+/// Writes `records.csv` from the journal in `dir`, streaming.
+pub fn write(dir: &Path) -> Result<()> {
+    let path = dir.join("records.csv");
+    let mut out = csv::Writer::from_path(&path).map_err(|e| Error::io(&path, e.into()))?;
+    let fail = |e: csv::Error| Error::io(dir.join("records.csv"), e.into());
+    out.write_record(HEADER).map_err(fail)?;
+    let mut result = Ok(());
+    journal::read_records(dir, |r: Record| {
+        if result.is_err() {
+            return;
+        }
+        let error = r.error.as_ref();
+        let row = [
+            r.id,
+            r.backend,
+            r.gold,
+            r.answer.unwrap_or_default(),
+            r.correct.map_or(String::new(), |c| c.to_string()),
+            r.invalid.to_string(),
+            error.map_or(String::new(), |e| e.kind.clone()),
+            error.and_then(|e| e.status).map_or(String::new(), |s| s.to_string()),
+            error.map_or(String::new(), |e| e.message.clone()),
+            r.tokens.input.to_string(),
+            r.tokens.output.to_string(),
+            r.tokens.estimated.to_string(),
+            format!("{:.3}", r.latency_ms),
+            r.attempts.to_string(),
+            r.reply.unwrap_or_default(),
+        ];
+        result = out.write_record(&row).map_err(fail);
+    })?;
+    result?;
+    out.flush().map_err(|e| Error::io(&path, e))
+}

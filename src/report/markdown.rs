@@ -1,0 +1,219 @@
+//! `report.md`: a report that renders on GitHub (pull requests, step summaries, wikis).
+//!
+//! A pure function of [`Results`] and the disagreement sample, so it can be snapshot-tested.
+//! Text that comes from data or models is escaped: `|` and line breaks cannot break a table, and
+//! `<`/`>` cannot inject HTML.
+
+use std::fmt::Write;
+
+use super::results::{BackendResult, Results};
+
+/// An item on which the two best backends gave different answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Disagreement {
+    pub id: String,
+    pub gold: String,
+    pub first: Option<String>,
+    pub second: Option<String>,
+    /// The item's rendered input, shortened.
+    pub input: String,
+}
+
+/// Confusion matrices wider than this are summarised as their largest off-diagonal cells.
+const MAX_MATRIX_LABELS: usize = 12;
+const MAX_DISAGREEMENTS: usize = 15;
+
+pub fn render(results: &Results, top_two: Option<(&str, &str)>, disagreements: &[Disagreement]) -> String {
+    let mut md = String::new();
+    let _ = write_report(&mut md, results, top_two, disagreements);
+    md
+}
+
+fn write_report(md: &mut String, r: &Results, top_two: Option<(&str, &str)>, disagreements: &[Disagreement]) -> std::fmt::Result {
+    writeln!(md, "# evalgate report: {}\n", cell(&r.suite))?;
+    writeln!(
+        md,
+        "{} test items · {} labels · suite sha256 `{}` · started {} · finished {} · evalgate {}\n",
+        r.items,
+        r.task.labels.len(),
+        &r.suite_sha256[..r.suite_sha256.len().min(12)],
+        r.started_at,
+        r.finished_at.as_deref().unwrap_or("(not finished)"),
+        r.evalgate_version
+    )?;
+
+    writeln!(md, "## Summary\n")?;
+    writeln!(md, "Accuracy is over answered items, with a 95% Wilson interval; errors (requests that failed after retries) are counted apart and never as wrong answers. Invalid replies named no label and count as wrong.\n")?;
+    writeln!(md, "| backend | strategy | model | accuracy (95% CI) | macro-F1 | answered | invalid | errors | tokens in / out per request | latency p50 / p95 |")?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|")?;
+    let mut ranked: Vec<&BackendResult> = r.backends.iter().collect();
+    ranked.sort_by(|a, b| b.accuracy.estimate.total_cmp(&a.accuracy.estimate).then(a.id.cmp(&b.id)));
+    for b in &ranked {
+        writeln!(
+            md,
+            "| {} | {} | {} | {} | {:.3} | {}/{} | {} | {} | {}{:.0} / {:.0} | {} / {} |",
+            cell(&b.id),
+            b.strategy,
+            b.model.as_deref().map_or("—".to_string(), cell),
+            interval_pct(b.accuracy.estimate, b.accuracy.low, b.accuracy.high, b.answered),
+            b.macro_f1.estimate,
+            b.answered,
+            b.items,
+            b.invalid,
+            b.errors,
+            if b.tokens.estimated { "~" } else { "" },
+            b.tokens.input_per_request,
+            b.tokens.output_per_request,
+            ms(b.latency_ms.p50),
+            ms(b.latency_ms.p95),
+        )?;
+    }
+    writeln!(md)?;
+    if r.backends.iter().any(|b| b.tokens.estimated) {
+        writeln!(md, "~ the server reported no token usage for some requests; those counts are estimates.\n")?;
+    }
+    if r.backends.iter().any(|b| b.missing > 0) {
+        writeln!(md, "**Incomplete run:** some items have no record yet (answered + errors < items).\n")?;
+    }
+    if !r.skipped.is_empty() {
+        writeln!(md, "**Skipped backends** (not run, not scored):\n")?;
+        for s in &r.skipped {
+            writeln!(md, "- `{}`: {}", s.id, cell(&s.reason))?;
+        }
+        writeln!(md)?;
+    }
+    if r.backends.is_empty() {
+        writeln!(md, "No backend was run.")?;
+        return Ok(());
+    }
+
+    writeln!(md, "## Per-class results\n")?;
+    for b in &ranked {
+        writeln!(md, "### {}\n", cell(&b.id))?;
+        writeln!(md, "| label | support | predicted | precision | recall | F1 |")?;
+        writeln!(md, "|---|---|---|---|---|---|")?;
+        for c in &b.classes {
+            writeln!(md, "| {} | {} | {} | {:.3} | {:.3} | {:.3} |", cell(&c.label), c.support, c.predicted, c.precision, c.recall, c.f1)?;
+        }
+        writeln!(md)?;
+        write_confusion(md, &r.task.labels, b)?;
+    }
+
+    if let Some((first, second)) = top_two {
+        writeln!(md, "## Where `{}` and `{}` disagree\n", cell(first), cell(second))?;
+        if disagreements.is_empty() {
+            writeln!(md, "They gave the same answer on every item both answered.\n")?;
+        } else {
+            writeln!(md, "| item | gold | {} | {} | input |", cell(first), cell(second))?;
+            writeln!(md, "|---|---|---|---|---|")?;
+            for d in disagreements.iter().take(MAX_DISAGREEMENTS) {
+                writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} |",
+                    cell(&d.id),
+                    cell(&d.gold),
+                    answer(&d.first, &d.gold),
+                    answer(&d.second, &d.gold),
+                    cell(&d.input)
+                )?;
+            }
+            writeln!(md)?;
+        }
+    }
+
+    let with_errors: Vec<&&BackendResult> = ranked.iter().filter(|b| b.errors > 0).collect();
+    if !with_errors.is_empty() {
+        writeln!(md, "## Errors\n")?;
+        for b in with_errors {
+            let kinds: Vec<String> = b.error_kinds.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+            writeln!(md, "- `{}`: {} of {} items failed after retries ({})", cell(&b.id), b.errors, b.items, kinds.join(", "))?;
+        }
+        writeln!(md)?;
+    }
+    Ok(())
+}
+
+fn write_confusion(md: &mut String, labels: &[String], b: &BackendResult) -> std::fmt::Result {
+    let n = labels.len();
+    if n <= MAX_MATRIX_LABELS {
+        writeln!(md, "Confusion matrix (rows: gold, columns: predicted):\n")?;
+        let header: Vec<String> = labels.iter().map(|l| cell(l)).collect();
+        writeln!(md, "| gold \\ predicted | {} | invalid |", header.join(" | "))?;
+        writeln!(md, "|---|{}---|", "---|".repeat(n))?;
+        for (g, row) in b.confusion.iter().enumerate() {
+            let cells: Vec<String> = row.iter().enumerate().map(|(p, v)| if p == g { format!("**{v}**") } else { v.to_string() }).collect();
+            writeln!(md, "| {} | {} |", cell(&labels[g]), cells.join(" | "))?;
+        }
+    } else {
+        let mut off: Vec<(u64, usize, usize)> = Vec::new();
+        for (g, row) in b.confusion.iter().enumerate() {
+            for (p, &v) in row.iter().enumerate() {
+                if p != g && v > 0 {
+                    off.push((v, g, p));
+                }
+            }
+        }
+        off.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        writeln!(md, "Most frequent confusions ({n} labels: too many for a matrix):\n")?;
+        writeln!(md, "| gold | predicted | items |")?;
+        writeln!(md, "|---|---|---|")?;
+        for (v, g, p) in off.into_iter().take(10) {
+            let predicted = labels.get(p).map_or("(invalid)".to_string(), |l| cell(l));
+            writeln!(md, "| {} | {} | {} |", cell(&labels[g]), predicted, v)?;
+        }
+    }
+    writeln!(md)
+}
+
+fn answer(a: &Option<String>, gold: &str) -> String {
+    match a {
+        None => "*(invalid)*".to_string(),
+        Some(a) if a == gold => format!("{} ✓", cell(a)),
+        Some(a) => cell(a),
+    }
+}
+
+fn interval_pct(estimate: f64, low: f64, high: f64, n: u64) -> String {
+    if n == 0 {
+        return "—".to_string();
+    }
+    format!("{:.1}% ({:.1}–{:.1})", estimate * 100.0, low * 100.0, high * 100.0)
+}
+
+fn ms(v: f64) -> String {
+    if v >= 1000.0 {
+        format!("{:.2} s", v / 1000.0)
+    } else if v >= 10.0 {
+        format!("{v:.0} ms")
+    } else {
+        format!("{v:.2} ms")
+    }
+}
+
+/// Escapes text for a GitHub table cell.
+pub fn cell(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.trim().chars() {
+        match c {
+            '|' => out.push_str("\\|"),
+            '\n' => out.push_str(" ↵ "),
+            '\r' => {}
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '`' => out.push('\''),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_cannot_break_tables_or_inject_html() {
+        assert_eq!(cell("a|b\nc<script>"), "a\\|b ↵ c&lt;script&gt;");
+        assert_eq!(cell(" `x` \r\n"), "'x'");
+    }
+}

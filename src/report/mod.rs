@@ -1,0 +1,115 @@
+//! Outputs of a run, rebuilt at any time from its journal: `results.json`, `records.csv` and
+//! `report.md` (plus the GitHub step summary when `GITHUB_STEP_SUMMARY` is set, by the CLI).
+
+mod csv;
+pub mod markdown;
+pub mod results;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+pub use markdown::Disagreement;
+pub use results::Results;
+
+use crate::error::{Error, Result};
+use crate::journal::{self, RunMeta};
+use crate::prompt::{ChatMessage, Role};
+use crate::score::{self, Outcome};
+
+/// The files written for a run.
+pub const RESULTS_FILE: &str = "results.json";
+pub const REPORT_FILE: &str = "report.md";
+
+/// Scores the run in `dir` and writes every output; returns the results and the markdown.
+pub fn write_outputs(dir: &Path) -> Result<(Results, String)> {
+    let meta = RunMeta::read(dir)?;
+    let scores = score::score_run(dir, &meta)?;
+    let results = results::build(&meta, &scores);
+
+    let top_two = top_two(&results);
+    let disagreements = match top_two {
+        Some((a, b)) => disagreements(dir, &meta, &scores, a, b)?,
+        None => Vec::new(),
+    };
+    let markdown = markdown::render(&results, top_two, &disagreements);
+
+    let json = serde_json::to_string_pretty(&results).map_err(|e| Error::Backend(e.to_string()))?;
+    write_file(&dir.join(RESULTS_FILE), &(json + "\n"))?;
+    write_file(&dir.join(REPORT_FILE), &markdown)?;
+    csv::write(dir)?;
+    Ok((results, markdown))
+}
+
+fn write_file(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(|e| Error::io(path, e))
+}
+
+/// The two most accurate backends, best first.
+fn top_two(results: &Results) -> Option<(&str, &str)> {
+    let mut ranked: Vec<_> = results.backends.iter().filter(|b| b.answered > 0).collect();
+    ranked.sort_by(|a, b| b.accuracy.estimate.total_cmp(&a.accuracy.estimate).then(a.id.cmp(&b.id)));
+    match ranked.as_slice() {
+        [a, b, ..] => Some((a.id.as_str(), b.id.as_str())),
+        _ => None,
+    }
+}
+
+const DISAGREEMENT_SAMPLE: usize = 15;
+
+#[derive(Deserialize)]
+struct PromptRecord {
+    id: String,
+    backend: String,
+    prompt: Vec<ChatMessage>,
+}
+
+fn disagreements(dir: &Path, meta: &RunMeta, scores: &score::RunScores, first: &str, second: &str) -> Result<Vec<Disagreement>> {
+    let index = |id: &str| meta.backends.iter().position(|b| b.id == id);
+    let (Some(a), Some(b)) = (index(first), index(second)) else { return Ok(Vec::new()) };
+    let (oa, ob) = (&scores.backends[a].outcomes, &scores.backends[b].outcomes);
+    let label = |p: Option<u16>| p.map(|p| scores.labels[usize::from(p)].clone());
+    let mut picked: Vec<Disagreement> = Vec::new();
+    for i in 0..scores.items.len() {
+        if let (Outcome::Answered { predicted: pa, .. }, Outcome::Answered { predicted: pb, .. }) = (oa[i], ob[i]) {
+            if pa != pb && picked.len() < DISAGREEMENT_SAMPLE {
+                picked.push(Disagreement {
+                    id: scores.items[i].clone(),
+                    gold: scores.gold[i].map(|g| scores.labels[usize::from(g)].clone()).unwrap_or_default(),
+                    first: label(pa),
+                    second: label(pb),
+                    input: String::new(),
+                });
+            }
+        }
+    }
+    if picked.is_empty() {
+        return Ok(picked);
+    }
+    // Fill in the inputs from the journal: the last user turn is the item itself.
+    let wanted: HashMap<String, usize> = picked.iter().enumerate().map(|(i, d)| (d.id.clone(), i)).collect();
+    let mut inputs: Vec<Option<String>> = vec![None; picked.len()];
+    journal::read_records(dir, |r: PromptRecord| {
+        if r.backend != first && r.backend != second {
+            return;
+        }
+        if let Some(&i) = wanted.get(&r.id) {
+            if inputs[i].is_none() {
+                inputs[i] = r.prompt.iter().rev().find(|m| m.role == Role::User).map(|m| shorten(&m.content, 120));
+            }
+        }
+    })?;
+    for (d, input) in picked.iter_mut().zip(inputs) {
+        d.input = input.unwrap_or_default();
+    }
+    Ok(picked)
+}
+
+fn shorten(text: &str, max_chars: usize) -> String {
+    let mut out: String = text.chars().take(max_chars).collect();
+    if text.chars().count() > max_chars {
+        out.push('…');
+    }
+    out
+}

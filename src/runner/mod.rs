@@ -1,0 +1,342 @@
+//! Running a suite: resolve backends, send every item to every backend concurrently, and append
+//! each record to the journal as it completes.
+
+mod retry;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+
+pub use retry::RetryPolicy;
+
+use crate::backend::{BackendClient, BackendError, Completion, ErrorKind, LocalBackend, OpenAiBackend};
+use crate::error::{Error, Result};
+use crate::journal::{self, BackendMeta, FewShotMeta, JournalWriter, Record, RecordError, RunMeta, Skipped, SuiteMeta, TaskMeta, Tokens};
+use crate::parse::parse_label;
+use crate::prompt::{ChatMessage, PromptBuilder, PromptTemplates};
+use crate::suite::{BackendSpec, Item, Provider, Strategy, Suite};
+
+/// How to run a suite; the CLI's flags, resolved.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Run directory; `reports/<suite>/<UTC time>/` when `None`.
+    pub out_dir: Option<PathBuf>,
+    /// Only these backend ids (all when empty).
+    pub backends: Vec<String>,
+    /// Only the first N test items.
+    pub limit: Option<usize>,
+    /// Overrides every backend's concurrency.
+    pub concurrency: Option<usize>,
+    /// A backend whose key is missing is an error rather than skipped.
+    pub require_all: bool,
+    /// Base and maximum backoff; `max_attempts` comes from each backend.
+    pub retry: RetryPolicy,
+}
+
+/// What the runner reports while it works, for a progress display.
+#[derive(Debug, Clone)]
+pub enum RunEvent {
+    Skipped { id: String, reason: String },
+    Trained { id: String, items: usize, seconds: f64 },
+    Started { dir: PathBuf, backends: usize, items: usize },
+    Progress { backend: String, done: usize, total: usize, errors: usize },
+}
+
+pub type EventSink = Arc<dyn Fn(RunEvent) + Send + Sync>;
+
+/// One backend ready to run.
+struct PlannedBackend {
+    spec: BackendSpec,
+    client: Arc<BackendClient>,
+    prompts: Arc<PromptBuilder>,
+    retry: RetryPolicy,
+}
+
+/// Runs `suite` and returns the run directory; every record is in its journal.
+pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink) -> Result<PathBuf> {
+    let specs = select_backends(&suite, &options.backends)?;
+    let templates = Arc::new(
+        PromptTemplates::compile(&suite.task).map_err(|(name, e)| Error::Usage(format!("template `{name}`: {e}")))?,
+    );
+    let http = http_client()?;
+    let mut planned = Vec::new();
+    let mut skipped = Vec::new();
+    for spec in specs {
+        let api_key = match &spec.api_key_env {
+            Some(var) => match std::env::var(var) {
+                Ok(key) if !key.trim().is_empty() => Some(key),
+                _ => {
+                    let reason = format!("environment variable {var} is not set");
+                    if options.require_all {
+                        return Err(Error::Usage(format!(
+                            "backend `{}`: {reason}; set it, or drop --require-all to skip the backend",
+                            spec.id
+                        )));
+                    }
+                    events(RunEvent::Skipped { id: spec.id.clone(), reason: reason.clone() });
+                    skipped.push(Skipped { id: spec.id.clone(), reason });
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let client = match spec.provider {
+            Provider::Openai => BackendClient::OpenAi(OpenAiBackend::new(&spec, api_key.as_deref(), http.clone())),
+            Provider::Local => {
+                let started = Instant::now();
+                let local = LocalBackend::train(&suite, &templates).map_err(|e| Error::Usage(format!("backend `{}`: {e}", spec.id)))?;
+                let items = suite.train.as_ref().map_or(0, |t| t.items.len());
+                events(RunEvent::Trained { id: spec.id.clone(), items, seconds: started.elapsed().as_secs_f64() });
+                BackendClient::Local(local)
+            }
+        };
+        let prompts = PromptBuilder::new(&suite, templates.clone(), &spec.strategy)
+            .map_err(|e| Error::Usage(format!("backend `{}`: {e}", spec.id)))?;
+        let mut spec = spec;
+        if let Some(c) = options.concurrency {
+            spec.concurrency = c.max(1);
+        }
+        let retry = RetryPolicy { max_attempts: spec.max_attempts, ..options.retry };
+        planned.push(PlannedBackend { spec, client: Arc::new(client), prompts: Arc::new(prompts), retry });
+    }
+
+    let items: Arc<Vec<Item>> = Arc::new(match options.limit {
+        Some(n) => suite.test.items.iter().take(n).cloned().collect(),
+        None => suite.test.items.clone(),
+    });
+    let dir = prepare_dir(&suite, options.out_dir.as_deref())?;
+    let mut meta = RunMeta {
+        schema_version: 1,
+        evalgate_version: env!("CARGO_PKG_VERSION").to_string(),
+        suite: SuiteMeta {
+            name: suite.name.clone(),
+            path: suite.path.display().to_string(),
+            sha256: suite.sha256.clone(),
+            description: suite.description.clone(),
+        },
+        task: TaskMeta { kind: "classification".into(), labels: suite.task.labels.clone() },
+        backends: planned.iter().map(|p| backend_meta(&p.spec)).collect(),
+        skipped,
+        items: items.iter().map(|i| i.id.clone()).collect(),
+        started_at: crate::time::rfc3339(SystemTime::now()),
+        finished_at: None,
+    };
+    meta.write(&dir)?;
+    events(RunEvent::Started { dir: dir.clone(), backends: planned.len(), items: items.len() });
+
+    let (tx, rx) = mpsc::channel::<Record>(1024);
+    let writer = spawn_journal_writer(&dir, rx, planned.iter().map(|p| p.spec.id.clone()).collect(), items.len(), events.clone())?;
+    let mut drivers = JoinSet::new();
+    for backend in planned {
+        drivers.spawn(drive_backend(backend, suite.clone(), items.clone(), tx.clone()));
+    }
+    drop(tx);
+    while let Some(result) = drivers.join_next().await {
+        result.map_err(|e| Error::Backend(format!("a backend task failed: {e}")))?;
+    }
+    writer.await.map_err(|e| Error::Backend(format!("the journal writer failed: {e}")))??;
+
+    meta.finished_at = Some(crate::time::rfc3339(SystemTime::now()));
+    meta.write(&dir)?;
+    Ok(dir)
+}
+
+fn select_backends(suite: &Suite, wanted: &[String]) -> Result<Vec<BackendSpec>> {
+    for id in wanted {
+        if !suite.backends.iter().any(|b| &b.id == id) {
+            let known: Vec<&str> = suite.backends.iter().map(|b| b.id.as_str()).collect();
+            return Err(Error::Usage(format!("--backend {id}: the suite has no such backend; it has: {}", known.join(", "))));
+        }
+    }
+    Ok(suite.backends.iter().filter(|b| wanted.is_empty() || wanted.contains(&b.id)).cloned().collect())
+}
+
+fn backend_meta(spec: &BackendSpec) -> BackendMeta {
+    BackendMeta {
+        id: spec.id.clone(),
+        provider: spec.provider.as_str().to_string(),
+        model: spec.model.clone(),
+        strategy: spec.strategy.name().to_string(),
+        base_url: spec.base_url.as_deref().map(journal::redact_url),
+        few_shot: match &spec.strategy {
+            Strategy::FewShot(f) => Some(FewShotMeta {
+                k: f.k,
+                select: serde_json::to_value(f.select).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+                seed: f.seed,
+            }),
+            _ => None,
+        },
+    }
+}
+
+fn http_client() -> Result<reqwest::Client> {
+    // rustls needs a process-wide crypto provider; ring builds far faster than aws-lc.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .pool_idle_timeout(std::time::Duration::from_secs(30))
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| Error::Backend(format!("cannot build the HTTP client: {e}")))
+}
+
+fn prepare_dir(suite: &Suite, out: Option<&Path>) -> Result<PathBuf> {
+    let dir = match out {
+        Some(dir) => dir.to_path_buf(),
+        None => {
+            let name: String = suite.name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' }).collect();
+            let base = Path::new("reports").join(name);
+            let stamp = crate::time::compact(SystemTime::now());
+            let mut dir = base.join(&stamp);
+            let mut n = 2;
+            while dir.exists() {
+                dir = base.join(format!("{stamp}-{n}"));
+                n += 1;
+            }
+            dir
+        }
+    };
+    if dir.join(journal::RECORDS_FILE).exists() {
+        return Err(Error::Usage(format!(
+            "{} already holds a run; choose another --out, or delete it",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    Ok(dir)
+}
+
+/// Sends every item to one backend, at most `concurrency` at a time. Prompts are rendered just
+/// before sending, so memory holds only the requests in flight.
+async fn drive_backend(backend: PlannedBackend, suite: Arc<Suite>, items: Arc<Vec<Item>>, tx: mpsc::Sender<Record>) {
+    let PlannedBackend { spec, client, prompts, retry } = backend;
+    let spec = Arc::new(spec);
+    let semaphore = Arc::new(Semaphore::new(spec.concurrency));
+    let mut tasks = JoinSet::new();
+    for index in 0..items.len() {
+        let Ok(permit) = semaphore.clone().acquire_owned().await else { break };
+        while tasks.try_join_next().is_some() {}
+        let item = &items[index];
+        let record = match prompts.messages(item) {
+            Ok(messages) => {
+                let (client, spec, tx, suite, items) = (client.clone(), spec.clone(), tx.clone(), suite.clone(), items.clone());
+                tasks.spawn(async move {
+                    let record = answer_item(&client, &spec, &suite, &items[index], messages, retry).await;
+                    drop(permit);
+                    let _ = tx.send(record).await;
+                });
+                continue;
+            }
+            Err(e) => failed_record(&spec.id, item, Vec::new(), BackendError::new(ErrorKind::Internal, format!("cannot render the prompt: {e}")), 0.0, 0),
+        };
+        let _ = tx.send(record).await;
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Sends one item with retries and turns the outcome into a record.
+async fn answer_item(client: &BackendClient, spec: &BackendSpec, suite: &Suite, item: &Item, messages: Vec<ChatMessage>, retry: RetryPolicy) -> Record {
+    let started = Instant::now();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match client.complete(&messages).await {
+            Ok(completion) => {
+                let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+                return answered_record(&spec.id, suite, item, messages, completion, latency_ms, attempt);
+            }
+            Err(error) if error.is_retryable() && attempt < retry.max_attempts => {
+                tokio::time::sleep(retry.delay(attempt, &error)).await;
+            }
+            Err(error) => {
+                let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+                return failed_record(&spec.id, item, messages, error, latency_ms, attempt);
+            }
+        }
+    }
+}
+
+fn answered_record(backend: &str, suite: &Suite, item: &Item, prompt: Vec<ChatMessage>, completion: Completion, latency_ms: f64, attempts: u32) -> Record {
+    let answer = parse_label(&completion.text, &suite.task.labels).map(str::to_string);
+    let correct = answer.as_deref() == Some(item.label.as_str());
+    let tokens = match completion.usage {
+        Some(u) => Tokens { input: u.input, output: u.output, estimated: false },
+        None => Tokens {
+            input: estimate_tokens(prompt.iter().map(|m| m.content.as_str())),
+            output: estimate_tokens(std::iter::once(completion.text.as_str())),
+            estimated: true,
+        },
+    };
+    Record {
+        id: item.id.clone(),
+        backend: backend.to_string(),
+        prompt,
+        invalid: answer.is_none(),
+        answer,
+        reply: Some(completion.text),
+        gold: item.label.clone(),
+        correct: Some(correct),
+        tokens,
+        latency_ms,
+        attempts,
+        finish_reason: completion.finish_reason,
+        error: None,
+    }
+}
+
+fn failed_record(backend: &str, item: &Item, prompt: Vec<ChatMessage>, error: BackendError, latency_ms: f64, attempts: u32) -> Record {
+    Record {
+        id: item.id.clone(),
+        backend: backend.to_string(),
+        prompt,
+        reply: None,
+        answer: None,
+        gold: item.label.clone(),
+        correct: None,
+        invalid: false,
+        tokens: Tokens::default(),
+        latency_ms,
+        attempts,
+        finish_reason: None,
+        error: Some(RecordError { kind: error.kind.as_str().to_string(), status: error.status, message: error.message }),
+    }
+}
+
+/// A rough token count for servers that report no usage: about four characters a token for
+/// English text, plus a few tokens of chat formatting per message. Marked as an estimate.
+fn estimate_tokens<'a>(texts: impl Iterator<Item = &'a str>) -> u64 {
+    texts.map(|t| (t.chars().count() as u64).div_ceil(4) + 4).sum()
+}
+
+/// Writes records on a blocking thread as they arrive, flushing whenever the queue is drained,
+/// so a killed run loses at most what was still in flight.
+fn spawn_journal_writer(
+    dir: &Path,
+    mut rx: mpsc::Receiver<Record>,
+    backends: Vec<String>,
+    items: usize,
+    events: EventSink,
+) -> Result<tokio::task::JoinHandle<Result<()>>> {
+    let mut journal = JournalWriter::create(dir)?;
+    Ok(tokio::task::spawn_blocking(move || {
+        let mut done = vec![0usize; backends.len()];
+        let mut errors = vec![0usize; backends.len()];
+        while let Some(first) = rx.blocking_recv() {
+            let mut next = Some(first);
+            while let Some(record) = next {
+                journal.append(&record)?;
+                if let Some(b) = backends.iter().position(|id| id == &record.backend) {
+                    done[b] += 1;
+                    errors[b] += usize::from(record.error.is_some());
+                    events(RunEvent::Progress { backend: record.backend.clone(), done: done[b], total: items, errors: errors[b] });
+                }
+                next = rx.try_recv().ok();
+            }
+            journal.flush()?;
+        }
+        journal.flush()
+    }))
+}

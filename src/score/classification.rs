@@ -1,0 +1,282 @@
+//! Classification scores from the journal.
+//!
+//! Accuracy is over *answered* items: a request that failed after its retries is an error,
+//! counted and shown beside accuracy, never a wrong answer. An answered reply that names no
+//! label is *invalid* and counts as wrong.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::journal::{self, RecordError, RunMeta, Tokens};
+use crate::stats::{wilson_interval, Interval};
+
+/// The confidence level of every interval unless a user asks otherwise.
+pub const CONFIDENCE: f64 = 0.95;
+
+/// What one backend did with one item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// No record: the run did not reach this item.
+    Missing,
+    /// The request failed after every attempt.
+    Error,
+    /// Answered: the predicted label's index (`None` when invalid) and whether it is right.
+    Answered { predicted: Option<u16>, correct: bool },
+}
+
+impl Outcome {
+    pub fn correct(self) -> Option<bool> {
+        match self {
+            Outcome::Answered { correct, .. } => Some(correct),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassScores {
+    pub label: String,
+    /// Answered items whose gold is this label.
+    pub support: u64,
+    /// Answered items predicted as this label.
+    pub predicted: u64,
+    pub true_positives: u64,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendScores {
+    pub id: String,
+    pub items: u64,
+    pub answered: u64,
+    pub correct: u64,
+    pub invalid: u64,
+    pub errors: u64,
+    pub missing: u64,
+    pub accuracy: Interval,
+    pub error_rate: Interval,
+    pub macro_f1: f64,
+    pub classes: Vec<ClassScores>,
+    /// Rows: gold label; columns: predicted label, then a last column for invalid replies.
+    pub confusion: Vec<Vec<u64>>,
+    pub tokens: Tokens,
+    pub latency_p50_ms: f64,
+    pub latency_p95_ms: f64,
+    pub error_kinds: BTreeMap<String, u64>,
+    /// Per item, in run order.
+    pub outcomes: Vec<Outcome>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunScores {
+    pub labels: Vec<String>,
+    pub items: Vec<String>,
+    pub gold: Vec<Option<u16>>,
+    pub backends: Vec<BackendScores>,
+}
+
+/// The journal fields scoring needs; the prompt and reply are skipped.
+#[derive(Deserialize)]
+struct ScoredRecord {
+    id: String,
+    backend: String,
+    answer: Option<String>,
+    gold: String,
+    correct: Option<bool>,
+    tokens: Tokens,
+    latency_ms: f64,
+    error: Option<RecordError>,
+}
+
+/// Per-item results of one backend, latest record per item.
+#[derive(Default)]
+struct Tally {
+    outcomes: Vec<Outcome>,
+    /// Latency of answered items.
+    latencies: Vec<Option<f64>>,
+    tokens: Vec<Tokens>,
+    error_kinds: BTreeMap<String, u64>,
+}
+
+/// Scores every backend of the run in `dir`.
+pub fn score_run(dir: &Path, meta: &RunMeta) -> Result<RunScores> {
+    let labels = &meta.task.labels;
+    let label_index: HashMap<&str, u16> = labels.iter().enumerate().map(|(i, l)| (l.as_str(), i as u16)).collect();
+    let item_index: HashMap<&str, usize> = meta.items.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    let backend_index: HashMap<&str, usize> = meta.backends.iter().enumerate().map(|(i, b)| (b.id.as_str(), i)).collect();
+    let mut tallies: Vec<Tally> = meta
+        .backends
+        .iter()
+        .map(|_| Tally {
+            outcomes: vec![Outcome::Missing; meta.items.len()],
+            latencies: vec![None; meta.items.len()],
+            tokens: vec![Tokens::default(); meta.items.len()],
+            error_kinds: BTreeMap::new(),
+        })
+        .collect();
+    let mut gold: Vec<Option<u16>> = vec![None; meta.items.len()];
+    let mut problem: Option<String> = None;
+
+    journal::read_records(dir, |r: ScoredRecord| {
+        if problem.is_some() {
+            return;
+        }
+        let (Some(&b), Some(&i)) = (backend_index.get(r.backend.as_str()), item_index.get(r.id.as_str())) else {
+            problem = Some(format!("record for backend `{}` and item `{}` is not part of this run", r.backend, r.id));
+            return;
+        };
+        let Some(&g) = label_index.get(r.gold.as_str()) else {
+            problem = Some(format!("item `{}` has gold label `{}`, which the task does not declare", r.id, r.gold));
+            return;
+        };
+        gold[i] = Some(g);
+        let tally = &mut tallies[b];
+        // A later record for the same item replaces an earlier one (a resumed or retried run).
+        tally.outcomes[i] = match (&r.error, r.correct) {
+            (Some(e), _) => {
+                *tally.error_kinds.entry(e.kind.clone()).or_default() += 1;
+                Outcome::Error
+            }
+            (None, correct) => {
+                let predicted = r.answer.as_deref().and_then(|a| label_index.get(a).copied());
+                // Recompute correctness from the labels rather than trusting the stored flag.
+                let right = predicted == Some(g);
+                debug_assert!(correct.is_none() || correct == Some(right));
+                Outcome::Answered { predicted, correct: right }
+            }
+        };
+        tally.latencies[i] = r.error.is_none().then_some(r.latency_ms);
+        tally.tokens[i] = r.tokens;
+    })?;
+    if let Some(message) = problem {
+        return Err(Error::Journal { path: dir.join(journal::RECORDS_FILE), line: 0, message });
+    }
+
+    let backends = meta
+        .backends
+        .iter()
+        .zip(tallies)
+        .map(|(backend, tally)| summarize(&backend.id, labels, &gold, tally))
+        .collect();
+    Ok(RunScores { labels: labels.clone(), items: meta.items.clone(), gold, backends })
+}
+
+fn summarize(id: &str, labels: &[String], gold: &[Option<u16>], tally: Tally) -> BackendScores {
+    let n_labels = labels.len();
+    let mut confusion = vec![vec![0u64; n_labels + 1]; n_labels];
+    let (mut answered, mut correct, mut invalid, mut errors, mut missing) = (0, 0, 0, 0, 0);
+    for (i, outcome) in tally.outcomes.iter().enumerate() {
+        match *outcome {
+            Outcome::Missing => missing += 1,
+            Outcome::Error => errors += 1,
+            Outcome::Answered { predicted, correct: right } => {
+                answered += 1;
+                correct += u64::from(right);
+                invalid += u64::from(predicted.is_none());
+                if let Some(g) = gold[i] {
+                    let column = predicted.map_or(n_labels, usize::from);
+                    confusion[usize::from(g)][column] += 1;
+                }
+            }
+        }
+    }
+    let classes: Vec<ClassScores> = labels
+        .iter()
+        .enumerate()
+        .map(|(c, label)| {
+            let support: u64 = confusion[c].iter().sum();
+            let predicted: u64 = confusion.iter().map(|row| row[c]).sum();
+            let tp = confusion[c][c];
+            let precision = ratio(tp, predicted);
+            let recall = ratio(tp, support);
+            let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
+            ClassScores { label: label.clone(), support, predicted, true_positives: tp, precision, recall, f1 }
+        })
+        .collect();
+    // Macro-F1 over the labels that occur as gold or as a prediction, as scikit-learn does when
+    // no label list is given: a label absent from both says nothing about the model.
+    let present: Vec<&ClassScores> = classes.iter().filter(|c| c.support > 0 || c.predicted > 0).collect();
+    let macro_f1 = if present.is_empty() { 0.0 } else { present.iter().map(|c| c.f1).sum::<f64>() / present.len() as f64 };
+    let items = tally.outcomes.len() as u64;
+    let mut tokens = Tokens::default();
+    for t in &tally.tokens {
+        tokens.input += t.input;
+        tokens.output += t.output;
+        tokens.estimated |= t.estimated;
+    }
+    let latencies: Vec<f64> = tally.latencies.iter().flatten().copied().collect();
+    BackendScores {
+        id: id.to_string(),
+        items,
+        answered,
+        correct,
+        invalid,
+        errors,
+        missing,
+        accuracy: wilson_interval(correct, answered, CONFIDENCE),
+        error_rate: wilson_interval(errors, answered + errors, CONFIDENCE),
+        macro_f1,
+        classes,
+        confusion,
+        tokens,
+        latency_p50_ms: percentile(&latencies, 0.50),
+        latency_p95_ms: percentile(&latencies, 0.95),
+        error_kinds: tally.error_kinds,
+        outcomes: tally.outcomes,
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+/// Percentile with linear interpolation between order statistics (numpy's default); 0 for no data.
+pub fn percentile(values: &[f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let pos = q * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_match_numpy() {
+        // numpy.percentile([1, 2, 3, 4, 10], [50, 95]) == [3.0, 8.8]
+        let v = [10.0, 1.0, 3.0, 2.0, 4.0];
+        assert_eq!(percentile(&v, 0.5), 3.0);
+        assert!((percentile(&v, 0.95) - 8.8).abs() < 1e-12);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn per_class_metrics_match_hand_counts() {
+        let labels: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        // gold:      a a a b b c
+        // predicted: a a b b - c   ("-" is invalid), plus one error on a seventh item
+        let gold = vec![Some(0), Some(0), Some(0), Some(1), Some(1), Some(2), Some(2)];
+        let ans = |p: Option<u16>, g: u16| Outcome::Answered { predicted: p, correct: p == Some(g) };
+        let outcomes = vec![ans(Some(0), 0), ans(Some(0), 0), ans(Some(1), 0), ans(Some(1), 1), ans(None, 1), ans(Some(2), 2), Outcome::Error];
+        let tally = Tally { tokens: vec![Tokens::default(); outcomes.len()], latencies: vec![Some(1.0); outcomes.len()], outcomes, ..Tally::default() };
+        let s = summarize("x", &labels, &gold, tally);
+        assert_eq!((s.items, s.answered, s.correct, s.invalid, s.errors), (7, 6, 4, 1, 1));
+        assert!((s.accuracy.estimate - 4.0 / 6.0).abs() < 1e-12);
+        // a: P = 2/2, R = 2/3; b: P = 1/2, R = 1/2; c: P = 1, R = 1
+        let f1 = |p: f64, r: f64| 2.0 * p * r / (p + r);
+        let expected = (f1(1.0, 2.0 / 3.0) + f1(0.5, 0.5) + 1.0) / 3.0;
+        assert!((s.macro_f1 - expected).abs() < 1e-12);
+        assert_eq!(s.confusion[1], vec![0, 1, 0, 1]);
+    }
+}

@@ -1,0 +1,5 @@
+//! Scores computed from a run's journal: per backend, per class, per item.
+
+mod classification;
+
+pub use classification::{percentile, score_run, CONFIDENCE, BackendScores, ClassScores, Outcome, RunScores};

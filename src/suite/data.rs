@@ -1,0 +1,156 @@
+//! Reading labelled rows from CSV, TSV, JSONL or inline suite rows into a uniform table.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::error::SuiteProblem;
+
+/// One row as read, before the label and id columns are taken out.
+#[derive(Debug)]
+pub(crate) struct RawRow {
+    pub line: u64,
+    pub values: BTreeMap<String, Value>,
+}
+
+/// Rows of one data source with the columns they may have.
+#[derive(Debug)]
+pub(crate) struct RawTable {
+    pub origin: PathBuf,
+    pub columns: Vec<String>,
+    pub rows: Vec<RawRow>,
+}
+
+/// Reads a data file, choosing the format by extension.
+pub(crate) fn read_table(path: &Path) -> Result<RawTable, SuiteProblem> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "csv" => read_delimited(path, b','),
+        "tsv" => read_delimited(path, b'\t'),
+        "jsonl" | "ndjson" => read_jsonl(path),
+        _ => Err(SuiteProblem::new(path, "unsupported data file type")
+            .hint("use a .csv, .tsv or .jsonl file (one JSON object per line)")),
+    }
+}
+
+fn open(path: &Path) -> Result<std::fs::File, SuiteProblem> {
+    std::fs::File::open(path).map_err(|e| {
+        let problem = SuiteProblem::new(path, format!("cannot open data file: {e}"));
+        if e.kind() == std::io::ErrorKind::NotFound {
+            problem.hint("data paths are relative to the suite file's folder")
+        } else {
+            problem
+        }
+    })
+}
+
+fn read_delimited(path: &Path, delimiter: u8) -> Result<RawTable, SuiteProblem> {
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(open(path)?);
+    let headers = reader.headers().map_err(|e| csv_problem(path, e))?.clone();
+    let mut columns: Vec<String> = Vec::with_capacity(headers.len());
+    for (i, header) in headers.iter().enumerate() {
+        // A UTF-8 byte-order mark (Excel's CSV export) is not part of the first column's name.
+        let name = if i == 0 { header.trim_start_matches('\u{feff}') } else { header };
+        let name = name.trim().to_string();
+        if name.is_empty() {
+            return Err(SuiteProblem::new(path, format!("column {} has an empty header", i + 1))
+                .line(1)
+                .hint("give every column a name in the header row"));
+        }
+        if columns.contains(&name) {
+            return Err(SuiteProblem::new(path, format!("column `{name}` appears twice in the header"))
+                .line(1)
+                .hint("column names must be unique"));
+        }
+        columns.push(name);
+    }
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| csv_problem(path, e))?;
+        let line = record.position().map_or(0, |p| p.line());
+        let values = columns
+            .iter()
+            .zip(record.iter())
+            .map(|(c, v)| (c.clone(), Value::String(v.to_string())))
+            .collect();
+        rows.push(RawRow { line, values });
+    }
+    Ok(RawTable { origin: path.to_path_buf(), columns, rows })
+}
+
+fn csv_problem(path: &Path, error: csv::Error) -> SuiteProblem {
+    let line = error.position().map(|p| p.line());
+    let message = match error.kind() {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            format!("row has {len} fields but the header has {expected_len}")
+        }
+        csv::ErrorKind::Utf8 { .. } => "text is not valid UTF-8".to_string(),
+        _ => format!("cannot read CSV: {error}"),
+    };
+    SuiteProblem::new(path, message)
+        .line(line)
+        .hint("quote fields that contain the delimiter, quotes or line breaks (RFC 4180)")
+}
+
+fn read_jsonl(path: &Path) -> Result<RawTable, SuiteProblem> {
+    let text = std::fs::read(path).map_err(|e| SuiteProblem::new(path, format!("cannot read data file: {e}")))?;
+    let text = String::from_utf8(text).map_err(|e| {
+        let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count();
+        SuiteProblem::new(path, "text is not valid UTF-8").line(line as u64)
+    })?;
+    let mut columns: Vec<String> = Vec::new();
+    let mut rows = Vec::new();
+    for (i, line_text) in text.lines().enumerate() {
+        let line = i as u64 + 1;
+        let trimmed = line_text.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        let value: Value = serde_json::from_str(trimmed).map_err(|e| {
+            SuiteProblem::new(path, format!("invalid JSON: {e}"))
+                .line(line)
+                .hint("each line must be one JSON object")
+        })?;
+        let Value::Object(map) = value else {
+            return Err(SuiteProblem::new(path, "line is not a JSON object")
+                .line(line)
+                .hint("each line must be one JSON object, like {\"text\": \"...\", \"label\": \"...\"}"));
+        };
+        for key in map.keys() {
+            if !columns.contains(key) {
+                columns.push(key.clone());
+            }
+        }
+        rows.push(RawRow { line, values: map.into_iter().collect() });
+    }
+    Ok(RawTable { origin: path.to_path_buf(), columns, rows })
+}
+
+/// Rows written inline in the suite; they all carry the line of the list that holds them.
+pub(crate) fn inline_table(suite_path: &Path, line: u64, rows: Vec<BTreeMap<String, Value>>) -> RawTable {
+    let mut columns: Vec<String> = Vec::new();
+    for row in &rows {
+        for key in row.keys() {
+            if !columns.contains(key) {
+                columns.push(key.clone());
+            }
+        }
+    }
+    let rows = rows.into_iter().map(|values| RawRow { line, values }).collect();
+    RawTable { origin: suite_path.to_path_buf(), columns, rows }
+}
+
+/// The text of a scalar cell, as a label or id; `None` for objects, arrays and null.
+pub(crate) fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}

@@ -1,0 +1,513 @@
+//! Load a suite file, read its data, and check everything that can be checked before a request
+//! is sent. Problems are collected, not returned one at a time.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_saphyr::Spanned;
+use sha2::{Digest, Sha256};
+
+use super::data::{self, RawTable};
+use super::schema::{self, DataSource, FewShotFile, ProviderKind, StrategyFile, SuiteFile};
+use super::{
+    BackendSpec, Dataset, FewShot, Item, Provider, Selection, Strategy, Suite, Task, TaskKind, DEFAULT_CONCURRENCY,
+    OPENAI_BASE_URL, OPENAI_KEY_ENV,
+};
+use crate::error::{SuiteErrors, SuiteProblem};
+use crate::prompt::PromptTemplates;
+
+/// At most this many problems of one kind are listed for a data file; a file with thousands of
+/// bad rows needs one fix, not a thousand lines of output.
+const MAX_ROW_PROBLEMS: usize = 10;
+
+/// Reads and validates the suite at `path`.
+pub fn load(path: &Path) -> Result<Suite, SuiteErrors> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        let problem = SuiteProblem::new(path, format!("cannot read suite: {e}"));
+        SuiteErrors::from(problem)
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| SuiteProblem::new(path, "suite is not valid UTF-8"))?;
+    load_str(path, &text)
+}
+
+/// Validates suite text as if read from `path` (data paths resolve against its folder).
+pub fn load_str(path: &Path, text: &str) -> Result<Suite, SuiteErrors> {
+    let sha256 = hex(&Sha256::digest(text.as_bytes()));
+    let file: SuiteFile = serde_saphyr::from_str(text).map_err(|e| {
+        let line = e.location().map(|l| l.line());
+        SuiteProblem::new(path, format!("{e}")).line(line).hint(
+            "check the key names and value types against the suite format in the README",
+        )
+    })?;
+    Resolver { path: path.to_path_buf(), problems: Vec::new(), label_column: String::new() }.resolve(file, sha256)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+struct Resolver {
+    path: PathBuf,
+    problems: Vec<SuiteProblem>,
+    /// The gold label's column: a template that names it would leak the answer.
+    label_column: String,
+}
+
+impl Resolver {
+    fn problem(&mut self, line: u64, key: &str, message: impl Into<String>, hint: impl Into<String>) {
+        let hint = hint.into();
+        let mut problem = SuiteProblem::new(&self.path, message).line(line).key(key);
+        if !hint.is_empty() {
+            problem = problem.hint(hint);
+        }
+        self.problems.push(problem);
+    }
+
+    fn resolve(mut self, file: SuiteFile, sha256: String) -> Result<Suite, SuiteErrors> {
+        if file.schema_version.value != schema::SCHEMA_VERSION {
+            self.problem(
+                line(&file.schema_version),
+                "schema_version",
+                format!("unsupported schema_version {}", file.schema_version.value),
+                format!("this evalgate reads schema_version {}", schema::SCHEMA_VERSION),
+            );
+        }
+        let name = file.name.value.trim().to_string();
+        if name.is_empty() {
+            self.problem(line(&file.name), "name", "the suite name is empty", "name the suite, e.g. `name: support-tickets`");
+        }
+        let task = self.resolve_task(&file.task);
+        let (test, train) = self.resolve_data(&file.data, &task);
+        let backends = self.resolve_backends(&file.backends, &task, train.as_ref());
+
+        if let (Some(task), Some(test)) = (&task, &test) {
+            self.check_templates(&file.task, task, test, train.as_ref());
+        }
+        match (self.problems.is_empty(), task, test) {
+            (true, Some(task), Some(test)) => Ok(Suite {
+                path: self.path,
+                name,
+                description: file.description,
+                sha256,
+                task,
+                test,
+                train,
+                backends,
+            }),
+            _ => Err(SuiteErrors(self.problems)),
+        }
+    }
+
+    fn resolve_task(&mut self, task: &schema::TaskFile) -> Option<Task> {
+        if task.kind.value == TaskKind::Extraction {
+            self.problem(
+                line(&task.kind),
+                "task.kind",
+                "extraction tasks are not supported by this version yet",
+                "use `kind: classification`",
+            );
+            return None;
+        }
+        let Some(labels) = &task.labels else {
+            self.problem(
+                line(&task.kind),
+                "task.labels",
+                "a classification task needs `labels`",
+                "list the labels, e.g. `labels: [billing, technical, other]`",
+            );
+            return None;
+        };
+        let mut seen = HashSet::new();
+        let mut names = Vec::with_capacity(labels.value.len());
+        for (i, label) in labels.value.iter().enumerate() {
+            let value = label.value.trim().to_string();
+            if value.is_empty() {
+                self.problem(line(label), &format!("task.labels[{i}]"), "a label is empty", "remove it or name it");
+            } else if !seen.insert(value.clone()) {
+                self.problem(line(label), &format!("task.labels[{i}]"), format!("label `{value}` is listed twice"), "");
+            }
+            names.push(value);
+        }
+        if names.len() < 2 {
+            self.problem(line(labels), "task.labels", "a classification task needs at least two labels", "");
+        }
+        Some(Task {
+            kind: task.kind.value,
+            labels: names,
+            instructions: task.instructions.value.clone(),
+            input: task.input.value.clone(),
+            fine_tuned_instructions: task.fine_tuned_instructions.as_ref().map(|s| s.value.clone()),
+        })
+    }
+
+    fn resolve_data(&mut self, data: &schema::DataFile, task: &Option<Task>) -> (Option<Dataset>, Option<Dataset>) {
+        let label_column = data.label_column.as_ref().map_or("label".to_string(), |c| c.value.clone());
+        let id_column = data.id_column.as_ref().map_or("id".to_string(), |c| c.value.clone());
+        self.label_column = label_column.clone();
+        let columns = Columns { label: label_column, id: id_column, id_explicit: data.id_column.is_some() };
+
+        let test_table = match (&data.test, &data.examples) {
+            (Some(_), Some(examples)) => {
+                self.problem(line(examples), "data.examples", "both `test` and `examples` are given", "keep one of them");
+                None
+            }
+            (Some(source), None) => self.read_source(source, "data.test"),
+            (None, Some(examples)) => Some(data::inline_table(&self.path, line(examples), examples.value.clone())),
+            (None, None) => {
+                self.problem(0, "data.test", "the suite has no test data", "add `data: { test: path/to/test.csv }`");
+                None
+            }
+        };
+        let train_table = data.train.as_ref().and_then(|source| self.read_source(source, "data.train"));
+        let labels = task.as_ref().map(|t| t.labels.as_slice());
+        let test = test_table.and_then(|t| self.to_dataset(t, &columns, labels, "test"));
+        let train = train_table.and_then(|t| self.to_dataset(t, &columns, labels, "train"));
+        (test, train)
+    }
+
+    fn read_source(&mut self, source: &Spanned<DataSource>, key: &str) -> Option<RawTable> {
+        match &source.value {
+            DataSource::Path(rel) => {
+                let base = self.path.parent().unwrap_or(Path::new("."));
+                let path = base.join(rel);
+                match data::read_table(&path) {
+                    Ok(table) => Some(table),
+                    Err(mut problem) => {
+                        problem.key = Some(format!("{key} (suite line {})", line(source)));
+                        self.problems.push(problem);
+                        None
+                    }
+                }
+            }
+            DataSource::Inline(rows) => Some(data::inline_table(&self.path, line(source), rows.clone())),
+        }
+    }
+
+    fn to_dataset(&mut self, table: RawTable, columns: &Columns, labels: Option<&[String]>, split: &str) -> Option<Dataset> {
+        let origin = table.origin.clone();
+        if table.rows.is_empty() {
+            self.problems.push(
+                SuiteProblem::new(&origin, format!("the {split} data has no rows")).hint("add labelled examples"),
+            );
+            return None;
+        }
+        if !table.columns.contains(&columns.label) {
+            self.problems.push(
+                SuiteProblem::new(&origin, format!("no `{}` column with the gold label", columns.label))
+                    .line(1)
+                    .key(&columns.label)
+                    .hint(format!(
+                        "columns are: {}; set `data.label_column` to the one holding the label",
+                        table.columns.join(", ")
+                    )),
+            );
+            return None;
+        }
+        if columns.id_explicit && !table.columns.contains(&columns.id) {
+            self.problems.push(
+                SuiteProblem::new(&origin, format!("no `{}` id column", columns.id))
+                    .line(1)
+                    .key(&columns.id)
+                    .hint(format!("columns are: {}", table.columns.join(", "))),
+            );
+            return None;
+        }
+        let has_id = table.columns.contains(&columns.id);
+        let mut ids: BTreeMap<String, u64> = BTreeMap::new();
+        let mut row_problems = Vec::new();
+        let mut items = Vec::with_capacity(table.rows.len());
+        for (index, mut row) in table.rows.into_iter().enumerate() {
+            let label = row.values.remove(&columns.label).as_ref().and_then(data::scalar_text).map(|s| s.trim().to_string());
+            let label = match label {
+                Some(l) if !l.is_empty() => l,
+                _ => {
+                    row_problems.push(
+                        SuiteProblem::new(&origin, format!("row has no `{}` value", columns.label))
+                            .line(row.line)
+                            .key(&columns.label)
+                            .hint("every row needs its gold label"),
+                    );
+                    continue;
+                }
+            };
+            if let Some(labels) = labels {
+                if !labels.contains(&label) {
+                    row_problems.push(
+                        SuiteProblem::new(&origin, format!("label `{label}` is not one of the task's labels"))
+                            .line(row.line)
+                            .key(&columns.label)
+                            .hint(format!("add it to `task.labels` or fix the row; labels are: {}", labels.join(", "))),
+                    );
+                }
+            }
+            let id = if has_id {
+                match row.values.get(&columns.id).and_then(data::scalar_text) {
+                    Some(id) if !id.trim().is_empty() => id.trim().to_string(),
+                    _ => {
+                        row_problems.push(
+                            SuiteProblem::new(&origin, format!("row has an empty `{}`", columns.id))
+                                .line(row.line)
+                                .key(&columns.id)
+                                .hint("give every row a unique id, or drop the id column to number rows"),
+                        );
+                        continue;
+                    }
+                }
+            } else {
+                format!("{split}-{}", index + 1)
+            };
+            if let Some(first) = ids.get(&id) {
+                row_problems.push(
+                    SuiteProblem::new(&origin, format!("duplicate id `{id}` (first on line {first})"))
+                        .line(row.line)
+                        .key(&columns.id)
+                        .hint("ids must be unique within a split"),
+                );
+                continue;
+            }
+            ids.insert(id.clone(), row.line);
+            items.push(Item { id, fields: row.values, label, line: row.line });
+        }
+        let total = row_problems.len();
+        self.problems.extend(row_problems.into_iter().take(MAX_ROW_PROBLEMS));
+        if total > MAX_ROW_PROBLEMS {
+            self.problems.push(SuiteProblem::new(
+                &origin,
+                format!("… and {} more row problems like these", total - MAX_ROW_PROBLEMS),
+            ));
+        }
+        Some(Dataset { origin, items })
+    }
+
+    fn resolve_backends(
+        &mut self,
+        backends: &Spanned<Vec<schema::BackendFile>>,
+        task: &Option<Task>,
+        train: Option<&Dataset>,
+    ) -> Vec<BackendSpec> {
+        if backends.value.is_empty() {
+            self.problem(line(backends), "backends", "the suite has no backends", "add at least one, e.g. `- { id: baseline, provider: local }`");
+        }
+        let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+        let mut out = Vec::new();
+        for (i, b) in backends.value.iter().enumerate() {
+            let key = format!("backends[{i}]");
+            let id = b.id.value.trim().to_string();
+            let id_line = line(&b.id);
+            if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                self.problem(id_line, &format!("{key}.id"), format!("backend id `{id}` is not allowed"), "use letters, digits, `-`, `_` and `.` only");
+            }
+            if let Some(first) = seen.insert(id.clone(), id_line) {
+                self.problem(id_line, &format!("{key}.id"), format!("backend id `{id}` is used twice (first on line {first})"), "give each backend a unique id");
+            }
+            if let Some(spec) = self.resolve_backend(b, &key, id, task, train) {
+                out.push(spec);
+            }
+        }
+        out
+    }
+
+    fn resolve_backend(
+        &mut self,
+        b: &schema::BackendFile,
+        key: &str,
+        id: String,
+        task: &Option<Task>,
+        train: Option<&Dataset>,
+    ) -> Option<BackendSpec> {
+        let id_line = line(&b.id);
+        let concurrency = b.concurrency.as_ref().map_or(DEFAULT_CONCURRENCY, |c| c.value);
+        if let Some(c) = &b.concurrency {
+            if c.value == 0 {
+                self.problem(line(c), &format!("{key}.concurrency"), "concurrency must be at least 1", "");
+            }
+        }
+        let timeout_secs = b.timeout_secs.as_ref().map_or(60.0, |t| t.value);
+        if !(timeout_secs.is_finite() && timeout_secs > 0.0) {
+            let l = b.timeout_secs.as_ref().map_or(id_line, line);
+            self.problem(l, &format!("{key}.timeout_secs"), "timeout must be a positive number of seconds", "");
+        }
+        let max_attempts = b.max_attempts.as_ref().map_or(6, |m| m.value);
+        if max_attempts == 0 {
+            self.problem(id_line, &format!("{key}.max_attempts"), "max_attempts must be at least 1", "");
+        }
+        let temperature = b.temperature.as_ref().map_or(0.0, |t| t.value);
+        if !(0.0..=2.0).contains(&temperature) {
+            let l = b.temperature.as_ref().map_or(id_line, line);
+            self.problem(l, &format!("{key}.temperature"), "temperature must be between 0 and 2", "");
+        }
+        let provider = match b.provider.value {
+            ProviderKind::Openai => Provider::Openai,
+            ProviderKind::Local => Provider::Local,
+        };
+        let strategy = match provider {
+            Provider::Local => {
+                if let Some(s) = &b.strategy {
+                    self.problem(line(s), &format!("{key}.strategy"), "the local backend takes no strategy", "remove `strategy`; it is a trained classifier, not a prompt");
+                }
+                for (name, given) in [("model", b.model.is_some()), ("base_url", b.base_url.is_some()), ("api_key_env", b.api_key_env.is_some())] {
+                    if given {
+                        self.problem(id_line, &format!("{key}.{name}"), format!("the local backend takes no `{name}`"), format!("remove `{name}`"));
+                    }
+                }
+                if train.is_none() {
+                    self.problem(id_line, key, "the local backend needs training data", "add `data.train`");
+                }
+                Strategy::Local
+            }
+            Provider::Openai => {
+                if b.model.as_ref().is_none_or(|m| m.value.trim().is_empty()) {
+                    self.problem(id_line, &format!("{key}.model"), "an openai backend needs a `model`", "e.g. `model: gpt-4o-mini`");
+                }
+                if let Some(url) = &b.base_url {
+                    let u = url.value.trim();
+                    if !(u.starts_with("http://") || u.starts_with("https://")) || reqwest::Url::parse(u).is_err() {
+                        self.problem(line(url), &format!("{key}.base_url"), format!("`{u}` is not an http(s) URL"), "e.g. `base_url: http://localhost:8000/v1`");
+                    }
+                }
+                if let Some(env) = &b.api_key_env {
+                    let name = env.value.trim();
+                    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                        self.problem(line(env), &format!("{key}.api_key_env"), format!("`{name}` is not an environment variable name"), "name the variable that holds the key (e.g. OPENAI_API_KEY), never the key itself");
+                    }
+                }
+                match &b.strategy {
+                    None => Strategy::ZeroShot,
+                    Some(s) => self.resolve_strategy(s, key, task, train),
+                }
+            }
+        };
+        let base_url = match provider {
+            Provider::Openai => Some(b.base_url.as_ref().map_or(OPENAI_BASE_URL.to_string(), |u| u.value.trim().trim_end_matches('/').to_string())),
+            Provider::Local => None,
+        };
+        // The OpenAI key is only assumed for the OpenAI API itself; self-hosted servers usually
+        // need none, and sending an OpenAI key to them would leak it.
+        let api_key_env = match (&b.api_key_env, provider, &b.base_url) {
+            (Some(env), _, _) => Some(env.value.trim().to_string()),
+            (None, Provider::Openai, None) => Some(OPENAI_KEY_ENV.to_string()),
+            _ => None,
+        };
+        Some(BackendSpec {
+            id,
+            provider,
+            model: b.model.as_ref().map(|m| m.value.trim().to_string()),
+            base_url,
+            api_key_env,
+            strategy,
+            concurrency: concurrency.max(1),
+            temperature,
+            max_tokens: b.max_tokens.as_ref().map(|m| m.value),
+            timeout: Duration::from_secs_f64(if timeout_secs.is_finite() && timeout_secs > 0.0 { timeout_secs } else { 60.0 }),
+            max_attempts: max_attempts.max(1),
+            line: id_line,
+        })
+    }
+
+    fn resolve_strategy(&mut self, s: &Spanned<StrategyFile>, key: &str, task: &Option<Task>, train: Option<&Dataset>) -> Strategy {
+        let key = format!("{key}.strategy");
+        match &s.value {
+            StrategyFile::ZeroShot => Strategy::ZeroShot,
+            StrategyFile::FineTuned => Strategy::FineTuned,
+            StrategyFile::FewShot(f) => self.resolve_few_shot(f, line(s), &key, task, train),
+        }
+    }
+
+    fn resolve_few_shot(&mut self, f: &FewShotFile, l: u64, key: &str, _task: &Option<Task>, train: Option<&Dataset>) -> Strategy {
+        let select = f.select.unwrap_or(if f.ids.is_some() { Selection::Fixed } else { Selection::Stratified });
+        let Some(train) = train else {
+            self.problem(l, key, "few-shot needs a pool of demonstrations", "add `data.train`");
+            return Strategy::ZeroShot;
+        };
+        let ids = f.ids.clone().unwrap_or_default();
+        let k = match select {
+            Selection::Fixed => {
+                if ids.is_empty() {
+                    self.problem(l, &format!("{key}.ids"), "`select: fixed` needs the train ids to show", "e.g. `ids: [tr-0001, tr-0042]`");
+                }
+                let known: HashSet<&str> = train.items.iter().map(|i| i.id.as_str()).collect();
+                for id in &ids {
+                    if !known.contains(id.as_str()) {
+                        self.problem(l, &format!("{key}.ids"), format!("train has no item with id `{id}`"), format!("ids come from {}", train.origin.display()));
+                    }
+                }
+                if let Some(k) = f.k {
+                    if k != ids.len() {
+                        self.problem(l, &format!("{key}.k"), format!("k is {k} but {} ids are listed", ids.len()), "drop `k` or make it match");
+                    }
+                }
+                ids.len()
+            }
+            Selection::Random | Selection::Stratified => {
+                if !ids.is_empty() {
+                    self.problem(l, &format!("{key}.ids"), "`ids` only applies to `select: fixed`", "remove `ids` or use `select: fixed`");
+                }
+                let k = f.k.unwrap_or(5);
+                if k == 0 {
+                    self.problem(l, &format!("{key}.k"), "k must be at least 1", "use zero-shot for no demonstrations");
+                } else if k >= train.items.len() {
+                    self.problem(l, &format!("{key}.k"), format!("k is {k} but train has only {} items", train.items.len()), "use a smaller k");
+                }
+                k
+            }
+        };
+        Strategy::FewShot(FewShot { k, select, seed: f.seed.unwrap_or(0), ids })
+    }
+
+    fn check_templates(&mut self, file: &schema::TaskFile, task: &Task, test: &Dataset, train: Option<&Dataset>) {
+        match PromptTemplates::compile(task) {
+            Ok(templates) => {
+                let mut columns: Vec<&str> = test.items.first().map(|i| i.fields.keys().map(String::as_str).collect()).unwrap_or_default();
+                columns.sort_unstable();
+                for (name, span) in [("input", &file.input), ("instructions", &file.instructions)] {
+                    for var in templates.variables(name) {
+                        if var == "labels" && name == "instructions" {
+                            continue;
+                        }
+                        let (message, hint) = if var == self.label_column {
+                            (format!("template uses `{var}`, the gold label"), "the prompt must not contain the answer; remove it".to_string())
+                        } else if name == "instructions" {
+                            (format!("template uses `{var}`, which instructions do not have"), "instructions see only `labels`; put item columns in `input`".to_string())
+                        } else if !columns.contains(&var.as_str()) {
+                            (format!("template uses `{var}`, which is not a column of the test data"), format!("columns are: {}", columns.join(", ")))
+                        } else {
+                            continue;
+                        };
+                        self.problem(line(span), &format!("task.{name}"), message, hint);
+                    }
+                }
+                if self.problems.is_empty() {
+                    // Render every item: strict undefined catches what static analysis cannot
+                    // (a column missing from some JSONL rows, an attribute of a string).
+                    for data in std::iter::once(test).chain(train) {
+                        for item in &data.items {
+                            if let Err(e) = templates.render_input(item) {
+                                self.problems.push(
+                                    SuiteProblem::new(&data.origin, format!("cannot render `task.input` for item `{}`: {e}", item.id))
+                                        .line(item.line)
+                                        .hint("every column the template uses must be present in every row"),
+                                );
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+            Err((name, e)) => {
+                let span = if name == "input" { &file.input } else if name == "instructions" { &file.instructions } else { file.fine_tuned_instructions.as_ref().unwrap_or(&file.input) };
+                self.problem(line(span), &format!("task.{name}"), format!("invalid template: {e}"), "templates use Jinja syntax, e.g. `Ticket: {{ text }}`");
+            }
+        }
+    }
+}
+
+struct Columns {
+    label: String,
+    id: String,
+    id_explicit: bool,
+}
+
+fn line<T>(s: &Spanned<T>) -> u64 {
+    s.referenced.line()
+}

@@ -1,0 +1,137 @@
+//! Suites: the declarative description of a task, its labelled data and the backends to compare.
+//!
+//! [`load`] turns a suite file into a validated [`Suite`]; nothing downstream sees the raw file.
+
+mod data;
+mod load;
+pub mod schema;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use load::{load, load_str};
+pub use schema::{Selection, TaskKind};
+
+/// A loaded, validated suite.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    pub path: PathBuf,
+    pub name: String,
+    pub description: Option<String>,
+    /// SHA-256 of the suite file's bytes, so a report names exactly what was run.
+    pub sha256: String,
+    pub task: Task,
+    pub test: Dataset,
+    pub train: Option<Dataset>,
+    pub backends: Vec<BackendSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub kind: TaskKind,
+    pub labels: Vec<String>,
+    /// Template source of the system instructions.
+    pub instructions: String,
+    /// Template source of the user turn for one item.
+    pub input: String,
+    pub fine_tuned_instructions: Option<String>,
+}
+
+impl Task {
+    pub fn label_index(&self, label: &str) -> Option<usize> {
+        self.labels.iter().position(|l| l == label)
+    }
+}
+
+/// One split of labelled data.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Where the rows came from: a path, or the suite itself for inline rows.
+    pub origin: PathBuf,
+    pub items: Vec<Item>,
+}
+
+/// One labelled example.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub id: String,
+    /// Every column except the gold label, by header name; what templates see.
+    pub fields: BTreeMap<String, serde_json::Value>,
+    /// The gold label.
+    pub label: String,
+    /// 1-based line in the data file (or in the suite, for inline rows).
+    pub line: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Provider {
+    Openai,
+    Local,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Openai => "openai",
+            Provider::Local => "local",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Strategy {
+    ZeroShot,
+    FewShot(FewShot),
+    FineTuned,
+    /// The built-in classifier; it has no prompt strategy.
+    Local,
+}
+
+impl Strategy {
+    /// The name used in results.json.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Strategy::ZeroShot => "zero-shot",
+            Strategy::FewShot(_) => "few-shot",
+            Strategy::FineTuned => "fine-tuned",
+            Strategy::Local => "local",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FewShot {
+    pub k: usize,
+    pub select: Selection,
+    pub seed: u64,
+    /// Train ids for `Selection::Fixed`, in order.
+    pub ids: Vec<String>,
+}
+
+/// One backend to evaluate, resolved and validated.
+#[derive(Debug, Clone)]
+pub struct BackendSpec {
+    pub id: String,
+    pub provider: Provider,
+    pub model: Option<String>,
+    pub base_url: Option<String>,
+    /// Environment variable with the key; `None` means the server needs no key.
+    pub api_key_env: Option<String>,
+    pub strategy: Strategy,
+    pub concurrency: usize,
+    pub temperature: f64,
+    pub max_tokens: Option<u32>,
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    /// Line of the backend's `id` in the suite.
+    pub line: u64,
+}
+
+/// Default per-backend concurrency.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+/// The OpenAI API, used when an `openai` backend names no `base_url`.
+pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+/// The key variable for the OpenAI API when a backend names none.
+pub const OPENAI_KEY_ENV: &str = "OPENAI_API_KEY";
