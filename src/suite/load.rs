@@ -36,7 +36,8 @@ pub fn load_str(path: &Path, text: &str) -> Result<Suite, SuiteErrors> {
     let sha256 = hex(&Sha256::digest(text.as_bytes()));
     let file: SuiteFile = serde_saphyr::from_str(text).map_err(|e| {
         let line = e.location().map(|l| l.line());
-        SuiteProblem::new(path, format!("{e}")).line(line).hint(
+        let message = e.without_snippet().to_string();
+        SuiteProblem::new(path, message).line(line).hint(
             "check the key names and value types against the suite format in the README",
         )
     })?;
@@ -216,6 +217,8 @@ impl Resolver {
         let has_id = table.columns.contains(&columns.id);
         let mut ids: BTreeMap<String, u64> = BTreeMap::new();
         let mut row_problems = Vec::new();
+        // Undeclared labels are grouped: one problem per label, not one per row.
+        let mut unknown_labels: BTreeMap<String, (u64, usize)> = BTreeMap::new();
         let mut items = Vec::with_capacity(table.rows.len());
         for (index, mut row) in table.rows.into_iter().enumerate() {
             let label = row.values.remove(&columns.label).as_ref().and_then(data::scalar_text).map(|s| s.trim().to_string());
@@ -231,15 +234,9 @@ impl Resolver {
                     continue;
                 }
             };
-            if let Some(labels) = labels {
-                if !labels.contains(&label) {
-                    row_problems.push(
-                        SuiteProblem::new(&origin, format!("label `{label}` is not one of the task's labels"))
-                            .line(row.line)
-                            .key(&columns.label)
-                            .hint(format!("add it to `task.labels` or fix the row; labels are: {}", labels.join(", "))),
-                    );
-                }
+            if labels.is_some_and(|labels| !labels.contains(&label)) {
+                let entry = unknown_labels.entry(label.clone()).or_insert((row.line, 0));
+                entry.1 += 1;
             }
             let id = if has_id {
                 match row.values.get(&columns.id).and_then(data::scalar_text) {
@@ -268,6 +265,16 @@ impl Resolver {
             }
             ids.insert(id.clone(), row.line);
             items.push(Item { id, fields: row.values, label, line: row.line });
+        }
+        for (label, (first_line, rows)) in unknown_labels {
+            let declared = labels.map(|l| l.join(", ")).unwrap_or_default();
+            let rows = if rows == 1 { "1 row".to_string() } else { format!("{rows} rows, the first shown") };
+            self.problems.push(
+                SuiteProblem::new(&origin, format!("label `{label}` is not one of the task's labels ({rows})"))
+                    .line(first_line)
+                    .key(&columns.label)
+                    .hint(format!("add it to `task.labels` or fix the data; declared labels are: {declared}")),
+            );
         }
         let total = row_problems.len();
         self.problems.extend(row_problems.into_iter().take(MAX_ROW_PROBLEMS));
