@@ -45,6 +45,76 @@ pub enum Command {
         /// A run directory (holding run.json and records.jsonl).
         run_dir: PathBuf,
     },
+    /// A calculator for checking the report's statistics by hand.
+    Stats {
+        #[command(subcommand)]
+        command: StatsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StatsCommand {
+    /// Interval for one proportion (accuracy, error rate).
+    Proportion {
+        #[arg(long, value_name = "K")]
+        correct: u64,
+        #[arg(long, value_name = "N")]
+        total: u64,
+        #[arg(long, value_enum, default_value = "wilson")]
+        method: MethodArg,
+        #[arg(long, default_value_t = 0.95, value_name = "C")]
+        confidence: f64,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Paired comparison of two backends from their 2×2 table (difference = second − first).
+    Paired {
+        #[arg(long, value_name = "A")]
+        both_correct: u64,
+        #[arg(long, value_name = "B")]
+        only_first: u64,
+        #[arg(long, value_name = "C")]
+        only_second: u64,
+        #[arg(long, value_name = "D")]
+        both_wrong: u64,
+        #[arg(long, default_value_t = 0.95, value_name = "C")]
+        confidence: f64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Items needed to detect a difference: one rate against a baseline rate (two-sided), or a
+    /// paired comparison (McNemar) with --paired.
+    SampleSize {
+        /// The rate under the null hypothesis.
+        #[arg(long, value_name = "P0", required_unless_present = "paired")]
+        baseline: Option<f64>,
+        /// The true rate to detect.
+        #[arg(long, value_name = "P1", required_unless_present = "paired")]
+        target: Option<f64>,
+        #[arg(long, default_value_t = 0.8)]
+        power: f64,
+        #[arg(long, default_value_t = 0.95, value_name = "C")]
+        confidence: f64,
+        /// Paired design: give --discordance and --difference.
+        #[arg(long, requires_all = ["discordance", "difference"])]
+        paired: bool,
+        /// Expected share of items on which exactly one backend is right.
+        #[arg(long, value_name = "PSI")]
+        discordance: Option<f64>,
+        /// Difference in accuracy to detect.
+        #[arg(long, value_name = "D", allow_negative_numbers = true)]
+        difference: Option<f64>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum MethodArg {
+    Wilson,
+    /// Clopper–Pearson.
+    Exact,
 }
 
 #[derive(Args, Debug)]
@@ -94,6 +164,7 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
     match cli.command {
         Command::Validate { suite } => validate(&suite),
         Command::Run(args) => run(args),
+        Command::Stats { command } => stats_calculator(command),
         Command::Report { run_dir } => {
             let (_, markdown) = report::write_outputs(&run_dir)?;
             write_step_summary(&markdown);
@@ -101,6 +172,57 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
             Ok(exit::SUCCESS)
         }
     }
+}
+
+fn stats_calculator(command: StatsCommand) -> Result<u8, Error> {
+    use crate::stats;
+    let (json, text) = match command {
+        StatsCommand::Proportion { correct, total, method, confidence, json } => {
+            let (m, name) = match method {
+                MethodArg::Wilson => (stats::IntervalMethod::Wilson, "wilson"),
+                MethodArg::Exact => (stats::IntervalMethod::ClopperPearson, "exact"),
+            };
+            let i = stats::proportion_interval(correct, total, confidence, m)?;
+            let value = serde_json::json!({ "estimate": i.estimate, "low": i.low, "high": i.high, "method": name, "confidence": confidence });
+            let text = format!("{correct}/{total} = {:.6}, {}% {name} interval [{:.6}, {:.6}]", i.estimate, confidence * 100.0, i.low, i.high);
+            (json.then_some(value), text)
+        }
+        StatsCommand::Paired { both_correct, only_first, only_second, both_wrong, confidence, json } => {
+            let counts = stats::PairedCounts { both_correct, only_first, only_second, both_wrong };
+            let n = counts.total()?;
+            let d = stats::paired_difference_interval(&counts, confidence)?;
+            let p = stats::mcnemar_exact_p(only_first, only_second)?;
+            let rate = |k: u64| if n == 0 { 0.0 } else { k as f64 / n as f64 };
+            let (first, second) = (rate(both_correct + only_first), rate(both_correct + only_second));
+            let value = serde_json::json!({
+                "first": { "estimate": first },
+                "second": { "estimate": second },
+                "difference": { "estimate": d.estimate, "low": d.low, "high": d.high, "method": "newcombe-hybrid-score", "confidence": confidence },
+                "mcnemar_p": p,
+            });
+            let text = format!(
+                "first {first:.6}, second {second:.6}; difference (second − first) {:.6}, {}% CI [{:.6}, {:.6}] (Newcombe hybrid score); McNemar exact p = {p:.6}",
+                d.estimate, confidence * 100.0, d.low, d.high
+            );
+            (json.then_some(value), text)
+        }
+        StatsCommand::SampleSize { baseline, target, power, confidence, paired, discordance, difference, json } => {
+            let items = if paired {
+                let (psi, d) = (discordance.unwrap_or_default(), difference.unwrap_or_default());
+                stats::sample_size_paired(psi, d, power, confidence)?
+            } else {
+                let (p0, p1) = (baseline.unwrap_or_default(), target.unwrap_or_default());
+                stats::sample_size_one_proportion(p0, p1, power, confidence)?
+            };
+            let text = format!("{items} items ({}% power, {}% confidence, two-sided)", power * 100.0, confidence * 100.0);
+            (json.then_some(serde_json::json!({ "items": items })), text)
+        }
+    };
+    match json {
+        Some(value) => println!("{value}"),
+        None => println!("{text}"),
+    }
+    Ok(exit::SUCCESS)
 }
 
 fn validate(path: &std::path::Path) -> Result<u8, Error> {

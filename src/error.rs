@@ -87,6 +87,8 @@ pub enum Error {
     Journal { path: PathBuf, line: u64, message: String },
     #[error("{0}")]
     Usage(String),
+    #[error("statistics: {0}")]
+    Stats(#[from] crate::stats::StatsError),
     #[error("{0}")]
     Backend(String),
 }

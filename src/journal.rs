@@ -42,6 +42,9 @@ pub struct Record {
 pub struct Tokens {
     pub input: u64,
     pub output: u64,
+    /// Input tokens served from the provider's prompt cache (a part of `input`).
+    #[serde(default)]
+    pub cached_input: u64,
     /// True when the server sent no usage and the counts are estimates.
     #[serde(default)]
     pub estimated: bool,
@@ -68,6 +71,9 @@ pub struct RunMeta {
     pub items: Vec<String>,
     pub started_at: String,
     pub finished_at: Option<String>,
+    /// The suite's `volume.requests_per_day`.
+    #[serde(default)]
+    pub requests_per_day: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,6 +99,9 @@ pub struct BackendMeta {
     /// Server address with any user, password or query removed.
     pub base_url: Option<String>,
     pub few_shot: Option<FewShotMeta>,
+    /// The price used for cost figures; `None` when unknown.
+    #[serde(default)]
+    pub price: Option<crate::suite::Price>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod cost;
 pub mod error;
 pub mod journal;
 pub mod local_model;

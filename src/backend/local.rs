@@ -34,6 +34,6 @@ impl LocalBackend {
             .ok_or_else(|| BackendError::new(ErrorKind::Internal, "no user message to classify"))?;
         let label = &self.labels[self.model.predict(&input.content)];
         // No language model, so no tokens: zero is the true count, not an unknown.
-        Ok(Completion { text: label.clone(), usage: Some(Usage { input: 0, output: 0 }), finish_reason: None })
+        Ok(Completion { text: label.clone(), usage: Some(Usage { input: 0, output: 0, cached_input: 0 }), finish_reason: None })
     }
 }

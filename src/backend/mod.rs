@@ -24,6 +24,8 @@ pub struct Completion {
 pub struct Usage {
     pub input: u64,
     pub output: u64,
+    /// Input tokens served from the provider's prompt cache (a part of `input`).
+    pub cached_input: u64,
 }
 
 /// Why a request got no answer.

@@ -258,6 +258,14 @@ struct LenientUsage {
     prompt_tokens: Option<u64>,
     #[serde(default)]
     completion_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PromptTokensDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
 }
 
 impl LenientResponse {
@@ -294,7 +302,10 @@ impl LenientResponse {
             other => Some(other.to_string()),
         });
         let usage = self.usage.and_then(|u| match (u.prompt_tokens, u.completion_tokens) {
-            (Some(input), Some(output)) => Some(Usage { input, output }),
+            (Some(input), Some(output)) => {
+                let cached_input = u.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0).min(input);
+                Some(Usage { input, output, cached_input })
+            }
             _ => None,
         });
         Ok(Completion { text, usage, finish_reason })
@@ -314,7 +325,7 @@ mod tests {
         let vllm = r#"{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"billing","reasoning_content":null,"tool_calls":[]},"logprobs":null,"finish_reason":"abort","stop_reason":null}],"usage":{"prompt_tokens":10,"completion_tokens":2,"total_tokens":12,"prompt_tokens_details":null}}"#;
         let c = parse(vllm).unwrap();
         assert_eq!((c.text.as_str(), c.finish_reason.as_deref()), ("billing", Some("abort")));
-        assert_eq!(c.usage, Some(Usage { input: 10, output: 2 }));
+        assert_eq!(c.usage, Some(Usage { input: 10, output: 2, cached_input: 0 }));
 
         let llama = r#"{"choices":[{"message":{"content":"other"},"finish_reason":""}],"timings":{}}"#;
         let c = parse(llama).unwrap();

@@ -44,19 +44,19 @@ fn write_report(md: &mut String, r: &Results, top_two: Option<(&str, &str)>, dis
 
     writeln!(md, "## Summary\n")?;
     writeln!(md, "Accuracy is over answered items, with a 95% Wilson interval; errors (requests that failed after retries) are counted apart and never as wrong answers. Invalid replies named no label and count as wrong.\n")?;
-    writeln!(md, "| backend | strategy | model | accuracy (95% CI) | macro-F1 | answered | invalid | errors | tokens in / out per request | latency p50 / p95 |")?;
+    writeln!(md, "| backend | strategy | model | accuracy (95% CI) | macro-F1 (95% CI) | answered | invalid | errors | tokens in / out per request | latency p50 / p95 |")?;
     writeln!(md, "|---|---|---|---|---|---|---|---|---|---|")?;
     let mut ranked: Vec<&BackendResult> = r.backends.iter().collect();
     ranked.sort_by(|a, b| b.accuracy.estimate.total_cmp(&a.accuracy.estimate).then(a.id.cmp(&b.id)));
     for b in &ranked {
         writeln!(
             md,
-            "| {} | {} | {} | {} | {:.3} | {}/{} | {} | {} | {}{:.0} / {:.0} | {} / {} |",
+            "| {} | {} | {} | {} | {} | {}/{} | {} | {} | {}{:.0} / {:.0} | {} / {} |",
             cell(&b.id),
             b.strategy,
             b.model.as_deref().map_or("—".to_string(), cell),
             interval_pct(b.accuracy.estimate, b.accuracy.low, b.accuracy.high, b.answered),
-            b.macro_f1.estimate,
+            metric(b.macro_f1.estimate, b.macro_f1.low, b.macro_f1.high),
             b.answered,
             b.items,
             b.invalid,
@@ -85,6 +85,36 @@ fn write_report(md: &mut String, r: &Results, top_two: Option<(&str, &str)>, dis
     if r.backends.is_empty() {
         writeln!(md, "No backend was run.")?;
         return Ok(());
+    }
+
+    if !r.comparisons.is_empty() {
+        writeln!(md, "## Comparisons\n")?;
+        writeln!(md, "Paired over the items both backends answered: difference in accuracy (second − first) with Newcombe's hybrid score interval, McNemar's exact test on the items where exactly one is right, and Holm's correction across the {} comparison{}. Macro-F1 differences use a paired bootstrap ({} resamples).\n",
+            r.comparisons.len(), if r.comparisons.len() == 1 { "" } else { "s" }, r.backends.first().map_or(0, |b| b.macro_f1.resamples))?;
+        writeln!(md, "| first | second | only first right | only second right | Δ accuracy (95% CI) | p | Holm p | Δ macro-F1 (95% CI) |")?;
+        writeln!(md, "|---|---|---|---|---|---|---|---|")?;
+        for c in &r.comparisons {
+            let f1 = c.macro_f1_difference.as_ref().map_or("—".to_string(), |d| format!("{:+.3} ({:+.3} to {:+.3})", d.estimate, d.low, d.high));
+            writeln!(
+                md,
+                "| {} | {} | {} | {} | {:+.1} pts ({:+.1} to {:+.1}) | {} | {} | {} |",
+                cell(&c.first),
+                cell(&c.second),
+                c.only_first,
+                c.only_second,
+                c.difference.estimate * 100.0,
+                c.difference.low * 100.0,
+                c.difference.high * 100.0,
+                p_value(c.p_value),
+                p_value(c.p_value_holm),
+                f1
+            )?;
+        }
+        writeln!(md)?;
+        for c in &r.comparisons {
+            writeln!(md, "- {}", c.verdict)?;
+        }
+        writeln!(md)?;
     }
 
     writeln!(md, "## Per-class results\n")?;
@@ -170,6 +200,21 @@ fn answer(a: &Option<String>, gold: &str) -> String {
         None => "*(invalid)*".to_string(),
         Some(a) if a == gold => format!("{} ✓", cell(a)),
         Some(a) => cell(a),
+    }
+}
+
+fn metric(estimate: f64, low: Option<f64>, high: Option<f64>) -> String {
+    match (low, high) {
+        (Some(l), Some(h)) => format!("{estimate:.3} ({l:.3}–{h:.3})"),
+        _ => format!("{estimate:.3}"),
+    }
+}
+
+fn p_value(p: f64) -> String {
+    if p < 0.001 {
+        "< 0.001".to_string()
+    } else {
+        format!("{p:.3}")
     }
 }
 

@@ -26,7 +26,7 @@ pub const REPORT_FILE: &str = "report.md";
 pub fn write_outputs(dir: &Path) -> Result<(Results, String)> {
     let meta = RunMeta::read(dir)?;
     let scores = score::score_run(dir, &meta)?;
-    let results = results::build(&meta, &scores);
+    let results = results::build(&meta, &scores)?;
 
     let top_two = top_two(&results);
     let disagreements = match top_two {

@@ -123,6 +123,7 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink) -> 
         items: items.iter().map(|i| i.id.clone()).collect(),
         started_at: crate::time::rfc3339(SystemTime::now()),
         finished_at: None,
+        requests_per_day: suite.requests_per_day,
     };
     meta.write(&dir)?;
     events(RunEvent::Started { dir: dir.clone(), backends: planned.len(), items: items.len() });
@@ -169,6 +170,7 @@ fn backend_meta(spec: &BackendSpec) -> BackendMeta {
             }),
             _ => None,
         },
+        price: spec.price.clone(),
     }
 }
 
@@ -263,10 +265,11 @@ fn answered_record(backend: &str, suite: &Suite, item: &Item, prompt: Vec<ChatMe
     let answer = parse_label(&completion.text, &suite.task.labels).map(str::to_string);
     let correct = answer.as_deref() == Some(item.label.as_str());
     let tokens = match completion.usage {
-        Some(u) => Tokens { input: u.input, output: u.output, estimated: false },
+        Some(u) => Tokens { input: u.input, output: u.output, cached_input: u.cached_input, estimated: false },
         None => Tokens {
             input: estimate_tokens(prompt.iter().map(|m| m.content.as_str())),
             output: estimate_tokens(std::iter::once(completion.text.as_str())),
+            cached_input: 0,
             estimated: true,
         },
     };

@@ -70,6 +70,8 @@ pub struct BackendScores {
     pub error_kinds: BTreeMap<String, u64>,
     /// Per item, in run order.
     pub outcomes: Vec<Outcome>,
+    /// Tokens per item, in run order (zero for items without an answer).
+    pub item_tokens: Vec<Tokens>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -162,11 +164,11 @@ pub fn score_run(dir: &Path, meta: &RunMeta) -> Result<RunScores> {
         .iter()
         .zip(tallies)
         .map(|(backend, tally)| summarize(&backend.id, labels, &gold, tally))
-        .collect();
+        .collect::<Result<_, _>>()?;
     Ok(RunScores { labels: labels.clone(), items: meta.items.clone(), gold, backends })
 }
 
-fn summarize(id: &str, labels: &[String], gold: &[Option<u16>], tally: Tally) -> BackendScores {
+fn summarize(id: &str, labels: &[String], gold: &[Option<u16>], tally: Tally) -> Result<BackendScores> {
     let n_labels = labels.len();
     let mut confusion = vec![vec![0u64; n_labels + 1]; n_labels];
     let (mut answered, mut correct, mut invalid, mut errors, mut missing) = (0, 0, 0, 0, 0);
@@ -207,10 +209,11 @@ fn summarize(id: &str, labels: &[String], gold: &[Option<u16>], tally: Tally) ->
     for t in &tally.tokens {
         tokens.input += t.input;
         tokens.output += t.output;
+        tokens.cached_input += t.cached_input;
         tokens.estimated |= t.estimated;
     }
     let latencies: Vec<f64> = tally.latencies.iter().flatten().copied().collect();
-    BackendScores {
+    Ok(BackendScores {
         id: id.to_string(),
         items,
         answered,
@@ -218,8 +221,8 @@ fn summarize(id: &str, labels: &[String], gold: &[Option<u16>], tally: Tally) ->
         invalid,
         errors,
         missing,
-        accuracy: wilson_interval(correct, answered, CONFIDENCE),
-        error_rate: wilson_interval(errors, answered + errors, CONFIDENCE),
+        accuracy: wilson_interval(correct, answered, CONFIDENCE)?,
+        error_rate: wilson_interval(errors, answered + errors, CONFIDENCE)?,
         macro_f1,
         classes,
         confusion,
@@ -227,8 +230,9 @@ fn summarize(id: &str, labels: &[String], gold: &[Option<u16>], tally: Tally) ->
         latency_p50_ms: percentile(&latencies, 0.50),
         latency_p95_ms: percentile(&latencies, 0.95),
         error_kinds: tally.error_kinds,
+        item_tokens: tally.tokens,
         outcomes: tally.outcomes,
-    }
+    })
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
@@ -270,7 +274,7 @@ mod tests {
         let ans = |p: Option<u16>, g: u16| Outcome::Answered { predicted: p, correct: p == Some(g) };
         let outcomes = vec![ans(Some(0), 0), ans(Some(0), 0), ans(Some(1), 0), ans(Some(1), 1), ans(None, 1), ans(Some(2), 2), Outcome::Error];
         let tally = Tally { tokens: vec![Tokens::default(); outcomes.len()], latencies: vec![Some(1.0); outcomes.len()], outcomes, ..Tally::default() };
-        let s = summarize("x", &labels, &gold, tally);
+        let s = summarize("x", &labels, &gold, tally).unwrap();
         assert_eq!((s.items, s.answered, s.correct, s.invalid, s.errors), (7, 6, 4, 1, 1));
         assert!((s.accuracy.estimate - 4.0 / 6.0).abs() < 1e-12);
         // a: P = 2/2, R = 2/3; b: P = 1/2, R = 1/2; c: P = 1, R = 1

@@ -1,5 +1,6 @@
 //! Scores computed from a run's journal: per backend, per class, per item.
 
 mod classification;
+pub mod compare;
 
 pub use classification::{percentile, score_run, CONFIDENCE, BackendScores, ClassScores, Outcome, RunScores};

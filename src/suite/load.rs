@@ -11,9 +11,10 @@ use sha2::{Digest, Sha256};
 use super::data::{self, RawTable};
 use super::schema::{self, DataSource, FewShotFile, ProviderKind, StrategyFile, SuiteFile};
 use super::{
-    BackendSpec, Dataset, FewShot, Item, Provider, Selection, Strategy, Suite, Task, TaskKind, DEFAULT_CONCURRENCY,
+    BackendSpec, Dataset, FewShot, Item, Price, Provider, Selection, Strategy, Suite, Task, TaskKind, DEFAULT_CONCURRENCY,
     OPENAI_BASE_URL, OPENAI_KEY_ENV,
 };
+use crate::cost::{PriceTable, Pricing};
 use crate::error::{SuiteErrors, SuiteProblem};
 use crate::prompt::PromptTemplates;
 
@@ -81,12 +82,19 @@ impl Resolver {
         let task = self.resolve_task(&file.task);
         let (test, train) = self.resolve_data(&file.data, &task);
         let backends = self.resolve_backends(&file.backends, &task, train.as_ref());
+        if let Some(volume) = &file.volume {
+            let rpd = volume.value.requests_per_day;
+            if !(rpd.is_finite() && rpd > 0.0) {
+                self.problem(line(volume), "volume.requests_per_day", "requests per day must be a positive number", "e.g. `volume: { requests_per_day: 50000 }`");
+            }
+        }
 
         if let (Some(task), Some(test)) = (&task, &test) {
             self.check_templates(&file.task, task, test, train.as_ref());
         }
         match (self.problems.is_empty(), task, test) {
             (true, Some(task), Some(test)) => Ok(Suite {
+                requests_per_day: file.volume.as_ref().map(|v| v.value.requests_per_day),
                 path: self.path,
                 name,
                 description: file.description,
@@ -396,7 +404,9 @@ impl Resolver {
             (None, Provider::Openai, None) => Some(OPENAI_KEY_ENV.to_string()),
             _ => None,
         };
+        let price = self.resolve_price(b, key, provider);
         Some(BackendSpec {
+            price,
             id,
             provider,
             model: b.model.as_ref().map(|m| m.value.trim().to_string()),
@@ -409,6 +419,55 @@ impl Resolver {
             timeout: Duration::from_secs_f64(if timeout_secs.is_finite() && timeout_secs > 0.0 { timeout_secs } else { 60.0 }),
             max_attempts: max_attempts.max(1),
             line: id_line,
+        })
+    }
+
+    /// The suite's price if it gives one, else the built-in table's for the model, else unknown.
+    fn resolve_price(&mut self, b: &schema::BackendFile, key: &str, provider: Provider) -> Option<Price> {
+        let key = format!("{key}.pricing");
+        if let Some(p) = &b.pricing {
+            let f = &p.value;
+            let per_token = f.input_per_mtok.is_some() || f.output_per_mtok.is_some() || f.cached_input_per_mtok.is_some();
+            let fixed = f.monthly_usd.is_some() || f.capacity_rps.is_some();
+            let pricing = match (per_token, fixed) {
+                (true, true) => {
+                    self.problem(line(p), &key, "pricing mixes per-token and fixed prices", "give either input_per_mtok/output_per_mtok or monthly_usd/capacity_rps");
+                    return None;
+                }
+                (true, false) => match (f.input_per_mtok, f.output_per_mtok) {
+                    (Some(input), Some(output)) => Pricing::PerToken { input_per_mtok: input, output_per_mtok: output, cached_input_per_mtok: f.cached_input_per_mtok },
+                    _ => {
+                        self.problem(line(p), &key, "per-token pricing needs both input_per_mtok and output_per_mtok", "prices are USD per million tokens");
+                        return None;
+                    }
+                },
+                (false, true) => match f.monthly_usd {
+                    Some(monthly) => Pricing::Fixed { monthly_usd: monthly, capacity_rps: f.capacity_rps },
+                    None => {
+                        self.problem(line(p), &key, "fixed pricing needs monthly_usd", "e.g. `pricing: { monthly_usd: 450, capacity_rps: 25 }`");
+                        return None;
+                    }
+                },
+                (false, false) => {
+                    self.problem(line(p), &key, "pricing is empty", "give input_per_mtok and output_per_mtok, or monthly_usd");
+                    return None;
+                }
+            };
+            if let Err(e) = pricing.validate() {
+                self.problem(line(p), &key, format!("invalid price: {e}"), "prices must be finite and not negative");
+                return None;
+            }
+            return Some(Price { pricing, origin: "suite".into(), as_of: None, source: None });
+        }
+        if provider == Provider::Local {
+            return None;
+        }
+        let model = b.model.as_ref()?.value.trim();
+        PriceTable::builtin().lookup(model).map(|entry| Price {
+            pricing: entry.pricing.clone(),
+            origin: "built-in".into(),
+            as_of: Some(entry.as_of.clone()),
+            source: Some(entry.source.clone()),
         })
     }
 

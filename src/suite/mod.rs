@@ -25,6 +25,8 @@ pub struct Suite {
     pub test: Dataset,
     pub train: Option<Dataset>,
     pub backends: Vec<BackendSpec>,
+    /// Requests per day the cost projections assume, when the suite gives one.
+    pub requests_per_day: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +129,8 @@ pub struct BackendSpec {
     pub max_attempts: u32,
     /// Line of the backend's `id` in the suite.
     pub line: u64,
+    /// The price, and where it came from; `None` when unknown (never assumed to be zero).
+    pub price: Option<Price>,
 }
 
 /// Default per-backend concurrency.
@@ -135,3 +139,14 @@ pub const DEFAULT_CONCURRENCY: usize = 16;
 pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 /// The key variable for the OpenAI API when a backend names none.
 pub const OPENAI_KEY_ENV: &str = "OPENAI_API_KEY";
+
+/// A backend's price with its provenance.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Price {
+    pub pricing: crate::cost::Pricing,
+    /// `suite`, or `built-in` when taken from the compiled-in table.
+    pub origin: String,
+    /// The table entry's date and public source, for built-in prices.
+    pub as_of: Option<String>,
+    pub source: Option<String>,
+}

@@ -20,6 +20,34 @@ pub struct SuiteFile {
     pub task: TaskFile,
     pub data: DataFile,
     pub backends: Spanned<Vec<BackendFile>>,
+    /// The volume the business runs at, for cost projections.
+    #[serde(default)]
+    pub volume: Option<Spanned<VolumeFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeFile {
+    pub requests_per_day: f64,
+}
+
+/// A backend's price: per token (`input_per_mtok`, `output_per_mtok`, optional
+/// `cached_input_per_mtok`, all USD per million tokens) or fixed (`monthly_usd`, optional
+/// `capacity_rps` per instance). One struct rather than an untagged enum so a typo gets a
+/// precise error.
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PricingFile {
+    #[serde(default)]
+    pub input_per_mtok: Option<f64>,
+    #[serde(default)]
+    pub output_per_mtok: Option<f64>,
+    #[serde(default)]
+    pub cached_input_per_mtok: Option<f64>,
+    #[serde(default)]
+    pub monthly_usd: Option<f64>,
+    #[serde(default)]
+    pub capacity_rps: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,6 +129,9 @@ pub struct BackendFile {
     pub timeout_secs: Option<Spanned<f64>>,
     #[serde(default)]
     pub max_attempts: Option<Spanned<u32>>,
+    /// Overrides (or supplies) the built-in price of `model`.
+    #[serde(default)]
+    pub pricing: Option<Spanned<PricingFile>>,
 }
 
 #[derive(Debug, Deserialize, Clone, PartialEq)]
