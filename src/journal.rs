@@ -74,6 +74,12 @@ pub struct RunMeta {
     /// The suite's `volume.requests_per_day`.
     #[serde(default)]
     pub requests_per_day: Option<f64>,
+    /// Backend pairs the suite asks to compare; every pair when empty.
+    #[serde(default)]
+    pub compare: Vec<(String, String)>,
+    /// Each item's cluster (aligned with `items`), when the data has a group column.
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,12 +6,17 @@
 /// trimmed, compared without case, after removing wrapping quotes, backticks or bold markers and
 /// trailing punctuation. "Billing." and `"billing"` match `billing`; "I think billing" does not.
 pub fn parse_label<'a>(reply: &str, labels: &'a [String]) -> Option<&'a str> {
-    let normalized = normalize(reply);
-    if normalized.is_empty() {
+    // An exact match first: a label may itself end in punctuation (banking77 has
+    // `reverted_card_payment?`), which normalising would strip from the reply.
+    let trimmed = reply.trim().to_lowercase();
+    if let Some(label) = labels.iter().find(|l| l.trim().to_lowercase() == trimmed) {
+        return Some(label);
+    }
+    let wanted = normalize(reply).to_lowercase();
+    if wanted.is_empty() {
         return None;
     }
-    let wanted = normalized.to_lowercase();
-    labels.iter().find(|l| l.trim().to_lowercase() == wanted).map(String::as_str)
+    labels.iter().find(|l| normalize(l).to_lowercase() == wanted).map(String::as_str)
 }
 
 fn normalize(text: &str) -> String {
@@ -45,6 +50,9 @@ mod tests {
             assert!(parse_label(reply, &l).is_some(), "{reply:?} should parse");
         }
         assert_eq!(parse_label("ACCOUNT", &l), Some("Account"));
+        let odd: Vec<String> = vec!["reverted_card_payment?".into(), "card_arrival".into()];
+        assert_eq!(parse_label("reverted_card_payment?", &odd), Some("reverted_card_payment?"));
+        assert_eq!(parse_label("\"reverted_card_payment?\".", &odd), Some("reverted_card_payment?"));
     }
 
     #[test]

@@ -144,7 +144,7 @@ mod tests {
             .map(|i| {
                 let mut fields = BTreeMap::new();
                 fields.insert("text".to_string(), serde_json::Value::String(format!("text {i}")));
-                Item { id: format!("tr-{i}"), fields, label: labels[i % labels.len()].to_string(), line: i as u64 + 2 }
+                Item { id: format!("tr-{i}"), fields, label: labels[i % labels.len()].to_string(), line: i as u64 + 2, group: None }
             })
             .collect();
         Dataset { origin: "train.csv".into(), items }

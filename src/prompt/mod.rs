@@ -154,7 +154,7 @@ mod tests {
     fn item(text: &str) -> Item {
         let mut fields = BTreeMap::new();
         fields.insert("text".to_string(), serde_json::Value::String(text.to_string()));
-        Item { id: "1".into(), fields, label: "a".into(), line: 2 }
+        Item { id: "1".into(), fields, label: "a".into(), line: 2, group: None }
     }
 
     #[test]

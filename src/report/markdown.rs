@@ -44,14 +44,14 @@ fn write_report(md: &mut String, r: &Results, top_two: Option<(&str, &str)>, dis
 
     writeln!(md, "## Summary\n")?;
     writeln!(md, "Accuracy is over answered items, with a 95% Wilson interval; errors (requests that failed after retries) are counted apart and never as wrong answers. Invalid replies named no label and count as wrong.\n")?;
-    writeln!(md, "| backend | strategy | model | accuracy (95% CI) | macro-F1 (95% CI) | answered | invalid | errors | tokens in / out per request | latency p50 / p95 |")?;
-    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|")?;
+    writeln!(md, "| backend | strategy | model | accuracy (95% CI) | macro-F1 (95% CI) | answered | invalid | errors | tokens in / out per request | latency p50 / p95 | cost / 1k requests | cost per correct (95% CI) |")?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|")?;
     let mut ranked: Vec<&BackendResult> = r.backends.iter().collect();
     ranked.sort_by(|a, b| b.accuracy.estimate.total_cmp(&a.accuracy.estimate).then(a.id.cmp(&b.id)));
     for b in &ranked {
         writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {}/{} | {} | {} | {}{:.0} / {:.0} | {} / {} |",
+            "| {} | {} | {} | {} | {} | {}/{} | {} | {} | {}{:.0} / {:.0} | {} / {} | {} | {} |",
             cell(&b.id),
             b.strategy,
             b.model.as_deref().map_or("—".to_string(), cell),
@@ -66,6 +66,8 @@ fn write_report(md: &mut String, r: &Results, top_two: Option<(&str, &str)>, dis
             b.tokens.output_per_request,
             ms(b.latency_ms.p50),
             ms(b.latency_ms.p95),
+            b.cost.per_1k_requests_usd.map_or("unknown".to_string(), money),
+            b.cost.per_correct_usd.map_or("unknown".to_string(), |c| format!("{} ({}–{})", money(c.estimate), money(c.low), money(c.high))),
         )?;
     }
     writeln!(md)?;
@@ -74,6 +76,19 @@ fn write_report(md: &mut String, r: &Results, top_two: Option<(&str, &str)>, dis
     }
     if r.backends.iter().any(|b| b.missing > 0) {
         writeln!(md, "**Incomplete run:** some items have no record yet (answered + errors < items).\n")?;
+    }
+    for w in &r.warnings {
+        writeln!(md, "> **Warning:** {}\n", prose(w))?;
+    }
+    let clustered: Vec<&&BackendResult> = ranked.iter().filter(|b| b.accuracy_clustered.is_some()).collect();
+    if !clustered.is_empty() {
+        writeln!(md, "Items share groups, so answers within a group are not independent; accuracy with a clustered standard error (Miller 2024):\n")?;
+        for b in clustered {
+            if let Some(c) = &b.accuracy_clustered {
+                writeln!(md, "- `{}`: {:.1}% (95% CI {:.1}–{:.1}, SE {:.2} points, {} groups)", cell(&b.id), c.estimate * 100.0, c.low * 100.0, c.high * 100.0, c.standard_error * 100.0, c.clusters)?;
+            }
+        }
+        writeln!(md)?;
     }
     if !r.skipped.is_empty() {
         writeln!(md, "**Skipped backends** (not run, not scored):\n")?;
@@ -86,6 +101,8 @@ fn write_report(md: &mut String, r: &Results, top_two: Option<(&str, &str)>, dis
         writeln!(md, "No backend was run.")?;
         return Ok(());
     }
+
+    write_costs(md, r, &ranked)?;
 
     if !r.comparisons.is_empty() {
         writeln!(md, "## Comparisons\n")?;
@@ -112,7 +129,7 @@ fn write_report(md: &mut String, r: &Results, top_two: Option<(&str, &str)>, dis
         }
         writeln!(md)?;
         for c in &r.comparisons {
-            writeln!(md, "- {}", c.verdict)?;
+            writeln!(md, "- {}", prose(&c.verdict))?;
         }
         writeln!(md)?;
     }
@@ -161,6 +178,76 @@ fn write_report(md: &mut String, r: &Results, top_two: Option<(&str, &str)>, dis
         writeln!(md)?;
     }
     Ok(())
+}
+
+fn write_costs(md: &mut String, r: &Results, ranked: &[&BackendResult]) -> std::fmt::Result {
+    writeln!(md, "## Cost\n")?;
+    if r.backends.iter().any(|b| b.cost.per_correct_usd.is_some()) {
+        writeln!(md, "![Accuracy against cost per correct answer](chart.svg)\n")?;
+    }
+    match r.volume {
+        Some(v) => {
+            writeln!(md, "At your volume of {} requests a day:\n", super::results::group_thousands(v.requests_per_day.round() as u64))?;
+            writeln!(md, "| backend | price | per request | per day | per year | instances |")?;
+            writeln!(md, "|---|---|---|---|---|---|")?;
+            for b in ranked {
+                let c = &b.cost;
+                writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {} |",
+                    cell(&b.id),
+                    price_text(c),
+                    c.per_request_usd.map_or("unknown".into(), money),
+                    c.daily_usd.map_or("unknown".into(), money),
+                    c.annual_usd.map_or("unknown".into(), money),
+                    c.instances_needed.map_or("—".into(), |n| n.to_string()),
+                )?;
+            }
+            writeln!(md)?;
+        }
+        None => writeln!(md, "Add `volume: {{ requests_per_day: N }}` to the suite to project daily and annual cost.\n")?,
+    }
+    for be in &r.break_even {
+        writeln!(md, "- {}", prose(&be.sentence))?;
+    }
+    let notes: Vec<String> = ranked.iter().flat_map(|b| b.cost.notes.iter().map(move |n| format!("`{}`: {}", b.id, n))).collect();
+    for note in &notes {
+        writeln!(md, "- {}", prose(note))?;
+    }
+    if !r.break_even.is_empty() || !notes.is_empty() {
+        writeln!(md)?;
+    }
+    Ok(())
+}
+
+fn price_text(c: &super::results::CostResult) -> String {
+    let stale = if c.price_stale { " (stale)" } else { "" };
+    match &c.pricing {
+        Some(crate::cost::Pricing::PerToken { input_per_mtok, output_per_mtok, .. }) => {
+            format!("${input_per_mtok} / ${output_per_mtok} per M tokens{stale}")
+        }
+        Some(crate::cost::Pricing::Fixed { monthly_usd, capacity_rps }) => match capacity_rps {
+            Some(rps) => format!("${monthly_usd}/month per instance of {rps} req/s"),
+            None => format!("${monthly_usd}/month"),
+        },
+        None => "unknown".into(),
+    }
+}
+
+/// Dollars with enough digits to tell small per-request costs apart.
+fn money(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "$0".into()
+    } else if a >= 100.0 {
+        format!("${}", super::results::group_thousands(v.round() as u64))
+    } else if a >= 1.0 {
+        format!("${v:.2}")
+    } else {
+        // Three significant digits.
+        let digits = ((-a.log10()).floor() as usize) + 3;
+        format!("${v:.digits$}")
+    }
 }
 
 fn write_confusion(md: &mut String, labels: &[String], b: &BackendResult) -> std::fmt::Result {
@@ -233,6 +320,11 @@ fn ms(v: f64) -> String {
     } else {
         format!("{v:.2} ms")
     }
+}
+
+/// Escapes a sentence of ours that may quote data: no HTML, one line.
+fn prose(text: &str) -> String {
+    text.replace('<', "&lt;").replace('>', "&gt;").replace(['\n', '\r'], " ")
 }
 
 /// Escapes text for a GitHub table cell.

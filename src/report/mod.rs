@@ -1,6 +1,7 @@
 //! Outputs of a run, rebuilt at any time from its journal: `results.json`, `records.csv` and
 //! `report.md` (plus the GitHub step summary when `GITHUB_STEP_SUMMARY` is set, by the CLI).
 
+pub mod chart;
 mod csv;
 pub mod markdown;
 pub mod results;
@@ -21,6 +22,7 @@ use crate::score::{self, Outcome};
 /// The files written for a run.
 pub const RESULTS_FILE: &str = "results.json";
 pub const REPORT_FILE: &str = "report.md";
+pub const CHART_FILE: &str = "chart.svg";
 
 /// Scores the run in `dir` and writes every output; returns the results and the markdown.
 pub fn write_outputs(dir: &Path) -> Result<(Results, String)> {
@@ -38,6 +40,13 @@ pub fn write_outputs(dir: &Path) -> Result<(Results, String)> {
     let json = serde_json::to_string_pretty(&results).map_err(|e| Error::Backend(e.to_string()))?;
     write_file(&dir.join(RESULTS_FILE), &(json + "\n"))?;
     write_file(&dir.join(REPORT_FILE), &markdown)?;
+    let chart_path = dir.join(CHART_FILE);
+    match chart::render(&results) {
+        Some(svg) => write_file(&chart_path, &svg)?,
+        // A rebuilt report must not keep a chart its results no longer support.
+        None if chart_path.exists() => std::fs::remove_file(&chart_path).map_err(|e| Error::io(&chart_path, e))?,
+        None => {}
+    }
     csv::write(dir)?;
     Ok((results, markdown))
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::journal::{RunMeta, Skipped};
 use crate::score::compare::{self, Comparison};
+use crate::score::cost as score_cost;
 use crate::score::{RunScores, CONFIDENCE};
 use crate::stats::{BootstrapConfig, Interval};
 
@@ -31,6 +32,54 @@ pub struct Results {
     pub skipped: Vec<Skipped>,
     /// Paired comparisons of every pair of backends (or the pairs the suite lists).
     pub comparisons: Vec<ComparisonResult>,
+    /// Things a reader must know before trusting a decision, e.g. a suite too small for it.
+    pub warnings: Vec<String>,
+    /// The suite's volume, for cost projections.
+    pub volume: Option<VolumeResult>,
+    /// For each per-token backend against each fixed-price one: the volume above which the fixed
+    /// one is cheaper.
+    pub break_even: Vec<BreakEvenResult>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct VolumeResult {
+    pub requests_per_day: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BreakEvenResult {
+    pub per_token: String,
+    pub fixed: String,
+    /// `None` when the fixed backend is never cheaper within one instance's capacity.
+    pub requests_per_day: Option<f64>,
+    pub sentence: String,
+}
+
+/// Cost figures of one backend, in USD. Every figure is `null` when it cannot be known (no
+/// price, or a fixed price without a volume); never a made-up zero.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostResult {
+    pub pricing: Option<crate::cost::Pricing>,
+    /// `suite` or `built-in`.
+    pub price_origin: Option<String>,
+    pub price_as_of: Option<String>,
+    pub price_source: Option<String>,
+    pub price_stale: bool,
+    pub total_usd: Option<f64>,
+    pub per_request_usd: Option<f64>,
+    pub per_1k_requests_usd: Option<f64>,
+    pub per_correct_usd: Option<CostInterval>,
+    pub daily_usd: Option<f64>,
+    pub annual_usd: Option<f64>,
+    pub instances_needed: Option<u64>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CostInterval {
+    pub estimate: f64,
+    pub low: f64,
+    pub high: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,10 +132,13 @@ pub struct BackendResult {
     pub errors: u64,
     pub missing: u64,
     pub accuracy: IntervalResult,
+    /// Accuracy with a clustered standard error, when items carry a group (Miller 2024).
+    pub accuracy_clustered: Option<ClusteredResult>,
     pub error_rate: IntervalResult,
     pub macro_f1: MetricResult,
     pub tokens: TokensResult,
     pub latency_ms: LatencyResult,
+    pub cost: CostResult,
     pub classes: Vec<ClassResult>,
     /// Rows: gold labels in task order; columns: predicted labels in task order, then invalid.
     pub confusion: Vec<Vec<u64>>,
@@ -131,6 +183,17 @@ pub struct MetricResult {
     pub resamples: usize,
 }
 
+/// A mean with a cluster-robust standard error and its normal-approximation interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ClusteredResult {
+    pub estimate: f64,
+    pub low: f64,
+    pub high: f64,
+    pub standard_error: f64,
+    pub clusters: usize,
+    pub confidence: f64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TokensResult {
     pub input: u64,
@@ -168,6 +231,8 @@ pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
         .enumerate()
         .map(|(index, (m, s))| {
             let f1 = compare::macro_f1_interval(scores, index, &bootstrap);
+            let clustered = meta.groups.as_ref().and_then(|groups| clustered_accuracy(groups, &s.outcomes));
+            let cost = cost_result(m, &score_cost::summarize(meta, scores, index, &bootstrap));
             let per = |total: u64| if s.answered == 0 { 0.0 } else { total as f64 / s.answered as f64 };
             BackendResult {
                 id: m.id.clone(),
@@ -181,6 +246,8 @@ pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
                 errors: s.errors,
                 missing: s.missing,
                 accuracy: IntervalResult::wilson(s.accuracy),
+                accuracy_clustered: clustered,
+                cost,
                 error_rate: IntervalResult::wilson(s.error_rate),
                 macro_f1: MetricResult {
                     estimate: s.macro_f1,
@@ -215,13 +282,33 @@ pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
             }
         })
         .collect();
-    let pairs = compare::all_pairs(scores);
-    let comparisons = compare::compare(scores, &pairs, CONFIDENCE, &bootstrap)?
-        .iter()
-        .map(|c| comparison_result(c, scores, pairs.len()))
-        .collect();
+    let pairs = if meta.compare.is_empty() {
+        compare::all_pairs(scores)
+    } else {
+        let index = |id: &str| scores.backends.iter().position(|b| b.id == id && b.answered > 0);
+        meta.compare.iter().filter_map(|(a, b)| Some((index(a)?, index(b)?))).collect()
+    };
+    let raw = compare::compare(scores, &pairs, CONFIDENCE, &bootstrap)?;
+    let mut warnings = Vec::new();
+    for c in &raw {
+        let n = c.counts.total().unwrap_or(0);
+        if let Some(needed) = c.items_needed.filter(|&needed| needed > n && c.p_value_holm >= 1.0 - CONFIDENCE) {
+            warnings.push(format!(
+                "The suite is too small to tell `{}` and `{}` apart: {} items were answered by both, and detecting a 3-point difference at 80% power needs about {}.",
+                scores.backends[c.first].id,
+                scores.backends[c.second].id,
+                group_thousands(n),
+                group_thousands(needed)
+            ));
+        }
+    }
+    let comparisons = raw.iter().map(|c| comparison_result(c, scores, pairs.len())).collect();
+    let break_even = break_even_results(meta, scores);
     Ok(Results {
+        break_even,
+        volume: meta.requests_per_day.map(|requests_per_day| VolumeResult { requests_per_day }),
         comparisons,
+        warnings,
         schema_version: RESULTS_SCHEMA_VERSION,
         suite: meta.suite.name.clone(),
         suite_sha256: meta.suite.sha256.clone(),
@@ -232,6 +319,70 @@ pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
         items: meta.items.len(),
         backends,
         skipped: meta.skipped.clone(),
+    })
+}
+
+fn cost_result(m: &crate::journal::BackendMeta, c: &score_cost::CostSummary) -> CostResult {
+    CostResult {
+        pricing: m.price.as_ref().map(|p| p.pricing.clone()),
+        price_origin: m.price.as_ref().map(|p| p.origin.clone()),
+        price_as_of: m.price.as_ref().and_then(|p| p.as_of.clone()),
+        price_source: m.price.as_ref().and_then(|p| p.source.clone()),
+        price_stale: c.stale_days.is_some(),
+        total_usd: c.total_usd,
+        per_request_usd: c.per_request_usd,
+        per_1k_requests_usd: c.per_request_usd.map(|p| p * 1000.0),
+        per_correct_usd: c.per_correct.map(|i| CostInterval { estimate: i.estimate, low: i.low, high: i.high }),
+        daily_usd: c.projection.map(|p| p.daily_usd),
+        annual_usd: c.projection.map(|p| p.annual_usd),
+        instances_needed: c.projection.and_then(|p| p.instances_needed),
+        notes: c.notes.clone(),
+    }
+}
+
+fn break_even_results(meta: &RunMeta, scores: &RunScores) -> Vec<BreakEvenResult> {
+    let kind = |i: usize| meta.backends[i].price.as_ref().map(|p| matches!(p.pricing, crate::cost::Pricing::Fixed { .. }));
+    let mut out = Vec::new();
+    for pt in 0..meta.backends.len() {
+        for fx in 0..meta.backends.len() {
+            if kind(pt) != Some(false) || kind(fx) != Some(true) || scores.backends[pt].answered == 0 {
+                continue;
+            }
+            let (a, b) = (&meta.backends[pt].id, &meta.backends[fx].id);
+            let volume = score_cost::break_even(meta, scores, pt, fx);
+            let sentence = match volume {
+                Some(v) => format!(
+                    "Above about {} requests a day, `{b}` (fixed price) costs less than `{a}` (per token) at `{a}`'s measured tokens per request.",
+                    group_thousands(v.ceil() as u64)
+                ),
+                None => format!("`{b}` (fixed price) never costs less than `{a}` (per token) within one instance's capacity."),
+            };
+            out.push(BreakEvenResult { per_token: a.clone(), fixed: b.clone(), requests_per_day: volume, sentence });
+        }
+    }
+    out
+}
+
+/// Accuracy over answered items with errors clustered by group; `None` with fewer than two groups.
+fn clustered_accuracy(groups: &[String], outcomes: &[crate::score::Outcome]) -> Option<ClusteredResult> {
+    let mut ids: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut scores = Vec::new();
+    let mut clusters = Vec::new();
+    for (group, outcome) in groups.iter().zip(outcomes) {
+        if let Some(correct) = outcome.correct() {
+            let next = ids.len();
+            clusters.push(*ids.entry(group.as_str()).or_insert(next));
+            scores.push(if correct { 1.0 } else { 0.0 });
+        }
+    }
+    let (interval, se) = crate::stats::clustered_mean_interval(&scores, &clusters, CONFIDENCE).ok()?;
+    Some(ClusteredResult {
+        estimate: interval.estimate,
+        low: interval.low.max(0.0),
+        high: interval.high.min(1.0),
+        standard_error: se,
+        clusters: ids.len(),
+        confidence: CONFIDENCE,
     })
 }
 

@@ -67,7 +67,16 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink) -> 
     for spec in specs {
         let api_key = match &spec.api_key_env {
             Some(var) => match std::env::var(var) {
-                Ok(key) if !key.trim().is_empty() => Some(key),
+                Ok(key) if !key.trim().is_empty() => {
+                    // A key that cannot be an HTTP header would fail every request; say so now.
+                    if reqwest::header::HeaderValue::from_str(&format!("Bearer {}", key.trim())).is_err() {
+                        return Err(Error::Usage(format!(
+                            "backend `{}`: the key in {var} contains characters not allowed in an HTTP header (a line break or control character inside it?)",
+                            spec.id
+                        )));
+                    }
+                    Some(key)
+                }
                 _ => {
                     let reason = format!("environment variable {var} is not set");
                     if options.require_all {
@@ -124,6 +133,8 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink) -> 
         started_at: crate::time::rfc3339(SystemTime::now()),
         finished_at: None,
         requests_per_day: suite.requests_per_day,
+        compare: suite.compare.clone(),
+        groups: items.iter().map(|i| i.group.clone()).collect::<Option<Vec<String>>>(),
     };
     meta.write(&dir)?;
     events(RunEvent::Started { dir: dir.clone(), backends: planned.len(), items: items.len() });
@@ -226,7 +237,16 @@ async fn drive_backend(backend: PlannedBackend, suite: Arc<Suite>, items: Arc<Ve
             Ok(messages) => {
                 let (client, spec, tx, suite, items) = (client.clone(), spec.clone(), tx.clone(), suite.clone(), items.clone());
                 tasks.spawn(async move {
-                    let record = answer_item(&client, &spec, &suite, &items[index], messages, retry).await;
+                    let item = &items[index];
+                    // A panic below must still leave a record: an item is never silently lost.
+                    let answer = std::panic::AssertUnwindSafe(answer_item(&client, &spec, &suite, item, messages, retry));
+                    let record = match futures::FutureExt::catch_unwind(answer).await {
+                        Ok(record) => record,
+                        Err(panic) => {
+                            let what = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+                            failed_record(&spec.id, item, Vec::new(), BackendError::new(ErrorKind::Internal, format!("internal error: {what}")), 0.0, 0)
+                        }
+                    };
                     drop(permit);
                     let _ = tx.send(record).await;
                 });

@@ -2,5 +2,6 @@
 
 mod classification;
 pub mod compare;
+pub mod cost;
 
 pub use classification::{percentile, score_run, CONFIDENCE, BackendScores, ClassScores, Outcome, RunScores};

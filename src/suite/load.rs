@@ -82,6 +82,7 @@ impl Resolver {
         let task = self.resolve_task(&file.task);
         let (test, train) = self.resolve_data(&file.data, &task);
         let backends = self.resolve_backends(&file.backends, &task, train.as_ref());
+        let compare = self.resolve_compare(file.compare.as_ref(), &backends);
         if let Some(volume) = &file.volume {
             let rpd = volume.value.requests_per_day;
             if !(rpd.is_finite() && rpd > 0.0) {
@@ -95,6 +96,7 @@ impl Resolver {
         match (self.problems.is_empty(), task, test) {
             (true, Some(task), Some(test)) => Ok(Suite {
                 requests_per_day: file.volume.as_ref().map(|v| v.value.requests_per_day),
+                compare,
                 path: self.path,
                 name,
                 description: file.description,
@@ -154,7 +156,13 @@ impl Resolver {
         let label_column = data.label_column.as_ref().map_or("label".to_string(), |c| c.value.clone());
         let id_column = data.id_column.as_ref().map_or("id".to_string(), |c| c.value.clone());
         self.label_column = label_column.clone();
-        let columns = Columns { label: label_column, id: id_column, id_explicit: data.id_column.is_some() };
+        let columns = Columns {
+            label: label_column,
+            id: id_column,
+            id_explicit: data.id_column.is_some(),
+            group: data.group_column.as_ref().map_or("group".to_string(), |c| c.value.clone()),
+            group_explicit: data.group_column.is_some(),
+        };
 
         let test_table = match (&data.test, &data.examples) {
             (Some(_), Some(examples)) => {
@@ -222,6 +230,16 @@ impl Resolver {
             );
             return None;
         }
+        if columns.group_explicit && !table.columns.contains(&columns.group) {
+            self.problems.push(
+                SuiteProblem::new(&origin, format!("no `{}` group column", columns.group))
+                    .line(1)
+                    .key(&columns.group)
+                    .hint(format!("columns are: {}", table.columns.join(", "))),
+            );
+            return None;
+        }
+        let has_group = table.columns.contains(&columns.group);
         let has_id = table.columns.contains(&columns.id);
         let mut ids: BTreeMap<String, u64> = BTreeMap::new();
         let mut row_problems = Vec::new();
@@ -272,7 +290,23 @@ impl Resolver {
                 continue;
             }
             ids.insert(id.clone(), row.line);
-            items.push(Item { id, fields: row.values, label, line: row.line });
+            let group = if has_group {
+                match row.values.get(&columns.group).and_then(data::scalar_text).map(|g| g.trim().to_string()) {
+                    Some(g) if !g.is_empty() => Some(g),
+                    _ => {
+                        row_problems.push(
+                            SuiteProblem::new(&origin, format!("row has an empty `{}`", columns.group))
+                                .line(row.line)
+                                .key(&columns.group)
+                                .hint("every row needs its group when the data has a group column"),
+                        );
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            items.push(Item { id, fields: row.values, label, line: row.line, group });
         }
         for (label, (first_line, rows)) in unknown_labels {
             let declared = labels.map(|l| l.join(", ")).unwrap_or_default();
@@ -422,6 +456,28 @@ impl Resolver {
         })
     }
 
+    fn resolve_compare(&mut self, compare: Option<&Spanned<Vec<Vec<String>>>>, backends: &[BackendSpec]) -> Vec<(String, String)> {
+        let Some(compare) = compare else { return Vec::new() };
+        let mut pairs = Vec::new();
+        for (i, pair) in compare.value.iter().enumerate() {
+            let key = format!("compare[{i}]");
+            let [a, b] = pair.as_slice() else {
+                self.problem(line(compare), &key, "each comparison is a pair of backend ids", "e.g. `compare: [[mini-zero, mini-5shot]]`");
+                continue;
+            };
+            for id in [a, b] {
+                if !backends.iter().any(|s| &s.id == id) {
+                    self.problem(line(compare), &key, format!("no backend has id `{id}`"), "use ids from `backends`");
+                }
+            }
+            if a == b {
+                self.problem(line(compare), &key, "a backend compared with itself", "name two different backends");
+            }
+            pairs.push((a.clone(), b.clone()));
+        }
+        pairs
+    }
+
     /// The suite's price if it gives one, else the built-in table's for the model, else unknown.
     fn resolve_price(&mut self, b: &schema::BackendFile, key: &str, provider: Provider) -> Option<Price> {
         let key = format!("{key}.pricing");
@@ -526,14 +582,16 @@ impl Resolver {
             Ok(templates) => {
                 let mut columns: Vec<&str> = test.items.first().map(|i| i.fields.keys().map(String::as_str).collect()).unwrap_or_default();
                 columns.sort_unstable();
-                for (name, span) in [("input", &file.input), ("instructions", &file.instructions)] {
+                let fine_tuned = file.fine_tuned_instructions.as_ref();
+                let checked = [("input", Some(&file.input)), ("instructions", Some(&file.instructions)), ("fine_tuned_instructions", fine_tuned)];
+                for (name, span) in checked.into_iter().filter_map(|(n, s)| Some((n, s?))) {
                     for var in templates.variables(name) {
-                        if var == "labels" && name == "instructions" {
+                        if var == "labels" && name != "input" {
                             continue;
                         }
                         let (message, hint) = if var == self.label_column {
                             (format!("template uses `{var}`, the gold label"), "the prompt must not contain the answer; remove it".to_string())
-                        } else if name == "instructions" {
+                        } else if name != "input" {
                             (format!("template uses `{var}`, which instructions do not have"), "instructions see only `labels`; put item columns in `input`".to_string())
                         } else if !columns.contains(&var.as_str()) {
                             (format!("template uses `{var}`, which is not a column of the test data"), format!("columns are: {}", columns.join(", ")))
@@ -572,6 +630,8 @@ struct Columns {
     label: String,
     id: String,
     id_explicit: bool,
+    group: String,
+    group_explicit: bool,
 }
 
 fn line<T>(s: &Spanned<T>) -> u64 {

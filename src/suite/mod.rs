@@ -27,6 +27,8 @@ pub struct Suite {
     pub backends: Vec<BackendSpec>,
     /// Requests per day the cost projections assume, when the suite gives one.
     pub requests_per_day: Option<f64>,
+    /// Backend pairs to compare, `(first, second)`; empty means every pair.
+    pub compare: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +66,8 @@ pub struct Item {
     pub label: String,
     /// 1-based line in the data file (or in the suite, for inline rows).
     pub line: u64,
+    /// The item's cluster, from the group column.
+    pub group: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -23,6 +23,9 @@ pub struct SuiteFile {
     /// The volume the business runs at, for cost projections.
     #[serde(default)]
     pub volume: Option<Spanned<VolumeFile>>,
+    /// Pairs of backend ids to compare; every pair when absent.
+    #[serde(default)]
+    pub compare: Option<Spanned<Vec<Vec<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,6 +92,10 @@ pub struct DataFile {
     /// Column with a unique item id; `id` by default, and row numbers when the column is absent.
     #[serde(default)]
     pub id_column: Option<Spanned<String>>,
+    /// Column naming the cluster an item belongs to (items drawn from the same document or
+    /// conversation); `group` by default when present. Intervals then use clustered errors.
+    #[serde(default)]
+    pub group_column: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

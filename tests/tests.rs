@@ -1,0 +1,17 @@
+//! evalgate's integration tests: one test binary (as ripgrep does), modules under `tests/it/`.
+//!
+//! - `run_openai`: runs against the in-process OpenAI-compatible server (`support::openai_server`)
+//! - `validate`: suite and data errors from `evalgate validate`
+//! - `cli`: the binary's flags, exit codes, skipped backends and credential hygiene
+//! - `datasets`: the local baseline on public datasets in `../shared/datasets` (skipped when absent)
+
+mod support;
+
+#[path = "it/cli.rs"]
+mod cli;
+#[path = "it/datasets.rs"]
+mod datasets;
+#[path = "it/run_openai.rs"]
+mod run_openai;
+#[path = "it/validate.rs"]
+mod validate;
