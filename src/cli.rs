@@ -22,6 +22,8 @@ pub mod exit {
     pub const GATE_FAILED: u8 = 1;
     /// Usage, suite or infrastructure error.
     pub const ERROR: u8 = 2;
+    /// Stopped by Ctrl-C; every output covers what finished.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 #[derive(Parser, Debug)]
@@ -122,8 +124,12 @@ pub struct RunArgs {
     /// The suite file (YAML or JSON).
     pub suite: PathBuf,
     /// Run directory [default: reports/<suite name>/<UTC time>].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub out: Option<PathBuf>,
+    /// Continue a stopped or killed run in DIR: items already answered are not sent again;
+    /// items that failed are retried.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["backends", "limit"])]
+    pub resume: Option<PathBuf>,
     /// Run only this backend (repeatable).
     #[arg(long = "backend", value_name = "ID")]
     pub backends: Vec<String>,
@@ -136,6 +142,10 @@ pub struct RunArgs {
     /// Fail (exit 2) when a backend's API key is missing instead of skipping it.
     #[arg(long)]
     pub require_all: bool,
+    /// Estimate the cost first and refuse to start above this many USD; stop sending once the
+    /// spend reaches it.
+    #[arg(long, value_name = "USD")]
+    pub max_cost_usd: Option<f64>,
     /// Print nothing but errors and the report path.
     #[arg(long, short)]
     pub quiet: bool,
@@ -248,8 +258,15 @@ fn run(args: RunArgs) -> Result<u8, Error> {
         limit: args.limit,
         concurrency: args.concurrency.map(|c| c as usize),
         require_all: args.require_all,
-        retry: Default::default(),
+        max_cost_usd: args.max_cost_usd,
+        resume: args.resume,
+        ..RunOptions::default()
     };
+    if let Some(limit) = args.max_cost_usd {
+        if !(limit.is_finite() && limit >= 0.0) {
+            return Err(Error::Usage(format!("--max-cost-usd {limit}: give a number of dollars, 0 or more")));
+        }
+    }
     let display = Arc::new(Mutex::new(ProgressDisplay::new(args.quiet)));
     let sink = display.clone();
     let events: runner::EventSink = Arc::new(move |event| {
@@ -261,10 +278,27 @@ fn run(args: RunArgs) -> Result<u8, Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::Backend(format!("cannot start the async runtime: {e}")))?;
-    let dir = runtime.block_on(runner::run(suite, &options, events))?;
+    let stop = Arc::new(runner::StopSignal::default());
+    let outcome = runtime.block_on(async {
+        let on_ctrl_c = stop.clone();
+        // The first Ctrl-C stops sending and lets requests in flight finish; a second one
+        // exits at once (what has been journaled is kept either way).
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\nstopping: waiting up to 10 s for requests in flight (Ctrl-C again to quit now)");
+                on_ctrl_c.stop(runner::StopReason::Interrupted);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(i32::from(exit::INTERRUPTED));
+                }
+            }
+        });
+        runner::run(suite, &options, events, stop.clone()).await
+    })?;
+    runtime.shutdown_background();
     if let Ok(mut d) = display.lock() {
         d.finish();
     }
+    let dir = outcome.dir;
     let (results, markdown) = report::write_outputs(&dir)?;
     write_step_summary(&markdown);
     if !args.quiet {
@@ -283,7 +317,17 @@ fn run(args: RunArgs) -> Result<u8, Error> {
         }
     }
     println!("{}", dir.join(report::REPORT_FILE).display());
-    Ok(exit::SUCCESS)
+    match outcome.stopped {
+        Some(runner::StopReason::Interrupted) => {
+            eprintln!("interrupted: the report covers the items that finished");
+            Ok(exit::INTERRUPTED)
+        }
+        Some(reason @ runner::StopReason::Budget { .. }) => {
+            eprintln!("warning: {}; the report covers the items that finished", reason.describe());
+            Ok(exit::SUCCESS)
+        }
+        None => Ok(exit::SUCCESS),
+    }
 }
 
 /// Appends the report to the GitHub Actions step summary when running there.

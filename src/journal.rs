@@ -80,6 +80,9 @@ pub struct RunMeta {
     /// Each item's cluster (aligned with `items`), when the data has a group column.
     #[serde(default)]
     pub groups: Option<Vec<String>>,
+    /// Why the run ended early, when it did.
+    #[serde(default)]
+    pub stopped: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -192,6 +195,25 @@ pub fn read_records<T: for<'de> Deserialize<'de>>(dir: &Path, mut visit: impl Fn
         }
     }
     Ok(())
+}
+
+/// Cuts a torn last line (the process died mid-write) off the journal, so records appended by a
+/// resumed run start on a line of their own. Returns how many bytes were cut.
+pub fn repair_tail(dir: &Path) -> Result<u64> {
+    let path = dir.join(RECORDS_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    if bytes.is_empty() || bytes.ends_with(b"\n") {
+        return Ok(0);
+    }
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let file = std::fs::OpenOptions::new().write(true).open(&path).map_err(|e| Error::io(&path, e))?;
+    file.set_len(keep as u64).map_err(|e| Error::io(&path, e))?;
+    file.sync_all().map_err(|e| Error::io(&path, e))?;
+    Ok((bytes.len() - keep) as u64)
 }
 
 /// `url` without user, password, query or fragment, for display and for run.json.

@@ -1,5 +1,6 @@
 //! `records.csv`: one row per item and backend, for spreadsheets.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -16,9 +17,25 @@ pub fn write(dir: &Path) -> Result<()> {
     let mut out = csv::Writer::from_path(&path).map_err(|e| Error::io(&path, e.into()))?;
     let fail = |e: csv::Error| Error::io(dir.join("records.csv"), e.into());
     out.write_record(HEADER).map_err(fail)?;
+    // A resumed run may hold several records for one item and backend (a failure, then an
+    // answer); like scoring, the CSV keeps the last.
+    #[derive(serde::Deserialize)]
+    struct Key {
+        id: String,
+        backend: String,
+    }
+    let mut last: HashMap<(String, String), usize> = HashMap::new();
+    let mut n = 0usize;
+    journal::read_records(dir, |k: Key| {
+        last.insert((k.backend, k.id), n);
+        n += 1;
+    })?;
     let mut result = Ok(());
+    let mut index = 0usize;
     journal::read_records(dir, |r: Record| {
-        if result.is_err() {
+        let this = index;
+        index += 1;
+        if result.is_err() || last.get(&(r.backend.clone(), r.id.clone())) != Some(&this) {
             return;
         }
         let error = r.error.as_ref();

@@ -74,7 +74,9 @@ fn write_report(md: &mut String, r: &Results, top_two: Option<(&str, &str)>, dis
     if r.backends.iter().any(|b| b.tokens.estimated) {
         writeln!(md, "~ the server reported no token usage for some requests; those counts are estimates.\n")?;
     }
-    if r.backends.iter().any(|b| b.missing > 0) {
+    if let Some(why) = &r.stopped {
+        writeln!(md, "**Incomplete run:** {}. Items without a record are not scored; `evalgate run --resume` sends them.\n", prose(why))?;
+    } else if r.backends.iter().any(|b| b.missing > 0) {
         writeln!(md, "**Incomplete run:** some items have no record yet (answered + errors < items).\n")?;
     }
     for w in &r.warnings {

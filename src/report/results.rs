@@ -26,6 +26,8 @@ pub struct Results {
     pub evalgate_version: String,
     pub started_at: String,
     pub finished_at: Option<String>,
+    /// Why the run ended before every item was answered, when it did.
+    pub stopped: Option<String>,
     pub task: TaskResult,
     pub items: usize,
     pub backends: Vec<BackendResult>,
@@ -315,6 +317,7 @@ pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
         evalgate_version: meta.evalgate_version.clone(),
         started_at: meta.started_at.clone(),
         finished_at: meta.finished_at.clone(),
+        stopped: meta.stopped.clone(),
         task: TaskResult { kind: meta.task.kind.clone(), labels: meta.task.labels.clone() },
         items: meta.items.len(),
         backends,

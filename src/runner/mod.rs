@@ -20,7 +20,7 @@ use crate::prompt::{ChatMessage, PromptBuilder, PromptTemplates};
 use crate::suite::{BackendSpec, Item, Provider, Strategy, Suite};
 
 /// How to run a suite; the CLI's flags, resolved.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RunOptions {
     /// Run directory; `reports/<suite>/<UTC time>/` when `None`.
     pub out_dir: Option<PathBuf>,
@@ -34,6 +34,79 @@ pub struct RunOptions {
     pub require_all: bool,
     /// Base and maximum backoff; `max_attempts` comes from each backend.
     pub retry: RetryPolicy,
+    /// Refuse to start when the estimated cost is above this, and stop sending once the spend
+    /// reaches it (USD; per-token backends only: fixed prices do not grow with a run).
+    pub max_cost_usd: Option<f64>,
+    /// How long in-flight requests may finish after a stop before they are abandoned.
+    pub grace: std::time::Duration,
+    /// Continue the run in this directory: send only what has no answer yet.
+    pub resume: Option<PathBuf>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            out_dir: None,
+            backends: Vec::new(),
+            limit: None,
+            concurrency: None,
+            require_all: false,
+            retry: RetryPolicy::default(),
+            max_cost_usd: None,
+            grace: std::time::Duration::from_secs(10),
+            resume: None,
+        }
+    }
+}
+
+impl StopReason {
+    /// For run.json and the report.
+    pub fn describe(&self) -> String {
+        match self {
+            StopReason::Interrupted => "interrupted (Ctrl-C)".to_string(),
+            StopReason::Budget { spent_usd, limit_usd } => {
+                format!("stopped at the budget: ${spent_usd:.4} spent of --max-cost-usd {limit_usd}")
+            }
+        }
+    }
+}
+
+/// Why a run ended before every item was sent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StopReason {
+    /// Ctrl-C (SIGINT).
+    Interrupted,
+    /// The spend reached `--max-cost-usd`.
+    Budget { spent_usd: f64, limit_usd: f64 },
+}
+
+/// A run directory and whether the run finished.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub dir: PathBuf,
+    pub stopped: Option<StopReason>,
+}
+
+/// Set once, read everywhere: drivers stop sending, retries stop waiting.
+#[derive(Default)]
+pub struct StopSignal {
+    stopped: std::sync::atomic::AtomicBool,
+    reason: std::sync::Mutex<Option<StopReason>>,
+}
+
+impl StopSignal {
+    pub fn stop(&self, reason: StopReason) {
+        if let Ok(mut r) = self.reason.lock() {
+            r.get_or_insert(reason);
+        }
+        self.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    pub fn reason(&self) -> Option<StopReason> {
+        self.reason.lock().ok().and_then(|r| r.clone())
+    }
 }
 
 /// What the runner reports while it works, for a progress display.
@@ -56,8 +129,15 @@ struct PlannedBackend {
 }
 
 /// Runs `suite` and returns the run directory; every record is in its journal.
-pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink) -> Result<PathBuf> {
-    let specs = select_backends(&suite, &options.backends)?;
+pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, stop: Arc<StopSignal>) -> Result<RunOutcome> {
+    let previous = match &options.resume {
+        Some(dir) => Some(Previous::load(dir, &suite)?),
+        None => None,
+    };
+    let specs = match &previous {
+        Some(p) => select_backends(&suite, &p.meta.backends.iter().map(|b| b.id.clone()).collect::<Vec<_>>())?,
+        None => select_backends(&suite, &options.backends)?,
+    };
     let templates = Arc::new(
         PromptTemplates::compile(&suite.task).map_err(|(name, e)| Error::Usage(format!("template `{name}`: {e}")))?,
     );
@@ -79,7 +159,7 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink) -> 
                 }
                 _ => {
                     let reason = format!("environment variable {var} is not set");
-                    if options.require_all {
+                    if options.require_all || previous.is_some() {
                         return Err(Error::Usage(format!(
                             "backend `{}`: {reason}; set it, or drop --require-all to skip the backend",
                             spec.id
@@ -112,11 +192,31 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink) -> 
         planned.push(PlannedBackend { spec, client: Arc::new(client), prompts: Arc::new(prompts), retry });
     }
 
-    let items: Arc<Vec<Item>> = Arc::new(match options.limit {
-        Some(n) => suite.test.items.iter().take(n).cloned().collect(),
-        None => suite.test.items.clone(),
+    let items: Arc<Vec<Item>> = Arc::new(match (&previous, options.limit) {
+        (Some(p), _) => {
+            let by_id: std::collections::HashMap<&str, &Item> = suite.test.items.iter().map(|i| (i.id.as_str(), i)).collect();
+            let mut items = Vec::with_capacity(p.meta.items.len());
+            for id in &p.meta.items {
+                let item = by_id.get(id.as_str()).ok_or_else(|| Error::Usage(format!("item `{id}` of the run is not in the suite's test data")))?;
+                items.push((*item).clone());
+            }
+            items
+        }
+        (None, Some(n)) => suite.test.items.iter().take(n).cloned().collect(),
+        (None, None) => suite.test.items.clone(),
     });
-    let dir = prepare_dir(&suite, options.out_dir.as_deref())?;
+    if let Some(limit) = options.max_cost_usd {
+        let estimate = estimate_cost_usd(&planned, &items, &suite)?;
+        if estimate > limit {
+            return Err(Error::Usage(format!(
+                "the run would cost about ${estimate:.4}, above --max-cost-usd {limit}; raise the limit, or use --limit or --backend to run less"
+            )));
+        }
+    }
+    let dir = match &previous {
+        Some(p) => p.dir.clone(),
+        None => prepare_dir(&suite, options.out_dir.as_deref())?,
+    };
     let mut meta = RunMeta {
         schema_version: 1,
         evalgate_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -135,15 +235,26 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink) -> 
         requests_per_day: suite.requests_per_day,
         compare: suite.compare.clone(),
         groups: items.iter().map(|i| i.group.clone()).collect::<Option<Vec<String>>>(),
+        stopped: None,
     };
+    if let Some(p) = &previous {
+        meta.started_at = p.meta.started_at.clone();
+        meta.skipped = p.meta.skipped.clone();
+    }
     meta.write(&dir)?;
     events(RunEvent::Started { dir: dir.clone(), backends: planned.len(), items: items.len() });
 
     let (tx, rx) = mpsc::channel::<Record>(1024);
-    let writer = spawn_journal_writer(&dir, rx, planned.iter().map(|p| p.spec.id.clone()).collect(), items.len(), events.clone())?;
+    let budget = options.max_cost_usd.map(|limit| Budget {
+        limit_usd: limit,
+        prices: planned.iter().map(|p| (p.spec.id.clone(), p.spec.price.as_ref().map(|p| p.pricing.clone()))).collect(),
+        stop: stop.clone(),
+    });
+    let writer = spawn_journal_writer(&dir, rx, planned.iter().map(|p| p.spec.id.clone()).collect(), items.len(), events.clone(), budget)?;
     let mut drivers = JoinSet::new();
     for backend in planned {
-        drivers.spawn(drive_backend(backend, suite.clone(), items.clone(), tx.clone()));
+        let done = Arc::new(previous.as_ref().and_then(|p| p.done.get(&backend.spec.id).cloned()).unwrap_or_default());
+        drivers.spawn(drive_backend(backend, suite.clone(), items.clone(), done, tx.clone(), stop.clone(), options.grace));
     }
     drop(tx);
     while let Some(result) = drivers.join_next().await {
@@ -152,8 +263,80 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink) -> 
     writer.await.map_err(|e| Error::Backend(format!("the journal writer failed: {e}")))??;
 
     meta.finished_at = Some(crate::time::rfc3339(SystemTime::now()));
+    meta.stopped = stop.reason().map(|r| r.describe());
     meta.write(&dir)?;
-    Ok(dir)
+    Ok(RunOutcome { dir, stopped: stop.reason() })
+}
+
+/// A run being resumed: its metadata and, per backend, the items already answered.
+struct Previous {
+    dir: PathBuf,
+    meta: RunMeta,
+    done: std::collections::HashMap<String, std::collections::HashSet<String>>,
+}
+
+impl Previous {
+    fn load(dir: &Path, suite: &Suite) -> Result<Previous> {
+        let meta = RunMeta::read(dir)?;
+        if meta.suite.sha256 != suite.sha256 {
+            return Err(Error::Usage(format!(
+                "{} was run with a different suite file (sha256 {} now {}); resume needs the same suite, or start a new run",
+                dir.display(),
+                &meta.suite.sha256[..12.min(meta.suite.sha256.len())],
+                &suite.sha256[..12]
+            )));
+        }
+        journal::repair_tail(dir)?;
+        #[derive(serde::Deserialize)]
+        struct Done {
+            id: String,
+            backend: String,
+            error: Option<RecordError>,
+        }
+        let mut done: std::collections::HashMap<String, std::collections::HashSet<String>> = Default::default();
+        // Failed items are sent again: a resumed run is a chance to answer them.
+        journal::read_records(dir, |r: Done| {
+            if r.error.is_none() {
+                done.entry(r.backend).or_default().insert(r.id);
+            }
+        })?;
+        Ok(Previous { dir: dir.to_path_buf(), meta, done })
+    }
+}
+
+/// Stops the run when the per-token spend reaches the limit.
+struct Budget {
+    limit_usd: f64,
+    prices: Vec<(String, Option<crate::cost::Pricing>)>,
+    stop: Arc<StopSignal>,
+}
+
+/// The run's cost before it starts: every prompt rendered and counted (about four characters a
+/// token), and the reply as long as `max_tokens` or the longest label. Fixed-price and local
+/// backends add nothing: their cost does not grow with a run.
+fn estimate_cost_usd(planned: &[PlannedBackend], items: &[Item], suite: &Suite) -> Result<f64> {
+    let longest_label = suite.task.labels.iter().map(|l| l.chars().count() as u64).max().unwrap_or(0);
+    let mut total = 0.0;
+    for p in planned {
+        let pricing = match (&p.spec.price, p.spec.provider) {
+            (_, Provider::Local) => continue,
+            (Some(price), _) if matches!(price.pricing, crate::cost::Pricing::Fixed { .. }) => continue,
+            (Some(price), _) => &price.pricing,
+            (None, _) => {
+                return Err(Error::Usage(format!(
+                    "backend `{}` has no known price, so --max-cost-usd cannot be kept; add `pricing:` to it",
+                    p.spec.id
+                )))
+            }
+        };
+        let output = p.spec.max_tokens.map_or(longest_label.div_ceil(4) + 4, u64::from);
+        for item in items {
+            let messages = p.prompts.messages(item).map_err(|e| Error::Usage(format!("backend `{}`: {e}", p.spec.id)))?;
+            let input = estimate_tokens(messages.iter().map(|m| m.content.as_str()));
+            total += crate::cost::request_cost_usd(pricing, input as f64, output as f64, 0.0).unwrap_or(0.0);
+        }
+    }
+    Ok(total)
 }
 
 fn select_backends(suite: &Suite, wanted: &[String]) -> Result<Vec<BackendSpec>> {
@@ -224,31 +407,49 @@ fn prepare_dir(suite: &Suite, out: Option<&Path>) -> Result<PathBuf> {
 
 /// Sends every item to one backend, at most `concurrency` at a time. Prompts are rendered just
 /// before sending, so memory holds only the requests in flight.
-async fn drive_backend(backend: PlannedBackend, suite: Arc<Suite>, items: Arc<Vec<Item>>, tx: mpsc::Sender<Record>) {
+async fn drive_backend(
+    backend: PlannedBackend,
+    suite: Arc<Suite>,
+    items: Arc<Vec<Item>>,
+    done: Arc<std::collections::HashSet<String>>,
+    tx: mpsc::Sender<Record>,
+    stop: Arc<StopSignal>,
+    grace: std::time::Duration,
+) {
     let PlannedBackend { spec, client, prompts, retry } = backend;
     let spec = Arc::new(spec);
     let semaphore = Arc::new(Semaphore::new(spec.concurrency));
     let mut tasks = JoinSet::new();
     for index in 0..items.len() {
+        if done.contains(&items[index].id) {
+            continue;
+        }
         let Ok(permit) = semaphore.clone().acquire_owned().await else { break };
+        if stop.is_stopped() {
+            break;
+        }
         while tasks.try_join_next().is_some() {}
         let item = &items[index];
         let record = match prompts.messages(item) {
             Ok(messages) => {
-                let (client, spec, tx, suite, items) = (client.clone(), spec.clone(), tx.clone(), suite.clone(), items.clone());
+                let (client, spec, tx, suite, items, stop) = (client.clone(), spec.clone(), tx.clone(), suite.clone(), items.clone(), stop.clone());
                 tasks.spawn(async move {
                     let item = &items[index];
                     // A panic below must still leave a record: an item is never silently lost.
-                    let answer = std::panic::AssertUnwindSafe(answer_item(&client, &spec, &suite, item, messages, retry));
+                    let answer = std::panic::AssertUnwindSafe(answer_item(&client, &spec, &suite, item, messages, retry, &stop));
                     let record = match futures::FutureExt::catch_unwind(answer).await {
                         Ok(record) => record,
                         Err(panic) => {
                             let what = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
-                            failed_record(&spec.id, item, Vec::new(), BackendError::new(ErrorKind::Internal, format!("internal error: {what}")), 0.0, 0)
+                            Some(failed_record(&spec.id, item, Vec::new(), BackendError::new(ErrorKind::Internal, format!("internal error: {what}")), 0.0, 0))
                         }
                     };
                     drop(permit);
-                    let _ = tx.send(record).await;
+                    // No record for an item abandoned by a stop: it is missing, and a resumed
+                    // run sends it again.
+                    if let Some(record) = record {
+                        let _ = tx.send(record).await;
+                    }
                 });
                 continue;
             }
@@ -256,11 +457,26 @@ async fn drive_backend(backend: PlannedBackend, suite: Arc<Suite>, items: Arc<Ve
         };
         let _ = tx.send(record).await;
     }
+    if stop.is_stopped() {
+        // Let requests in flight finish for a grace period, then abandon them.
+        let drain = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(grace, drain).await.is_err() {
+            tasks.abort_all();
+        }
+    }
     while tasks.join_next().await.is_some() {}
 }
 
 /// Sends one item with retries and turns the outcome into a record.
-async fn answer_item(client: &BackendClient, spec: &BackendSpec, suite: &Suite, item: &Item, messages: Vec<ChatMessage>, retry: RetryPolicy) -> Record {
+async fn answer_item(
+    client: &BackendClient,
+    spec: &BackendSpec,
+    suite: &Suite,
+    item: &Item,
+    messages: Vec<ChatMessage>,
+    retry: RetryPolicy,
+    stop: &StopSignal,
+) -> Option<Record> {
     let started = Instant::now();
     let mut attempt = 0;
     loop {
@@ -268,14 +484,17 @@ async fn answer_item(client: &BackendClient, spec: &BackendSpec, suite: &Suite, 
         match client.complete(&messages).await {
             Ok(completion) => {
                 let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-                return answered_record(&spec.id, suite, item, messages, completion, latency_ms, attempt);
+                return Some(answered_record(&spec.id, suite, item, messages, completion, latency_ms, attempt));
             }
             Err(error) if error.is_retryable() && attempt < retry.max_attempts => {
+                if stop.is_stopped() {
+                    return None;
+                }
                 tokio::time::sleep(retry.delay(attempt, &error)).await;
             }
             Err(error) => {
                 let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-                return failed_record(&spec.id, item, messages, error, latency_ms, attempt);
+                return Some(failed_record(&spec.id, item, messages, error, latency_ms, attempt));
             }
         }
     }
@@ -342,15 +561,27 @@ fn spawn_journal_writer(
     backends: Vec<String>,
     items: usize,
     events: EventSink,
+    budget: Option<Budget>,
 ) -> Result<tokio::task::JoinHandle<Result<()>>> {
     let mut journal = JournalWriter::create(dir)?;
     Ok(tokio::task::spawn_blocking(move || {
         let mut done = vec![0usize; backends.len()];
         let mut errors = vec![0usize; backends.len()];
+        let mut spent = 0.0;
         while let Some(first) = rx.blocking_recv() {
             let mut next = Some(first);
             while let Some(record) = next {
                 journal.append(&record)?;
+                if let Some(budget) = &budget {
+                    let pricing = budget.prices.iter().find(|(id, _)| id == &record.backend).and_then(|(_, p)| p.as_ref());
+                    if let Some(pricing) = pricing {
+                        let t = &record.tokens;
+                        spent += crate::cost::request_cost_usd(pricing, t.input as f64, t.output as f64, t.cached_input as f64).unwrap_or(0.0);
+                    }
+                    if spent >= budget.limit_usd && !budget.stop.is_stopped() {
+                        budget.stop.stop(StopReason::Budget { spent_usd: spent, limit_usd: budget.limit_usd });
+                    }
+                }
                 if let Some(b) = backends.iter().position(|id| id == &record.backend) {
                     done[b] += 1;
                     errors[b] += usize::from(record.error.is_some());

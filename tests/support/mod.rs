@@ -201,7 +201,8 @@ pub async fn run_library_with(suite: &Path, out: &Path, retry: evalgate::runner:
     let suite = Arc::new(evalgate::suite::load(suite).unwrap_or_else(|e| panic!("suite should load: {e}")));
     let options = evalgate::runner::RunOptions { out_dir: Some(out.to_path_buf()), retry, ..Default::default() };
     let events: evalgate::runner::EventSink = Arc::new(|_| {});
-    let dir = evalgate::runner::run(suite, &options, events).await.unwrap_or_else(|e| panic!("run failed: {e}"));
+    let stop = Arc::new(evalgate::runner::StopSignal::default());
+    let dir = evalgate::runner::run(suite, &options, events, stop).await.unwrap_or_else(|e| panic!("run failed: {e}")).dir;
     evalgate::report::write_outputs(&dir).unwrap_or_else(|e| panic!("write_outputs failed: {e}"));
     dir
 }
