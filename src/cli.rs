@@ -47,11 +47,43 @@ pub enum Command {
         /// A run directory (holding run.json and records.jsonl).
         run_dir: PathBuf,
     },
+    /// Project cost from prices and volume alone (prices in USD per million tokens).
+    Cost(CostArgs),
     /// A calculator for checking the report's statistics by hand.
     Stats {
         #[command(subcommand)]
         command: StatsCommand,
     },
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("price").required(true).args(["input_price", "model", "monthly_usd"])))]
+pub struct CostArgs {
+    #[arg(long, value_name = "N")]
+    pub requests_per_day: f64,
+    /// Mean input tokens per request.
+    #[arg(long, value_name = "T", default_value_t = 0.0)]
+    pub input_tokens: f64,
+    /// Mean output tokens per request.
+    #[arg(long, value_name = "U", default_value_t = 0.0)]
+    pub output_tokens: f64,
+    /// USD per million input tokens.
+    #[arg(long, value_name = "P")]
+    pub input_price: Option<f64>,
+    /// USD per million output tokens.
+    #[arg(long, value_name = "Q", requires = "input_price")]
+    pub output_price: Option<f64>,
+    /// A model from the built-in price table.
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// A fixed monthly price per instance (self-hosted).
+    #[arg(long, value_name = "M")]
+    pub monthly_usd: Option<f64>,
+    /// Requests per second one instance serves.
+    #[arg(long, value_name = "R", requires = "monthly_usd")]
+    pub capacity_rps: Option<f64>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -175,6 +207,7 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Validate { suite } => validate(&suite),
         Command::Run(args) => run(args),
         Command::Stats { command } => stats_calculator(command),
+        Command::Cost(args) => cost_calculator(args),
         Command::Report { run_dir } => {
             let (_, markdown) = report::write_outputs(&run_dir)?;
             write_step_summary(&markdown);
@@ -182,6 +215,42 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
             Ok(exit::SUCCESS)
         }
     }
+}
+
+fn cost_calculator(args: CostArgs) -> Result<u8, Error> {
+    use crate::cost::{self, Pricing, PriceTable};
+    let bad = |e: cost::CostError| Error::Usage(e.to_string());
+    let (pricing, entry) = if let Some(input) = args.input_price {
+        (Pricing::PerToken { input_per_mtok: input, output_per_mtok: args.output_price.unwrap_or(0.0), cached_input_per_mtok: None }, None)
+    } else if let Some(model) = &args.model {
+        let entry = PriceTable::builtin().lookup(model).ok_or_else(|| {
+            Error::Usage(format!("no built-in price for `{model}`; give --input-price and --output-price (USD per million tokens)"))
+        })?;
+        (entry.pricing.clone(), Some(entry))
+    } else {
+        (Pricing::Fixed { monthly_usd: args.monthly_usd.unwrap_or_default(), capacity_rps: args.capacity_rps }, None)
+    };
+    pricing.validate().map_err(bad)?;
+    let p = cost::project(&pricing, args.input_tokens, args.output_tokens, args.requests_per_day).map_err(bad)?;
+    if args.json {
+        let mut value = serde_json::json!({ "per_request_usd": p.per_request_usd, "daily_usd": p.daily_usd, "annual_usd": p.annual_usd });
+        if let Some(n) = p.instances_needed {
+            value["instances_needed"] = n.into();
+        }
+        if let Some(e) = entry {
+            value["model"] = serde_json::json!({ "model": e.model, "as_of": e.as_of, "source": e.source });
+        }
+        println!("{value}");
+    } else {
+        if let Some(e) = entry {
+            println!("{}: price as of {} ({})", e.model, e.as_of, e.source);
+        }
+        println!("per request ${:.6} · per day ${:.2} · per year ${:.2}", p.per_request_usd, p.daily_usd, p.annual_usd);
+        if let Some(n) = p.instances_needed {
+            println!("instances needed: {n}");
+        }
+    }
+    Ok(exit::SUCCESS)
 }
 
 fn stats_calculator(command: StatsCommand) -> Result<u8, Error> {

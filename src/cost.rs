@@ -422,6 +422,16 @@ fn per_token_request_usd(
     output_tokens: f64,
     cached_input_tokens: f64,
 ) -> Result<f64, CostError> {
+    Ok(per_token_request_micro_usd(pricing, input_tokens, output_tokens, cached_input_tokens)? / TOKENS_PER_MTOK)
+}
+
+/// The cost of one request in millionths of a dollar (USD per million tokens × tokens).
+fn per_token_request_micro_usd(
+    pricing: &Pricing,
+    input_tokens: f64,
+    output_tokens: f64,
+    cached_input_tokens: f64,
+) -> Result<f64, CostError> {
     let Pricing::PerToken {
         input_per_mtok,
         output_per_mtok,
@@ -446,7 +456,7 @@ fn per_token_request_usd(
     // final division.
     let micro_usd =
         (input - cached) * input_per_mtok + cached * cached_price + output * output_per_mtok;
-    Ok(micro_usd / TOKENS_PER_MTOK)
+    Ok(micro_usd)
 }
 
 /// Cost in USD of one request under [`Pricing::PerToken`]:
@@ -520,7 +530,10 @@ pub fn project(
         Pricing::PerToken { .. } => {
             let per_request_usd =
                 per_token_request_usd(pricing, mean_input_tokens, mean_output_tokens, 0.0)?;
-            let daily_usd = per_request_usd * rpd;
+            // Multiply before dividing by a million: with round prices the products are exact,
+            // so $0.15/M × 500 tokens × 50,000 requests is exactly $3.75, not 3.7499999999999996.
+            let micro = per_token_request_micro_usd(pricing, mean_input_tokens, mean_output_tokens, 0.0)?;
+            let daily_usd = micro * rpd / TOKENS_PER_MTOK;
             Ok(Projection {
                 per_request_usd,
                 daily_usd,
