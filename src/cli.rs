@@ -47,6 +47,15 @@ pub enum Command {
         /// A run directory (holding run.json and records.jsonl).
         run_dir: PathBuf,
     },
+    /// Join shard runs into one run and write its reports.
+    Merge {
+        /// Shard run directories.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// The merged run's directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Project cost from prices and volume alone (prices in USD per million tokens).
     Cost(CostArgs),
     /// A calculator for checking the report's statistics by hand.
@@ -174,6 +183,10 @@ pub struct RunArgs {
     /// Fail (exit 2) when a backend's API key is missing instead of skipping it.
     #[arg(long)]
     pub require_all: bool,
+    /// Run only part K of N of the items (by a hash of the item id); join the parts with
+    /// `evalgate merge`.
+    #[arg(long, value_name = "K/N", conflicts_with = "resume")]
+    pub shard: Option<crate::journal::Shard>,
     /// Estimate the cost first and refuse to start above this many USD; stop sending once the
     /// spend reaches it.
     #[arg(long, value_name = "USD")]
@@ -208,6 +221,13 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Run(args) => run(args),
         Command::Stats { command } => stats_calculator(command),
         Command::Cost(args) => cost_calculator(args),
+        Command::Merge { runs, out } => {
+            crate::merge::merge(&runs, &out)?;
+            let (_, markdown) = report::write_outputs(&out)?;
+            write_step_summary(&markdown);
+            println!("{}", out.join(report::REPORT_FILE).display());
+            Ok(exit::SUCCESS)
+        }
         Command::Report { run_dir } => {
             let (_, markdown) = report::write_outputs(&run_dir)?;
             write_step_summary(&markdown);
@@ -329,6 +349,7 @@ fn run(args: RunArgs) -> Result<u8, Error> {
         require_all: args.require_all,
         max_cost_usd: args.max_cost_usd,
         resume: args.resume,
+        shard: args.shard,
         ..RunOptions::default()
     };
     if let Some(limit) = args.max_cost_usd {

@@ -83,6 +83,46 @@ pub struct RunMeta {
     /// Why the run ended early, when it did.
     #[serde(default)]
     pub stopped: Option<String>,
+    /// For a shard run: which part of the items it holds.
+    #[serde(default)]
+    pub shard: Option<Shard>,
+    /// Each item's position in the suite's test data (aligned with `items`), so merged shards
+    /// restore the order of an unsharded run.
+    #[serde(default)]
+    pub positions: Option<Vec<usize>>,
+}
+
+/// Part `index` (1-based) of `count`: the items whose id hashes to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// Whether the item with `id` belongs to this shard: FNV-1a of the id, so the split is the
+    /// same on every machine and does not depend on item order.
+    pub fn holds(&self, id: &str) -> bool {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in id.as_bytes() {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h % u64::from(self.count) == u64::from(self.index - 1)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (k, n) = s.split_once('/').ok_or_else(|| format!("`{s}`: write the shard as K/N, e.g. 2/4"))?;
+        let index: u32 = k.trim().parse().map_err(|_| format!("`{s}`: K must be a whole number"))?;
+        let count: u32 = n.trim().parse().map_err(|_| format!("`{s}`: N must be a whole number"))?;
+        if count == 0 || index == 0 || index > count {
+            return Err(format!("`{s}`: need 1 ≤ K ≤ N"));
+        }
+        Ok(Shard { index, count })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@ pub mod cost;
 pub mod error;
 pub mod journal;
 pub mod local_model;
+pub mod merge;
 pub mod parse;
 pub mod prompt;
 pub mod report;

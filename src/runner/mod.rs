@@ -41,6 +41,8 @@ pub struct RunOptions {
     pub grace: std::time::Duration,
     /// Continue the run in this directory: send only what has no answer yet.
     pub resume: Option<PathBuf>,
+    /// Run only this part of the items.
+    pub shard: Option<journal::Shard>,
 }
 
 impl Default for RunOptions {
@@ -55,6 +57,7 @@ impl Default for RunOptions {
             max_cost_usd: None,
             grace: std::time::Duration::from_secs(10),
             resume: None,
+            shard: None,
         }
     }
 }
@@ -205,6 +208,19 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
         (None, Some(n)) => suite.test.items.iter().take(n).cloned().collect(),
         (None, None) => suite.test.items.clone(),
     });
+    let shard = previous.as_ref().map_or(options.shard, |p| p.meta.shard);
+    let positions: Vec<usize> = match &previous {
+        Some(p) => p.meta.positions.clone().unwrap_or_else(|| (0..items.len()).collect()),
+        None => (0..items.len()).collect(),
+    };
+    let (items, positions): (Arc<Vec<Item>>, Vec<usize>) = match (shard, &previous) {
+        (Some(s), None) => {
+            let (kept, pos): (Vec<Item>, Vec<usize>) =
+                items.iter().cloned().zip(positions).filter(|(item, _)| s.holds(&item.id)).unzip();
+            (Arc::new(kept), pos)
+        }
+        _ => (items, positions),
+    };
     if let Some(limit) = options.max_cost_usd {
         let estimate = estimate_cost_usd(&planned, &items, &suite)?;
         if estimate > limit {
@@ -236,6 +252,8 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
         compare: suite.compare.clone(),
         groups: items.iter().map(|i| i.group.clone()).collect::<Option<Vec<String>>>(),
         stopped: None,
+        shard,
+        positions: shard.map(|_| positions),
     };
     if let Some(p) = &previous {
         meta.started_at = p.meta.started_at.clone();

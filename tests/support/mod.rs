@@ -214,3 +214,36 @@ pub fn line_of(text: &str, needle: &str) -> u64 {
         .unwrap_or_else(|| panic!("`{needle}` not in:\n{text}")) as u64
         + 1
 }
+
+/// Polls `condition` every 5 ms until it holds; panics with `what` after `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !condition() {
+        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits for a spawned process; kills it and panics if it outlives `limit`.
+pub fn wait_child(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("evalgate (pid {}) still running after {limit:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The number `N` of a request whose last user message contains `item N` (the numbered test rows
+/// of `stats_cost` and `resilience`).
+pub fn item_number(req: &openai_server::RecordedRequest) -> Option<usize> {
+    let text = req.last_user_text()?;
+    let rest = &text[text.find("item ")? + 5..];
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
