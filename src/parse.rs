@@ -63,3 +63,26 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::parse_label;
+
+    /// Random replies built from label fragments, quotes, punctuation and odd Unicode: the parser
+    /// returns a declared label or nothing, and never panics.
+    #[test]
+    fn random_replies_never_panic_and_map_only_to_labels() {
+        let labels: Vec<String> = ["billing", "tech?", "a", "**", "\"x\""].iter().map(|s| s.to_string()).collect();
+        let pieces = ["billing", "tech", "?", "*", "\"", "'", "`", "“", "”", "(", ")", "[", "]", ".", " ", "\n", "é", "🙂", "\u{0}", "a", "x"];
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for _ in 0..20_000 {
+            let reply: String = (0..rng.random_range(0..8)).map(|_| pieces[rng.random_range(0..pieces.len())]).collect();
+            if let Some(label) = parse_label(&reply, &labels) {
+                assert!(labels.iter().any(|l| l == label));
+            }
+        }
+    }
+}

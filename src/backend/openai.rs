@@ -361,4 +361,28 @@ mod tests {
         h.insert("retry-after", "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);
     }
+
+    /// Mangled response bodies: parsed or rejected, never a panic.
+    #[test]
+    fn mangled_bodies_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let good = r#"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"billing"},"finish_reason":"stop"}],"usage":{"prompt_tokens":10,"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":4}}}"#;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let alphabet = b"{}[]:,\"0123456789nulltruefalse -.eE\\";
+        for _ in 0..5000 {
+            let mut body = good.as_bytes().to_vec();
+            for _ in 0..rng.random_range(1..5) {
+                let at = rng.random_range(0..body.len());
+                if rng.random_bool(0.5) {
+                    body.remove(at);
+                } else {
+                    body.insert(at, alphabet[rng.random_range(0..alphabet.len())]);
+                }
+            }
+            if let Ok(response) = serde_json::from_slice::<LenientResponse>(&body) {
+                let _ = response.into_completion();
+            }
+            let _ = error_message(&String::from_utf8_lossy(&body));
+        }
+    }
 }

@@ -637,3 +637,109 @@ struct Columns {
 fn line<T>(s: &Spanned<T>) -> u64 {
     s.referenced.line()
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    const VALID: &str = r#"schema_version: 1
+name: fuzz
+task:
+  kind: classification
+  labels: [billing, technical, other]
+  instructions: "Pick one of {{ labels | join(', ') }}."
+  input: "Ticket: {{ text }}"
+data:
+  test:
+    - { id: a, text: "I was charged twice", label: billing }
+    - { id: b, text: "The app crashes {{ x }}", label: technical }
+    - { id: c, text: "Hello", label: other }
+  train:
+    - { text: "Invoice missing", label: billing }
+    - { text: "Login page errors", label: technical }
+    - { text: "Thanks!", label: other }
+    - { text: "Refund the charge", label: billing }
+backends:
+  - id: baseline
+    provider: local
+  - id: mini
+    provider: openai
+    model: gpt-4o-mini
+    strategy: { few-shot: { k: 2, select: stratified, seed: 7 } }
+    pricing: { input_per_mtok: 0.15, output_per_mtok: 0.6 }
+volume: { requests_per_day: 1000 }
+"#;
+
+    #[test]
+    fn the_fuzz_seed_suite_is_valid() {
+        let suite = load_str(Path::new("fuzz.yaml"), VALID).unwrap();
+        assert_eq!(suite.test.items.len(), 3);
+        assert_eq!(suite.backends.len(), 2);
+    }
+
+    /// Thousands of random edits of a valid suite: every one loads or fails with located
+    /// problems; none panics.
+    #[test]
+    fn mutated_suites_never_panic() {
+        let mut rng = ChaCha8Rng::seed_from_u64(42);
+        let alphabet: Vec<char> = "{}[]:-\"'\n\t #&*!|>%@`,?\\0123456789abcxyzé🙂\u{0}".chars().collect();
+        for _ in 0..3000 {
+            let mut text: Vec<char> = VALID.chars().collect();
+            for _ in 0..rng.random_range(1..6) {
+                let at = rng.random_range(0..text.len());
+                match rng.random_range(0..4) {
+                    0 => {
+                        text.remove(at);
+                    }
+                    1 => text.insert(at, alphabet[rng.random_range(0..alphabet.len())]),
+                    2 => {
+                        let end = (at + rng.random_range(1..40)).min(text.len());
+                        text.drain(at..end);
+                    }
+                    _ => {
+                        let end = (at + rng.random_range(1..40)).min(text.len());
+                        let copy: Vec<char> = text[at..end].to_vec();
+                        let to = rng.random_range(0..text.len());
+                        text.splice(to..to, copy);
+                    }
+                }
+            }
+            let text: String = text.into_iter().collect();
+            if let Err(errors) = load_str(Path::new("fuzz.yaml"), &text) {
+                assert!(!errors.0.is_empty());
+                for problem in &errors.0 {
+                    assert!(!problem.message.is_empty(), "an empty message for:\n{text}");
+                }
+            }
+        }
+    }
+
+    /// Random bytes as CSV and JSONL data files: an error naming the file, never a panic.
+    #[test]
+    fn random_data_files_never_panic() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let dir = std::env::temp_dir().join(format!("evalgate-fuzz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pieces: [&[u8]; 10] = [b"id,text,label\n", b"a,b,c\n", b"\"", b",", b"\n", b"\xff\xfe", b"{\"text\": 1}", b"label", b"billing", b"\r\n"];
+        for i in 0..400 {
+            let mut bytes = Vec::new();
+            for _ in 0..rng.random_range(0..30) {
+                bytes.extend_from_slice(pieces[rng.random_range(0..pieces.len())]);
+            }
+            let ext = if i % 2 == 0 { "csv" } else { "jsonl" };
+            let path = dir.join(format!("test.{ext}"));
+            std::fs::write(&path, &bytes).unwrap();
+            let suite = VALID.replace(
+                "  test:\n    - { id: a, text: \"I was charged twice\", label: billing }\n    - { id: b, text: \"The app crashes {{ x }}\", label: technical }\n    - { id: c, text: \"Hello\", label: other }\n",
+                &format!("  test: test.{ext}\n"),
+            );
+            if let Err(errors) = load_str(&dir.join("suite.yaml"), &suite) {
+                assert!(errors.0.iter().all(|p| !p.message.is_empty()));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
