@@ -36,6 +36,13 @@ pub struct Record {
     #[serde(default)]
     pub finish_reason: Option<String>,
     pub error: Option<RecordError>,
+    /// Which sample of the item this is, for backends with `epochs` > 1 (0-based).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epoch: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -151,6 +158,13 @@ pub struct BackendMeta {
     /// The price used for cost figures; `None` when unknown.
     #[serde(default)]
     pub price: Option<crate::suite::Price>,
+    /// Samples per item.
+    #[serde(default = "one")]
+    pub epochs: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

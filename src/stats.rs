@@ -330,7 +330,7 @@ fn as241(p: f64) -> f64 {
 }
 
 /// Standard normal CDF Φ(x).
-fn normal_cdf(x: f64) -> f64 {
+pub fn normal_cdf(x: f64) -> f64 {
     0.5 * statrs::function::erf::erfc(-x / std::f64::consts::SQRT_2)
 }
 

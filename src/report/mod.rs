@@ -78,10 +78,12 @@ fn disagreements(dir: &Path, meta: &RunMeta, scores: &score::RunScores, first: &
     let index = |id: &str| meta.backends.iter().position(|b| b.id == id);
     let (Some(a), Some(b)) = (index(first), index(second)) else { return Ok(Vec::new()) };
     let (oa, ob) = (&scores.backends[a].outcomes, &scores.backends[b].outcomes);
+    // With repeated sampling, the first sample of each item stands for it here.
+    let (ea, eb) = (scores.backends[a].epochs, scores.backends[b].epochs);
     let label = |p: Option<u16>| p.map(|p| scores.labels[usize::from(p)].clone());
     let mut picked: Vec<Disagreement> = Vec::new();
     for i in 0..scores.items.len() {
-        if let (Outcome::Answered { predicted: pa, .. }, Outcome::Answered { predicted: pb, .. }) = (oa[i], ob[i]) {
+        if let (Outcome::Answered { predicted: pa, .. }, Outcome::Answered { predicted: pb, .. }) = (oa[i * ea], ob[i * eb]) {
             if pa != pb && picked.len() < DISAGREEMENT_SAMPLE {
                 picked.push(Disagreement {
                     id: scores.items[i].clone(),

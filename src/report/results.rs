@@ -127,6 +127,8 @@ pub struct BackendResult {
     pub provider: String,
     pub model: Option<String>,
     pub strategy: String,
+    /// Samples per item; counts below are of samples when above 1.
+    pub epochs: usize,
     pub items: u64,
     pub answered: u64,
     pub correct: u64,
@@ -160,6 +162,8 @@ pub struct IntervalResult {
 #[serde(rename_all = "lowercase")]
 pub enum IntervalMethodName {
     Wilson,
+    /// Normal interval with a standard error clustered by item (repeated samples).
+    Clustered,
 }
 
 impl IntervalResult {
@@ -233,7 +237,7 @@ pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
         .enumerate()
         .map(|(index, (m, s))| {
             let f1 = compare::macro_f1_interval(scores, index, &bootstrap);
-            let clustered = meta.groups.as_ref().and_then(|groups| clustered_accuracy(groups, &s.outcomes));
+            let clustered = meta.groups.as_ref().and_then(|groups| clustered_accuracy(groups, &s.outcomes, s.epochs));
             let cost = cost_result(m, &score_cost::summarize(meta, scores, index, &bootstrap));
             let per = |total: u64| if s.answered == 0 { 0.0 } else { total as f64 / s.answered as f64 };
             BackendResult {
@@ -247,7 +251,14 @@ pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
                 invalid: s.invalid,
                 errors: s.errors,
                 missing: s.missing,
-                accuracy: IntervalResult::wilson(s.accuracy),
+                accuracy: IntervalResult {
+                    method: match s.accuracy_method {
+                        crate::score::AccuracyMethod::Wilson => IntervalMethodName::Wilson,
+                        crate::score::AccuracyMethod::Clustered => IntervalMethodName::Clustered,
+                    },
+                    ..IntervalResult::wilson(s.accuracy)
+                },
+                epochs: s.epochs,
                 accuracy_clustered: clustered,
                 cost,
                 error_rate: IntervalResult::wilson(s.error_rate),
@@ -367,11 +378,12 @@ fn break_even_results(meta: &RunMeta, scores: &RunScores) -> Vec<BreakEvenResult
 }
 
 /// Accuracy over answered items with errors clustered by group; `None` with fewer than two groups.
-fn clustered_accuracy(groups: &[String], outcomes: &[crate::score::Outcome]) -> Option<ClusteredResult> {
+fn clustered_accuracy(groups: &[String], outcomes: &[crate::score::Outcome], epochs: usize) -> Option<ClusteredResult> {
     let mut ids: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     let mut scores = Vec::new();
     let mut clusters = Vec::new();
-    for (group, outcome) in groups.iter().zip(outcomes) {
+    for (s, outcome) in outcomes.iter().enumerate() {
+        let group = groups.get(s / epochs.max(1))?;
         if let Some(correct) = outcome.correct() {
             let next = ids.len();
             clusters.push(*ids.entry(group.as_str()).or_insert(next));
@@ -405,7 +417,10 @@ fn comparison_result(c: &Comparison, scores: &RunScores, pairs: usize) -> Compar
             estimate: c.difference.estimate,
             low: c.difference.low,
             high: c.difference.high,
-            method: "newcombe-hybrid-score".into(),
+            method: match c.method {
+                compare::DifferenceMethod::NewcombeMcNemar => "newcombe-hybrid-score".into(),
+                compare::DifferenceMethod::PairedItemMeans => "paired-item-means".into(),
+            },
             confidence: CONFIDENCE,
         },
         p_value: c.p_value,

@@ -290,7 +290,7 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
 struct Previous {
     dir: PathBuf,
     meta: RunMeta,
-    done: std::collections::HashMap<String, std::collections::HashSet<String>>,
+    done: std::collections::HashMap<String, std::collections::HashSet<(String, u32)>>,
 }
 
 impl Previous {
@@ -310,12 +310,14 @@ impl Previous {
             id: String,
             backend: String,
             error: Option<RecordError>,
+            #[serde(default)]
+            epoch: u32,
         }
-        let mut done: std::collections::HashMap<String, std::collections::HashSet<String>> = Default::default();
+        let mut done: std::collections::HashMap<String, std::collections::HashSet<(String, u32)>> = Default::default();
         // Failed items are sent again: a resumed run is a chance to answer them.
         journal::read_records(dir, |r: Done| {
             if r.error.is_none() {
-                done.entry(r.backend).or_default().insert(r.id);
+                done.entry(r.backend).or_default().insert((r.id, r.epoch));
             }
         })?;
         Ok(Previous { dir: dir.to_path_buf(), meta, done })
@@ -383,6 +385,7 @@ fn backend_meta(spec: &BackendSpec) -> BackendMeta {
             _ => None,
         },
         price: spec.price.clone(),
+        epochs: spec.epochs,
     }
 }
 
@@ -429,7 +432,7 @@ async fn drive_backend(
     backend: PlannedBackend,
     suite: Arc<Suite>,
     items: Arc<Vec<Item>>,
-    done: Arc<std::collections::HashSet<String>>,
+    done: Arc<std::collections::HashSet<(String, u32)>>,
     tx: mpsc::Sender<Record>,
     stop: Arc<StopSignal>,
     grace: std::time::Duration,
@@ -438,8 +441,9 @@ async fn drive_backend(
     let spec = Arc::new(spec);
     let semaphore = Arc::new(Semaphore::new(spec.concurrency));
     let mut tasks = JoinSet::new();
-    for index in 0..items.len() {
-        if done.contains(&items[index].id) {
+    let samples = (0..items.len()).flat_map(|i| (0..spec.epochs).map(move |e| (i, e)));
+    for (index, epoch) in samples {
+        if done.contains(&(items[index].id.clone(), epoch)) {
             continue;
         }
         let Ok(permit) = semaphore.clone().acquire_owned().await else { break };
@@ -455,13 +459,16 @@ async fn drive_backend(
                     let item = &items[index];
                     // A panic below must still leave a record: an item is never silently lost.
                     let answer = std::panic::AssertUnwindSafe(answer_item(&client, &spec, &suite, item, messages, retry, &stop));
-                    let record = match futures::FutureExt::catch_unwind(answer).await {
+                    let mut record = match futures::FutureExt::catch_unwind(answer).await {
                         Ok(record) => record,
                         Err(panic) => {
                             let what = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
                             Some(failed_record(&spec.id, item, Vec::new(), BackendError::new(ErrorKind::Internal, format!("internal error: {what}")), 0.0, 0))
                         }
                     };
+                    if let Some(r) = &mut record {
+                        r.epoch = epoch;
+                    }
                     drop(permit);
                     // No record for an item abandoned by a stop: it is missing, and a resumed
                     // run sends it again.
@@ -471,7 +478,11 @@ async fn drive_backend(
                 });
                 continue;
             }
-            Err(e) => failed_record(&spec.id, item, Vec::new(), BackendError::new(ErrorKind::Internal, format!("cannot render the prompt: {e}")), 0.0, 0),
+            Err(e) => {
+                let mut r = failed_record(&spec.id, item, Vec::new(), BackendError::new(ErrorKind::Internal, format!("cannot render the prompt: {e}")), 0.0, 0);
+                r.epoch = epoch;
+                r
+            }
         };
         let _ = tx.send(record).await;
     }
@@ -544,6 +555,7 @@ fn answered_record(backend: &str, suite: &Suite, item: &Item, prompt: Vec<ChatMe
         attempts,
         finish_reason: completion.finish_reason,
         error: None,
+        epoch: 0,
     }
 }
 
@@ -562,6 +574,7 @@ fn failed_record(backend: &str, item: &Item, prompt: Vec<ChatMessage>, error: Ba
         attempts,
         finish_reason: None,
         error: Some(RecordError { kind: error.kind.as_str().to_string(), status: error.status, message: error.message }),
+        epoch: 0,
     }
 }
 

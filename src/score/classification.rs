@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 use crate::journal::{self, RecordError, RunMeta, Tokens};
 use crate::stats::{wilson_interval, Interval};
 
+// Samples are stored item-major: sample `s` is item `s / epochs`, epoch `s % epochs`.
+
 /// The confidence level of every interval unless a user asks otherwise.
 pub const CONFIDENCE: f64 = 0.95;
 
@@ -34,6 +36,13 @@ impl Outcome {
             _ => None,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccuracyMethod {
+    Wilson,
+    /// Normal interval with a standard error clustered by item (epochs > 1).
+    Clustered,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +68,9 @@ pub struct BackendScores {
     pub errors: u64,
     pub missing: u64,
     pub accuracy: Interval,
+    pub accuracy_method: AccuracyMethod,
+    /// Samples per item; `outcomes` holds `items × epochs` samples, item-major.
+    pub epochs: usize,
     pub error_rate: Interval,
     pub macro_f1: f64,
     pub classes: Vec<ClassScores>,
@@ -93,6 +105,8 @@ struct ScoredRecord {
     tokens: Tokens,
     latency_ms: f64,
     error: Option<RecordError>,
+    #[serde(default)]
+    epoch: u32,
 }
 
 /// Per-item results of one backend, latest record per item.
@@ -102,7 +116,8 @@ struct Tally {
     /// Latency of answered items.
     latencies: Vec<Option<f64>>,
     tokens: Vec<Tokens>,
-    error_kinds: BTreeMap<String, u64>,
+    error_kinds: Vec<Option<String>>,
+    epochs: usize,
 }
 
 /// Scores every backend of the run in `dir`.
@@ -114,11 +129,15 @@ pub fn score_run(dir: &Path, meta: &RunMeta) -> Result<RunScores> {
     let mut tallies: Vec<Tally> = meta
         .backends
         .iter()
-        .map(|_| Tally {
-            outcomes: vec![Outcome::Missing; meta.items.len()],
-            latencies: vec![None; meta.items.len()],
-            tokens: vec![Tokens::default(); meta.items.len()],
-            error_kinds: BTreeMap::new(),
+        .map(|b| {
+            let samples = meta.items.len() * b.epochs.max(1) as usize;
+            Tally {
+                outcomes: vec![Outcome::Missing; samples],
+                latencies: vec![None; samples],
+                tokens: vec![Tokens::default(); samples],
+                error_kinds: vec![None; samples],
+                epochs: b.epochs.max(1) as usize,
+            }
         })
         .collect();
     let mut gold: Vec<Option<u16>> = vec![None; meta.items.len()];
@@ -138,12 +157,15 @@ pub fn score_run(dir: &Path, meta: &RunMeta) -> Result<RunScores> {
         };
         gold[i] = Some(g);
         let tally = &mut tallies[b];
-        // A later record for the same item replaces an earlier one (a resumed or retried run).
-        tally.outcomes[i] = match (&r.error, r.correct) {
-            (Some(e), _) => {
-                *tally.error_kinds.entry(e.kind.clone()).or_default() += 1;
-                Outcome::Error
-            }
+        if r.epoch as usize >= tally.epochs {
+            problem = Some(format!("record for item `{}` has epoch {}, but backend `{}` runs {} epochs", r.id, r.epoch, r.backend, tally.epochs));
+            return;
+        }
+        let s = i * tally.epochs + r.epoch as usize;
+        // A later record for the same sample replaces an earlier one (a resumed run).
+        tally.error_kinds[s] = r.error.as_ref().map(|e| e.kind.clone());
+        tally.outcomes[s] = match (&r.error, r.correct) {
+            (Some(_), _) => Outcome::Error,
             (None, correct) => {
                 let predicted = r.answer.as_deref().and_then(|a| label_index.get(a).copied());
                 // Recompute correctness from the labels rather than trusting the stored flag.
@@ -152,8 +174,8 @@ pub fn score_run(dir: &Path, meta: &RunMeta) -> Result<RunScores> {
                 Outcome::Answered { predicted, correct: right }
             }
         };
-        tally.latencies[i] = r.error.is_none().then_some(r.latency_ms);
-        tally.tokens[i] = r.tokens;
+        tally.latencies[s] = r.error.is_none().then_some(r.latency_ms);
+        tally.tokens[s] = r.tokens;
     })?;
     if let Some(message) = problem {
         return Err(Error::Journal { path: dir.join(journal::RECORDS_FILE), line: 0, message });
@@ -172,7 +194,9 @@ fn summarize(id: &str, labels: &[String], gold: &[Option<u16>], tally: Tally) ->
     let n_labels = labels.len();
     let mut confusion = vec![vec![0u64; n_labels + 1]; n_labels];
     let (mut answered, mut correct, mut invalid, mut errors, mut missing) = (0, 0, 0, 0, 0);
-    for (i, outcome) in tally.outcomes.iter().enumerate() {
+    let epochs = tally.epochs.max(1);
+    for (s, outcome) in tally.outcomes.iter().enumerate() {
+        let i = s / epochs;
         match *outcome {
             Outcome::Missing => missing += 1,
             Outcome::Error => errors += 1,
@@ -213,6 +237,28 @@ fn summarize(id: &str, labels: &[String], gold: &[Option<u16>], tally: Tally) ->
         tokens.estimated |= t.estimated;
     }
     let latencies: Vec<f64> = tally.latencies.iter().flatten().copied().collect();
+    let mut error_kinds: BTreeMap<String, u64> = BTreeMap::new();
+    for kind in tally.error_kinds.iter().flatten() {
+        *error_kinds.entry(kind.clone()).or_default() += 1;
+    }
+    // One sample per item: a binomial proportion. Several: samples of an item are correlated,
+    // so the interval clusters by item (Miller 2024).
+    let (accuracy, accuracy_method) = if epochs == 1 {
+        (wilson_interval(correct, answered, CONFIDENCE)?, AccuracyMethod::Wilson)
+    } else {
+        let mut scores = Vec::new();
+        let mut clusters = Vec::new();
+        for (s, o) in tally.outcomes.iter().enumerate() {
+            if let Some(c) = o.correct() {
+                scores.push(if c { 1.0 } else { 0.0 });
+                clusters.push(s / epochs);
+            }
+        }
+        match crate::stats::clustered_mean_interval(&scores, &clusters, CONFIDENCE) {
+            Ok((i, _)) => (Interval { estimate: i.estimate, low: i.low.max(0.0), high: i.high.min(1.0) }, AccuracyMethod::Clustered),
+            Err(_) => (wilson_interval(correct, answered, CONFIDENCE)?, AccuracyMethod::Wilson),
+        }
+    };
     Ok(BackendScores {
         id: id.to_string(),
         items,
@@ -221,7 +267,9 @@ fn summarize(id: &str, labels: &[String], gold: &[Option<u16>], tally: Tally) ->
         invalid,
         errors,
         missing,
-        accuracy: wilson_interval(correct, answered, CONFIDENCE)?,
+        accuracy,
+        accuracy_method,
+        epochs,
         error_rate: wilson_interval(errors, answered + errors, CONFIDENCE)?,
         macro_f1,
         classes,
@@ -229,7 +277,7 @@ fn summarize(id: &str, labels: &[String], gold: &[Option<u16>], tally: Tally) ->
         tokens,
         latency_p50_ms: percentile(&latencies, 0.50),
         latency_p95_ms: percentile(&latencies, 0.95),
-        error_kinds: tally.error_kinds,
+        error_kinds,
         item_tokens: tally.tokens,
         outcomes: tally.outcomes,
     })
@@ -273,7 +321,13 @@ mod tests {
         let gold = vec![Some(0), Some(0), Some(0), Some(1), Some(1), Some(2), Some(2)];
         let ans = |p: Option<u16>, g: u16| Outcome::Answered { predicted: p, correct: p == Some(g) };
         let outcomes = vec![ans(Some(0), 0), ans(Some(0), 0), ans(Some(1), 0), ans(Some(1), 1), ans(None, 1), ans(Some(2), 2), Outcome::Error];
-        let tally = Tally { tokens: vec![Tokens::default(); outcomes.len()], latencies: vec![Some(1.0); outcomes.len()], outcomes, ..Tally::default() };
+        let tally = Tally {
+            tokens: vec![Tokens::default(); outcomes.len()],
+            latencies: vec![Some(1.0); outcomes.len()],
+            error_kinds: vec![None; outcomes.len()],
+            epochs: 1,
+            outcomes,
+        };
         let s = summarize("x", &labels, &gold, tally).unwrap();
         assert_eq!((s.items, s.answered, s.correct, s.invalid, s.errors), (7, 6, 4, 1, 1));
         assert!((s.accuracy.estimate - 4.0 / 6.0).abs() < 1e-12);

@@ -34,15 +34,30 @@ pub struct Comparison {
     /// Items needed to detect [`PLANNING_DIFFERENCE`] with [`PLANNING_POWER`], given the
     /// observed share of discordant items; `None` when nothing is discordant.
     pub items_needed: Option<u64>,
+    pub method: DifferenceMethod,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DifferenceMethod {
+    /// One sample per item: Newcombe's interval and McNemar's exact test.
+    NewcombeMcNemar,
+    /// Several samples per item: the mean over items of the per-item difference in accuracy,
+    /// with a normal interval and test (the item is the unit, as in Miller 2024).
+    PairedItemMeans,
 }
 
 /// Compares each pair `(first, second)` of backend indices.
 pub fn compare(scores: &RunScores, pairs: &[(usize, usize)], confidence: f64, bootstrap: &BootstrapConfig) -> Result<Vec<Comparison>> {
     let mut out = Vec::with_capacity(pairs.len());
     for &(a, b) in pairs {
+        let (ea, eb) = (scores.backends[a].epochs, scores.backends[b].epochs);
         let (oa, ob) = (&scores.backends[a].outcomes, &scores.backends[b].outcomes);
         let mut counts = PairedCounts::default();
-        for (x, y) in oa.iter().zip(ob) {
+        // Samples are paired by item and epoch; with different epoch counts, by item and the
+        // epochs both have.
+        let shared = ea.min(eb);
+        let pairs_of_samples = (0..scores.items.len()).flat_map(|i| (0..shared).map(move |e| (i * ea + e, i * eb + e)));
+        for (x, y) in pairs_of_samples.map(|(sa, sb)| (oa[sa], ob[sb])) {
             match (x.correct(), y.correct()) {
                 (Some(true), Some(true)) => counts.both_correct += 1,
                 (Some(true), Some(false)) => counts.only_first += 1,
@@ -60,20 +75,27 @@ pub fn compare(scores: &RunScores, pairs: &[(usize, usize)], confidence: f64, bo
             None
         };
         let macro_f1_difference = bootstrap_interval(scores.items.len(), bootstrap, |idx| {
-            macro_f1_of(&scores.backends[b].outcomes, &scores.gold, scores.labels.len(), idx)
-                - macro_f1_of(&scores.backends[a].outcomes, &scores.gold, scores.labels.len(), idx)
+            macro_f1_of(&scores.backends[b].outcomes, eb, &scores.gold, scores.labels.len(), idx)
+                - macro_f1_of(&scores.backends[a].outcomes, ea, &scores.gold, scores.labels.len(), idx)
         })
         .ok()
         .map(|b| b.interval);
+        let (difference, p_value, method) = if ea == 1 && eb == 1 {
+            (paired_difference_interval(&counts, confidence)?, mcnemar_exact_p(counts.only_first, counts.only_second)?, DifferenceMethod::NewcombeMcNemar)
+        } else {
+            let (d, p) = paired_item_means(oa, ea, ob, eb, scores.items.len(), confidence)?;
+            (d, p, DifferenceMethod::PairedItemMeans)
+        };
         out.push(Comparison {
             first: a,
             second: b,
             counts,
-            difference: paired_difference_interval(&counts, confidence)?,
-            p_value: mcnemar_exact_p(counts.only_first, counts.only_second)?,
+            difference,
+            p_value,
             p_value_holm: f64::NAN,
             macro_f1_difference,
             items_needed,
+            method,
         });
     }
     let adjusted = holm_adjust(&out.iter().map(|c| c.p_value).collect::<Vec<_>>())?;
@@ -81,6 +103,33 @@ pub fn compare(scores: &RunScores, pairs: &[(usize, usize)], confidence: f64, bo
         c.p_value_holm = p;
     }
     Ok(out)
+}
+
+/// The mean over items of (accuracy of second − accuracy of first) on that item's samples, with a
+/// normal interval and two-sided p-value from the standard error of the per-item differences.
+fn paired_item_means(oa: &[Outcome], ea: usize, ob: &[Outcome], eb: usize, items: usize, confidence: f64) -> Result<(Interval, f64)> {
+    let mean_of = |o: &[Outcome], e: usize, i: usize| {
+        let answered: Vec<bool> = o[i * e..(i + 1) * e].iter().filter_map(|x| x.correct()).collect();
+        (!answered.is_empty()).then(|| answered.iter().filter(|&&c| c).count() as f64 / answered.len() as f64)
+    };
+    let d: Vec<f64> = (0..items).filter_map(|i| Some(mean_of(ob, eb, i)? - mean_of(oa, ea, i)?)).collect();
+    let n = d.len();
+    if n < 2 {
+        return Ok((Interval { estimate: d.first().copied().unwrap_or(0.0), low: -1.0, high: 1.0 }, 1.0));
+    }
+    let mean = d.iter().sum::<f64>() / n as f64;
+    let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n as f64 - 1.0);
+    let se = (var / n as f64).sqrt();
+    let z = crate::stats::normal_quantile(1.0 - (1.0 - confidence) / 2.0)?;
+    let p = if se > 0.0 {
+        let t = (mean / se).abs();
+        (2.0 * crate::stats::normal_cdf(-t)).clamp(0.0, 1.0)
+    } else if mean == 0.0 {
+        1.0
+    } else {
+        0.0
+    };
+    Ok((Interval { estimate: mean, low: (mean - z * se).max(-1.0), high: (mean + z * se).min(1.0) }, p))
 }
 
 /// Every unordered pair of backends that answered at least one item, in run order.
@@ -97,21 +146,21 @@ pub fn all_pairs(scores: &RunScores) -> Vec<(usize, usize)> {
 
 /// Macro-F1 with its percentile bootstrap interval.
 pub fn macro_f1_interval(scores: &RunScores, backend: usize, bootstrap: &BootstrapConfig) -> Option<Interval> {
-    let outcomes = &scores.backends[backend].outcomes;
-    bootstrap_interval(scores.items.len(), bootstrap, |idx| macro_f1_of(outcomes, &scores.gold, scores.labels.len(), idx))
+    let (outcomes, epochs) = (&scores.backends[backend].outcomes, scores.backends[backend].epochs);
+    bootstrap_interval(scores.items.len(), bootstrap, |idx| macro_f1_of(outcomes, epochs, &scores.gold, scores.labels.len(), idx))
         .ok()
         .map(|b| b.interval)
 }
 
 /// Macro-F1 over the answered items among `indices` (with repeats), averaged over the labels
 /// present as gold or prediction — the same definition as the point estimate.
-pub fn macro_f1_of(outcomes: &[Outcome], gold: &[Option<u16>], n_labels: usize, indices: &[usize]) -> f64 {
+pub fn macro_f1_of(outcomes: &[Outcome], epochs: usize, gold: &[Option<u16>], n_labels: usize, indices: &[usize]) -> f64 {
     let mut tp = vec![0u32; n_labels];
     let mut predicted = vec![0u32; n_labels];
     let mut support = vec![0u32; n_labels];
     let mut any = false;
-    for &i in indices {
-        if let (Outcome::Answered { predicted: p, .. }, Some(g)) = (outcomes[i], gold[i]) {
+    for s in indices.iter().flat_map(|&i| i * epochs..(i + 1) * epochs) {
+        if let (Outcome::Answered { predicted: p, .. }, Some(g)) = (outcomes[s], gold[s / epochs]) {
             any = true;
             let g = usize::from(g);
             support[g] += 1;

@@ -90,13 +90,21 @@ fn per_correct_interval(item_costs: &[f64], s: &BackendScores, bootstrap: &Boots
     if s.correct == 0 {
         return None;
     }
-    let correct: Vec<f64> = s.outcomes.iter().map(|o| if o.correct() == Some(true) { 1.0 } else { 0.0 }).collect();
+    // Resample items, not samples: the samples of one item are not independent.
+    let epochs = s.epochs.max(1);
+    let items = item_costs.len() / epochs;
+    let mut correct = vec![0.0; items];
+    let mut costs = vec![0.0; items];
+    for (sample, (o, c)) in s.outcomes.iter().zip(item_costs).enumerate() {
+        correct[sample / epochs] += if o.correct() == Some(true) { 1.0 } else { 0.0 };
+        costs[sample / epochs] += c;
+    }
     let ratio = |idx: &[usize]| {
         let c: f64 = idx.iter().map(|&i| correct[i]).sum();
-        let t: f64 = idx.iter().map(|&i| item_costs[i]).sum();
+        let t: f64 = idx.iter().map(|&i| costs[i]).sum();
         if c > 0.0 { t / c } else { f64::NAN }
     };
-    match bootstrap_interval(item_costs.len(), bootstrap, ratio) {
+    match bootstrap_interval(items, bootstrap, ratio) {
         Ok(b) => Some(b.interval),
         Err(_) => {
             let estimate = item_costs.iter().sum::<f64>() / s.correct as f64;

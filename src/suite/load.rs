@@ -439,7 +439,16 @@ impl Resolver {
             _ => None,
         };
         let price = self.resolve_price(b, key, provider);
+        let epochs = b.epochs.as_ref().map_or(1, |e| e.value);
+        if let Some(e) = &b.epochs {
+            if e.value == 0 || e.value > 100 {
+                self.problem(line(e), &format!("{key}.epochs"), "epochs must be between 1 and 100", "");
+            } else if e.value > 1 && provider == Provider::Local {
+                self.problem(line(e), &format!("{key}.epochs"), "the local backend is deterministic; repeated sampling adds nothing", "remove `epochs`");
+            }
+        }
         Some(BackendSpec {
+            epochs: epochs.max(1),
             price,
             id,
             provider,

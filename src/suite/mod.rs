@@ -135,6 +135,8 @@ pub struct BackendSpec {
     pub line: u64,
     /// The price, and where it came from; `None` when unknown (never assumed to be zero).
     pub price: Option<Price>,
+    /// Samples per item (1 unless the suite asks for repeated sampling).
+    pub epochs: u32,
 }
 
 /// Default per-backend concurrency.

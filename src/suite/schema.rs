@@ -136,6 +136,9 @@ pub struct BackendFile {
     pub timeout_secs: Option<Spanned<f64>>,
     #[serde(default)]
     pub max_attempts: Option<Spanned<u32>>,
+    /// Times each item is asked (repeated sampling, meaningful at temperature > 0).
+    #[serde(default)]
+    pub epochs: Option<Spanned<u32>>,
     /// Overrides (or supplies) the built-in price of `model`.
     #[serde(default)]
     pub pricing: Option<Spanned<PricingFile>>,
