@@ -137,6 +137,9 @@ pub struct SuiteMeta {
     pub name: String,
     pub path: String,
     pub sha256: String,
+    /// SHA-256 of the loaded test and train data.
+    #[serde(default)]
+    pub data_sha256: String,
     pub description: Option<String>,
 }
 

@@ -11,7 +11,11 @@ mod support;
 mod cli;
 #[path = "it/datasets.rs"]
 mod datasets;
+#[path = "it/resilience.rs"]
+mod resilience;
 #[path = "it/run_openai.rs"]
 mod run_openai;
+#[path = "it/stats_cost.rs"]
+mod stats_cost;
 #[path = "it/validate.rs"]
 mod validate;

@@ -240,6 +240,7 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
             name: suite.name.clone(),
             path: suite.path.display().to_string(),
             sha256: suite.sha256.clone(),
+            data_sha256: suite.data_sha256.clone(),
             description: suite.description.clone(),
         },
         task: TaskMeta { kind: "classification".into(), labels: suite.task.labels.clone() },
@@ -275,15 +276,19 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
         drivers.spawn(drive_backend(backend, suite.clone(), items.clone(), done, tx.clone(), stop.clone(), options.grace));
     }
     drop(tx);
+    // A stop that came after the last item was sent (the budget reached by the last record)
+    // leaves a complete run: only a driver that left items unsent makes it incomplete.
+    let mut incomplete = false;
     while let Some(result) = drivers.join_next().await {
-        result.map_err(|e| Error::Backend(format!("a backend task failed: {e}")))?;
+        incomplete |= result.map_err(|e| Error::Backend(format!("a backend task failed: {e}")))?;
     }
     writer.await.map_err(|e| Error::Backend(format!("the journal writer failed: {e}")))??;
 
     meta.finished_at = Some(crate::time::rfc3339(SystemTime::now()));
-    meta.stopped = stop.reason().map(|r| r.describe());
+    let stopped = if incomplete { stop.reason() } else { None };
+    meta.stopped = stopped.as_ref().map(|r| r.describe());
     meta.write(&dir)?;
-    Ok(RunOutcome { dir, stopped: stop.reason() })
+    Ok(RunOutcome { dir, stopped })
 }
 
 /// A run being resumed: its metadata and, per backend, the items already answered.
@@ -302,6 +307,12 @@ impl Previous {
                 dir.display(),
                 &meta.suite.sha256[..12.min(meta.suite.sha256.len())],
                 &suite.sha256[..12]
+            )));
+        }
+        if meta.suite.data_sha256 != suite.data_sha256 {
+            return Err(Error::Usage(format!(
+                "the test or train data of {} changed since it was run; resume needs the same data, or start a new run",
+                dir.display()
             )));
         }
         journal::repair_tail(dir)?;
@@ -436,11 +447,12 @@ async fn drive_backend(
     tx: mpsc::Sender<Record>,
     stop: Arc<StopSignal>,
     grace: std::time::Duration,
-) {
+) -> bool {
     let PlannedBackend { spec, client, prompts, retry } = backend;
     let spec = Arc::new(spec);
     let semaphore = Arc::new(Semaphore::new(spec.concurrency));
     let mut tasks = JoinSet::new();
+    let mut left_unsent = false;
     let samples = (0..items.len()).flat_map(|i| (0..spec.epochs).map(move |e| (i, e)));
     for (index, epoch) in samples {
         if done.contains(&(items[index].id.clone(), epoch)) {
@@ -448,9 +460,12 @@ async fn drive_backend(
         }
         let Ok(permit) = semaphore.clone().acquire_owned().await else { break };
         if stop.is_stopped() {
+            left_unsent = true;
             break;
         }
-        while tasks.try_join_next().is_some() {}
+        while let Some(r) = tasks.try_join_next() {
+            left_unsent |= r.unwrap_or(true);
+        }
         let item = &items[index];
         let record = match prompts.messages(item) {
             Ok(messages) => {
@@ -472,9 +487,11 @@ async fn drive_backend(
                     drop(permit);
                     // No record for an item abandoned by a stop: it is missing, and a resumed
                     // run sends it again.
+                    let abandoned = record.is_none();
                     if let Some(record) = record {
                         let _ = tx.send(record).await;
                     }
+                    abandoned
                 });
                 continue;
             }
@@ -488,12 +505,25 @@ async fn drive_backend(
     }
     if stop.is_stopped() {
         // Let requests in flight finish for a grace period, then abandon them.
-        let drain = async { while tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(grace, drain).await.is_err() {
-            tasks.abort_all();
+        let drain = async {
+            let mut abandoned = false;
+            while let Some(r) = tasks.join_next().await {
+                abandoned |= r.unwrap_or(true);
+            }
+            abandoned
+        };
+        match tokio::time::timeout(grace, drain).await {
+            Ok(abandoned) => left_unsent |= abandoned,
+            Err(_) => {
+                tasks.abort_all();
+                left_unsent = true;
+            }
         }
     }
-    while tasks.join_next().await.is_some() {}
+    while let Some(r) = tasks.join_next().await {
+        left_unsent |= r.unwrap_or(true);
+    }
+    left_unsent
 }
 
 /// Sends one item with retries and turns the outcome into a record.

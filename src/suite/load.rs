@@ -45,6 +45,21 @@ pub fn load_str(path: &Path, text: &str) -> Result<Suite, SuiteErrors> {
     Resolver { path: path.to_path_buf(), problems: Vec::new(), label_column: String::new() }.resolve(file, sha256)
 }
 
+fn data_hash(test: &Dataset, train: Option<&Dataset>) -> String {
+    let mut hasher = Sha256::new();
+    for (split, data) in [("test", Some(test)), ("train", train)] {
+        hasher.update(split.as_bytes());
+        for item in data.map_or(&[][..], |d| &d.items[..]) {
+            // JSON of (id, label, fields): an unambiguous encoding of everything a prompt or a
+            // score can depend on.
+            let encoded = serde_json::to_vec(&(&item.id, &item.label, &item.fields)).unwrap_or_default();
+            hasher.update((encoded.len() as u64).to_be_bytes());
+            hasher.update(&encoded);
+        }
+    }
+    hex(&hasher.finalize())
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -95,6 +110,7 @@ impl Resolver {
         }
         match (self.problems.is_empty(), task, test) {
             (true, Some(task), Some(test)) => Ok(Suite {
+                data_sha256: data_hash(&test, train.as_ref()),
                 requests_per_day: file.volume.as_ref().map(|v| v.value.requests_per_day),
                 compare,
                 path: self.path,

@@ -21,6 +21,9 @@ pub struct Suite {
     pub description: Option<String>,
     /// SHA-256 of the suite file's bytes, so a report names exactly what was run.
     pub sha256: String,
+    /// SHA-256 of the loaded data (every test and train item: id, label and fields), so a run
+    /// cannot be resumed against changed data.
+    pub data_sha256: String,
     pub task: Task,
     pub test: Dataset,
     pub train: Option<Dataset>,
