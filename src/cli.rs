@@ -191,6 +191,15 @@ pub struct RunArgs {
     /// spend reaches it.
     #[arg(long, value_name = "USD")]
     pub max_cost_usd: Option<f64>,
+    /// Do not read or write the response cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Ask every request again, replacing what the cache holds.
+    #[arg(long, conflicts_with = "no_cache")]
+    pub refresh: bool,
+    /// The response cache's database file.
+    #[arg(long, value_name = "FILE", default_value = runner::DEFAULT_CACHE)]
+    pub cache: PathBuf,
     /// Print nothing but errors and the report path.
     #[arg(long, short)]
     pub quiet: bool,
@@ -350,6 +359,8 @@ fn run(args: RunArgs) -> Result<u8, Error> {
         max_cost_usd: args.max_cost_usd,
         resume: args.resume,
         shard: args.shard,
+        cache: (!args.no_cache).then_some(args.cache),
+        refresh: args.refresh,
         ..RunOptions::default()
     };
     if let Some(limit) = args.max_cost_usd {
@@ -462,6 +473,7 @@ impl ProgressDisplay {
         match event {
             RunEvent::Skipped { id, reason } => self.note(&format!("note: skipping backend `{id}`: {reason}")),
             RunEvent::Trained { id, items, seconds } => self.note(&format!("trained `{id}` on {items} items in {seconds:.2} s")),
+            RunEvent::Warning(text) => self.note(&format!("warning: {text}")),
             RunEvent::Started { dir, backends, items } => {
                 self.note(&format!("running {items} items × {backends} backends into {}", dir.display()))
             }

@@ -39,6 +39,9 @@ pub struct Record {
     /// Which sample of the item this is, for backends with `epochs` > 1 (0-based).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub epoch: u32,
+    /// Answered from the response cache rather than by the server in this run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -106,8 +106,45 @@ impl BackendClient {
         }
     }
 
-    /// Whether prompts are journaled: the local backend takes only the rendered input.
-    pub fn sends_prompt(&self) -> bool {
-        matches!(self, BackendClient::OpenAi(_))
+    /// Answers from the response cache when it holds this request, else asks the backend and
+    /// stores the answer. The local backend is not cached: it costs nothing to ask again.
+    pub async fn complete_cached(
+        &self,
+        messages: &[ChatMessage],
+        cache: Option<&crate::runner::cache::ResponseCache>,
+        refresh: bool,
+        epoch: u32,
+    ) -> Result<(Completion, Option<f64>), BackendError> {
+        let BackendClient::OpenAi(b) = self else {
+            return self.complete(messages).await.map(|c| (c, None));
+        };
+        let request = b.request(messages);
+        let key = cache.and_then(|_| b.cache_key(&request, epoch));
+        if let (Some(cache), Some(key), false) = (cache, &key, refresh) {
+            // A cache that cannot be read is a miss: the request is simply sent.
+            if let Ok(Some(hit)) = cache.get(key) {
+                let usage = match (hit.input_tokens, hit.output_tokens) {
+                    (Some(input), Some(output)) => Some(Usage { input, output, cached_input: hit.cached_input_tokens.unwrap_or(0) }),
+                    _ => None,
+                };
+                let completion = Completion { text: hit.text, usage, finish_reason: hit.finish_reason };
+                return Ok((completion, Some(hit.latency_ms.unwrap_or(0.0))));
+            }
+        }
+        let started = std::time::Instant::now();
+        let completion = b.send(request).await?;
+        if let (Some(cache), Some(key)) = (cache, &key) {
+            let stored = crate::runner::cache::CachedCompletion {
+                text: completion.text.clone(),
+                latency_ms: Some(started.elapsed().as_secs_f64() * 1000.0),
+                input_tokens: completion.usage.map(|u| u.input),
+                output_tokens: completion.usage.map(|u| u.output),
+                cached_input_tokens: completion.usage.map(|u| u.cached_input),
+                finish_reason: completion.finish_reason.clone(),
+            };
+            // A failed write only means the request is asked again next time.
+            let _ = cache.put(key, "openai", b.model(), &stored);
+        }
+        Ok((completion, None))
     }
 }

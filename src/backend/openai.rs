@@ -53,16 +53,39 @@ impl OpenAiBackend {
         }
     }
 
-    pub async fn complete(&self, messages: &[ChatMessage]) -> Result<Completion, BackendError> {
+    /// The request body for `messages`, exactly as it is sent.
+    pub fn request(&self, messages: &[ChatMessage]) -> CreateChatCompletionRequest {
         // `max_tokens` rather than `max_completion_tokens`: vLLM, Ollama and llama.cpp read it.
         #[allow(deprecated)]
-        let request = CreateChatCompletionRequest {
+        CreateChatCompletionRequest {
             model: self.model.clone(),
             messages: messages.iter().map(to_openai_message).collect(),
             temperature: Some(self.temperature),
             max_tokens: self.max_tokens,
             ..Default::default()
-        };
+        }
+    }
+
+    /// The response-cache key of a request: provider, server, model and the exact body bytes
+    /// (never the key). Repeated samples (`epoch` > 0) of one prompt get keys of their own.
+    pub fn cache_key(&self, request: &CreateChatCompletionRequest, epoch: u32) -> Option<String> {
+        let mut body = serde_json::to_vec(request).ok()?;
+        if epoch > 0 {
+            body.extend_from_slice(format!("\n#epoch={epoch}").as_bytes());
+        }
+        let base = async_openai::config::Config::api_base(self.client.config()).to_string();
+        Some(crate::runner::cache::cache_key("openai", &base, &self.model, &body))
+    }
+
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    pub async fn complete(&self, messages: &[ChatMessage]) -> Result<Completion, BackendError> {
+        self.send(self.request(messages)).await
+    }
+
+    pub async fn send(&self, request: CreateChatCompletionRequest) -> Result<Completion, BackendError> {
         let chat = self.client.chat();
         let call = chat.create_byot::<_, LenientResponse>(request);
         match tokio::time::timeout(self.timeout, call).await {

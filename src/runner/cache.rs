@@ -82,6 +82,9 @@ const KEY_DOMAIN: &[u8] = b"evalgate-response-cache-v1";
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CachedCompletion {
     pub text: String,
+    /// How long the original request took, so a cached rerun reports the backend's latency.
+    #[serde(default)]
+    pub latency_ms: Option<f64>,
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
     pub cached_input_tokens: Option<u64>,
@@ -658,6 +661,7 @@ mod tests {
             output_tokens: Some(3),
             cached_input_tokens: None,
             finish_reason: Some("stop".to_string()),
+            latency_ms: Some(1.5),
         }
     }
 
@@ -729,6 +733,7 @@ mod tests {
             output_tokens: None,
             cached_input_tokens: Some(0),
             finish_reason: None,
+            latency_ms: None,
         };
         cache.put(&key, "openai", "m", &c).unwrap();
         assert_eq!(cache.get(&key).unwrap(), Some(c.clone()));

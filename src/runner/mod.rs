@@ -1,6 +1,7 @@
 //! Running a suite: resolve backends, send every item to every backend concurrently, and append
 //! each record to the journal as it completes.
 
+pub mod cache;
 mod retry;
 
 use std::path::{Path, PathBuf};
@@ -43,7 +44,14 @@ pub struct RunOptions {
     pub resume: Option<PathBuf>,
     /// Run only this part of the items.
     pub shard: Option<journal::Shard>,
+    /// The response cache's database; `None` turns the cache off.
+    pub cache: Option<PathBuf>,
+    /// Ask again even when the cache has an answer, and store the new one.
+    pub refresh: bool,
 }
+
+/// Where the response cache lives unless `--cache` says otherwise.
+pub const DEFAULT_CACHE: &str = "reports/.cache/responses.sqlite";
 
 impl Default for RunOptions {
     fn default() -> Self {
@@ -58,6 +66,9 @@ impl Default for RunOptions {
             grace: std::time::Duration::from_secs(10),
             resume: None,
             shard: None,
+            // Library callers opt in; the CLI turns it on by default.
+            cache: None,
+            refresh: false,
         }
     }
 }
@@ -119,6 +130,7 @@ pub enum RunEvent {
     Trained { id: String, items: usize, seconds: f64 },
     Started { dir: PathBuf, backends: usize, items: usize },
     Progress { backend: String, done: usize, total: usize, errors: usize },
+    Warning(String),
 }
 
 pub type EventSink = Arc<dyn Fn(RunEvent) + Send + Sync>;
@@ -129,6 +141,8 @@ struct PlannedBackend {
     client: Arc<BackendClient>,
     prompts: Arc<PromptBuilder>,
     retry: RetryPolicy,
+    cache: Option<Arc<cache::ResponseCache>>,
+    refresh: bool,
 }
 
 /// Runs `suite` and returns the run directory; every record is in its journal.
@@ -145,6 +159,10 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
         PromptTemplates::compile(&suite.task).map_err(|(name, e)| Error::Usage(format!("template `{name}`: {e}")))?,
     );
     let http = http_client()?;
+    let cache = match &options.cache {
+        Some(path) => Some(Arc::new(cache::ResponseCache::open(path).map_err(|e| Error::Usage(e.to_string()))?)),
+        None => None,
+    };
     let mut planned = Vec::new();
     let mut skipped = Vec::new();
     for spec in specs {
@@ -192,7 +210,7 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
             spec.concurrency = c.max(1);
         }
         let retry = RetryPolicy { max_attempts: spec.max_attempts, ..options.retry };
-        planned.push(PlannedBackend { spec, client: Arc::new(client), prompts: Arc::new(prompts), retry });
+        planned.push(PlannedBackend { spec, client: Arc::new(client), prompts: Arc::new(prompts), retry, cache: None, refresh: false });
     }
 
     let items: Arc<Vec<Item>> = Arc::new(match (&previous, options.limit) {
@@ -271,7 +289,9 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
     });
     let writer = spawn_journal_writer(&dir, rx, planned.iter().map(|p| p.spec.id.clone()).collect(), items.len(), events.clone(), budget)?;
     let mut drivers = JoinSet::new();
-    for backend in planned {
+    for mut backend in planned {
+        backend.cache = cache.clone();
+        backend.refresh = options.refresh;
         let done = Arc::new(previous.as_ref().and_then(|p| p.done.get(&backend.spec.id).cloned()).unwrap_or_default());
         drivers.spawn(drive_backend(backend, suite.clone(), items.clone(), done, tx.clone(), stop.clone(), options.grace));
     }
@@ -283,6 +303,11 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
         incomplete |= result.map_err(|e| Error::Backend(format!("a backend task failed: {e}")))?;
     }
     writer.await.map_err(|e| Error::Backend(format!("the journal writer failed: {e}")))??;
+    if let Some(cache) = &cache {
+        if let Err(e) = cache.flush() {
+            events(RunEvent::Warning(format!("the response cache could not be saved: {e}")));
+        }
+    }
 
     meta.finished_at = Some(crate::time::rfc3339(SystemTime::now()));
     let stopped = if incomplete { stop.reason() } else { None };
@@ -448,7 +473,7 @@ async fn drive_backend(
     stop: Arc<StopSignal>,
     grace: std::time::Duration,
 ) -> bool {
-    let PlannedBackend { spec, client, prompts, retry } = backend;
+    let PlannedBackend { spec, client, prompts, retry, cache, refresh } = backend;
     let spec = Arc::new(spec);
     let semaphore = Arc::new(Semaphore::new(spec.concurrency));
     let mut tasks = JoinSet::new();
@@ -469,11 +494,13 @@ async fn drive_backend(
         let item = &items[index];
         let record = match prompts.messages(item) {
             Ok(messages) => {
-                let (client, spec, tx, suite, items, stop) = (client.clone(), spec.clone(), tx.clone(), suite.clone(), items.clone(), stop.clone());
+                let (client, spec, tx, suite, items, stop, cache) =
+                    (client.clone(), spec.clone(), tx.clone(), suite.clone(), items.clone(), stop.clone(), cache.clone());
                 tasks.spawn(async move {
                     let item = &items[index];
                     // A panic below must still leave a record: an item is never silently lost.
-                    let answer = std::panic::AssertUnwindSafe(answer_item(&client, &spec, &suite, item, messages, retry, &stop));
+                    let ask = Ask { client: &client, spec: &spec, suite: &suite, retry, stop: &stop, cache: cache.as_deref(), refresh, epoch };
+                    let answer = std::panic::AssertUnwindSafe(answer_item(&ask, item, messages));
                     let mut record = match futures::FutureExt::catch_unwind(answer).await {
                         Ok(record) => record,
                         Err(panic) => {
@@ -527,23 +554,30 @@ async fn drive_backend(
 }
 
 /// Sends one item with retries and turns the outcome into a record.
-async fn answer_item(
-    client: &BackendClient,
-    spec: &BackendSpec,
-    suite: &Suite,
-    item: &Item,
-    messages: Vec<ChatMessage>,
+/// What answering one item needs.
+struct Ask<'a> {
+    client: &'a BackendClient,
+    spec: &'a BackendSpec,
+    suite: &'a Suite,
     retry: RetryPolicy,
-    stop: &StopSignal,
-) -> Option<Record> {
+    stop: &'a StopSignal,
+    cache: Option<&'a cache::ResponseCache>,
+    refresh: bool,
+    epoch: u32,
+}
+
+async fn answer_item(ask: &Ask<'_>, item: &Item, messages: Vec<ChatMessage>) -> Option<Record> {
+    let Ask { client, spec, suite, retry, stop, .. } = *ask;
     let started = Instant::now();
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match client.complete(&messages).await {
-            Ok(completion) => {
-                let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-                return Some(answered_record(&spec.id, suite, item, messages, completion, latency_ms, attempt));
+        match client.complete_cached(&messages, ask.cache, ask.refresh, ask.epoch).await {
+            Ok((completion, cached_latency)) => {
+                let latency_ms = cached_latency.unwrap_or_else(|| started.elapsed().as_secs_f64() * 1000.0);
+                let mut record = answered_record(&spec.id, suite, item, messages, completion, latency_ms, attempt);
+                record.cached = cached_latency.is_some();
+                return Some(record);
             }
             Err(error) if error.is_retryable() && attempt < retry.max_attempts => {
                 if stop.is_stopped() {
@@ -586,6 +620,7 @@ fn answered_record(backend: &str, suite: &Suite, item: &Item, prompt: Vec<ChatMe
         finish_reason: completion.finish_reason,
         error: None,
         epoch: 0,
+        cached: false,
     }
 }
 
@@ -605,6 +640,7 @@ fn failed_record(backend: &str, item: &Item, prompt: Vec<ChatMessage>, error: Ba
         finish_reason: None,
         error: Some(RecordError { kind: error.kind.as_str().to_string(), status: error.status, message: error.message }),
         epoch: 0,
+        cached: false,
     }
 }
 
@@ -633,7 +669,8 @@ fn spawn_journal_writer(
             let mut next = Some(first);
             while let Some(record) = next {
                 journal.append(&record)?;
-                if let Some(budget) = &budget {
+                // A cached answer costs nothing this time.
+                if let Some(budget) = budget.as_ref().filter(|_| !record.cached) {
                     let pricing = budget.prices.iter().find(|(id, _)| id == &record.backend).and_then(|(_, p)| p.as_ref());
                     if let Some(pricing) = pricing {
                         let t = &record.tokens;
