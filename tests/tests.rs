@@ -4,6 +4,9 @@
 //! - `validate`: suite and data errors from `evalgate validate`
 //! - `cli`: the binary's flags, exit codes, skipped backends and credential hygiene
 //! - `datasets`: the local baseline on public datasets in `../shared/datasets` (skipped when absent)
+//! - `stats_cost`: the calculators, and statistics and cost recomputed from the journal
+//! - `resilience`: kill -9 and resume, budget, Ctrl-C
+//! - `reliability`: 429 storms, the response cache, shards merged, rate limits
 
 mod support;
 
@@ -11,6 +14,8 @@ mod support;
 mod cli;
 #[path = "it/datasets.rs"]
 mod datasets;
+#[path = "it/reliability.rs"]
+mod reliability;
 #[path = "it/resilience.rs"]
 mod resilience;
 #[path = "it/run_openai.rs"]

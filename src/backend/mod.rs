@@ -106,31 +106,32 @@ impl BackendClient {
         }
     }
 
-    /// Answers from the response cache when it holds this request, else asks the backend and
-    /// stores the answer. The local backend is not cached: it costs nothing to ask again.
-    pub async fn complete_cached(
+    // The local backend is never cached: it costs nothing to ask again.
+    /// The cached answer to these messages, with the original request's latency.
+    pub fn cached(&self, messages: &[ChatMessage], cache: &crate::runner::cache::ResponseCache, epoch: u32) -> Option<(Completion, f64)> {
+        let BackendClient::OpenAi(b) = self else { return None };
+        let key = b.cache_key(&b.request(messages), epoch)?;
+        // A cache that cannot be read is a miss: the request is simply sent.
+        let hit = cache.get(&key).ok()??;
+        let usage = match (hit.input_tokens, hit.output_tokens) {
+            (Some(input), Some(output)) => Some(Usage { input, output, cached_input: hit.cached_input_tokens.unwrap_or(0) }),
+            _ => None,
+        };
+        Some((Completion { text: hit.text, usage, finish_reason: hit.finish_reason }, hit.latency_ms.unwrap_or(0.0)))
+    }
+
+    /// Asks the backend and, given a cache, stores the answer there.
+    pub async fn complete_and_store(
         &self,
         messages: &[ChatMessage],
         cache: Option<&crate::runner::cache::ResponseCache>,
-        refresh: bool,
         epoch: u32,
-    ) -> Result<(Completion, Option<f64>), BackendError> {
+    ) -> Result<Completion, BackendError> {
         let BackendClient::OpenAi(b) = self else {
-            return self.complete(messages).await.map(|c| (c, None));
+            return self.complete(messages).await;
         };
         let request = b.request(messages);
         let key = cache.and_then(|_| b.cache_key(&request, epoch));
-        if let (Some(cache), Some(key), false) = (cache, &key, refresh) {
-            // A cache that cannot be read is a miss: the request is simply sent.
-            if let Ok(Some(hit)) = cache.get(key) {
-                let usage = match (hit.input_tokens, hit.output_tokens) {
-                    (Some(input), Some(output)) => Some(Usage { input, output, cached_input: hit.cached_input_tokens.unwrap_or(0) }),
-                    _ => None,
-                };
-                let completion = Completion { text: hit.text, usage, finish_reason: hit.finish_reason };
-                return Ok((completion, Some(hit.latency_ms.unwrap_or(0.0))));
-            }
-        }
         let started = std::time::Instant::now();
         let completion = b.send(request).await?;
         if let (Some(cache), Some(key)) = (cache, &key) {
@@ -145,6 +146,6 @@ impl BackendClient {
             // A failed write only means the request is asked again next time.
             let _ = cache.put(key, "openai", b.model(), &stored);
         }
-        Ok((completion, None))
+        Ok(completion)
     }
 }

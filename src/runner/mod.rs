@@ -2,6 +2,7 @@
 //! each record to the journal as it completes.
 
 pub mod cache;
+mod limit;
 mod retry;
 
 use std::path::{Path, PathBuf};
@@ -143,6 +144,16 @@ struct PlannedBackend {
     retry: RetryPolicy,
     cache: Option<Arc<cache::ResponseCache>>,
     refresh: bool,
+    limits: Arc<Limits>,
+}
+
+/// A backend's rate limits, shared by its requests.
+#[derive(Default)]
+struct Limits {
+    requests: Option<limit::RateLimiter>,
+    tokens: Option<limit::RateLimiter>,
+    /// Reply allowance counted against the token limit: `max_tokens`, or a label's length.
+    reply_tokens: u64,
 }
 
 /// Runs `suite` and returns the run directory; every record is in its journal.
@@ -210,7 +221,13 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
             spec.concurrency = c.max(1);
         }
         let retry = RetryPolicy { max_attempts: spec.max_attempts, ..options.retry };
-        planned.push(PlannedBackend { spec, client: Arc::new(client), prompts: Arc::new(prompts), retry, cache: None, refresh: false });
+        let longest_label = suite.task.labels.iter().map(|l| l.chars().count() as u64).max().unwrap_or(0);
+        let limits = Arc::new(Limits {
+            requests: spec.requests_per_minute.map(limit::RateLimiter::per_minute),
+            tokens: spec.tokens_per_minute.map(limit::RateLimiter::per_minute),
+            reply_tokens: spec.max_tokens.map_or(longest_label.div_ceil(4) + 4, u64::from),
+        });
+        planned.push(PlannedBackend { spec, client: Arc::new(client), prompts: Arc::new(prompts), retry, cache: None, refresh: false, limits });
     }
 
     let items: Arc<Vec<Item>> = Arc::new(match (&previous, options.limit) {
@@ -473,7 +490,7 @@ async fn drive_backend(
     stop: Arc<StopSignal>,
     grace: std::time::Duration,
 ) -> bool {
-    let PlannedBackend { spec, client, prompts, retry, cache, refresh } = backend;
+    let PlannedBackend { spec, client, prompts, retry, cache, refresh, limits } = backend;
     let spec = Arc::new(spec);
     let semaphore = Arc::new(Semaphore::new(spec.concurrency));
     let mut tasks = JoinSet::new();
@@ -494,12 +511,12 @@ async fn drive_backend(
         let item = &items[index];
         let record = match prompts.messages(item) {
             Ok(messages) => {
-                let (client, spec, tx, suite, items, stop, cache) =
-                    (client.clone(), spec.clone(), tx.clone(), suite.clone(), items.clone(), stop.clone(), cache.clone());
+                let (client, spec, tx, suite, items, stop, cache, limits) =
+                    (client.clone(), spec.clone(), tx.clone(), suite.clone(), items.clone(), stop.clone(), cache.clone(), limits.clone());
                 tasks.spawn(async move {
                     let item = &items[index];
                     // A panic below must still leave a record: an item is never silently lost.
-                    let ask = Ask { client: &client, spec: &spec, suite: &suite, retry, stop: &stop, cache: cache.as_deref(), refresh, epoch };
+                    let ask = Ask { client: &client, spec: &spec, suite: &suite, retry, stop: &stop, cache: cache.as_deref(), refresh, epoch, limits: &limits };
                     let answer = std::panic::AssertUnwindSafe(answer_item(&ask, item, messages));
                     let mut record = match futures::FutureExt::catch_unwind(answer).await {
                         Ok(record) => record,
@@ -564,20 +581,34 @@ struct Ask<'a> {
     cache: Option<&'a cache::ResponseCache>,
     refresh: bool,
     epoch: u32,
+    limits: &'a Limits,
 }
 
 async fn answer_item(ask: &Ask<'_>, item: &Item, messages: Vec<ChatMessage>) -> Option<Record> {
     let Ask { client, spec, suite, retry, stop, .. } = *ask;
     let started = Instant::now();
     let mut attempt = 0;
+    if let (Some(cache), false) = (ask.cache, ask.refresh) {
+        if let Some((completion, latency_ms)) = client.cached(&messages, cache, ask.epoch) {
+            let mut record = answered_record(&spec.id, suite, item, messages, completion, latency_ms, 0);
+            record.cached = true;
+            return Some(record);
+        }
+    }
+    let request_tokens = ask.limits.tokens.as_ref().map(|_| estimate_tokens(messages.iter().map(|m| m.content.as_str())) + ask.limits.reply_tokens);
     loop {
         attempt += 1;
-        match client.complete_cached(&messages, ask.cache, ask.refresh, ask.epoch).await {
-            Ok((completion, cached_latency)) => {
-                let latency_ms = cached_latency.unwrap_or_else(|| started.elapsed().as_secs_f64() * 1000.0);
-                let mut record = answered_record(&spec.id, suite, item, messages, completion, latency_ms, attempt);
-                record.cached = cached_latency.is_some();
-                return Some(record);
+        // Every attempt counts against the limits: the provider counts retries too.
+        if let Some(limiter) = &ask.limits.requests {
+            limiter.acquire(1.0).await;
+        }
+        if let (Some(limiter), Some(tokens)) = (&ask.limits.tokens, request_tokens) {
+            limiter.acquire(tokens as f64).await;
+        }
+        match client.complete_and_store(&messages, ask.cache, ask.epoch).await {
+            Ok(completion) => {
+                let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+                return Some(answered_record(&spec.id, suite, item, messages, completion, latency_ms, attempt));
             }
             Err(error) if error.is_retryable() && attempt < retry.max_attempts => {
                 if stop.is_stopped() {

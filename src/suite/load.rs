@@ -463,7 +463,16 @@ impl Resolver {
                 self.problem(line(e), &format!("{key}.epochs"), "the local backend is deterministic; repeated sampling adds nothing", "remove `epochs`");
             }
         }
+        for (name, limit) in [("requests_per_minute", &b.requests_per_minute), ("tokens_per_minute", &b.tokens_per_minute)] {
+            if let Some(l) = limit {
+                if !(l.value.is_finite() && l.value > 0.0) {
+                    self.problem(line(l), &format!("{key}.{name}"), format!("{name} must be a positive number"), "");
+                }
+            }
+        }
         Some(BackendSpec {
+            requests_per_minute: b.requests_per_minute.as_ref().map(|l| l.value).filter(|v| *v > 0.0),
+            tokens_per_minute: b.tokens_per_minute.as_ref().map(|l| l.value).filter(|v| *v > 0.0),
             epochs: epochs.max(1),
             price,
             id,

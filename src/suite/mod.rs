@@ -140,6 +140,8 @@ pub struct BackendSpec {
     pub price: Option<Price>,
     /// Samples per item (1 unless the suite asks for repeated sampling).
     pub epochs: u32,
+    pub requests_per_minute: Option<f64>,
+    pub tokens_per_minute: Option<f64>,
 }
 
 /// Default per-backend concurrency.

@@ -136,6 +136,12 @@ pub struct BackendFile {
     pub timeout_secs: Option<Spanned<f64>>,
     #[serde(default)]
     pub max_attempts: Option<Spanned<u32>>,
+    /// At most this many requests a minute.
+    #[serde(default)]
+    pub requests_per_minute: Option<Spanned<f64>>,
+    /// At most this many tokens (estimated prompt plus reply allowance) a minute.
+    #[serde(default)]
+    pub tokens_per_minute: Option<Spanned<f64>>,
     /// Times each item is asked (repeated sampling, meaningful at temperature > 0).
     #[serde(default)]
     pub epochs: Option<Spanned<u32>>,
