@@ -142,8 +142,7 @@ mod tests {
     fn dataset(n: usize, labels: &[&str]) -> Dataset {
         let items = (0..n)
             .map(|i| {
-                let mut fields = BTreeMap::new();
-                fields.insert("text".to_string(), serde_json::Value::String(format!("text {i}")));
+                let fields = crate::suite::Fields::from_pairs([("text", serde_json::Value::String(format!("text {i}")))]);
                 Item { id: format!("tr-{i}"), fields, label: labels[i % labels.len()].to_string(), line: i as u64 + 2, group: None }
             })
             .collect();

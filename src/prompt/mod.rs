@@ -5,7 +5,6 @@
 
 mod fewshot;
 
-use std::collections::BTreeMap;
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::{Deserialize, Serialize};
@@ -88,7 +87,7 @@ impl PromptTemplates {
     }
 }
 
-fn render_fields(env: &Environment<'static>, name: &str, fields: &BTreeMap<String, serde_json::Value>) -> Result<String, minijinja::Error> {
+fn render_fields(env: &Environment<'static>, name: &str, fields: &crate::suite::Fields) -> Result<String, minijinja::Error> {
     let template = env.get_template(name)?;
     template.render(Value::from(minijinja::value::Serde(fields)))
 }
@@ -152,8 +151,7 @@ mod tests {
     }
 
     fn item(text: &str) -> Item {
-        let mut fields = BTreeMap::new();
-        fields.insert("text".to_string(), serde_json::Value::String(text.to_string()));
+        let fields = crate::suite::Fields::from_pairs([("text", serde_json::Value::String(text.to_string()))]);
         Item { id: "1".into(), fields, label: "a".into(), line: 2, group: None }
     }
 

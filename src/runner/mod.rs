@@ -230,34 +230,34 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
         planned.push(PlannedBackend { spec, client: Arc::new(client), prompts: Arc::new(prompts), retry, cache: None, refresh: false, limits });
     }
 
-    let items: Arc<Vec<Item>> = Arc::new(match (&previous, options.limit) {
+    // The run's items as indices into the suite's test data: items are never copied, so a
+    // large suite is held in memory once.
+    let selected: Vec<usize> = match (&previous, options.limit) {
         (Some(p), _) => {
-            let by_id: std::collections::HashMap<&str, &Item> = suite.test.items.iter().map(|i| (i.id.as_str(), i)).collect();
-            let mut items = Vec::with_capacity(p.meta.items.len());
+            let by_id: std::collections::HashMap<&str, usize> = suite.test.items.iter().enumerate().map(|(i, item)| (item.id.as_str(), i)).collect();
+            let mut selected = Vec::with_capacity(p.meta.items.len());
             for id in &p.meta.items {
-                let item = by_id.get(id.as_str()).ok_or_else(|| Error::Usage(format!("item `{id}` of the run is not in the suite's test data")))?;
-                items.push((*item).clone());
+                let i = by_id.get(id.as_str()).ok_or_else(|| Error::Usage(format!("item `{id}` of the run is not in the suite's test data")))?;
+                selected.push(*i);
             }
-            items
+            selected
         }
-        (None, Some(n)) => suite.test.items.iter().take(n).cloned().collect(),
-        (None, None) => suite.test.items.clone(),
-    });
+        (None, Some(n)) => (0..n.min(suite.test.items.len())).collect(),
+        (None, None) => (0..suite.test.items.len()).collect(),
+    };
     let shard = previous.as_ref().map_or(options.shard, |p| p.meta.shard);
     let positions: Vec<usize> = match &previous {
-        Some(p) => p.meta.positions.clone().unwrap_or_else(|| (0..items.len()).collect()),
-        None => (0..items.len()).collect(),
+        Some(p) => p.meta.positions.clone().unwrap_or_else(|| (0..selected.len()).collect()),
+        None => selected.clone(),
     };
-    let (items, positions): (Arc<Vec<Item>>, Vec<usize>) = match (shard, &previous) {
-        (Some(s), None) => {
-            let (kept, pos): (Vec<Item>, Vec<usize>) =
-                items.iter().cloned().zip(positions).filter(|(item, _)| s.holds(&item.id)).unzip();
-            (Arc::new(kept), pos)
-        }
-        _ => (items, positions),
+    let (selected, positions): (Vec<usize>, Vec<usize>) = match (shard, &previous) {
+        (Some(s), None) => selected.into_iter().zip(positions).filter(|&(i, _)| s.holds(&suite.test.items[i].id)).unzip(),
+        _ => (selected, positions),
     };
+    let selected = Arc::new(selected);
+    let items = || selected.iter().map(|&i| &suite.test.items[i]);
     if let Some(limit) = options.max_cost_usd {
-        let estimate = estimate_cost_usd(&planned, &items, &suite)?;
+        let estimate = estimate_cost_usd(&planned, items(), &suite)?;
         if estimate > limit {
             return Err(Error::Usage(format!(
                 "the run would cost about ${estimate:.4}, above --max-cost-usd {limit}; raise the limit, or use --limit or --backend to run less"
@@ -281,12 +281,12 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
         task: TaskMeta { kind: "classification".into(), labels: suite.task.labels.clone() },
         backends: planned.iter().map(|p| backend_meta(&p.spec)).collect(),
         skipped,
-        items: items.iter().map(|i| i.id.clone()).collect(),
+        items: items().map(|i| i.id.clone()).collect(),
         started_at: crate::time::rfc3339(SystemTime::now()),
         finished_at: None,
         requests_per_day: suite.requests_per_day,
         compare: suite.compare.clone(),
-        groups: items.iter().map(|i| i.group.clone()).collect::<Option<Vec<String>>>(),
+        groups: items().map(|i| i.group.clone()).collect::<Option<Vec<String>>>(),
         stopped: None,
         shard,
         positions: shard.map(|_| positions),
@@ -296,7 +296,7 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
         meta.skipped = p.meta.skipped.clone();
     }
     meta.write(&dir)?;
-    events(RunEvent::Started { dir: dir.clone(), backends: planned.len(), items: items.len() });
+    events(RunEvent::Started { dir: dir.clone(), backends: planned.len(), items: selected.len() });
 
     let (tx, rx) = mpsc::channel::<Record>(1024);
     let budget = options.max_cost_usd.map(|limit| Budget {
@@ -304,13 +304,13 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
         prices: planned.iter().map(|p| (p.spec.id.clone(), p.spec.price.as_ref().map(|p| p.pricing.clone()))).collect(),
         stop: stop.clone(),
     });
-    let writer = spawn_journal_writer(&dir, rx, planned.iter().map(|p| p.spec.id.clone()).collect(), items.len(), events.clone(), budget)?;
+    let writer = spawn_journal_writer(&dir, rx, planned.iter().map(|p| p.spec.id.clone()).collect(), selected.len(), events.clone(), budget)?;
     let mut drivers = JoinSet::new();
     for mut backend in planned {
         backend.cache = cache.clone();
         backend.refresh = options.refresh;
         let done = Arc::new(previous.as_ref().and_then(|p| p.done.get(&backend.spec.id).cloned()).unwrap_or_default());
-        drivers.spawn(drive_backend(backend, suite.clone(), items.clone(), done, tx.clone(), stop.clone(), options.grace));
+        drivers.spawn(drive_backend(backend, suite.clone(), selected.clone(), done, tx.clone(), stop.clone(), options.grace));
     }
     drop(tx);
     // A stop that came after the last item was sent (the budget reached by the last record)
@@ -387,7 +387,7 @@ struct Budget {
 /// The run's cost before it starts: every prompt rendered and counted (about four characters a
 /// token), and the reply as long as `max_tokens` or the longest label. Fixed-price and local
 /// backends add nothing: their cost does not grow with a run.
-fn estimate_cost_usd(planned: &[PlannedBackend], items: &[Item], suite: &Suite) -> Result<f64> {
+fn estimate_cost_usd<'a>(planned: &[PlannedBackend], items: impl Iterator<Item = &'a Item> + Clone, suite: &Suite) -> Result<f64> {
     let longest_label = suite.task.labels.iter().map(|l| l.chars().count() as u64).max().unwrap_or(0);
     let mut total = 0.0;
     for p in planned {
@@ -403,7 +403,7 @@ fn estimate_cost_usd(planned: &[PlannedBackend], items: &[Item], suite: &Suite) 
             }
         };
         let output = p.spec.max_tokens.map_or(longest_label.div_ceil(4) + 4, u64::from);
-        for item in items {
+        for item in items.clone() {
             let messages = p.prompts.messages(item).map_err(|e| Error::Usage(format!("backend `{}`: {e}", p.spec.id)))?;
             let input = estimate_tokens(messages.iter().map(|m| m.content.as_str()));
             total += crate::cost::request_cost_usd(pricing, input as f64, output as f64, 0.0).unwrap_or(0.0);
@@ -484,7 +484,7 @@ fn prepare_dir(suite: &Suite, out: Option<&Path>) -> Result<PathBuf> {
 async fn drive_backend(
     backend: PlannedBackend,
     suite: Arc<Suite>,
-    items: Arc<Vec<Item>>,
+    selected: Arc<Vec<usize>>,
     done: Arc<std::collections::HashSet<(String, u32)>>,
     tx: mpsc::Sender<Record>,
     stop: Arc<StopSignal>,
@@ -495,7 +495,8 @@ async fn drive_backend(
     let semaphore = Arc::new(Semaphore::new(spec.concurrency));
     let mut tasks = JoinSet::new();
     let mut left_unsent = false;
-    let samples = (0..items.len()).flat_map(|i| (0..spec.epochs).map(move |e| (i, e)));
+    let items = &suite.test.items;
+    let samples = selected.iter().flat_map(|&i| (0..spec.epochs).map(move |e| (i, e)));
     for (index, epoch) in samples {
         if done.contains(&(items[index].id.clone(), epoch)) {
             continue;
@@ -511,10 +512,10 @@ async fn drive_backend(
         let item = &items[index];
         let record = match prompts.messages(item) {
             Ok(messages) => {
-                let (client, spec, tx, suite, items, stop, cache, limits) =
-                    (client.clone(), spec.clone(), tx.clone(), suite.clone(), items.clone(), stop.clone(), cache.clone(), limits.clone());
+                let (client, spec, tx, suite, stop, cache, limits) =
+                    (client.clone(), spec.clone(), tx.clone(), suite.clone(), stop.clone(), cache.clone(), limits.clone());
                 tasks.spawn(async move {
-                    let item = &items[index];
+                    let item = &suite.test.items[index];
                     // A panic below must still leave a record: an item is never silently lost.
                     let ask = Ask { client: &client, spec: &spec, suite: &suite, retry, stop: &stop, cache: cache.as_deref(), refresh, epoch, limits: &limits };
                     let answer = std::panic::AssertUnwindSafe(answer_item(&ask, item, messages));

@@ -3,15 +3,17 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+
 use serde_json::Value;
 
 use crate::error::SuiteProblem;
 
-/// One row as read, before the label and id columns are taken out.
+/// One row as read, before the label and id columns are taken out; values aligned with the
+/// table's columns (`None` where a JSONL row lacks a key).
 #[derive(Debug)]
 pub(crate) struct RawRow {
     pub line: u64,
-    pub values: BTreeMap<String, Value>,
+    pub values: Vec<Option<Value>>,
 }
 
 /// Rows of one data source with the columns they may have.
@@ -73,11 +75,7 @@ fn read_delimited(path: &Path, delimiter: u8) -> Result<RawTable, SuiteProblem> 
     for record in reader.records() {
         let record = record.map_err(|e| csv_problem(path, e))?;
         let line = record.position().map_or(0, |p| p.line());
-        let values = columns
-            .iter()
-            .zip(record.iter())
-            .map(|(c, v)| (c.clone(), Value::String(v.to_string())))
-            .collect();
+        let values = record.iter().map(|v| Some(Value::String(v.to_string()))).collect();
         rows.push(RawRow { line, values });
     }
     Ok(RawTable { origin: path.to_path_buf(), columns, rows })
@@ -121,12 +119,7 @@ fn read_jsonl(path: &Path) -> Result<RawTable, SuiteProblem> {
                 .line(line)
                 .hint("each line must be one JSON object, like {\"text\": \"...\", \"label\": \"...\"}"));
         };
-        for key in map.keys() {
-            if !columns.contains(key) {
-                columns.push(key.clone());
-            }
-        }
-        rows.push(RawRow { line, values: map.into_iter().collect() });
+        rows.push(RawRow { line, values: align(&mut columns, map) });
     }
     Ok(RawTable { origin: path.to_path_buf(), columns, rows })
 }
@@ -134,15 +127,37 @@ fn read_jsonl(path: &Path) -> Result<RawTable, SuiteProblem> {
 /// Rows written inline in the suite; they all carry the line of the list that holds them.
 pub(crate) fn inline_table(suite_path: &Path, line: u64, rows: Vec<BTreeMap<String, Value>>) -> RawTable {
     let mut columns: Vec<String> = Vec::new();
-    for row in &rows {
-        for key in row.keys() {
-            if !columns.contains(key) {
-                columns.push(key.clone());
-            }
-        }
-    }
-    let rows = rows.into_iter().map(|values| RawRow { line, values }).collect();
+    let rows = rows.into_iter().map(|row| RawRow { line, values: align(&mut columns, row) }).collect();
     RawTable { origin: suite_path.to_path_buf(), columns, rows }
+}
+
+/// A keyed row as values aligned with `columns`, adding columns it is the first to have. Rows
+/// read earlier are shorter; [`RawRow::take`] reads past their end as absent.
+fn align(columns: &mut Vec<String>, row: impl IntoIterator<Item = (String, Value)>) -> Vec<Option<Value>> {
+    let mut values: Vec<Option<Value>> = vec![None; columns.len()];
+    for (key, value) in row {
+        let i = match columns.iter().position(|c| *c == key) {
+            Some(i) => i,
+            None => {
+                columns.push(key);
+                values.push(None);
+                columns.len() - 1
+            }
+        };
+        values[i] = Some(value);
+    }
+    values
+}
+
+impl RawRow {
+    /// The value of column `i`, taken out of the row.
+    pub(crate) fn take(&mut self, i: Option<usize>) -> Option<Value> {
+        self.values.get_mut(i?)?.take()
+    }
+
+    pub(crate) fn get(&self, i: Option<usize>) -> Option<&Value> {
+        self.values.get(i?)?.as_ref()
+    }
 }
 
 /// The text of a scalar cell, as a label or id; `None` for objects, arrays and null.

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_saphyr::Spanned;
@@ -11,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::data::{self, RawTable};
 use super::schema::{self, DataSource, FewShotFile, ProviderKind, StrategyFile, SuiteFile};
 use super::{
-    BackendSpec, Dataset, FewShot, Item, Price, Provider, Selection, Strategy, Suite, Task, TaskKind, DEFAULT_CONCURRENCY,
+    BackendSpec, Dataset, FewShot, Fields, Item, Price, Provider, Selection, Strategy, Suite, Task, TaskKind, DEFAULT_CONCURRENCY,
     OPENAI_BASE_URL, OPENAI_KEY_ENV,
 };
 use crate::cost::{PriceTable, Pricing};
@@ -257,13 +258,18 @@ impl Resolver {
         }
         let has_group = table.columns.contains(&columns.group);
         let has_id = table.columns.contains(&columns.id);
+        let index_of = |name: &str| table.columns.iter().position(|c| c == name);
+        let (label_at, id_at, group_at) = (index_of(&columns.label), index_of(&columns.id), index_of(&columns.group));
+        // Every item shares one list of column names: the table's, less the gold label.
+        let kept: Vec<usize> = (0..table.columns.len()).filter(|&i| Some(i) != label_at).collect();
+        let names: Arc<[String]> = kept.iter().map(|&i| table.columns[i].clone()).collect();
         let mut ids: BTreeMap<String, u64> = BTreeMap::new();
         let mut row_problems = Vec::new();
         // Undeclared labels are grouped: one problem per label, not one per row.
         let mut unknown_labels: BTreeMap<String, (u64, usize)> = BTreeMap::new();
         let mut items = Vec::with_capacity(table.rows.len());
         for (index, mut row) in table.rows.into_iter().enumerate() {
-            let label = row.values.remove(&columns.label).as_ref().and_then(data::scalar_text).map(|s| s.trim().to_string());
+            let label = row.take(label_at).as_ref().and_then(data::scalar_text).map(|s| s.trim().to_string());
             let label = match label {
                 Some(l) if !l.is_empty() => l,
                 _ => {
@@ -281,7 +287,7 @@ impl Resolver {
                 entry.1 += 1;
             }
             let id = if has_id {
-                match row.values.get(&columns.id).and_then(data::scalar_text) {
+                match row.get(id_at).and_then(data::scalar_text) {
                     Some(id) if !id.trim().is_empty() => id.trim().to_string(),
                     _ => {
                         row_problems.push(
@@ -307,7 +313,7 @@ impl Resolver {
             }
             ids.insert(id.clone(), row.line);
             let group = if has_group {
-                match row.values.get(&columns.group).and_then(data::scalar_text).map(|g| g.trim().to_string()) {
+                match row.get(group_at).and_then(data::scalar_text).map(|g| g.trim().to_string()) {
                     Some(g) if !g.is_empty() => Some(g),
                     _ => {
                         row_problems.push(
@@ -322,7 +328,8 @@ impl Resolver {
             } else {
                 None
             };
-            items.push(Item { id, fields: row.values, label, line: row.line, group });
+            let values: Box<[Option<serde_json::Value>]> = kept.iter().map(|&i| row.values.get_mut(i).and_then(Option::take)).collect();
+            items.push(Item { id, fields: Fields::new(names.clone(), values), label, line: row.line, group });
         }
         for (label, (first_line, rows)) in unknown_labels {
             let declared = labels.map(|l| l.join(", ")).unwrap_or_default();
@@ -614,7 +621,7 @@ impl Resolver {
     fn check_templates(&mut self, file: &schema::TaskFile, task: &Task, test: &Dataset, train: Option<&Dataset>) {
         match PromptTemplates::compile(task) {
             Ok(templates) => {
-                let mut columns: Vec<&str> = test.items.first().map(|i| i.fields.keys().map(String::as_str).collect()).unwrap_or_default();
+                let mut columns: Vec<&str> = test.items.first().map(|i| i.fields.keys().collect()).unwrap_or_default();
                 columns.sort_unstable();
                 let fine_tuned = file.fine_tuned_instructions.as_ref();
                 let checked = [("input", Some(&file.input)), ("instructions", Some(&file.instructions)), ("fine_tuned_instructions", fine_tuned)];

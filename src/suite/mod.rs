@@ -6,8 +6,8 @@ mod data;
 mod load;
 pub mod schema;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use load::{load, load_str};
@@ -64,13 +64,60 @@ pub struct Dataset {
 pub struct Item {
     pub id: String,
     /// Every column except the gold label, by header name; what templates see.
-    pub fields: BTreeMap<String, serde_json::Value>,
+    pub fields: Fields,
     /// The gold label.
     pub label: String,
     /// 1-based line in the data file (or in the suite, for inline rows).
     pub line: u64,
     /// The item's cluster, from the group column.
     pub group: Option<String>,
+}
+
+/// An item's columns. The names are shared by every row of a table and only the values are per
+/// row: a suite of 100,000 items holds its data, not 100,000 maps. Serialises as a map of the
+/// columns the row has.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fields {
+    names: Arc<[String]>,
+    /// Aligned with `names`; `None` where a JSONL row lacks the key.
+    values: Box<[Option<serde_json::Value>]>,
+}
+
+impl Fields {
+    pub fn new(names: Arc<[String]>, values: Box<[Option<serde_json::Value>]>) -> Self {
+        debug_assert_eq!(names.len(), values.len());
+        Fields { names, values }
+    }
+
+    /// Fields from name–value pairs (for tests and inline construction).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, serde_json::Value)>) -> Self {
+        let (names, values): (Vec<String>, Vec<Option<serde_json::Value>>) =
+            pairs.into_iter().map(|(n, v)| (n.to_string(), Some(v))).unzip();
+        Fields { names: names.into(), values: values.into() }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&serde_json::Value> {
+        let i = self.names.iter().position(|n| n == name)?;
+        self.values[i].as_ref()
+    }
+
+    /// Names of the columns this row has, in column order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().zip(self.values.iter()).filter(|(_, v)| v.is_some()).map(|(n, _)| n.as_str())
+    }
+}
+
+impl serde::Serialize for Fields {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        for (name, value) in self.names.iter().zip(self.values.iter()) {
+            if let Some(v) = value {
+                map.serialize_entry(name, v)?;
+            }
+        }
+        map.end()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
