@@ -17,6 +17,7 @@
 //!   3. 100,000 items, latency 0 ms: peak RSS and throughput.
 //!   4. Scenario 1's suite run a second time with the response cache on (only when
 //!      `evalgate run --help` lists `--no-cache`): requests reaching the server, wall time.
+//!      When `run --help` lists `--cache FILE`, every run gets `--cache <suite dir>/cache.sqlite`.
 //!
 //! Environment:
 //!   EVALGATE_BENCH_SCENARIOS  which scenarios, e.g. `1,3` (default `1,2,3,4`)
@@ -28,6 +29,8 @@
 //!                             wall time is reported (default 3)
 //!   EVALGATE_BENCH_BIN        the evalgate binary to run
 //!   EVALGATE_BENCH_KEEP=1     keep the temporary suite and run directories and print them
+//!   EVALGATE_BENCH_ARGS       extra arguments for every `evalgate run`, whitespace-separated
+//!                             (e.g. `--no-cache`, to measure what the cache costs)
 //!
 //! Every run checks correctness: exit code 0, `records.jsonl` has exactly one line per item,
 //! `results.json` has accuracy 1.0 with no errors. A failed check aborts the benchmark.
@@ -77,6 +80,8 @@ struct Config {
     bin: PathBuf,
     keep: bool,
     nonce: String,
+    cache_flag: bool,
+    extra_args: Vec<String>,
 }
 
 /// One run of the evalgate binary.
@@ -123,6 +128,8 @@ fn main() {
         bin: std::env::var_os("EVALGATE_BENCH_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_evalgate"))),
         keep: std::env::var("EVALGATE_BENCH_KEEP").is_ok_and(|v| v == "1"),
         nonce,
+        cache_flag: false,
+        extra_args: std::env::var("EVALGATE_BENCH_ARGS").unwrap_or_default().split_whitespace().map(str::to_string).collect(),
     };
     assert!(Path::new("/usr/bin/time").exists(), "GNU time (/usr/bin/time) is needed for peak RSS");
     assert!(config.bin.exists(), "{}: no such binary; build it with `cargo build --release --bin evalgate`", config.bin.display());
@@ -132,11 +139,13 @@ fn main() {
     let source = config.bin.clone();
     config.bin = snapshot.path().join("evalgate");
     std::fs::copy(&source, &config.bin).expect("copy the evalgate binary");
-    let has_cache = Command::new(&config.bin)
-        .args(["run", "--help"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("--no-cache"))
-        .unwrap_or(false);
+    let help = Command::new(&config.bin).args(["run", "--help"]).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let has_cache = help.contains("--no-cache");
+    // With a `--cache FILE` option, every run of one suite dir uses `<dir>/cache.sqlite`.
+    config.cache_flag = help.contains("--cache <");
+    if !config.extra_args.is_empty() {
+        eprintln!("evalgate bench: extra run arguments: {}", config.extra_args.join(" "));
+    }
     eprintln!(
         "evalgate bench: binary {} ({}, copied to {}), {} cores, concurrency {}, repeats {}, response cache: {}",
         source.display(),
@@ -173,7 +182,7 @@ fn main() {
             rows.push(Row {
                 scenario: "1. latency 0 ms".into(),
                 items: config.small,
-                target: format!("≥ 5,000 req/s; ≤ 50 MB"),
+                target: "≥ 5,000 req/s; ≤ 50 MB".into(),
                 pass: Some(rps >= 5000.0 && m.rss_mb <= 50.0),
                 m,
             });
@@ -341,6 +350,8 @@ fn run_evalgate(config: &Config, server: &TestServer, dir: &tempfile::TempDir, o
         .arg(root.join("suite.yaml"))
         .arg("--out")
         .arg(&run_dir)
+        .args(&config.extra_args)
+        .args(if config.cache_flag { vec![std::ffi::OsString::from("--cache"), root.join("cache.sqlite").into()] } else { vec![] })
         .current_dir(root)
         .env("XDG_CACHE_HOME", root.join("xdg-cache"))
         .env("HOME", root)
