@@ -107,12 +107,16 @@ impl BackendClient {
     }
 
     // The local backend is never cached: it costs nothing to ask again.
-    /// The cached answer to these messages, with the original request's latency.
-    pub fn cached(&self, messages: &[ChatMessage], cache: &crate::runner::cache::ResponseCache, epoch: u32) -> Option<(Completion, f64)> {
+    /// The response-cache key of these messages; `None` for backends that are not cached.
+    pub fn cache_key(&self, messages: &[ChatMessage], epoch: u32) -> Option<String> {
         let BackendClient::OpenAi(b) = self else { return None };
-        let key = b.cache_key(&b.request(messages), epoch)?;
+        b.cache_key(&b.request(messages), epoch)
+    }
+
+    /// The cached answer under `key`, with the original request's latency.
+    pub fn cached(cache: &crate::runner::cache::ResponseCache, key: &str) -> Option<(Completion, f64)> {
         // A cache that cannot be read is a miss: the request is simply sent.
-        let hit = cache.get(&key).ok()??;
+        let hit = cache.get(key).ok()??;
         let usage = match (hit.input_tokens, hit.output_tokens) {
             (Some(input), Some(output)) => Some(Usage { input, output, cached_input: hit.cached_input_tokens.unwrap_or(0) }),
             _ => None,
@@ -120,18 +124,17 @@ impl BackendClient {
         Some((Completion { text: hit.text, usage, finish_reason: hit.finish_reason }, hit.latency_ms.unwrap_or(0.0)))
     }
 
-    /// Asks the backend and, given a cache, stores the answer there.
+    /// Asks the backend and, given a cache and the request's key, stores the answer there.
     pub async fn complete_and_store(
         &self,
         messages: &[ChatMessage],
         cache: Option<&crate::runner::cache::ResponseCache>,
-        epoch: u32,
+        key: Option<&str>,
     ) -> Result<Completion, BackendError> {
         let BackendClient::OpenAi(b) = self else {
             return self.complete(messages).await;
         };
         let request = b.request(messages);
-        let key = cache.and_then(|_| b.cache_key(&request, epoch));
         let started = std::time::Instant::now();
         let completion = b.send(request).await?;
         if let (Some(cache), Some(key)) = (cache, &key) {

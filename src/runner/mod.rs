@@ -589,8 +589,9 @@ async fn answer_item(ask: &Ask<'_>, item: &Item, messages: Vec<ChatMessage>) -> 
     let Ask { client, spec, suite, retry, stop, .. } = *ask;
     let started = Instant::now();
     let mut attempt = 0;
-    if let (Some(cache), false) = (ask.cache, ask.refresh) {
-        if let Some((completion, latency_ms)) = client.cached(&messages, cache, ask.epoch) {
+    let key = ask.cache.and_then(|_| client.cache_key(&messages, ask.epoch));
+    if let (Some(cache), Some(key), false) = (ask.cache, &key, ask.refresh) {
+        if let Some((completion, latency_ms)) = BackendClient::cached(cache, key) {
             let mut record = answered_record(&spec.id, suite, item, messages, completion, latency_ms, 0);
             record.cached = true;
             return Some(record);
@@ -606,7 +607,7 @@ async fn answer_item(ask: &Ask<'_>, item: &Item, messages: Vec<ChatMessage>) -> 
         if let (Some(limiter), Some(tokens)) = (&ask.limits.tokens, request_tokens) {
             limiter.acquire(tokens as f64).await;
         }
-        match client.complete_and_store(&messages, ask.cache, ask.epoch).await {
+        match client.complete_and_store(&messages, ask.cache, key.as_deref()).await {
             Ok(completion) => {
                 let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
                 return Some(answered_record(&spec.id, suite, item, messages, completion, latency_ms, attempt));
