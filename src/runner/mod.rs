@@ -220,7 +220,11 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
         if let Some(c) = options.concurrency {
             spec.concurrency = c.max(1);
         }
-        let retry = RetryPolicy { max_attempts: spec.max_attempts, ..options.retry };
+        let retry = RetryPolicy {
+            max_attempts: spec.max_attempts,
+            max_delay: spec.max_retry_delay.unwrap_or(options.retry.max_delay),
+            ..options.retry
+        };
         let longest_label = suite.task.labels.iter().map(|l| l.chars().count() as u64).max().unwrap_or(0);
         let limits = Arc::new(Limits {
             requests: spec.requests_per_minute.map(limit::RateLimiter::per_minute),

@@ -477,7 +477,16 @@ impl Resolver {
                 }
             }
         }
+        let max_retry_delay = match &b.max_retry_delay_secs {
+            Some(d) if d.value.is_finite() && d.value >= 0.0 => Some(Duration::from_secs_f64(d.value)),
+            Some(d) => {
+                self.problem(line(d), &format!("{key}.max_retry_delay_secs"), "the delay must be a number of seconds, 0 or more", "");
+                None
+            }
+            None => None,
+        };
         Some(BackendSpec {
+            max_retry_delay,
             requests_per_minute: b.requests_per_minute.as_ref().map(|l| l.value).filter(|v| *v > 0.0),
             tokens_per_minute: b.tokens_per_minute.as_ref().map(|l| l.value).filter(|v| *v > 0.0),
             epochs: epochs.max(1),

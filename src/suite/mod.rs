@@ -181,6 +181,8 @@ pub struct BackendSpec {
     pub max_tokens: Option<u32>,
     pub timeout: Duration,
     pub max_attempts: u32,
+    /// Cap on the wait between attempts; the runner's default when `None`.
+    pub max_retry_delay: Option<Duration>,
     /// Line of the backend's `id` in the suite.
     pub line: u64,
     /// The price, and where it came from; `None` when unknown (never assumed to be zero).

@@ -136,6 +136,9 @@ pub struct BackendFile {
     pub timeout_secs: Option<Spanned<f64>>,
     #[serde(default)]
     pub max_attempts: Option<Spanned<u32>>,
+    /// The longest wait between attempts, whatever the backoff or `Retry-After` says.
+    #[serde(default)]
+    pub max_retry_delay_secs: Option<Spanned<f64>>,
     /// At most this many requests a minute.
     #[serde(default)]
     pub requests_per_minute: Option<Spanned<f64>>,
