@@ -335,6 +335,7 @@ fn stats_calculator(command: StatsCommand) -> Result<u8, Error> {
 
 fn validate(path: &std::path::Path) -> Result<u8, Error> {
     let suite = suite::load(path)?;
+    report_leakage(&suite);
     let train = suite.train.as_ref().map_or(0, |t| t.items.len());
     println!(
         "{}: ok — suite `{}`, {} labels, {} test items, {} train items, {} backends",
@@ -348,8 +349,34 @@ fn validate(path: &std::path::Path) -> Result<u8, Error> {
     Ok(exit::SUCCESS)
 }
 
+/// Warns about test items that also appear in the training data; not an error, since a suite
+/// may mean it, but a reader must know.
+fn report_leakage(suite: &suite::Suite) {
+    let leaks = suite::leakage::find(suite);
+    if leaks.is_empty() {
+        return;
+    }
+    let train = suite.train.as_ref().map(|t| t.origin.display().to_string()).unwrap_or_default();
+    eprintln!(
+        "warning: {} test item{} of {} also appear in the training data {train} (same words, ignoring case and punctuation):",
+        leaks.len(),
+        if leaks.len() == 1 { "" } else { "s" },
+        suite.test.origin.display()
+    );
+    for leak in leaks.iter().take(10) {
+        eprintln!("  test `{}` (line {}) = train `{}` (line {})", leak.test_id, leak.test_line, leak.train_id, leak.train_line);
+    }
+    if leaks.len() > 10 {
+        eprintln!("  … and {} more", leaks.len() - 10);
+    }
+    eprintln!("  hint: remove them from one split; few-shot prompts and the local baseline could have seen the answers");
+}
+
 fn run(args: RunArgs) -> Result<u8, Error> {
     let suite = Arc::new(suite::load(&args.suite)?);
+    if !args.quiet {
+        report_leakage(&suite);
+    }
     let options = RunOptions {
         out_dir: args.out,
         backends: args.backends,

@@ -48,12 +48,29 @@ fn open(path: &Path) -> Result<std::fs::File, SuiteProblem> {
 }
 
 fn read_delimited(path: &Path, delimiter: u8) -> Result<RawTable, SuiteProblem> {
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut open(path)?, &mut bytes).map_err(|e| SuiteProblem::new(path, format!("cannot read data file: {e}")))?;
+    // Line numbers from byte offsets: the csv crate's own line count is off by one after
+    // CRLF line endings (Windows and Excel exports, banking77).
+    let newlines: Vec<usize> = bytes.iter().enumerate().filter(|(_, &b)| b == b'\n').map(|(i, _)| i).collect();
+    let line_at = |byte: u64| {
+        // A record's position can point at the line break that ends the previous one.
+        let mut at = byte as usize;
+        while at < bytes.len() && (bytes[at] == b'\n' || bytes[at] == b'\r') {
+            at += 1;
+        }
+        newlines.partition_point(|&n| n < at) as u64 + 1
+    };
+    let csv_problem = |e: csv::Error| {
+        let line = e.position().map(|p| line_at(p.byte()));
+        csv_problem(path, e).line(line)
+    };
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(true)
         .flexible(false)
-        .from_reader(open(path)?);
-    let headers = reader.headers().map_err(|e| csv_problem(path, e))?.clone();
+        .from_reader(&bytes[..]);
+    let headers = reader.headers().map_err(csv_problem)?.clone();
     let mut columns: Vec<String> = Vec::with_capacity(headers.len());
     for (i, header) in headers.iter().enumerate() {
         // A UTF-8 byte-order mark (Excel's CSV export) is not part of the first column's name.
@@ -73,8 +90,8 @@ fn read_delimited(path: &Path, delimiter: u8) -> Result<RawTable, SuiteProblem> 
     }
     let mut rows = Vec::new();
     for record in reader.records() {
-        let record = record.map_err(|e| csv_problem(path, e))?;
-        let line = record.position().map_or(0, |p| p.line());
+        let record = record.map_err(csv_problem)?;
+        let line = record.position().map_or(0, |p| line_at(p.byte()));
         let values = record.iter().map(|v| Some(Value::String(v.to_string()))).collect();
         rows.push(RawRow { line, values });
     }

@@ -793,3 +793,27 @@ volume: { requests_per_day: 1000 }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[cfg(test)]
+mod line_numbers {
+    use super::*;
+
+    /// CRLF files (Excel exports, banking77) must name the same lines as LF ones.
+    #[test]
+    fn data_errors_name_the_right_line_with_crlf_and_quoted_line_breaks() {
+        let dir = std::env::temp_dir().join(format!("evalgate-lines-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let suite = "schema_version: 1\nname: t\ntask: { kind: classification, labels: [x, z], instructions: \"x\", input: \"{{ text }}\" }\ndata: { test: t.csv }\nbackends: [{ id: b, provider: local }]\n";
+        for (csv, line) in [
+            ("id,text,label\r\na,hello,x\r\nb,bye,y\r\n", 3),
+            ("id,text,label\na,hello,x\nb,bye,y\n", 3),
+            ("id,text,label\n\"a\",\"two\nlines\",x\nb,bye,y\n", 4),
+        ] {
+            std::fs::write(dir.join("t.csv"), csv).unwrap();
+            let errors = load_str(&dir.join("suite.yaml"), suite).unwrap_err();
+            let problem = errors.0.iter().find(|p| p.message.contains("`y`")).expect("the undeclared label is reported");
+            assert_eq!(problem.line, Some(line), "{csv:?}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

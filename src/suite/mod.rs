@@ -3,6 +3,7 @@
 //! [`load`] turns a suite file into a validated [`Suite`]; nothing downstream sees the raw file.
 
 mod data;
+pub mod leakage;
 mod load;
 pub mod schema;
 
