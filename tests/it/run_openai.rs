@@ -822,6 +822,41 @@ async fn report_markdown_snapshot() {
     insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
         insta::assert_snapshot!("report_md", redacted);
     });
+
+    // results.json, with what varies between runs replaced.
+    let mut results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    for key in ["started_at", "finished_at", "suite_sha256", "evalgate_version"] {
+        results[key] = serde_json::Value::String(format!("<{key}>"));
+    }
+    for b in results["backends"].as_array_mut().unwrap() {
+        b["latency_ms"] = serde_json::json!({ "p50": "<ms>", "p95": "<ms>" });
+    }
+    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
+        insta::assert_snapshot!("results_json", serde_json::to_string_pretty(&results).unwrap());
+    });
+
+    // records.csv, sorted (records arrive in completion order), latency column redacted.
+    let text = std::fs::read_to_string(run.join("records.csv")).unwrap();
+    let mut reader = csv_reader(&text);
+    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_string).collect();
+    let latency = header.iter().position(|h| h == "latency_ms").unwrap();
+    let mut rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.unwrap().iter().enumerate().map(|(i, v)| if i == latency { "<ms>".to_string() } else { v.to_string() }).collect())
+        .collect();
+    rows.sort();
+    let mut out = header.join(",") + "\n";
+    for row in rows {
+        out.push_str(&row.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(","));
+        out.push('\n');
+    }
+    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
+        insta::assert_snapshot!("records_csv", out);
+    });
+}
+
+fn csv_reader(text: &str) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new().from_reader(text.as_bytes())
 }
 
 #[test]

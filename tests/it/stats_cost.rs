@@ -431,6 +431,10 @@ fn run_cost_is_recomputed_from_the_journal() {
     let svg = std::fs::read_to_string(run.join("chart.svg")).expect("chart.svg");
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{svg}");
     assert!(svg.contains("priced") && svg.contains("fixed") && !svg.contains(">unpriced<"), "one point per priced backend:\n{svg}");
+    // The chart is a pure function of the results: the same run draws the same bytes.
+    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
+        insta::assert_snapshot!("chart_svg", svg);
+    });
     let md = std::fs::read_to_string(run.join("report.md")).unwrap();
     assert!(md.contains("## Cost"), "{md}");
     assert!(md.contains(sentence), "report.md lacks the break-even sentence `{sentence}`:\n{md}");
