@@ -8,6 +8,9 @@ pub mod backend;
 pub mod cli;
 pub mod cost;
 pub mod error;
+/// Reply parsing and field matching for extraction tasks: the groundwork of extraction suites,
+/// which are not wired into suites, scoring and reports yet.
+pub mod extract;
 pub mod journal;
 pub mod local_model;
 pub mod merge;
