@@ -261,7 +261,7 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
     let selected = Arc::new(selected);
     let items = || selected.iter().map(|&i| &suite.test.items[i]);
     if let Some(limit) = options.max_cost_usd {
-        let estimate = estimate_cost_usd(&planned, items(), &suite)?;
+        let estimate = estimate_cost_usd(&planned, items(), &suite, previous.as_ref())?;
         if estimate > limit {
             return Err(Error::Usage(format!(
                 "the run would cost about ${estimate:.4}, above --max-cost-usd {limit}; raise the limit, or use --limit or --backend to run less"
@@ -308,7 +308,15 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
         prices: planned.iter().map(|p| (p.spec.id.clone(), p.spec.price.as_ref().map(|p| p.pricing.clone()))).collect(),
         stop: stop.clone(),
     });
-    let writer = spawn_journal_writer(&dir, rx, planned.iter().map(|p| p.spec.id.clone()).collect(), selected.len(), events.clone(), budget)?;
+    // Progress counts samples: items × epochs, less what a resumed run already has.
+    let progress: Vec<(String, usize, usize)> = planned
+        .iter()
+        .map(|p| {
+            let already = previous.as_ref().and_then(|prev| prev.done.get(&p.spec.id)).map_or(0, |d| d.len());
+            (p.spec.id.clone(), already, selected.len() * p.spec.epochs as usize)
+        })
+        .collect();
+    let writer = spawn_journal_writer(&dir, rx, progress, events.clone(), budget)?;
     let mut drivers = JoinSet::new();
     for mut backend in planned {
         backend.cache = cache.clone();
@@ -391,7 +399,12 @@ struct Budget {
 /// The run's cost before it starts: every prompt rendered and counted (about four characters a
 /// token), and the reply as long as `max_tokens` or the longest label. Fixed-price and local
 /// backends add nothing: their cost does not grow with a run.
-fn estimate_cost_usd<'a>(planned: &[PlannedBackend], items: impl Iterator<Item = &'a Item> + Clone, suite: &Suite) -> Result<f64> {
+fn estimate_cost_usd<'a>(
+    planned: &[PlannedBackend],
+    items: impl Iterator<Item = &'a Item> + Clone,
+    suite: &Suite,
+    previous: Option<&Previous>,
+) -> Result<f64> {
     let longest_label = suite.task.labels.iter().map(|l| l.chars().count() as u64).max().unwrap_or(0);
     let mut total = 0.0;
     for p in planned {
@@ -407,10 +420,16 @@ fn estimate_cost_usd<'a>(planned: &[PlannedBackend], items: impl Iterator<Item =
             }
         };
         let output = p.spec.max_tokens.map_or(longest_label.div_ceil(4) + 4, u64::from);
+        // Only what will be sent: every epoch of every item, less what a resumed run has.
+        let done = previous.and_then(|prev| prev.done.get(&p.spec.id));
         for item in items.clone() {
+            let to_send = (0..p.spec.epochs).filter(|&e| done.is_none_or(|d| !d.contains(&(item.id.clone(), e)))).count();
+            if to_send == 0 {
+                continue;
+            }
             let messages = p.prompts.messages(item).map_err(|e| Error::Usage(format!("backend `{}`: {e}", p.spec.id)))?;
             let input = estimate_tokens(messages.iter().map(|m| m.content.as_str()));
-            total += crate::cost::request_cost_usd(pricing, input as f64, output as f64, 0.0).unwrap_or(0.0);
+            total += to_send as f64 * crate::cost::request_cost_usd(pricing, input as f64, output as f64, 0.0).unwrap_or(0.0);
         }
     }
     Ok(total)
@@ -692,14 +711,13 @@ fn estimate_tokens<'a>(texts: impl Iterator<Item = &'a str>) -> u64 {
 fn spawn_journal_writer(
     dir: &Path,
     mut rx: mpsc::Receiver<Record>,
-    backends: Vec<String>,
-    items: usize,
+    backends: Vec<(String, usize, usize)>,
     events: EventSink,
     budget: Option<Budget>,
 ) -> Result<tokio::task::JoinHandle<Result<()>>> {
     let mut journal = JournalWriter::create(dir)?;
     Ok(tokio::task::spawn_blocking(move || {
-        let mut done = vec![0usize; backends.len()];
+        let mut done: Vec<usize> = backends.iter().map(|(_, already, _)| *already).collect();
         let mut errors = vec![0usize; backends.len()];
         let mut spent = 0.0;
         while let Some(first) = rx.blocking_recv() {
@@ -717,10 +735,11 @@ fn spawn_journal_writer(
                         budget.stop.stop(StopReason::Budget { spent_usd: spent, limit_usd: budget.limit_usd });
                     }
                 }
-                if let Some(b) = backends.iter().position(|id| id == &record.backend) {
+                if let Some(b) = backends.iter().position(|(id, _, _)| id == &record.backend) {
                     done[b] += 1;
                     errors[b] += usize::from(record.error.is_some());
-                    events(RunEvent::Progress { backend: record.backend.clone(), done: done[b], total: items, errors: errors[b] });
+                    let total = backends[b].2;
+                    events(RunEvent::Progress { backend: record.backend.clone(), done: done[b].min(total), total, errors: errors[b] });
                 }
                 next = rx.try_recv().ok();
             }
