@@ -79,6 +79,7 @@ fn write_report(md: &mut String, r: &Results, top_two: Option<(&str, &str)>, dis
     } else if r.backends.iter().any(|b| b.missing > 0) {
         writeln!(md, "**Incomplete run:** some items have no record yet (answered + errors < items).\n")?;
     }
+    writeln!(md, "**Recommendation.** {}\n", prose(&r.recommendation))?;
     for w in &r.warnings {
         writeln!(md, "> **Warning:** {}\n", prose(w))?;
     }

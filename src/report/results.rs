@@ -36,6 +36,8 @@ pub struct Results {
     pub comparisons: Vec<ComparisonResult>,
     /// Things a reader must know before trusting a decision, e.g. a suite too small for it.
     pub warnings: Vec<String>,
+    /// The decision in plain words: which backend to use, and why.
+    pub recommendation: String,
     /// The suite's volume, for cost projections.
     pub volume: Option<VolumeResult>,
     /// For each per-token backend against each fixed-price one: the volume above which the fixed
@@ -230,7 +232,7 @@ pub struct ClassResult {
 /// Builds the results of a run from its metadata and scores.
 pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
     let bootstrap = BootstrapConfig { seed: BOOTSTRAP_SEED, confidence: CONFIDENCE, ..BootstrapConfig::default() };
-    let backends = meta
+    let backends: Vec<BackendResult> = meta
         .backends
         .iter()
         .zip(&scores.backends)
@@ -315,9 +317,11 @@ pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
             ));
         }
     }
-    let comparisons = raw.iter().map(|c| comparison_result(c, scores, pairs.len())).collect();
+    let comparisons: Vec<ComparisonResult> = raw.iter().map(|c| comparison_result(c, scores, pairs.len())).collect();
     let break_even = break_even_results(meta, scores);
+    let recommendation = recommend(&backends, &comparisons, meta.requests_per_day, &meta.skipped);
     Ok(Results {
+        recommendation,
         break_even,
         volume: meta.requests_per_day.map(|requests_per_day| VolumeResult { requests_per_day }),
         comparisons,
@@ -375,6 +379,61 @@ fn break_even_results(meta: &RunMeta, scores: &RunScores) -> Vec<BreakEvenResult
         }
     }
     out
+}
+
+/// The most accurate backend, and the cheapest per correct answer among those not detectably
+/// worse than it: the choice the report exists to support.
+fn recommend(backends: &[BackendResult], comparisons: &[ComparisonResult], requests_per_day: Option<f64>, skipped: &[Skipped]) -> String {
+    let answered: Vec<&BackendResult> = backends.iter().filter(|b| b.answered > 0).collect();
+    let Some(best) = answered.iter().copied().max_by(|a, b| a.accuracy.estimate.total_cmp(&b.accuracy.estimate).then(b.id.cmp(&a.id))) else {
+        return "No backend answered any item, so there is nothing to recommend.".into();
+    };
+    let pct = |b: &BackendResult| format!("{:.1}%", b.accuracy.estimate * 100.0);
+    if answered.len() == 1 {
+        let more = if skipped.is_empty() { String::new() } else { " Set the key variables of the skipped backends to compare them with it.".to_string() };
+        return format!("Only `{}` ran ({} accurate); there is nothing to compare it with.{more}", best.id, pct(best));
+    }
+    let not_worse = |b: &BackendResult| {
+        b.id == best.id
+            || comparisons.iter().any(|c| {
+                ((c.first == b.id && c.second == best.id) || (c.first == best.id && c.second == b.id)) && c.p_value_holm >= 1.0 - CONFIDENCE
+            })
+    };
+    let per_correct = |b: &BackendResult| b.cost.per_correct_usd.map(|c| c.estimate);
+    let cheapest = answered.iter().copied().filter(|b| not_worse(b)).filter_map(|b| Some((b, per_correct(b)?))).min_by(|a, b| a.1.total_cmp(&b.1));
+    let mut text = format!("`{}` is the most accurate backend ({}).", best.id, pct(best));
+    match cheapest {
+        Some((c, cost)) if c.id == best.id => text.push_str(&format!(" It is also the cheapest per correct answer among those not detectably worse (${cost:.6}).")),
+        Some((c, cost)) => {
+            text.push_str(&format!(
+                " `{}` ({}) is not detectably worse and costs ${cost:.6} per correct answer",
+                c.id,
+                pct(c)
+            ));
+            match per_correct(best) {
+                Some(best_cost) => text.push_str(&format!(" against ${best_cost:.6}")),
+                None => text.push_str(&format!(" (the price of `{}` is unknown)", best.id)),
+            }
+            if let (Some(rpd), Some(a), Some(b)) = (requests_per_day, best.cost.annual_usd, c.cost.annual_usd) {
+                if b < a {
+                    text.push_str(&format!(
+                        "; at {} requests a day it would save about ${} a year",
+                        group_thousands(rpd.round() as u64),
+                        group_thousands((a - b).round() as u64)
+                    ));
+                }
+            }
+            text.push_str(". Prefer it unless the remaining difference matters for the task.");
+        }
+        None => text.push_str(&format!(
+            " No price is known for `{}` or for the backends not detectably worse than it; add `pricing:` to compare their costs.",
+            best.id
+        )),
+    }
+    if comparisons.iter().any(|c| c.items_needed_for_3_points.is_some_and(|n| n > c.both_correct + c.only_first + c.only_second + c.both_wrong)) {
+        text.push_str(" Some comparisons are underpowered (see the warnings): more items would sharpen this choice.");
+    }
+    text
 }
 
 /// Accuracy over answered items with errors clustered by group; `None` with fewer than two groups.
