@@ -195,8 +195,8 @@ impl Resolver {
         };
         let train_table = data.train.as_ref().and_then(|source| self.read_source(source, "data.train"));
         let labels = task.as_ref().map(|t| t.labels.as_slice());
-        let test = test_table.and_then(|t| self.to_dataset(t, &columns, labels, "test"));
-        let train = train_table.and_then(|t| self.to_dataset(t, &columns, labels, "train"));
+        let test = test_table.and_then(|t| self.build_dataset(t, &columns, labels, "test"));
+        let train = train_table.and_then(|t| self.build_dataset(t, &columns, labels, "train"));
         (test, train)
     }
 
@@ -218,7 +218,7 @@ impl Resolver {
         }
     }
 
-    fn to_dataset(&mut self, table: RawTable, columns: &Columns, labels: Option<&[String]>, split: &str) -> Option<Dataset> {
+    fn build_dataset(&mut self, table: RawTable, columns: &Columns, labels: Option<&[String]>, split: &str) -> Option<Dataset> {
         let origin = table.origin.clone();
         if table.rows.is_empty() {
             self.problems.push(
