@@ -19,7 +19,7 @@ pub const RECORDS_FILE: &str = "records.jsonl";
 pub struct Record {
     pub id: String,
     pub backend: String,
-    /// The messages as sent (empty for the local backend, which takes the rendered input).
+    /// The messages as sent; for the local backend, the one user turn it classified.
     pub prompt: Vec<ChatMessage>,
     /// The model's text, exactly as returned; `None` when the request failed.
     pub reply: Option<String>,
@@ -113,12 +113,7 @@ impl Shard {
     /// Whether the item with `id` belongs to this shard: FNV-1a of the id, so the split is the
     /// same on every machine and does not depend on item order.
     pub fn holds(&self, id: &str) -> bool {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in id.as_bytes() {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        h % u64::from(self.count) == u64::from(self.index - 1)
+        crate::text::stable_hash(id) % u64::from(self.count) == u64::from(self.index - 1)
     }
 }
 

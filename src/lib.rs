@@ -21,6 +21,7 @@ pub mod runner;
 pub mod score;
 pub mod stats;
 pub mod suite;
+pub mod text;
 pub mod time;
 
 pub use error::{Error, Result};

@@ -6,17 +6,40 @@
 /// trimmed, compared without case, after removing wrapping quotes, backticks or bold markers and
 /// trailing punctuation. "Billing." and `"billing"` match `billing`; "I think billing" does not.
 pub fn parse_label<'a>(reply: &str, labels: &'a [String]) -> Option<&'a str> {
-    // An exact match first: a label may itself end in punctuation (banking77 has
-    // `reverted_card_payment?`), which normalising would strip from the reply.
-    let trimmed = reply.trim().to_lowercase();
-    if let Some(label) = labels.iter().find(|l| l.trim().to_lowercase() == trimmed) {
-        return Some(label);
+    LabelParser::new(labels).parse(reply).map(|i| labels[i].as_str())
+}
+
+/// [`parse_label`] with the labels' comparison forms computed once, for the per-reply path.
+#[derive(Debug, Clone)]
+pub struct LabelParser {
+    /// Each label trimmed and lowercased.
+    exact: Vec<String>,
+    /// Each label normalised like a reply, then lowercased.
+    normalized: Vec<String>,
+}
+
+impl LabelParser {
+    pub fn new(labels: &[String]) -> Self {
+        LabelParser {
+            exact: labels.iter().map(|l| l.trim().to_lowercase()).collect(),
+            normalized: labels.iter().map(|l| normalize(l).to_lowercase()).collect(),
+        }
     }
-    let wanted = normalize(reply).to_lowercase();
-    if wanted.is_empty() {
-        return None;
+
+    /// The index of the label `reply` names.
+    pub fn parse(&self, reply: &str) -> Option<usize> {
+        // An exact match first: a label may itself end in punctuation (banking77 has
+        // `reverted_card_payment?`), which normalising would strip from the reply.
+        let trimmed = reply.trim().to_lowercase();
+        if let Some(i) = self.exact.iter().position(|l| *l == trimmed) {
+            return Some(i);
+        }
+        let wanted = normalize(reply).to_lowercase();
+        if wanted.is_empty() {
+            return None;
+        }
+        self.normalized.iter().position(|l| *l == wanted)
     }
-    labels.iter().find(|l| normalize(l).to_lowercase() == wanted).map(String::as_str)
 }
 
 fn normalize(text: &str) -> String {

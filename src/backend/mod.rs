@@ -98,57 +98,69 @@ pub enum BackendClient {
     Local(LocalBackend),
 }
 
+/// A request ready to send, built once for all its attempts.
+pub enum Prepared {
+    /// For an OpenAI-compatible server: the exact body, serialised once.
+    Body(Box<serde_json::value::RawValue>),
+    /// The local backend reads the messages themselves.
+    Messages,
+}
+
 impl BackendClient {
-    pub async fn complete(&self, messages: &[ChatMessage]) -> Result<Completion, BackendError> {
+    pub fn prepare(&self, messages: &[ChatMessage]) -> Result<Prepared, BackendError> {
         match self {
-            BackendClient::OpenAi(b) => b.complete(messages).await,
-            BackendClient::Local(b) => b.complete(messages),
+            BackendClient::OpenAi(b) => b.body(messages).map(Prepared::Body),
+            BackendClient::Local(_) => Ok(Prepared::Messages),
         }
     }
 
-    // The local backend is never cached: it costs nothing to ask again.
-    /// The response-cache key of these messages; `None` for backends that are not cached.
-    pub fn cache_key(&self, messages: &[ChatMessage], epoch: u32) -> Option<String> {
-        let BackendClient::OpenAi(b) = self else { return None };
-        b.cache_key(&b.request(messages), epoch)
+    /// The response-cache key of a prepared request; `None` for the local backend, which costs
+    /// nothing to ask again.
+    pub fn cache_key(&self, prepared: &Prepared, epoch: u32) -> Option<String> {
+        match (self, prepared) {
+            (BackendClient::OpenAi(b), Prepared::Body(body)) => Some(b.cache_key(body, epoch)),
+            _ => None,
+        }
     }
 
-    /// The cached answer under `key`, with the original request's latency.
-    pub fn cached(cache: &crate::runner::cache::ResponseCache, key: &str) -> Option<(Completion, f64)> {
-        // A cache that cannot be read is a miss: the request is simply sent.
-        let hit = cache.get(key).ok()??;
+    /// One attempt at the prepared request.
+    pub async fn send(&self, prepared: &Prepared, messages: &[ChatMessage]) -> Result<Completion, BackendError> {
+        match (self, prepared) {
+            (BackendClient::OpenAi(b), Prepared::Body(body)) => b.send(body).await,
+            (BackendClient::OpenAi(b), Prepared::Messages) => b.send(&b.body(messages)?).await,
+            (BackendClient::Local(b), _) => b.complete(messages),
+        }
+    }
+
+    /// The model name cache rows are filed under.
+    pub fn model(&self) -> &str {
+        match self {
+            BackendClient::OpenAi(b) => b.model(),
+            BackendClient::Local(_) => "local",
+        }
+    }
+}
+
+impl From<crate::runner::cache::CachedCompletion> for Completion {
+    fn from(hit: crate::runner::cache::CachedCompletion) -> Self {
         let usage = match (hit.input_tokens, hit.output_tokens) {
             (Some(input), Some(output)) => Some(Usage { input, output, cached_input: hit.cached_input_tokens.unwrap_or(0) }),
             _ => None,
         };
-        Some((Completion { text: hit.text, usage, finish_reason: hit.finish_reason }, hit.latency_ms.unwrap_or(0.0)))
+        Completion { text: hit.text, usage, finish_reason: hit.finish_reason }
     }
+}
 
-    /// Asks the backend and, given a cache and the request's key, stores the answer there.
-    pub async fn complete_and_store(
-        &self,
-        messages: &[ChatMessage],
-        cache: Option<&crate::runner::cache::ResponseCache>,
-        key: Option<&str>,
-    ) -> Result<Completion, BackendError> {
-        let BackendClient::OpenAi(b) = self else {
-            return self.complete(messages).await;
-        };
-        let request = b.request(messages);
-        let started = std::time::Instant::now();
-        let completion = b.send(request).await?;
-        if let (Some(cache), Some(key)) = (cache, &key) {
-            let stored = crate::runner::cache::CachedCompletion {
-                text: completion.text.clone(),
-                latency_ms: Some(started.elapsed().as_secs_f64() * 1000.0),
-                input_tokens: completion.usage.map(|u| u.input),
-                output_tokens: completion.usage.map(|u| u.output),
-                cached_input_tokens: completion.usage.map(|u| u.cached_input),
-                finish_reason: completion.finish_reason.clone(),
-            };
-            // A failed write only means the request is asked again next time.
-            let _ = cache.put(key, "openai", b.model(), &stored);
+impl Completion {
+    /// The row the response cache keeps for this answer.
+    pub fn to_cached(&self, latency_ms: f64) -> crate::runner::cache::CachedCompletion {
+        crate::runner::cache::CachedCompletion {
+            text: self.text.clone(),
+            latency_ms: Some(latency_ms),
+            input_tokens: self.usage.map(|u| u.input),
+            output_tokens: self.usage.map(|u| u.output),
+            cached_input_tokens: self.usage.map(|u| u.cached_input),
+            finish_reason: self.finish_reason.clone(),
         }
-        Ok(completion)
     }
 }

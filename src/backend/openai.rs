@@ -18,8 +18,10 @@ use async_openai::types::chat::{
     ChatCompletionRequestUserMessage, CreateChatCompletionRequest,
 };
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use super::{BackendError, Completion, ErrorKind, Usage};
+use crate::text::excerpt;
 use crate::prompt::{ChatMessage, Role};
 use crate::suite::BackendSpec;
 
@@ -29,6 +31,8 @@ pub struct OpenAiBackend {
     temperature: f32,
     max_tokens: Option<u32>,
     timeout: Duration,
+    /// The server address as configured, for cache keys.
+    base_url: String,
 }
 
 impl OpenAiBackend {
@@ -50,11 +54,19 @@ impl OpenAiBackend {
             temperature: spec.temperature as f32,
             max_tokens: spec.max_tokens,
             timeout: spec.timeout,
+            base_url: spec.base_url.clone().unwrap_or_default(),
         }
     }
 
-    /// The request body for `messages`, exactly as it is sent.
-    pub fn request(&self, messages: &[ChatMessage]) -> CreateChatCompletionRequest {
+    /// The request body for `messages`, serialised once: the same bytes are hashed for the cache
+    /// key and sent, on every attempt.
+    pub fn body(&self, messages: &[ChatMessage]) -> Result<Box<RawValue>, BackendError> {
+        let json = serde_json::to_string(&self.request(messages))
+            .map_err(|e| BackendError::new(ErrorKind::Internal, format!("cannot serialise the request: {e}")))?;
+        RawValue::from_string(json).map_err(|e| BackendError::new(ErrorKind::Internal, e.to_string()))
+    }
+
+    fn request(&self, messages: &[ChatMessage]) -> CreateChatCompletionRequest {
         // `max_tokens` rather than `max_completion_tokens`: vLLM, Ollama and llama.cpp read it.
         #[allow(deprecated)]
         CreateChatCompletionRequest {
@@ -68,26 +80,22 @@ impl OpenAiBackend {
 
     /// The response-cache key of a request: provider, server, model and the exact body bytes
     /// (never the key). Repeated samples (`epoch` > 0) of one prompt get keys of their own.
-    pub fn cache_key(&self, request: &CreateChatCompletionRequest, epoch: u32) -> Option<String> {
-        let mut body = serde_json::to_vec(request).ok()?;
-        if epoch > 0 {
-            body.extend_from_slice(format!("\n#epoch={epoch}").as_bytes());
+    pub fn cache_key(&self, body: &RawValue, epoch: u32) -> String {
+        let key = |bytes: &[u8]| crate::runner::cache::cache_key("openai", &self.base_url, &self.model, bytes);
+        if epoch == 0 {
+            key(body.get().as_bytes())
+        } else {
+            key(format!("{}\n#epoch={epoch}", body.get()).as_bytes())
         }
-        let base = async_openai::config::Config::api_base(self.client.config()).to_string();
-        Some(crate::runner::cache::cache_key("openai", &base, &self.model, &body))
     }
 
     pub fn model(&self) -> &str {
         &self.model
     }
 
-    pub async fn complete(&self, messages: &[ChatMessage]) -> Result<Completion, BackendError> {
-        self.send(self.request(messages)).await
-    }
-
-    pub async fn send(&self, request: CreateChatCompletionRequest) -> Result<Completion, BackendError> {
+    pub async fn send(&self, body: &RawValue) -> Result<Completion, BackendError> {
         let chat = self.client.chat();
-        let call = chat.create_byot::<_, LenientResponse>(request);
+        let call = chat.create_byot::<_, LenientResponse>(body);
         match tokio::time::timeout(self.timeout, call).await {
             Err(_) => Err(BackendError::new(ErrorKind::Timeout, format!("no complete response within {:?}", self.timeout))),
             Ok(Err(e)) => Err(classify(e)),
@@ -233,13 +241,6 @@ fn error_message(body: &str) -> String {
     excerpt(body, 300)
 }
 
-fn excerpt(text: &str, max_chars: usize) -> String {
-    let mut out: String = text.chars().take(max_chars).collect();
-    if text.chars().count() > max_chars {
-        out.push('…');
-    }
-    out
-}
 
 /// A chat completion as servers really send it: every field optional.
 #[derive(Debug, Deserialize)]

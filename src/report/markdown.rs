@@ -125,8 +125,8 @@ fn write_report(md: &mut String, r: &Results, top_two: Option<(&str, &str)>, dis
                 c.difference.estimate * 100.0,
                 c.difference.low * 100.0,
                 c.difference.high * 100.0,
-                p_value(c.p_value),
-                p_value(c.p_value_holm),
+                crate::text::p_number(c.p_value),
+                crate::text::p_number(c.p_value_holm),
                 f1
             )?;
         }
@@ -297,14 +297,6 @@ fn metric(estimate: f64, low: Option<f64>, high: Option<f64>) -> String {
     match (low, high) {
         (Some(l), Some(h)) => format!("{estimate:.3} ({l:.3}–{h:.3})"),
         _ => format!("{estimate:.3}"),
-    }
-}
-
-fn p_value(p: f64) -> String {
-    if p < 0.001 {
-        "< 0.001".to_string()
-    } else {
-        format!("{p:.3}")
     }
 }
 

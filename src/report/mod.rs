@@ -107,7 +107,7 @@ fn disagreements(dir: &Path, meta: &RunMeta, scores: &score::RunScores, first: &
         }
         if let Some(&i) = wanted.get(&r.id) {
             if inputs[i].is_none() {
-                inputs[i] = r.prompt.iter().rev().find(|m| m.role == Role::User).map(|m| shorten(&m.content, 120));
+                inputs[i] = r.prompt.iter().rev().find(|m| m.role == Role::User).map(|m| crate::text::excerpt(&m.content, 120));
             }
         }
     })?;
@@ -115,12 +115,4 @@ fn disagreements(dir: &Path, meta: &RunMeta, scores: &score::RunScores, first: &
         d.input = input.unwrap_or_default();
     }
     Ok(picked)
-}
-
-fn shorten(text: &str, max_chars: usize) -> String {
-    let mut out: String = text.chars().take(max_chars).collect();
-    if text.chars().count() > max_chars {
-        out.push('…');
-    }
-    out
 }

@@ -15,6 +15,7 @@ use crate::score::compare::{self, Comparison};
 use crate::score::cost as score_cost;
 use crate::score::{RunScores, CONFIDENCE};
 use crate::stats::{BootstrapConfig, Interval};
+use crate::text::{p_number, p_phrase};
 
 pub const RESULTS_SCHEMA_VERSION: u32 = 1;
 
@@ -56,6 +57,8 @@ pub struct BreakEvenResult {
     pub fixed: String,
     /// `None` when the fixed backend is never cheaper within one instance's capacity.
     pub requests_per_day: Option<f64>,
+    /// The volume above which the fixed backend stays cheaper, across instance steps.
+    pub sustained_requests_per_day: Option<f64>,
     pub sentence: String,
 }
 
@@ -169,14 +172,8 @@ pub enum IntervalMethodName {
 }
 
 impl IntervalResult {
-    fn wilson(interval: Interval) -> Self {
-        IntervalResult {
-            estimate: interval.estimate,
-            low: interval.low,
-            high: interval.high,
-            method: IntervalMethodName::Wilson,
-            confidence: CONFIDENCE,
-        }
+    fn new(interval: Interval, method: IntervalMethodName) -> Self {
+        IntervalResult { estimate: interval.estimate, low: interval.low, high: interval.high, method, confidence: CONFIDENCE }
     }
 }
 
@@ -253,17 +250,17 @@ pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
                 invalid: s.invalid,
                 errors: s.errors,
                 missing: s.missing,
-                accuracy: IntervalResult {
-                    method: match s.accuracy_method {
+                accuracy: IntervalResult::new(
+                    s.accuracy,
+                    match s.accuracy_method {
                         crate::score::AccuracyMethod::Wilson => IntervalMethodName::Wilson,
                         crate::score::AccuracyMethod::Clustered => IntervalMethodName::Clustered,
                     },
-                    ..IntervalResult::wilson(s.accuracy)
-                },
+                ),
                 epochs: s.epochs,
                 accuracy_clustered: clustered,
                 cost,
-                error_rate: IntervalResult::wilson(s.error_rate),
+                error_rate: IntervalResult::new(s.error_rate, IntervalMethodName::Wilson),
                 macro_f1: MetricResult {
                     estimate: s.macro_f1,
                     low: f1.map(|i| i.low),
@@ -367,15 +364,30 @@ fn break_even_results(meta: &RunMeta, scores: &RunScores) -> Vec<BreakEvenResult
                 continue;
             }
             let (a, b) = (&meta.backends[pt].id, &meta.backends[fx].id);
-            let volume = score_cost::break_even(meta, scores, pt, fx);
-            let sentence = match volume {
+            let (volume, sustained) = score_cost::break_even(meta, scores, pt, fx);
+            let mut sentence = match volume {
                 Some(v) => format!(
-                    "Above about {} requests a day, `{b}` (fixed price) costs less than `{a}` (per token) at `{a}`'s measured tokens per request.",
+                    "Above about {} requests a day, `{b}` (fixed price) costs less than `{a}` (per token) at `{a}`'s measured tokens per request",
                     group_thousands(v.ceil() as u64)
                 ),
-                None => format!("`{b}` (fixed price) never costs less than `{a}` (per token) within one instance's capacity."),
+                None => format!("`{b}` (fixed price) never costs less than `{a}` (per token) within one instance's capacity"),
             };
-            out.push(BreakEvenResult { per_token: a.clone(), fixed: b.clone(), requests_per_day: volume, sentence });
+            // Each extra instance is a step in the fixed cost, so the per-token backend can win
+            // again just past a step; say from where the fixed one stays cheaper.
+            match sustained {
+                Some(s) if volume.is_none_or(|v| s > v * (1.0 + 1e-9)) => {
+                    sentence.push_str(&format!("; it stays cheaper at every volume above about {} a day", group_thousands(s.ceil() as u64)));
+                }
+                _ => {}
+            }
+            sentence.push('.');
+            out.push(BreakEvenResult {
+                per_token: a.clone(),
+                fixed: b.clone(),
+                requests_per_day: volume,
+                sustained_requests_per_day: sustained,
+                sentence,
+            });
         }
     }
     out
@@ -438,24 +450,19 @@ fn recommend(backends: &[BackendResult], comparisons: &[ComparisonResult], reque
 
 /// Accuracy over answered items with errors clustered by group; `None` with fewer than two groups.
 fn clustered_accuracy(groups: &[String], outcomes: &[crate::score::Outcome], epochs: usize) -> Option<ClusteredResult> {
+    // Groups as small integers, in order of first appearance.
     let mut ids: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    let mut scores = Vec::new();
-    let mut clusters = Vec::new();
-    for (s, outcome) in outcomes.iter().enumerate() {
-        let group = groups.get(s / epochs.max(1))?;
-        if let Some(correct) = outcome.correct() {
-            let next = ids.len();
-            clusters.push(*ids.entry(group.as_str()).or_insert(next));
-            scores.push(if correct { 1.0 } else { 0.0 });
-        }
+    let cluster_of_item: Vec<usize> = groups.iter().map(|g| { let next = ids.len(); *ids.entry(g.as_str()).or_insert(next) }).collect();
+    if cluster_of_item.len() * epochs.max(1) != outcomes.len() {
+        return None;
     }
-    let (interval, se) = crate::stats::clustered_mean_interval(&scores, &clusters, CONFIDENCE).ok()?;
+    let c = crate::score::clustered_accuracy(outcomes, |s| cluster_of_item[s / epochs.max(1)])?;
     Some(ClusteredResult {
-        estimate: interval.estimate,
-        low: interval.low.max(0.0),
-        high: interval.high.min(1.0),
-        standard_error: se,
-        clusters: ids.len(),
+        estimate: c.interval.estimate,
+        low: c.interval.low,
+        high: c.interval.high,
+        standard_error: c.standard_error,
+        clusters: c.clusters,
         confidence: CONFIDENCE,
     })
 }
@@ -505,9 +512,9 @@ pub fn verdict(first: &str, second: &str, c: &Comparison, pairs: usize) -> Strin
         return format!("`{first}` and `{second}` answered no item in common, so they cannot be compared.");
     }
     let p = if pairs > 1 {
-        format!("{}, Holm-adjusted {}", p_text(c.p_value), p_text(c.p_value_holm).trim_start_matches("p ").trim_start_matches("= "))
+        format!("{}, Holm-adjusted {}", p_phrase(c.p_value), p_number(c.p_value_holm))
     } else {
-        p_text(c.p_value)
+        p_phrase(c.p_value)
     };
     let (d, lo, hi) = (c.difference.estimate * 100.0, c.difference.low * 100.0, c.difference.high * 100.0);
     let level = (CONFIDENCE * 100.0).round();
@@ -524,13 +531,6 @@ pub fn verdict(first: &str, second: &str, c: &Comparison, pairs: usize) -> Strin
     }
 }
 
-fn p_text(p: f64) -> String {
-    if p < 0.001 {
-        "p < 0.001".to_string()
-    } else {
-        format!("p = {p:.3}")
-    }
-}
 
 pub(crate) fn group_thousands(n: u64) -> String {
     let digits = n.to_string();

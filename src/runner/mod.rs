@@ -17,7 +17,6 @@ pub use retry::RetryPolicy;
 use crate::backend::{BackendClient, BackendError, Completion, ErrorKind, LocalBackend, OpenAiBackend};
 use crate::error::{Error, Result};
 use crate::journal::{self, BackendMeta, FewShotMeta, JournalWriter, Record, RecordError, RunMeta, Skipped, SuiteMeta, TaskMeta, Tokens};
-use crate::parse::parse_label;
 use crate::prompt::{ChatMessage, PromptBuilder, PromptTemplates};
 use crate::suite::{BackendSpec, Item, Provider, Strategy, Suite};
 
@@ -225,11 +224,10 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
             max_delay: spec.max_retry_delay.unwrap_or(options.retry.max_delay),
             ..options.retry
         };
-        let longest_label = suite.task.labels.iter().map(|l| l.chars().count() as u64).max().unwrap_or(0);
         let limits = Arc::new(Limits {
             requests: spec.requests_per_minute.map(limit::RateLimiter::per_minute),
             tokens: spec.tokens_per_minute.map(limit::RateLimiter::per_minute),
-            reply_tokens: spec.max_tokens.map_or(longest_label.div_ceil(4) + 4, u64::from),
+            reply_tokens: reply_allowance(&spec, &suite),
         });
         planned.push(PlannedBackend { spec, client: Arc::new(client), prompts: Arc::new(prompts), retry, cache: None, refresh: false, limits });
     }
@@ -261,7 +259,7 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
     let selected = Arc::new(selected);
     let items = || selected.iter().map(|&i| &suite.test.items[i]);
     if let Some(limit) = options.max_cost_usd {
-        let estimate = estimate_cost_usd(&planned, items(), &suite, previous.as_ref())?;
+        let estimate = estimate_cost_usd(&planned, items(), previous.as_ref())?;
         if estimate > limit {
             return Err(Error::Usage(format!(
                 "the run would cost about ${estimate:.4}, above --max-cost-usd {limit}; raise the limit, or use --limit or --backend to run less"
@@ -402,10 +400,8 @@ struct Budget {
 fn estimate_cost_usd<'a>(
     planned: &[PlannedBackend],
     items: impl Iterator<Item = &'a Item> + Clone,
-    suite: &Suite,
     previous: Option<&Previous>,
 ) -> Result<f64> {
-    let longest_label = suite.task.labels.iter().map(|l| l.chars().count() as u64).max().unwrap_or(0);
     let mut total = 0.0;
     for p in planned {
         let pricing = match (&p.spec.price, p.spec.provider) {
@@ -419,7 +415,7 @@ fn estimate_cost_usd<'a>(
                 )))
             }
         };
-        let output = p.spec.max_tokens.map_or(longest_label.div_ceil(4) + 4, u64::from);
+        let output = p.limits.reply_tokens;
         // Only what will be sent: every epoch of every item, less what a resumed run has.
         let done = previous.and_then(|prev| prev.done.get(&p.spec.id));
         for item in items.clone() {
@@ -521,7 +517,8 @@ async fn drive_backend(
     let items = &suite.test.items;
     let samples = selected.iter().flat_map(|&i| (0..spec.epochs).map(move |e| (i, e)));
     for (index, epoch) in samples {
-        if done.contains(&(items[index].id.clone(), epoch)) {
+        // Only a resumed run has answers to skip; a new one allocates nothing here.
+        if !done.is_empty() && done.contains(&(items[index].id.clone(), epoch)) {
             continue;
         }
         let Ok(permit) = semaphore.clone().acquire_owned().await else { break };
@@ -612,10 +609,16 @@ async fn answer_item(ask: &Ask<'_>, item: &Item, messages: Vec<ChatMessage>) -> 
     let Ask { client, spec, suite, retry, stop, .. } = *ask;
     let started = Instant::now();
     let mut attempt = 0;
-    let key = ask.cache.and_then(|_| client.cache_key(&messages, ask.epoch));
+    let prepared = match client.prepare(&messages) {
+        Ok(p) => p,
+        Err(error) => return Some(failed_record(&spec.id, item, messages, error, 0.0, 0)),
+    };
+    let key = ask.cache.and_then(|_| client.cache_key(&prepared, ask.epoch));
     if let (Some(cache), Some(key), false) = (ask.cache, &key, ask.refresh) {
-        if let Some((completion, latency_ms)) = BackendClient::cached(cache, key) {
-            let mut record = answered_record(&spec.id, suite, item, messages, completion, latency_ms, 0);
+        // A cache that cannot be read is a miss: the request is simply sent.
+        if let Ok(Some(hit)) = cache.get(key) {
+            let latency_ms = hit.latency_ms.unwrap_or(0.0);
+            let mut record = answered_record(&spec.id, suite, item, messages, hit.into(), latency_ms, 0);
             record.cached = true;
             return Some(record);
         }
@@ -630,9 +633,13 @@ async fn answer_item(ask: &Ask<'_>, item: &Item, messages: Vec<ChatMessage>) -> 
         if let (Some(limiter), Some(tokens)) = (&ask.limits.tokens, request_tokens) {
             limiter.acquire(tokens as f64).await;
         }
-        match client.complete_and_store(&messages, ask.cache, key.as_deref()).await {
+        match client.send(&prepared, &messages).await {
             Ok(completion) => {
                 let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+                if let (Some(cache), Some(key)) = (ask.cache, &key) {
+                    // A failed write only means the request is asked again next time.
+                    let _ = cache.put(key, "openai", client.model(), &completion.to_cached(latency_ms));
+                }
                 return Some(answered_record(&spec.id, suite, item, messages, completion, latency_ms, attempt));
             }
             Err(error) if error.is_retryable() && attempt < retry.max_attempts => {
@@ -650,7 +657,7 @@ async fn answer_item(ask: &Ask<'_>, item: &Item, messages: Vec<ChatMessage>) -> 
 }
 
 fn answered_record(backend: &str, suite: &Suite, item: &Item, prompt: Vec<ChatMessage>, completion: Completion, latency_ms: f64, attempts: u32) -> Record {
-    let answer = parse_label(&completion.text, &suite.task.labels).map(str::to_string);
+    let answer = suite.label_parser.parse(&completion.text).map(|i| suite.task.labels[i].clone());
     let correct = answer.as_deref() == Some(item.label.as_str());
     let tokens = match completion.usage {
         Some(u) => Tokens { input: u.input, output: u.output, cached_input: u.cached_input, estimated: false },
@@ -698,6 +705,13 @@ fn failed_record(backend: &str, item: &Item, prompt: Vec<ChatMessage>, error: Ba
         epoch: 0,
         cached: false,
     }
+}
+
+/// The reply tokens a request is assumed to use, for budgets and token limits: `max_tokens`, or
+/// the longest label at about four characters a token plus the chat formatting.
+fn reply_allowance(spec: &BackendSpec, suite: &Suite) -> u64 {
+    let longest_label = suite.task.labels.iter().map(|l| l.chars().count() as u64).max().unwrap_or(0);
+    spec.max_tokens.map_or(longest_label.div_ceil(4) + 4, u64::from)
 }
 
 /// A rough token count for servers that report no usage: about four characters a token for

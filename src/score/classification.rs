@@ -246,17 +246,9 @@ fn summarize(id: &str, labels: &[String], gold: &[Option<u16>], tally: Tally) ->
     let (accuracy, accuracy_method) = if epochs == 1 {
         (wilson_interval(correct, answered, CONFIDENCE)?, AccuracyMethod::Wilson)
     } else {
-        let mut scores = Vec::new();
-        let mut clusters = Vec::new();
-        for (s, o) in tally.outcomes.iter().enumerate() {
-            if let Some(c) = o.correct() {
-                scores.push(if c { 1.0 } else { 0.0 });
-                clusters.push(s / epochs);
-            }
-        }
-        match crate::stats::clustered_mean_interval(&scores, &clusters, CONFIDENCE) {
-            Ok((i, _)) => (Interval { estimate: i.estimate, low: i.low.max(0.0), high: i.high.min(1.0) }, AccuracyMethod::Clustered),
-            Err(_) => (wilson_interval(correct, answered, CONFIDENCE)?, AccuracyMethod::Wilson),
+        match clustered_accuracy(&tally.outcomes, |s| s / epochs) {
+            Some(c) => (c.interval, AccuracyMethod::Clustered),
+            None => (wilson_interval(correct, answered, CONFIDENCE)?, AccuracyMethod::Wilson),
         }
     };
     Ok(BackendScores {
@@ -281,6 +273,34 @@ fn summarize(id: &str, labels: &[String], gold: &[Option<u16>], tally: Tally) ->
         item_tokens: tally.tokens,
         outcomes: tally.outcomes,
     })
+}
+
+/// Accuracy over the answered samples with a standard error clustered by `cluster_of(sample)`
+/// (Miller 2024), the interval kept within [0, 1]; `None` with fewer than two clusters.
+pub fn clustered_accuracy(outcomes: &[Outcome], cluster_of: impl Fn(usize) -> usize) -> Option<ClusteredAccuracy> {
+    let mut scores = Vec::new();
+    let mut clusters = Vec::new();
+    for (s, o) in outcomes.iter().enumerate() {
+        if let Some(c) = o.correct() {
+            scores.push(if c { 1.0 } else { 0.0 });
+            clusters.push(cluster_of(s));
+        }
+    }
+    let (i, standard_error) = crate::stats::clustered_mean_interval(&scores, &clusters, CONFIDENCE).ok()?;
+    clusters.sort_unstable();
+    clusters.dedup();
+    Some(ClusteredAccuracy {
+        interval: Interval { estimate: i.estimate, low: i.low.max(0.0), high: i.high.min(1.0) },
+        standard_error,
+        clusters: clusters.len(),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClusteredAccuracy {
+    pub interval: Interval,
+    pub standard_error: f64,
+    pub clusters: usize,
 }
 
 fn ratio(a: u64, b: u64) -> f64 {

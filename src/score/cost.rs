@@ -113,14 +113,21 @@ fn per_correct_interval(item_costs: &[f64], s: &BackendScores, bootstrap: &Boots
     }
 }
 
-/// Requests per day above which the fixed-price backend `fixed` is cheaper than the per-token
-/// backend `per_token`, at the latter's measured tokens per request.
-pub fn break_even(meta: &RunMeta, scores: &RunScores, per_token: usize, fixed: usize) -> Option<f64> {
-    let (pt, fx) = (meta.backends[per_token].price.as_ref()?, meta.backends[fixed].price.as_ref()?);
+/// Requests per day above which the fixed-price backend `fixed` is first cheaper than the
+/// per-token backend `per_token` (at the latter's measured tokens per request), and above which it
+/// stays cheaper whatever number of instances the volume needs.
+pub fn break_even(meta: &RunMeta, scores: &RunScores, per_token: usize, fixed: usize) -> (Option<f64>, Option<f64>) {
+    let (Some(pt), Some(fx)) = (meta.backends[per_token].price.as_ref(), meta.backends[fixed].price.as_ref()) else {
+        return (None, None);
+    };
     let s = &scores.backends[per_token];
     if s.answered == 0 {
-        return None;
+        return (None, None);
     }
     let n = s.answered as f64;
-    cost::break_even_requests_per_day(&pt.pricing, s.tokens.input as f64 / n, s.tokens.output as f64 / n, &fx.pricing)
+    let (input, output) = (s.tokens.input as f64 / n, s.tokens.output as f64 / n);
+    (
+        cost::break_even_requests_per_day(&pt.pricing, input, output, &fx.pricing),
+        cost::sustained_break_even_requests_per_day(&pt.pricing, input, output, &fx.pricing),
+    )
 }

@@ -4,4 +4,4 @@ mod classification;
 pub mod compare;
 pub mod cost;
 
-pub use classification::{percentile, score_run, AccuracyMethod, CONFIDENCE, BackendScores, ClassScores, Outcome, RunScores};
+pub use classification::{clustered_accuracy, percentile, ClusteredAccuracy, score_run, AccuracyMethod, CONFIDENCE, BackendScores, ClassScores, Outcome, RunScores};

@@ -114,6 +114,7 @@ impl Resolver {
                 data_sha256: data_hash(&test, train.as_ref()),
                 requests_per_day: file.volume.as_ref().map(|v| v.value.requests_per_day),
                 compare,
+                label_parser: crate::parse::LabelParser::new(&task.labels),
                 path: self.path,
                 name,
                 description: file.description,

@@ -29,6 +29,8 @@ pub struct Suite {
     pub test: Dataset,
     pub train: Option<Dataset>,
     pub backends: Vec<BackendSpec>,
+    /// Maps replies to `task.labels`, prepared once for every reply of a run.
+    pub label_parser: crate::parse::LabelParser,
     /// Requests per day the cost projections assume, when the suite gives one.
     pub requests_per_day: Option<f64>,
     /// Backend pairs to compare, `(first, second)`; empty means every pair.

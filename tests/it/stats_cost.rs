@@ -425,6 +425,9 @@ fn run_cost_is_recomputed_from_the_journal() {
     assert_eq!((be[0]["per_token"].as_str(), be[0]["fixed"].as_str()), (Some("priced"), Some("fixed")));
     let volume = 450.0 * 12.0 / 365.0 / per_request;
     close_rel(f(&be[0]["requests_per_day"]), volume, 1e-6, "break_even.requests_per_day");
+    // One instance serves 25 req/s (2.16 M a day), far above the crossing: no later step lets the
+    // per-token backend win again, so the fixed one stays cheaper from the first crossing on.
+    close_rel(f(&be[0]["sustained_requests_per_day"]), volume, 1e-6, "break_even.sustained_requests_per_day");
     let sentence = be[0]["sentence"].as_str().unwrap();
     assert!(sentence.contains(&format!("Above about {} requests a day", thousands(volume.ceil() as u64))), "{sentence}");
 

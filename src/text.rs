@@ -1,0 +1,54 @@
+//! Small, stable text functions shared by the engine and its reports.
+
+/// The first `max_chars` characters of `text`, with `…` when something was cut.
+pub fn excerpt(text: &str, max_chars: usize) -> String {
+    let mut out: String = text.chars().take(max_chars).collect();
+    if text.chars().nth(max_chars).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// FNV-1a over `text`'s bytes: a hash that is the same on every machine and in every release,
+/// for choices that must be reproducible (few-shot draws, shard membership).
+pub fn stable_hash(text: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// A p-value as a report prints it: three decimals, or `< 0.001`.
+pub fn p_number(p: f64) -> String {
+    if p < 0.001 {
+        "< 0.001".to_string()
+    } else {
+        format!("{p:.3}")
+    }
+}
+
+/// A p-value in a sentence: `p < 0.001` or `p = 0.042`.
+pub fn p_phrase(p: f64) -> String {
+    if p < 0.001 {
+        "p < 0.001".to_string()
+    } else {
+        format!("p = {p:.3}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpts_and_hashes() {
+        assert_eq!(excerpt("héllo", 3), "hél…");
+        assert_eq!(excerpt("abc", 3), "abc");
+        // FNV-1a reference values (Fowler–Noll–Vo test vectors).
+        assert_eq!(stable_hash(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!((p_number(0.0004), p_phrase(0.04211)), ("< 0.001".to_string(), "p = 0.042".to_string()));
+    }
+}
