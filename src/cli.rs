@@ -337,11 +337,14 @@ fn validate(path: &std::path::Path) -> Result<u8, Error> {
     let suite = suite::load(path)?;
     report_leakage(&suite);
     let train = suite.train.as_ref().map_or(0, |t| t.items.len());
+    let task = match suite.task.kind {
+        suite::TaskKind::Classification => format!("{} labels", suite.task.labels.len()),
+        suite::TaskKind::Extraction => format!("{} fields", suite.task.fields.len()),
+    };
     println!(
-        "{}: ok — suite `{}`, {} labels, {} test items, {} train items, {} backends",
+        "{}: ok — suite `{}`, {task}, {} test items, {} train items, {} backends",
         path.display(),
         suite.name,
-        suite.task.labels.len(),
         suite.test.items.len(),
         train,
         suite.backends.len()

@@ -364,6 +364,245 @@ fn clip(s: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Declared fields
+// ---------------------------------------------------------------------------------------------
+
+impl std::fmt::Display for StringMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StringMatch::Exact => f.write_str("exact"),
+            StringMatch::Normalized => f.write_str("normalized"),
+            StringMatch::Fuzzy(t) => write!(f, "fuzzy({t})"),
+        }
+    }
+}
+
+impl FieldType {
+    /// The type's name in a suite: `string`, `number`, `date`, `enum` or `list`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FieldType::String(_) => "string",
+            FieldType::Number { .. } => "number",
+            FieldType::Date => "date",
+            FieldType::Enum(_) => "enum",
+            FieldType::List(_) => "list",
+        }
+    }
+}
+
+/// One field an extraction task asks for, as declared in the suite.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "FieldMeta", try_from = "FieldMeta")]
+pub struct FieldSpec {
+    pub name: String,
+    pub ty: FieldType,
+    /// Every item has a gold value, and the model must give one (not null).
+    pub required: bool,
+    /// Shown to the model in the format line and the JSON schema.
+    pub description: Option<String>,
+}
+
+/// [`FieldSpec`] as written to `run.json`: the suite's own spelling, so a report can be rebuilt
+/// and read without the suite.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FieldMeta {
+    name: String,
+    #[serde(rename = "type")]
+    ty: String,
+    #[serde(rename = "match", default, skip_serializing_if = "Option::is_none")]
+    match_rule: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tolerance: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    values: Option<Vec<String>>,
+    required: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+}
+
+impl From<FieldSpec> for FieldMeta {
+    fn from(f: FieldSpec) -> Self {
+        let (match_rule, tolerance, values) = match &f.ty {
+            FieldType::String(m) | FieldType::List(m) => (Some(m.to_string()), None, None),
+            FieldType::Number { tolerance } => (None, Some(*tolerance), None),
+            FieldType::Date => (None, None, None),
+            FieldType::Enum(values) => (None, None, Some(values.clone())),
+        };
+        FieldMeta { ty: f.ty.name().to_string(), name: f.name, match_rule, tolerance, values, required: f.required, description: f.description }
+    }
+}
+
+impl TryFrom<FieldMeta> for FieldSpec {
+    type Error = String;
+    fn try_from(m: FieldMeta) -> Result<Self, String> {
+        let rule = || m.match_rule.as_deref().map_or(Ok(StringMatch::Normalized), str::parse);
+        let ty = match m.ty.as_str() {
+            "string" => FieldType::String(rule()?),
+            "list" => FieldType::List(rule()?),
+            "number" => FieldType::Number { tolerance: m.tolerance.unwrap_or(0.0) },
+            "date" => FieldType::Date,
+            "enum" => FieldType::Enum(m.values.clone().unwrap_or_default()),
+            other => return Err(format!("unknown field type `{other}`")),
+        };
+        Ok(FieldSpec { name: m.name, ty, required: m.required, description: m.description })
+    }
+}
+
+/// The JSON schema a structured-output request asks for: one property per field, every property
+/// listed as required and no others allowed (what OpenAI's strict mode demands); a field that is
+/// not `required` may be null.
+pub fn json_schema(fields: &[FieldSpec]) -> Value {
+    let mut properties = Map::new();
+    for f in fields {
+        let mut p = Map::new();
+        let base = match &f.ty {
+            FieldType::String(_) => "string",
+            FieldType::Number { .. } => "number",
+            FieldType::Date => "string",
+            FieldType::Enum(_) => "string",
+            FieldType::List(_) => "array",
+        };
+        let ty = if f.required { Value::from(base) } else { Value::from(vec![base, "null"]) };
+        p.insert("type".into(), ty);
+        match &f.ty {
+            FieldType::Enum(values) => {
+                let mut allowed: Vec<Value> = values.iter().map(|v| Value::from(v.as_str())).collect();
+                if !f.required {
+                    allowed.push(Value::Null);
+                }
+                p.insert("enum".into(), Value::Array(allowed));
+            }
+            FieldType::List(_) => {
+                p.insert("items".into(), serde_json::json!({ "type": "string" }));
+            }
+            _ => {}
+        }
+        if let Some(d) = field_description(f) {
+            p.insert("description".into(), Value::from(d));
+        }
+        properties.insert(f.name.clone(), Value::Object(p));
+    }
+    serde_json::json!({
+        "type": "object",
+        "properties": properties,
+        "required": fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        "additionalProperties": false,
+    })
+}
+
+/// What the model is told about a field beyond its type: the suite's description, and for dates
+/// the format replies should use.
+fn field_description(f: &FieldSpec) -> Option<String> {
+    let hint = match f.ty {
+        FieldType::Date => Some("ISO 8601 date, YYYY-MM-DD"),
+        _ => None,
+    };
+    match (&f.description, hint) {
+        (Some(d), Some(h)) => Some(format!("{d} ({h})")),
+        (Some(d), None) => Some(d.clone()),
+        (None, Some(h)) => Some(h.to_string()),
+        (None, None) => None,
+    }
+}
+
+/// The line appended to zero- and few-shot instructions of an extraction task, so a model without
+/// structured output knows the shape to answer in.
+pub fn format_instructions(fields: &[FieldSpec]) -> String {
+    let keys: Vec<String> = fields
+        .iter()
+        .map(|f| {
+            let ty = match &f.ty {
+                FieldType::String(_) => "string".to_string(),
+                FieldType::Number { .. } => "number".to_string(),
+                FieldType::Date => "date as YYYY-MM-DD".to_string(),
+                FieldType::Enum(values) => format!("one of {}", values.join(", ")),
+                FieldType::List(_) => "list of strings".to_string(),
+            };
+            match &f.description {
+                Some(d) => format!("\"{}\" ({ty}; {d})", f.name),
+                None => format!("\"{}\" ({ty})", f.name),
+            }
+        })
+        .collect();
+    format!(
+        "Answer with one JSON object and nothing else, with exactly these keys: {}. Use null for a value the input does not contain.",
+        keys.join(", ")
+    )
+}
+
+/// A gold value in the form the model is asked to write, for few-shot demonstrations and the
+/// journal: strings and list elements as written (trimmed), numbers as JSON numbers, dates in
+/// ISO 8601, enum values as declared, and null when absent. Scoring it again gives the same
+/// canonical value.
+pub fn display_value(raw: &Value, canonical: Option<&Canonical>) -> Value {
+    match canonical {
+        None => Value::Null,
+        Some(Canonical::Number(n)) => serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number),
+        Some(Canonical::Date(d) | Canonical::Enum(d)) => Value::from(d.as_str()),
+        Some(Canonical::List(_)) => match raw {
+            Value::Array(items) => Value::Array(
+                items.iter().filter_map(scalar_text).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).map(Value::from).collect(),
+            ),
+            other => Value::Array(scalar_text(other).map(|s| Value::from(s.trim())).into_iter().collect()),
+        },
+        Some(Canonical::Text(_) | Canonical::Invalid(_)) => scalar_text(raw).map_or(Value::Null, |s| Value::from(s.trim())),
+    }
+}
+
+/// A JSON object of the declared fields, in declared order, as compact text.
+pub fn object_text(fields: &[FieldSpec], values: impl IntoIterator<Item = Value>) -> String {
+    let map: Map<String, Value> = fields.iter().map(|f| f.name.clone()).zip(values).collect();
+    Value::Object(map).to_string()
+}
+
+/// The declared fields' values in a reply's JSON object, in declared order: the key as declared,
+/// else the only key equal to it ignoring case, spaces, `_` and `-` (models write `Company` or
+/// `total_amount` for `total-amount`); `null` when the object has none.
+pub fn project(fields: &[FieldSpec], object: &Map<String, Value>) -> Vec<Value> {
+    let fold = |k: &str| k.chars().filter(|c| !matches!(c, ' ' | '_' | '-')).flat_map(char::to_lowercase).collect::<String>();
+    fields
+        .iter()
+        .map(|f| {
+            if let Some(v) = object.get(&f.name) {
+                return v.clone();
+            }
+            let wanted = fold(&f.name);
+            let mut matches = object.iter().filter(|(k, _)| fold(k) == wanted);
+            match (matches.next(), matches.next()) {
+                (Some((_, v)), None) => v.clone(),
+                _ => Value::Null,
+            }
+        })
+        .collect()
+}
+
+/// The gold values of one item, canonical, parsed from the gold object text a record carries.
+pub fn gold_values(fields: &[FieldSpec], gold: &str) -> Result<Vec<Option<Canonical>>, String> {
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(gold) else {
+        return Err("the gold value is not a JSON object".into());
+    };
+    fields
+        .iter()
+        .map(|f| canonicalize(map.get(&f.name).unwrap_or(&Value::Null), &f.ty).map_err(|e| format!("gold `{}`: {e}", f.name)))
+        .collect()
+}
+
+/// Each field's outcome for a reply's projected values (see [`project`]).
+pub fn field_outcomes(fields: &[FieldSpec], gold: &[Option<Canonical>], predicted: &[Value]) -> Vec<FieldOutcome> {
+    fields
+        .iter()
+        .zip(gold)
+        .zip(predicted)
+        .map(|((f, g), p)| compare(g.as_ref(), canonicalize_prediction(p, &f.ty).as_ref(), &f.ty))
+        .collect()
+}
+
+/// A record matches exactly when every field is right or absent on both sides.
+pub fn exact_match(outcomes: &[FieldOutcome]) -> bool {
+    outcomes.iter().all(|o| matches!(o, FieldOutcome::Correct | FieldOutcome::BothAbsent))
+}
+
+// ---------------------------------------------------------------------------------------------
 // Comparison
 // ---------------------------------------------------------------------------------------------
 
@@ -809,9 +1048,20 @@ enum Tok {
 ///   (`2018-03-14T10:00:00Z`, `25/12/2018 10:30 PM`) are ignored.
 ///
 /// Two-digit years mean 2000+yy. Years must be 1000–9999; months and days are range-checked
-/// with leap years. Everything else (e.g. `20171230`, `31/02/2018`, `Dec 2017`) is rejected.
+/// with leap years. Also accepted: the compact ISO form `20171230` (years 1900–2099 only, so
+/// other 8-digit numbers are not read as dates), and any of the above wrapped in parentheses or
+/// brackets (`(14/03/2018)`, as some receipts print it). Everything else (e.g. `31/02/2018`,
+/// `Dec 2017`, `2017123`) is rejected.
 pub fn parse_date(s: &str) -> Option<String> {
-    let s = strip_time(s.trim());
+    let mut s = s.trim();
+    while let Some(inner) = s.strip_prefix(['(', '[']).and_then(|r| r.strip_suffix([')', ']'])) {
+        s = inner.trim();
+    }
+    if s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit()) {
+        let (y, m, d) = (num(&s[..4])?, num(&s[4..6])?, num(&s[6..])?);
+        return ((1900..=2099).contains(&y) && valid_ymd(y, m, d)).then(|| format!("{y:04}-{m:02}-{d:02}"));
+    }
+    let s = strip_time(s);
     let (toks, seps) = tokenize_date(s)?;
     let (y, m, d) = match toks.as_slice() {
         [Tok::Num(a), Tok::Num(b), Tok::Num(c)] => {
@@ -1474,7 +1724,9 @@ mod tests {
             "2018-00-10",
             "30 Foo 2017",
             "Dec 2017",
-            "20171230",
+            "2017123",
+            "12345678",
+            "20171332",
             "14/03-2018",
             "14 03 2018",
             "14/03/218",
@@ -1492,6 +1744,9 @@ mod tests {
         for s in rejects {
             assert_eq!(parse_date(s), None, "{s} should be rejected");
         }
+        // Forms SROIE's train split uses.
+        assert_eq!(parse_date("20171230").as_deref(), Some("2017-12-30"));
+        assert_eq!(parse_date("(14/03/2018)").as_deref(), Some("2018-03-14"));
         let e = canonicalize(&json!("31/02/2018"), &FieldType::Date).unwrap_err();
         assert!(e.contains("'31/02/2018' is not a recognised date"), "{e}");
         assert!(canonicalize(&json!(20171230), &FieldType::Date)

@@ -145,6 +145,10 @@ pub struct SuiteMeta {
 pub struct TaskMeta {
     pub kind: String,
     pub labels: Vec<String>,
+    /// An extraction task's fields, with their types and match rules, so the run can be scored
+    /// again without the suite.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<crate::extract::FieldSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,6 +166,9 @@ pub struct BackendMeta {
     /// Samples per item.
     #[serde(default = "one")]
     pub epochs: u32,
+    /// Requests asked for a JSON schema (extraction with structured output).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub structured_output: bool,
 }
 
 fn one() -> u32 {

@@ -914,6 +914,50 @@ pub fn bootstrap_interval(
     percentile_interval(estimate, replicates, config)
 }
 
+/// [`bootstrap_interval`] for several statistics of the same resamples at once: `statistics`
+/// fills one value per statistic for an index slice. The resamples are the ones
+/// [`bootstrap_interval`] draws with the same seed, so each interval equals the one it would
+/// give alone; drawing them once is what makes six F1-type metrics affordable on large suites.
+/// A statistic that cannot be computed (not finite on the data, too few defined resamples) gets
+/// its error in its slot.
+pub fn bootstrap_intervals(
+    n: usize,
+    config: &BootstrapConfig,
+    count: usize,
+    statistics: impl Fn(&[usize], &mut [f64]),
+) -> Result<Vec<Result<BootstrapInterval, StatsError>>, StatsError> {
+    check_bootstrap(config)?;
+    if n == 0 {
+        return Err(StatsError::TooFewItems { needed: 1, actual: 0 });
+    }
+    let identity: Vec<usize> = (0..n).collect();
+    let mut estimates = vec![0.0; count];
+    statistics(&identity, &mut estimates);
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut indices = identity;
+    let mut replicates: Vec<Vec<f64>> = vec![Vec::with_capacity(config.resamples); count];
+    let mut values = vec![0.0; count];
+    for _ in 0..config.resamples {
+        for slot in indices.iter_mut() {
+            *slot = rng.random_range(0..n);
+        }
+        statistics(&indices, &mut values);
+        for (r, v) in replicates.iter_mut().zip(&values) {
+            r.push(*v);
+        }
+    }
+    Ok(estimates
+        .into_iter()
+        .zip(replicates)
+        .map(|(estimate, replicates)| {
+            if !estimate.is_finite() {
+                return Err(StatsError::UndefinedStatistic(estimate));
+            }
+            percentile_interval(estimate, replicates, config)
+        })
+        .collect())
+}
+
 /// Percentile bootstrap interval resampling whole clusters.
 ///
 /// `cluster_of_item[i]` is the cluster label of item i (any `usize` values). Each resample draws
@@ -2724,6 +2768,23 @@ mod tests {
         assert_ne!(a.interval, c.interval);
         assert_eq!(a.interval.estimate, 37.0 / 90.0);
         assert_eq!((a.resamples, a.undefined_resamples), (500, 0));
+    }
+
+    #[test]
+    fn several_statistics_share_the_resamples_of_one() {
+        let data = bernoulli(37, 90);
+        let config = BootstrapConfig { resamples: 500, confidence: 0.9, seed: 42 };
+        let single = bootstrap_interval(data.len(), &config, |idx| mean_of(&data, idx)).unwrap();
+        let squared = bootstrap_interval(data.len(), &config, |idx| mean_of(&data, idx).powi(2)).unwrap();
+        let both = bootstrap_intervals(data.len(), &config, 3, |idx, out| {
+            out[0] = mean_of(&data, idx);
+            out[1] = out[0].powi(2);
+            out[2] = f64::NAN;
+        })
+        .unwrap();
+        assert_eq!(both[0].as_ref().unwrap(), &single);
+        assert_eq!(both[1].as_ref().unwrap(), &squared);
+        assert!(both[2].is_err());
     }
 
     #[test]

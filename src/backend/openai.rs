@@ -15,7 +15,7 @@ use async_openai::error::OpenAIError;
 use async_openai::middleware::HttpRequestFactory;
 use async_openai::types::chat::{
     ChatCompletionRequestAssistantMessage, ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
-    ChatCompletionRequestUserMessage, CreateChatCompletionRequest,
+    ChatCompletionRequestUserMessage, CreateChatCompletionRequest, ResponseFormat, ResponseFormatJsonSchema,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -33,12 +33,14 @@ pub struct OpenAiBackend {
     timeout: Duration,
     /// The server address as configured, for cache keys.
     base_url: String,
+    /// The JSON schema replies must follow (structured output), for extraction tasks.
+    schema: Option<serde_json::Value>,
 }
 
 impl OpenAiBackend {
     /// `api_key` is read from the environment by the caller; it goes only into the
     /// `Authorization` header.
-    pub fn new(spec: &BackendSpec, api_key: Option<&str>, http: reqwest::Client) -> Self {
+    pub fn new(spec: &BackendSpec, api_key: Option<&str>, http: reqwest::Client, schema: Option<serde_json::Value>) -> Self {
         // Set base and key explicitly: the default config reads OPENAI_BASE_URL and
         // OPENAI_API_KEY from the environment, which would send requests (and a key) elsewhere.
         // Trim the key: a trailing newline makes the header builder panic.
@@ -55,6 +57,7 @@ impl OpenAiBackend {
             max_tokens: spec.max_tokens,
             timeout: spec.timeout,
             base_url: spec.base_url.clone().unwrap_or_default(),
+            schema,
         }
     }
 
@@ -74,6 +77,15 @@ impl OpenAiBackend {
             messages: messages.iter().map(to_openai_message).collect(),
             temperature: Some(self.temperature),
             max_tokens: self.max_tokens,
+            // Strict: the reply must have every key and no other (optional fields are nullable).
+            response_format: self.schema.as_ref().map(|schema| ResponseFormat::JsonSchema {
+                json_schema: ResponseFormatJsonSchema {
+                    description: None,
+                    name: "extraction".into(),
+                    schema: schema.clone(),
+                    strict: Some(true),
+                },
+            }),
             ..Default::default()
         }
     }

@@ -151,6 +151,7 @@ mod tests {
             instructions: "x".into(),
             input: "{{ text }}".into(),
             fine_tuned_instructions: None,
+            fields: Vec::new(),
         })
         .unwrap()
     }

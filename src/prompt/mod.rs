@@ -44,6 +44,8 @@ impl ChatMessage {
 pub struct PromptTemplates {
     env: Environment<'static>,
     labels: Value,
+    /// The names of an extraction task's fields; empty for classification.
+    fields: Value,
 }
 
 const TEMPLATE_NAMES: [&str; 3] = ["instructions", "input", "fine_tuned_instructions"];
@@ -63,7 +65,8 @@ impl PromptTemplates {
         for (name, source) in TEMPLATE_NAMES.into_iter().zip(sources) {
             env.add_template_owned(name, source).map_err(|e| (name, e))?;
         }
-        Ok(PromptTemplates { env, labels: Value::from(minijinja::value::Serde(&task.labels)) })
+        let fields: Vec<&str> = task.fields.iter().map(|f| f.name.as_str()).collect();
+        Ok(PromptTemplates { env, labels: Value::from(minijinja::value::Serde(&task.labels)), fields: Value::from(minijinja::value::Serde(&fields)) })
     }
 
     /// Variables a template reads from its context.
@@ -83,7 +86,7 @@ impl PromptTemplates {
 
     fn render_with_labels(&self, name: &str) -> Result<String, minijinja::Error> {
         let template = self.env.get_template(name)?;
-        template.render(minijinja::context! { labels => self.labels.clone() })
+        template.render(minijinja::context! { labels => self.labels.clone(), fields => self.fields.clone() })
     }
 }
 
@@ -109,7 +112,16 @@ impl PromptBuilder {
             },
             Strategy::Local => None,
         };
-        let system = system.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let mut system = system.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        // An extraction prompt says which keys to answer with. A fine-tuned model learnt that in
+        // training, and its prompt must stay the one it was trained on.
+        if !suite.task.fields.is_empty() && matches!(strategy, Strategy::ZeroShot | Strategy::FewShot(_)) {
+            let format = crate::extract::format_instructions(&suite.task.fields);
+            system = Some(match system {
+                Some(s) => format!("{s}\n\n{format}"),
+                None => format,
+            });
+        }
         let few_shot = match (strategy, &suite.train) {
             (Strategy::FewShot(config), Some(train)) => Some(FewShotSelector::new(config.clone(), train, &templates)?),
             _ => None,
@@ -147,6 +159,7 @@ mod tests {
             instructions: "Pick one of: {{ labels | join(\", \") }}.".into(),
             input: "Text: {{ text }}".into(),
             fine_tuned_instructions: None,
+            fields: Vec::new(),
         }
     }
 

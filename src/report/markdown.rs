@@ -30,12 +30,13 @@ pub fn render(results: &Results, top_two: Option<(&str, &str)>, disagreements: &
 }
 
 fn write_report(md: &mut String, r: &Results, top_two: Option<(&str, &str)>, disagreements: &[Disagreement]) -> std::fmt::Result {
+    let extraction = !r.task.fields.is_empty();
     writeln!(md, "# evalgate report: {}\n", cell(&r.suite))?;
     writeln!(
         md,
-        "{} test items · {} labels · suite sha256 `{}` · started {} · finished {} · evalgate {}\n",
+        "{} test items · {} · suite sha256 `{}` · started {} · finished {} · evalgate {}\n",
         r.items,
-        r.task.labels.len(),
+        if extraction { format!("{} fields", r.task.fields.len()) } else { format!("{} labels", r.task.labels.len()) },
         &r.suite_sha256[..r.suite_sha256.len().min(12)],
         r.started_at,
         r.finished_at.as_deref().unwrap_or("(not finished)"),
@@ -43,8 +44,13 @@ fn write_report(md: &mut String, r: &Results, top_two: Option<(&str, &str)>, dis
     )?;
 
     writeln!(md, "## Summary\n")?;
-    writeln!(md, "Accuracy is over answered items, with a 95% Wilson interval; errors (requests that failed after retries) are counted apart and never as wrong answers. Invalid replies named no label and count as wrong.\n")?;
-    writeln!(md, "| backend | strategy | model | accuracy (95% CI) | macro-F1 (95% CI) | answered | invalid | errors | tokens in / out per request | latency p50 / p95 | cost / 1k requests | cost per correct (95% CI) |")?;
+    if extraction {
+        writeln!(md, "Exact match is the share of answered items with every field right (or absent in both gold and reply), with a 95% Wilson interval; micro-F1 pools all fields (95% bootstrap interval). Errors (requests that failed after retries) are counted apart and never as wrong answers. Invalid replies held no JSON object and count as wrong on every field. Cost per correct is per exactly matched item.\n")?;
+        writeln!(md, "| backend | strategy | model | exact match (95% CI) | micro-F1 (95% CI) | answered | invalid JSON | errors | tokens in / out per request | latency p50 / p95 | cost / 1k requests | cost per correct (95% CI) |")?;
+    } else {
+        writeln!(md, "Accuracy is over answered items, with a 95% Wilson interval; errors (requests that failed after retries) are counted apart and never as wrong answers. Invalid replies named no label and count as wrong.\n")?;
+        writeln!(md, "| backend | strategy | model | accuracy (95% CI) | macro-F1 (95% CI) | answered | invalid | errors | tokens in / out per request | latency p50 / p95 | cost / 1k requests | cost per correct (95% CI) |")?;
+    }
     writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|")?;
     let mut ranked: Vec<&BackendResult> = r.backends.iter().collect();
     ranked.sort_by(|a, b| b.accuracy.estimate.total_cmp(&a.accuracy.estimate).then(a.id.cmp(&b.id)));
@@ -56,7 +62,10 @@ fn write_report(md: &mut String, r: &Results, top_two: Option<(&str, &str)>, dis
             b.strategy,
             b.model.as_deref().map_or("—".to_string(), cell),
             interval_pct(b.accuracy.estimate, b.accuracy.low, b.accuracy.high, b.answered),
-            metric(b.macro_f1.estimate, b.macro_f1.low, b.macro_f1.high),
+            match &b.micro_f1 {
+                Some(m) => metric(m.estimate, m.low, m.high),
+                None => metric(b.macro_f1.estimate, b.macro_f1.low, b.macro_f1.high),
+            },
             b.answered,
             b.items,
             b.invalid,
@@ -109,12 +118,14 @@ fn write_report(md: &mut String, r: &Results, top_two: Option<(&str, &str)>, dis
 
     if !r.comparisons.is_empty() {
         writeln!(md, "## Comparisons\n")?;
-        writeln!(md, "Paired over the items both backends answered: difference in accuracy (second − first) with Newcombe's hybrid score interval, McNemar's exact test on the items where exactly one is right, and Holm's correction across the {} comparison{}. Macro-F1 differences use a paired bootstrap ({} resamples).\n",
+        let (rate, f1_name) = if extraction { ("exact-match rate", "Micro-F1") } else { ("accuracy", "Macro-F1") };
+        writeln!(md, "Paired over the items both backends answered: difference in {rate} (second − first) with Newcombe's hybrid score interval, McNemar's exact test on the items where exactly one is right, and Holm's correction across the {} comparison{}. {f1_name} differences use a paired bootstrap ({} resamples).\n",
             r.comparisons.len(), if r.comparisons.len() == 1 { "" } else { "s" }, r.backends.first().map_or(0, |b| b.macro_f1.resamples))?;
-        writeln!(md, "| first | second | only first right | only second right | Δ accuracy (95% CI) | p | Holm p | Δ macro-F1 (95% CI) |")?;
+        let (rate, f1_name) = if extraction { ("exact match", "micro-F1") } else { ("accuracy", "macro-F1") };
+        writeln!(md, "| first | second | only first right | only second right | Δ {rate} (95% CI) | p | Holm p | Δ {f1_name} (95% CI) |")?;
         writeln!(md, "|---|---|---|---|---|---|---|---|")?;
         for c in &r.comparisons {
-            let f1 = c.macro_f1_difference.as_ref().map_or("—".to_string(), |d| format!("{:+.3} ({:+.3} to {:+.3})", d.estimate, d.low, d.high));
+            let f1 = c.micro_f1_difference.as_ref().or(c.macro_f1_difference.as_ref()).map_or("—".to_string(), |d| format!("{:+.3} ({:+.3} to {:+.3})", d.estimate, d.low, d.high));
             writeln!(
                 md,
                 "| {} | {} | {} | {} | {:+.1} pts ({:+.1} to {:+.1}) | {} | {} | {} |",
@@ -137,19 +148,13 @@ fn write_report(md: &mut String, r: &Results, top_two: Option<(&str, &str)>, dis
         writeln!(md)?;
     }
 
-    writeln!(md, "## Per-class results\n")?;
-    for b in &ranked {
-        writeln!(md, "### {}\n", cell(&b.id))?;
-        writeln!(md, "| label | support | predicted | precision | recall | F1 |")?;
-        writeln!(md, "|---|---|---|---|---|---|")?;
-        for c in &b.classes {
-            writeln!(md, "| {} | {} | {} | {:.3} | {:.3} | {:.3} |", cell(&c.label), c.support, c.predicted, c.precision, c.recall, c.f1)?;
-        }
-        writeln!(md)?;
-        write_confusion(md, &r.task.labels, b)?;
+    if extraction {
+        write_fields(md, &ranked)?;
+    } else {
+        write_classes(md, r, &ranked)?;
     }
 
-    if let Some((first, second)) = top_two {
+    if let Some((first, second)) = top_two.filter(|_| !extraction) {
         writeln!(md, "## Where `{}` and `{}` disagree\n", cell(first), cell(second))?;
         if disagreements.is_empty() {
             writeln!(md, "They gave the same answer on every item both answered.\n")?;
@@ -181,6 +186,90 @@ fn write_report(md: &mut String, r: &Results, top_two: Option<(&str, &str)>, dis
         writeln!(md)?;
     }
     Ok(())
+}
+
+fn write_classes(md: &mut String, r: &Results, ranked: &[&BackendResult]) -> std::fmt::Result {
+    writeln!(md, "## Per-class results\n")?;
+    for b in ranked {
+        writeln!(md, "### {}\n", cell(&b.id))?;
+        writeln!(md, "| label | support | predicted | precision | recall | F1 |")?;
+        writeln!(md, "|---|---|---|---|---|---|")?;
+        for c in &b.classes {
+            writeln!(md, "| {} | {} | {} | {:.3} | {:.3} | {:.3} |", cell(&c.label), c.support, c.predicted, c.precision, c.recall, c.f1)?;
+        }
+        writeln!(md)?;
+        write_confusion(md, &r.task.labels, b)?;
+    }
+    Ok(())
+}
+
+/// Each backend's fields, weakest first, then a few of its field errors.
+fn write_fields(md: &mut String, ranked: &[&BackendResult]) -> std::fmt::Result {
+    writeln!(md, "## Per-field results\n")?;
+    writeln!(md, "Accuracy is over the answered items where gold or reply has a value (95% Wilson interval). Wrong values count as a false positive and a false negative, missing values as a false negative, values where the gold has none as a false positive; an invalid reply is wrong on every field.\n")?;
+    for b in ranked {
+        let Some(fields) = &b.fields else { continue };
+        writeln!(md, "### {}\n", cell(&b.id))?;
+        if b.answered == 0 {
+            writeln!(md, "No item was answered.\n")?;
+            continue;
+        }
+        let mut weakest: Vec<(&String, &super::results::FieldResult)> = fields.iter().collect();
+        weakest.sort_by(|a, b| a.1.accuracy.estimate.total_cmp(&b.1.accuracy.estimate).then(a.1.f1.total_cmp(&b.1.f1)).then(a.0.cmp(b.0)));
+        writeln!(md, "| field | type | accuracy (95% CI) | precision | recall | F1 | correct / counted | wrong | missed | spurious | invalid |")?;
+        writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|")?;
+        for (name, f) in weakest {
+            writeln!(
+                md,
+                "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {}/{} | {} | {} | {} | {} |",
+                cell(name),
+                f.ty,
+                interval_pct(f.accuracy.estimate, f.accuracy.low, f.accuracy.high, f.counted),
+                f.precision,
+                f.recall,
+                f.f1,
+                f.correct,
+                f.counted,
+                f.wrong,
+                f.missed,
+                f.spurious,
+                f.invalid
+            )?;
+        }
+        writeln!(md)?;
+        let pooled = |name: &str, p: &Option<super::results::MetricResult>, r: &Option<super::results::MetricResult>, f: Option<&super::results::MetricResult>| match (p, r, f) {
+            (Some(p), Some(r), Some(f)) => format!("{name} precision {}, recall {}, F1 {}", metric(p.estimate, p.low, p.high), metric(r.estimate, r.low, r.high), metric(f.estimate, f.low, f.high)),
+            _ => String::new(),
+        };
+        writeln!(
+            md,
+            "{}; {}. Exact match {}; invalid JSON {} of {} answered.\n",
+            pooled("Micro", &b.micro_precision, &b.micro_recall, b.micro_f1.as_ref()),
+            pooled("macro", &b.macro_precision, &b.macro_recall, Some(&b.macro_f1)),
+            interval_pct(b.accuracy.estimate, b.accuracy.low, b.accuracy.high, b.answered),
+            b.invalid,
+            b.answered
+        )?;
+        if let Some(errors) = b.field_errors.as_ref().filter(|e| !e.is_empty()) {
+            writeln!(md, "Example field errors:\n")?;
+            writeln!(md, "| item | field | gold | predicted |")?;
+            writeln!(md, "|---|---|---|---|")?;
+            for e in errors {
+                writeln!(md, "| {} | {} | {} | {} |", cell(&e.id), cell(&e.field), json_cell(&e.gold), json_cell(&e.predicted))?;
+            }
+            writeln!(md)?;
+        }
+    }
+    Ok(())
+}
+
+/// A gold or predicted value in a table cell: text as itself, null as a dash, others as JSON.
+fn json_cell(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "—".to_string(),
+        serde_json::Value::String(s) => cell(&crate::text::excerpt(s, 80)),
+        other => cell(&crate::text::excerpt(&other.to_string(), 80)),
+    }
 }
 
 fn write_costs(md: &mut String, r: &Results, ranked: &[&BackendResult]) -> std::fmt::Result {

@@ -4,6 +4,10 @@
 //! - `accuracy.estimate` = `correct / answered`; `errors` are items whose request failed after
 //!   every retry and are never counted as wrong; `missing` are items with no record at all.
 //! - Intervals carry their `method` and `confidence`.
+//! - Extraction: `accuracy` is the exact-record match rate (every field right, or absent on both
+//!   sides), also given as `exact_match`; `invalid` counts replies with no JSON object and
+//!   `invalid_json` is their share of answered items; `fields` scores each field, and
+//!   `micro_*`/`macro_*` pool the fields (see `score::extraction` for the semantics).
 
 use std::collections::BTreeMap;
 
@@ -13,6 +17,7 @@ use crate::error::Result;
 use crate::journal::{RunMeta, Skipped};
 use crate::score::compare::{self, Comparison};
 use crate::score::cost as score_cost;
+use crate::score::extraction as score_extraction;
 use crate::score::{RunScores, CONFIDENCE};
 use crate::stats::{BootstrapConfig, Interval};
 use crate::text::{p_number, p_phrase};
@@ -103,8 +108,11 @@ pub struct ComparisonResult {
     pub p_value: f64,
     /// Holm-adjusted across all comparisons of the run.
     pub p_value_holm: f64,
-    /// Macro-F1 of `second` minus `first`, paired percentile bootstrap.
+    /// Macro-F1 of `second` minus `first`, paired percentile bootstrap (classification).
     pub macro_f1_difference: Option<DifferenceResult>,
+    /// Micro-F1 over fields of `second` minus `first`, paired percentile bootstrap (extraction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub micro_f1_difference: Option<DifferenceResult>,
     /// Items needed to detect a 3-point difference at 80% power, given the observed discordance.
     pub items_needed_for_3_points: Option<u64>,
     /// The comparison in one sentence.
@@ -124,6 +132,9 @@ pub struct DifferenceResult {
 pub struct TaskResult {
     pub kind: String,
     pub labels: Vec<String>,
+    /// An extraction task's fields, in declared order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<crate::extract::FieldSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,6 +163,60 @@ pub struct BackendResult {
     /// Rows: gold labels in task order; columns: predicted labels in task order, then invalid.
     pub confusion: Vec<Vec<u64>>,
     pub error_kinds: BTreeMap<String, u64>,
+    /// Extraction: each field's scores, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<BTreeMap<String, FieldResult>>,
+    /// Extraction: the exact-record match rate (the same as `accuracy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact_match: Option<IntervalResult>,
+    /// Extraction: the share of answered items whose reply held no JSON object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid_json: Option<f64>,
+    /// Extraction: precision, recall and F1 pooled over fields (micro) and averaged over fields
+    /// (macro, whose F1 is `macro_f1`), with bootstrap intervals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub micro_precision: Option<MetricResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub micro_recall: Option<MetricResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub micro_f1: Option<MetricResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macro_precision: Option<MetricResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macro_recall: Option<MetricResult>,
+    /// Extraction: a few fields this backend got wrong, gold beside predicted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_errors: Option<Vec<FieldErrorResult>>,
+}
+
+/// One field's scores. `accuracy` is over the answered items where gold or prediction has a
+/// value; `true_positives` … `false_negatives` give precision, recall and F1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldResult {
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub accuracy: IntervalResult,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub counted: u64,
+    pub correct: u64,
+    pub wrong: u64,
+    pub missed: u64,
+    pub spurious: u64,
+    pub both_absent: u64,
+    pub invalid: u64,
+    pub true_positives: u64,
+    pub false_positives: u64,
+    pub false_negatives: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldErrorResult {
+    pub id: String,
+    pub field: String,
+    pub gold: serde_json::Value,
+    pub predicted: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -235,7 +300,27 @@ pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
         .zip(&scores.backends)
         .enumerate()
         .map(|(index, (m, s))| {
-            let f1 = compare::macro_f1_interval(scores, index, &bootstrap);
+            let extraction = scores.extraction.as_ref().map(|e| (e, &e.backends[index]));
+            let overall = extraction.map(|(e, b)| score_extraction::overall_intervals(b, s.epochs, e.fields.len(), &bootstrap));
+            let f1 = match &overall {
+                Some(o) => o[5],
+                None => compare::macro_f1_interval(scores, index, &bootstrap),
+            };
+            let metric = |estimate: f64, interval: Option<Interval>| MetricResult {
+                estimate,
+                low: interval.map(|i| i.low),
+                high: interval.map(|i| i.high),
+                method: "bootstrap-percentile".into(),
+                confidence: CONFIDENCE,
+                resamples: bootstrap.resamples,
+            };
+            let accuracy = IntervalResult::new(
+                s.accuracy,
+                match s.accuracy_method {
+                    crate::score::AccuracyMethod::Wilson => IntervalMethodName::Wilson,
+                    crate::score::AccuracyMethod::Clustered => IntervalMethodName::Clustered,
+                },
+            );
             let clustered = meta.groups.as_ref().and_then(|groups| clustered_accuracy(groups, &s.outcomes, s.epochs));
             let cost = cost_result(m, &score_cost::summarize(meta, scores, index, &bootstrap));
             let per = |total: u64| if s.answered == 0 { 0.0 } else { total as f64 / s.answered as f64 };
@@ -250,25 +335,12 @@ pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
                 invalid: s.invalid,
                 errors: s.errors,
                 missing: s.missing,
-                accuracy: IntervalResult::new(
-                    s.accuracy,
-                    match s.accuracy_method {
-                        crate::score::AccuracyMethod::Wilson => IntervalMethodName::Wilson,
-                        crate::score::AccuracyMethod::Clustered => IntervalMethodName::Clustered,
-                    },
-                ),
+                accuracy,
                 epochs: s.epochs,
                 accuracy_clustered: clustered,
                 cost,
                 error_rate: IntervalResult::new(s.error_rate, IntervalMethodName::Wilson),
-                macro_f1: MetricResult {
-                    estimate: s.macro_f1,
-                    low: f1.map(|i| i.low),
-                    high: f1.map(|i| i.high),
-                    method: "bootstrap-percentile".into(),
-                    confidence: CONFIDENCE,
-                    resamples: bootstrap.resamples,
-                },
+                macro_f1: metric(s.macro_f1, f1),
                 tokens: TokensResult {
                     input: s.tokens.input,
                     output: s.tokens.output,
@@ -291,6 +363,22 @@ pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
                     .collect(),
                 confusion: s.confusion.clone(),
                 error_kinds: s.error_kinds.clone(),
+                fields: extraction.map(|(e, b)| {
+                    e.fields.iter().zip(&b.fields).map(|(spec, f)| (f.name.clone(), field_result(spec, f))).collect()
+                }),
+                exact_match: extraction.map(|_| accuracy),
+                invalid_json: extraction.map(|_| if s.answered == 0 { 0.0 } else { s.invalid as f64 / s.answered as f64 }),
+                micro_precision: extraction.zip(overall).map(|((_, b), o)| metric(b.micro.precision, o[0])),
+                micro_recall: extraction.zip(overall).map(|((_, b), o)| metric(b.micro.recall, o[1])),
+                micro_f1: extraction.zip(overall).map(|((_, b), o)| metric(b.micro.f1, o[2])),
+                macro_precision: extraction.zip(overall).map(|((_, b), o)| metric(b.macro_avg.precision, o[3])),
+                macro_recall: extraction.zip(overall).map(|((_, b), o)| metric(b.macro_avg.recall, o[4])),
+                field_errors: extraction.map(|(_, b)| {
+                    b.examples
+                        .iter()
+                        .map(|x| FieldErrorResult { id: x.id.clone(), field: x.field.clone(), gold: x.gold.clone(), predicted: x.predicted.clone() })
+                        .collect()
+                }),
             }
         })
         .collect();
@@ -330,11 +418,35 @@ pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
         started_at: meta.started_at.clone(),
         finished_at: meta.finished_at.clone(),
         stopped: meta.stopped.clone(),
-        task: TaskResult { kind: meta.task.kind.clone(), labels: meta.task.labels.clone() },
+        task: TaskResult { kind: meta.task.kind.clone(), labels: meta.task.labels.clone(), fields: meta.task.fields.clone() },
         items: meta.items.len(),
         backends,
         skipped: meta.skipped.clone(),
     })
+}
+
+fn field_result(spec: &crate::extract::FieldSpec, f: &score_extraction::FieldScores) -> FieldResult {
+    let method = match f.accuracy_method {
+        crate::score::AccuracyMethod::Wilson => IntervalMethodName::Wilson,
+        crate::score::AccuracyMethod::Clustered => IntervalMethodName::Clustered,
+    };
+    FieldResult {
+        ty: spec.ty.name().to_string(),
+        accuracy: IntervalResult::new(f.accuracy, method),
+        precision: f.prf.precision,
+        recall: f.prf.recall,
+        f1: f.prf.f1,
+        counted: f.counted,
+        correct: f.correct,
+        wrong: f.wrong,
+        missed: f.missed,
+        spurious: f.spurious,
+        both_absent: f.both_absent,
+        invalid: f.invalid,
+        true_positives: f.true_positives,
+        false_positives: f.false_positives,
+        false_negatives: f.false_negatives,
+    }
 }
 
 fn cost_result(m: &crate::journal::BackendMeta, c: &score_cost::CostSummary) -> CostResult {
@@ -492,6 +604,13 @@ fn comparison_result(c: &Comparison, scores: &RunScores, pairs: usize) -> Compar
         p_value: c.p_value,
         p_value_holm: c.p_value_holm,
         macro_f1_difference: c.macro_f1_difference.map(|i| DifferenceResult {
+            estimate: i.estimate,
+            low: i.low,
+            high: i.high,
+            method: "paired-bootstrap-percentile".into(),
+            confidence: CONFIDENCE,
+        }),
+        micro_f1_difference: c.micro_f1_difference.map(|i| DifferenceResult {
             estimate: i.estimate,
             low: i.low,
             high: i.high,

@@ -18,7 +18,7 @@ use crate::backend::{BackendClient, BackendError, Completion, ErrorKind, LocalBa
 use crate::error::{Error, Result};
 use crate::journal::{self, BackendMeta, FewShotMeta, JournalWriter, Record, RecordError, RunMeta, Skipped, SuiteMeta, TaskMeta, Tokens};
 use crate::prompt::{ChatMessage, PromptBuilder, PromptTemplates};
-use crate::suite::{BackendSpec, Item, Provider, Strategy, Suite};
+use crate::suite::{BackendSpec, Item, Provider, Strategy, Suite, TaskKind};
 
 /// How to run a suite; the CLI's flags, resolved.
 #[derive(Debug, Clone)]
@@ -204,7 +204,10 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
             None => None,
         };
         let client = match spec.provider {
-            Provider::Openai => BackendClient::OpenAi(OpenAiBackend::new(&spec, api_key.as_deref(), http.clone())),
+            Provider::Openai => {
+                let schema = spec.structured_output.then(|| crate::extract::json_schema(&suite.task.fields));
+                BackendClient::OpenAi(OpenAiBackend::new(&spec, api_key.as_deref(), http.clone(), schema))
+            }
             Provider::Local => {
                 let started = Instant::now();
                 let local = LocalBackend::train(&suite, &templates).map_err(|e| Error::Usage(format!("backend `{}`: {e}", spec.id)))?;
@@ -280,7 +283,7 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
             data_sha256: suite.data_sha256.clone(),
             description: suite.description.clone(),
         },
-        task: TaskMeta { kind: "classification".into(), labels: suite.task.labels.clone() },
+        task: TaskMeta { kind: suite.task.kind.name().into(), labels: suite.task.labels.clone(), fields: suite.task.fields.clone() },
         backends: planned.iter().map(|p| backend_meta(&p.spec)).collect(),
         skipped,
         items: items().map(|i| i.id.clone()).collect(),
@@ -458,6 +461,7 @@ fn backend_meta(spec: &BackendSpec) -> BackendMeta {
         },
         price: spec.price.clone(),
         epochs: spec.epochs,
+        structured_output: spec.structured_output,
     }
 }
 
@@ -657,8 +661,14 @@ async fn answer_item(ask: &Ask<'_>, item: &Item, messages: Vec<ChatMessage>) -> 
 }
 
 fn answered_record(backend: &str, suite: &Suite, item: &Item, prompt: Vec<ChatMessage>, completion: Completion, latency_ms: f64, attempts: u32) -> Record {
-    let answer = suite.label_parser.parse(&completion.text).map(|i| suite.task.labels[i].clone());
-    let correct = answer.as_deref() == Some(item.label.as_str());
+    let (answer, correct) = match suite.task.kind {
+        TaskKind::Classification => {
+            let answer = suite.label_parser.parse(&completion.text).map(|i| suite.task.labels[i].clone());
+            let correct = answer.as_deref() == Some(item.label.as_str());
+            (answer, correct)
+        }
+        TaskKind::Extraction => extraction_answer(&suite.task.fields, &item.label, &completion.text),
+    };
     let tokens = match completion.usage {
         Some(u) => Tokens { input: u.input, output: u.output, cached_input: u.cached_input, estimated: false },
         None => Tokens {
@@ -707,10 +717,28 @@ fn failed_record(backend: &str, item: &Item, prompt: Vec<ChatMessage>, error: Ba
     }
 }
 
+/// An extraction reply as an answer: the declared fields of the first JSON object in the reply,
+/// as a compact object (`None` when the reply holds no object: invalid), and whether every field
+/// matches the gold.
+fn extraction_answer(fields: &[crate::extract::FieldSpec], gold: &str, reply: &str) -> (Option<String>, bool) {
+    let Some(object) = crate::extract::first_json_object(reply) else { return (None, false) };
+    let predicted = crate::extract::project(fields, &object);
+    // The gold was checked when the suite was loaded, so it parses.
+    let correct = match crate::extract::gold_values(fields, gold) {
+        Ok(gold) => crate::extract::exact_match(&crate::extract::field_outcomes(fields, &gold, &predicted)),
+        Err(_) => false,
+    };
+    (Some(crate::extract::object_text(fields, predicted)), correct)
+}
+
 /// The reply tokens a request is assumed to use, for budgets and token limits: `max_tokens`, or
-/// the longest label at about four characters a token plus the chat formatting.
+/// the longest gold answer (label or extraction object) at about four characters a token plus
+/// the chat formatting.
 fn reply_allowance(spec: &BackendSpec, suite: &Suite) -> u64 {
-    let longest_label = suite.task.labels.iter().map(|l| l.chars().count() as u64).max().unwrap_or(0);
+    let longest_label = match suite.task.kind {
+        TaskKind::Classification => suite.task.labels.iter().map(|l| l.chars().count() as u64).max().unwrap_or(0),
+        TaskKind::Extraction => suite.test.items.iter().map(|i| i.label.chars().count() as u64).max().unwrap_or(0),
+    };
     spec.max_tokens.map_or(longest_label.div_ceil(4) + 4, u64::from)
 }
 

@@ -90,8 +90,13 @@ pub struct BackendScores {
 pub struct RunScores {
     pub labels: Vec<String>,
     pub items: Vec<String>,
+    /// Classification: each item's gold label; `None` throughout for extraction.
     pub gold: Vec<Option<u16>>,
     pub backends: Vec<BackendScores>,
+    /// Field scores of an extraction task, aligned with `backends`. Each backend's `outcomes`
+    /// then say whether a sample's record matched exactly (`predicted` is `None` for a reply
+    /// with no JSON object), and `macro_f1` is over fields.
+    pub extraction: Option<super::extraction::RunExtraction>,
 }
 
 /// The journal fields scoring needs; the prompt and reply are skipped.
@@ -142,6 +147,7 @@ pub fn score_run(dir: &Path, meta: &RunMeta) -> Result<RunScores> {
         .collect();
     let mut gold: Vec<Option<u16>> = vec![None; meta.items.len()];
     let mut problem: Option<String> = None;
+    let mut extraction = (meta.task.kind == "extraction").then(|| ExtractionTally::new(meta));
 
     journal::read_records(dir, |r: ScoredRecord| {
         if problem.is_some() {
@@ -151,17 +157,31 @@ pub fn score_run(dir: &Path, meta: &RunMeta) -> Result<RunScores> {
             problem = Some(format!("record for backend `{}` and item `{}` is not part of this run", r.backend, r.id));
             return;
         };
-        let Some(&g) = label_index.get(r.gold.as_str()) else {
-            problem = Some(format!("item `{}` has gold label `{}`, which the task does not declare", r.id, r.gold));
-            return;
-        };
-        gold[i] = Some(g);
         let tally = &mut tallies[b];
         if r.epoch as usize >= tally.epochs {
             problem = Some(format!("record for item `{}` has epoch {}, but backend `{}` runs {} epochs", r.id, r.epoch, r.backend, tally.epochs));
             return;
         }
         let s = i * tally.epochs + r.epoch as usize;
+        if let Some(ex) = extraction.as_mut() {
+            // A later record for the same sample replaces an earlier one (a resumed run).
+            tally.error_kinds[s] = r.error.as_ref().map(|e| e.kind.clone());
+            tally.latencies[s] = r.error.is_none().then_some(r.latency_ms);
+            tally.tokens[s] = r.tokens;
+            tally.outcomes[s] = match ex.record(b, i, s, &r.gold, r.answer.as_deref(), r.error.is_some()) {
+                Ok(outcome) => outcome,
+                Err(message) => {
+                    problem = Some(format!("item `{}`, backend `{}`: {message}", r.id, r.backend));
+                    return;
+                }
+            };
+            return;
+        }
+        let Some(&g) = label_index.get(r.gold.as_str()) else {
+            problem = Some(format!("item `{}` has gold label `{}`, which the task does not declare", r.id, r.gold));
+            return;
+        };
+        gold[i] = Some(g);
         // A later record for the same sample replaces an earlier one (a resumed run).
         tally.error_kinds[s] = r.error.as_ref().map(|e| e.kind.clone());
         tally.outcomes[s] = match (&r.error, r.correct) {
@@ -181,13 +201,97 @@ pub fn score_run(dir: &Path, meta: &RunMeta) -> Result<RunScores> {
         return Err(Error::Journal { path: dir.join(journal::RECORDS_FILE), line: 0, message });
     }
 
-    let backends = meta
+    let mut backends: Vec<BackendScores> = meta
         .backends
         .iter()
         .zip(tallies)
         .map(|(backend, tally)| summarize(&backend.id, labels, &gold, tally))
         .collect::<Result<_, _>>()?;
-    Ok(RunScores { labels: labels.clone(), items: meta.items.clone(), gold, backends })
+    let extraction = match extraction {
+        Some(ex) => {
+            let run = ex.finish(meta, &backends)?;
+            for (b, e) in backends.iter_mut().zip(&run.backends) {
+                b.macro_f1 = e.macro_avg.f1;
+            }
+            Some(run)
+        }
+        None => None,
+    };
+    Ok(RunScores { labels: labels.clone(), items: meta.items.clone(), gold, backends, extraction })
+}
+
+/// Field marks and predicted objects of an extraction run, as records are read.
+struct ExtractionTally {
+    fields: Vec<crate::extract::FieldSpec>,
+    /// Per item: the gold object as recorded, and its canonical values.
+    gold: Vec<Option<(serde_json::Map<String, serde_json::Value>, Vec<Option<crate::extract::Canonical>>)>>,
+    /// Per backend: samples × fields marks, and each sample's predicted object.
+    marks: Vec<Vec<super::extraction::Mark>>,
+    answers: Vec<Vec<Option<serde_json::Map<String, serde_json::Value>>>>,
+}
+
+impl ExtractionTally {
+    fn new(meta: &RunMeta) -> Self {
+        let n_fields = meta.task.fields.len();
+        let samples = |b: &journal::BackendMeta| meta.items.len() * b.epochs.max(1) as usize;
+        ExtractionTally {
+            fields: meta.task.fields.clone(),
+            gold: vec![None; meta.items.len()],
+            marks: meta.backends.iter().map(|b| vec![super::extraction::Mark::Unscored; samples(b) * n_fields]).collect(),
+            answers: meta.backends.iter().map(|b| vec![None; samples(b)]).collect(),
+        }
+    }
+
+    /// Scores one record again from its gold and answer, rather than trusting stored flags.
+    fn record(&mut self, b: usize, i: usize, s: usize, gold: &str, answer: Option<&str>, failed: bool) -> Result<Outcome, String> {
+        use super::extraction::Mark;
+        let n = self.fields.len();
+        if self.gold[i].is_none() {
+            let values = crate::extract::gold_values(&self.fields, gold)?;
+            let Ok(serde_json::Value::Object(object)) = serde_json::from_str(gold) else { return Err("the gold is not a JSON object".into()) };
+            self.gold[i] = Some((object, values));
+        }
+        let Some((_, canonical)) = &self.gold[i] else { unreachable!("set above") };
+        let marks = &mut self.marks[b][s * n..(s + 1) * n];
+        if failed {
+            marks.fill(Mark::Unscored);
+            self.answers[b][s] = None;
+            return Ok(Outcome::Error);
+        }
+        let object = match answer.map(serde_json::from_str::<serde_json::Value>) {
+            Some(Ok(serde_json::Value::Object(object))) => Some(object),
+            Some(_) => return Err("the answer is not a JSON object".into()),
+            None => None,
+        };
+        let correct = match &object {
+            Some(object) => {
+                let predicted = crate::extract::project(&self.fields, object);
+                let outcomes = crate::extract::field_outcomes(&self.fields, canonical, &predicted);
+                for (m, o) in marks.iter_mut().zip(&outcomes) {
+                    *m = Mark::from_outcome(*o);
+                }
+                crate::extract::exact_match(&outcomes)
+            }
+            None => {
+                for (m, g) in marks.iter_mut().zip(canonical) {
+                    *m = if g.is_some() { Mark::InvalidWithGold } else { Mark::InvalidWithoutGold };
+                }
+                false
+            }
+        };
+        let predicted = object.is_some().then_some(0);
+        self.answers[b][s] = object;
+        Ok(Outcome::Answered { predicted, correct })
+    }
+
+    fn finish(self, meta: &RunMeta, backends: &[BackendScores]) -> Result<super::extraction::RunExtraction> {
+        let gold: Vec<Option<serde_json::Map<String, serde_json::Value>>> = self.gold.into_iter().map(|g| g.map(|(object, _)| object)).collect();
+        let mut out = Vec::with_capacity(backends.len());
+        for ((scores, marks), answers) in backends.iter().zip(self.marks).zip(self.answers) {
+            out.push(super::extraction::summarize(&self.fields, marks, &scores.outcomes, scores.epochs, &gold, &answers, &meta.items)?);
+        }
+        Ok(super::extraction::RunExtraction { fields: self.fields, backends: out })
+    }
 }
 
 fn summarize(id: &str, labels: &[String], gold: &[Option<u16>], tally: Tally) -> Result<BackendScores> {

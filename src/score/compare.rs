@@ -29,8 +29,10 @@ pub struct Comparison {
     pub difference: Interval,
     pub p_value: f64,
     pub p_value_holm: f64,
-    /// Macro-F1 of second minus first, paired percentile bootstrap.
+    /// Macro-F1 of second minus first, paired percentile bootstrap (classification).
     pub macro_f1_difference: Option<Interval>,
+    /// Micro-F1 over fields of second minus first, paired percentile bootstrap (extraction).
+    pub micro_f1_difference: Option<Interval>,
     /// Items needed to detect [`PLANNING_DIFFERENCE`] with [`PLANNING_POWER`], given the
     /// observed share of discordant items; `None` when nothing is discordant.
     pub items_needed: Option<u64>,
@@ -74,12 +76,16 @@ pub fn compare(scores: &RunScores, pairs: &[(usize, usize)], confidence: f64, bo
         } else {
             None
         };
-        let macro_f1_difference = bootstrap_interval(scores.items.len(), bootstrap, |idx| {
-            macro_f1_of(&scores.backends[b].outcomes, eb, &scores.gold, scores.labels.len(), idx)
-                - macro_f1_of(&scores.backends[a].outcomes, ea, &scores.gold, scores.labels.len(), idx)
-        })
-        .ok()
-        .map(|b| b.interval);
+        let (macro_f1_difference, micro_f1_difference) = match &scores.extraction {
+            Some(e) => (None, super::extraction::micro_f1_difference((&e.backends[a], ea), (&e.backends[b], eb), e.fields.len(), bootstrap)),
+            None => {
+                let d = bootstrap_interval(scores.items.len(), bootstrap, |idx| {
+                    macro_f1_of(&scores.backends[b].outcomes, eb, &scores.gold, scores.labels.len(), idx)
+                        - macro_f1_of(&scores.backends[a].outcomes, ea, &scores.gold, scores.labels.len(), idx)
+                });
+                (d.ok().map(|b| b.interval), None)
+            }
+        };
         let (difference, p_value, method) = if ea == 1 && eb == 1 {
             (paired_difference_interval(&counts, confidence)?, mcnemar_exact_p(counts.only_first, counts.only_second)?, DifferenceMethod::NewcombeMcNemar)
         } else {
@@ -94,6 +100,7 @@ pub fn compare(scores: &RunScores, pairs: &[(usize, usize)], confidence: f64, bo
             p_value,
             p_value_holm: f64::NAN,
             macro_f1_difference,
+            micro_f1_difference,
             items_needed,
             method,
         });

@@ -3,5 +3,6 @@
 mod classification;
 pub mod compare;
 pub mod cost;
+pub mod extraction;
 
 pub use classification::{clustered_accuracy, percentile, ClusteredAccuracy, score_run, AccuracyMethod, CONFIDENCE, BackendScores, ClassScores, Outcome, RunScores};

@@ -43,7 +43,13 @@ fn normalized_text(item: &Item) -> String {
         if name == "id" || name == "group" {
             continue;
         }
-        if let Some(serde_json::Value::String(text)) = item.fields.get(name) {
+        // Text, or lists of text lines (receipts given as OCR lines).
+        let texts: Vec<&str> = match item.fields.get(name) {
+            Some(serde_json::Value::String(text)) => vec![text],
+            Some(serde_json::Value::Array(lines)) => lines.iter().filter_map(|l| l.as_str()).collect(),
+            _ => Vec::new(),
+        };
+        for text in texts {
             words.extend(text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase));
         }
     }

@@ -10,13 +10,14 @@ use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
 use super::data::{self, RawTable};
-use super::schema::{self, DataSource, FewShotFile, ProviderKind, StrategyFile, SuiteFile};
+use super::schema::{self, DataSource, FewShotFile, FieldTypeName, ProviderKind, StrategyFile, StructuredOutputFile, SuiteFile};
 use super::{
     BackendSpec, Dataset, FewShot, Fields, Item, Price, Provider, Selection, Strategy, Suite, Task, TaskKind, DEFAULT_CONCURRENCY,
     OPENAI_BASE_URL, OPENAI_KEY_ENV,
 };
 use crate::cost::{PriceTable, Pricing};
 use crate::error::{SuiteErrors, SuiteProblem};
+use crate::extract::{FieldSpec, FieldType, StringMatch};
 use crate::prompt::PromptTemplates;
 
 /// At most this many problems of one kind are listed for a data file; a file with thousands of
@@ -43,7 +44,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<Suite, SuiteErrors> {
             "check the key names and value types against the suite format in the README",
         )
     })?;
-    Resolver { path: path.to_path_buf(), problems: Vec::new(), label_column: String::new() }.resolve(file, sha256)
+    Resolver { path: path.to_path_buf(), problems: Vec::new(), gold_columns: Vec::new() }.resolve(file, sha256)
 }
 
 fn data_hash(test: &Dataset, train: Option<&Dataset>) -> String {
@@ -68,8 +69,8 @@ fn hex(bytes: &[u8]) -> String {
 struct Resolver {
     path: PathBuf,
     problems: Vec<SuiteProblem>,
-    /// The gold label's column: a template that names it would leak the answer.
-    label_column: String,
+    /// The columns holding the gold answer: a template that names one would leak the answer.
+    gold_columns: Vec<String>,
 }
 
 impl Resolver {
@@ -130,13 +131,10 @@ impl Resolver {
 
     fn resolve_task(&mut self, task: &schema::TaskFile) -> Option<Task> {
         if task.kind.value == TaskKind::Extraction {
-            self.problem(
-                line(&task.kind),
-                "task.kind",
-                "extraction tasks are not supported by this version yet",
-                "use `kind: classification`",
-            );
-            return None;
+            return self.resolve_extraction(task);
+        }
+        if let Some(fields) = &task.fields {
+            self.problem(line(fields), "task.fields", "`fields` belong to extraction tasks", "use `kind: extraction`, or remove `fields` and list `labels`");
         }
         let Some(labels) = &task.labels else {
             self.problem(
@@ -167,13 +165,132 @@ impl Resolver {
             instructions: task.instructions.value.clone(),
             input: task.input.value.clone(),
             fine_tuned_instructions: task.fine_tuned_instructions.as_ref().map(|s| s.value.clone()),
+            fields: Vec::new(),
+        })
+    }
+
+    fn resolve_extraction(&mut self, task: &schema::TaskFile) -> Option<Task> {
+        if let Some(labels) = &task.labels {
+            self.problem(line(labels), "task.labels", "an extraction task has `fields`, not `labels`", "remove `labels`, or use `kind: classification`");
+        }
+        let Some(fields) = &task.fields else {
+            self.problem(
+                line(&task.kind),
+                "task.fields",
+                "an extraction task needs `fields`",
+                "declare them, e.g. `fields: { total: { type: number, tolerance: 0.01 }, date: { type: date } }`",
+            );
+            return None;
+        };
+        if fields.value.0.is_empty() {
+            self.problem(line(fields), "task.fields", "an extraction task needs at least one field", "");
+        }
+        let mut specs: Vec<FieldSpec> = Vec::with_capacity(fields.value.0.len());
+        for (name, f) in &fields.value.0 {
+            let l = line(name);
+            let field = name.value.trim().to_string();
+            let key = format!("task.fields.{field}");
+            if field.is_empty() {
+                self.problem(l, "task.fields", "a field name is empty", "name every field");
+                continue;
+            }
+            if specs.iter().any(|s| s.name == field) {
+                self.problem(l, &key, format!("field `{field}` is declared twice"), "");
+                continue;
+            }
+            let ty_name = f.ty.value;
+            let is_text = matches!(ty_name, FieldTypeName::String | FieldTypeName::List);
+            let rule = match &f.match_rule {
+                Some(m) if !is_text => {
+                    self.problem(line(m), &format!("{key}.match"), "`match` applies to string and list fields", "remove `match`");
+                    StringMatch::Normalized
+                }
+                Some(m) => m.value.parse::<StringMatch>().unwrap_or_else(|e| {
+                    self.problem(line(m), &format!("{key}.match"), e, "e.g. `match: exact`, `match: normalized` or `match: fuzzy(0.85)`");
+                    StringMatch::Normalized
+                }),
+                None => StringMatch::Normalized,
+            };
+            let tolerance = match &f.tolerance {
+                Some(t) if ty_name != FieldTypeName::Number => {
+                    self.problem(line(t), &format!("{key}.tolerance"), "`tolerance` applies to number fields", "remove `tolerance`");
+                    0.0
+                }
+                Some(t) if !(t.value.is_finite() && t.value >= 0.0) => {
+                    self.problem(line(t), &format!("{key}.tolerance"), "tolerance must be a number, 0 or more", "e.g. `tolerance: 0.01`");
+                    0.0
+                }
+                Some(t) => t.value,
+                None => 0.0,
+            };
+            let values = match (&f.values, ty_name) {
+                (Some(v), FieldTypeName::Enum) => {
+                    let mut seen = HashSet::new();
+                    for value in &v.value {
+                        let folded = crate::extract::normalize(value);
+                        if folded.is_empty() {
+                            self.problem(line(v), &format!("{key}.values"), "an enum value is empty", "");
+                        } else if !seen.insert(folded) {
+                            self.problem(line(v), &format!("{key}.values"), format!("`{value}` is listed twice (values are compared ignoring case and punctuation)"), "");
+                        }
+                    }
+                    if v.value.is_empty() {
+                        self.problem(line(v), &format!("{key}.values"), "an enum needs at least one value", "");
+                    }
+                    v.value.iter().map(|x| x.trim().to_string()).collect()
+                }
+                (Some(v), _) => {
+                    self.problem(line(v), &format!("{key}.values"), "`values` applies to enum fields", "remove `values`, or use `type: enum`");
+                    Vec::new()
+                }
+                (None, FieldTypeName::Enum) => {
+                    self.problem(line(&f.ty), &format!("{key}.values"), "an enum field needs its `values`", "e.g. `values: [card, cash, transfer]`");
+                    Vec::new()
+                }
+                (None, _) => Vec::new(),
+            };
+            let ty = match ty_name {
+                FieldTypeName::String => FieldType::String(rule),
+                FieldTypeName::List => FieldType::List(rule),
+                FieldTypeName::Number => FieldType::Number { tolerance },
+                FieldTypeName::Date => FieldType::Date,
+                FieldTypeName::Enum => FieldType::Enum(values),
+            };
+            specs.push(FieldSpec {
+                name: field,
+                ty,
+                required: f.required.as_ref().is_some_and(|r| r.value),
+                description: f.description.as_ref().map(|d| d.trim().to_string()).filter(|d| !d.is_empty()),
+            });
+        }
+        Some(Task {
+            kind: TaskKind::Extraction,
+            labels: Vec::new(),
+            instructions: task.instructions.value.clone(),
+            input: task.input.value.clone(),
+            fine_tuned_instructions: task.fine_tuned_instructions.as_ref().map(|s| s.value.clone()),
+            fields: specs,
         })
     }
 
     fn resolve_data(&mut self, data: &schema::DataFile, task: &Option<Task>) -> (Option<Dataset>, Option<Dataset>) {
         let label_column = data.label_column.as_ref().map_or("label".to_string(), |c| c.value.clone());
         let id_column = data.id_column.as_ref().map_or("id".to_string(), |c| c.value.clone());
-        self.label_column = label_column.clone();
+        let extraction = task.as_ref().filter(|t| t.kind == TaskKind::Extraction);
+        if let (Some(_), Some(c)) = (extraction, &data.label_column) {
+            self.problem(line(c), "data.label_column", "an extraction task has no label column", "remove `label_column`; gold comes from `expected_column` or a column per field");
+        }
+        if let (None, Some(c)) = (extraction, &data.expected_column) {
+            self.problem(line(c), "data.expected_column", "`expected_column` is for extraction tasks", "remove it, or use `kind: extraction`");
+        }
+        let gold = match extraction {
+            Some(task) => Gold::Fields {
+                fields: task.fields.clone(),
+                expected: data.expected_column.as_ref().map_or("expected".to_string(), |c| c.value.trim().to_string()),
+                expected_explicit: data.expected_column.is_some(),
+            },
+            None => Gold::Label { labels: task.as_ref().map(|t| t.labels.clone()) },
+        };
         let columns = Columns {
             label: label_column,
             id: id_column,
@@ -195,9 +312,8 @@ impl Resolver {
             }
         };
         let train_table = data.train.as_ref().and_then(|source| self.read_source(source, "data.train"));
-        let labels = task.as_ref().map(|t| t.labels.as_slice());
-        let test = test_table.and_then(|t| self.build_dataset(t, &columns, labels, "test"));
-        let train = train_table.and_then(|t| self.build_dataset(t, &columns, labels, "train"));
+        let test = test_table.and_then(|t| self.build_dataset(t, &columns, &gold, "test"));
+        let train = train_table.and_then(|t| self.build_dataset(t, &columns, &gold, "train"));
         (test, train)
     }
 
@@ -219,7 +335,7 @@ impl Resolver {
         }
     }
 
-    fn build_dataset(&mut self, table: RawTable, columns: &Columns, labels: Option<&[String]>, split: &str) -> Option<Dataset> {
+    fn build_dataset(&mut self, table: RawTable, columns: &Columns, gold: &Gold, split: &str) -> Option<Dataset> {
         let origin = table.origin.clone();
         if table.rows.is_empty() {
             self.problems.push(
@@ -227,18 +343,58 @@ impl Resolver {
             );
             return None;
         }
-        if !table.columns.contains(&columns.label) {
-            self.problems.push(
-                SuiteProblem::new(&origin, format!("no `{}` column with the gold label", columns.label))
-                    .line(1)
-                    .key(&columns.label)
-                    .hint(format!(
-                        "columns are: {}; set `data.label_column` to the one holding the label",
-                        table.columns.join(", ")
-                    )),
-            );
-            return None;
-        }
+        let index_of = |name: &str| table.columns.iter().position(|c| c == name);
+        let reader = match gold {
+            Gold::Label { labels } => {
+                let Some(at) = index_of(&columns.label) else {
+                    self.problems.push(
+                        SuiteProblem::new(&origin, format!("no `{}` column with the gold label", columns.label))
+                            .line(1)
+                            .key(&columns.label)
+                            .hint(format!(
+                                "columns are: {}; set `data.label_column` to the one holding the label",
+                                table.columns.join(", ")
+                            )),
+                    );
+                    return None;
+                };
+                GoldReader::Label { at, labels: labels.as_deref(), unknown: BTreeMap::new() }
+            }
+            Gold::Fields { fields, expected, expected_explicit } => {
+                let source = match index_of(expected) {
+                    Some(at) => FieldSource::Object(at),
+                    None if *expected_explicit => {
+                        self.problems.push(
+                            SuiteProblem::new(&origin, format!("no `{expected}` column with the gold objects"))
+                                .line(1)
+                                .key(expected)
+                                .hint(format!("columns are: {}; set `data.expected_column` to the one holding the gold", table.columns.join(", "))),
+                        );
+                        return None;
+                    }
+                    None => {
+                        let at: Vec<Option<usize>> = fields.iter().map(|f| index_of(&f.name)).collect();
+                        let missing: Vec<&str> = fields.iter().zip(&at).filter(|(_, a)| a.is_none()).map(|(f, _)| f.name.as_str()).collect();
+                        if !missing.is_empty() {
+                            for name in &missing {
+                                self.problems.push(
+                                    SuiteProblem::new(&origin, format!("no gold for field `{name}`: the data has no `{expected}` object and no `{name}` column"))
+                                        .line(1)
+                                        .key(*name)
+                                        .hint(format!(
+                                            "columns are: {}; give each field a column of its own, or put the gold in an object column (set `data.expected_column` if it is not called `{expected}`)",
+                                            table.columns.join(", ")
+                                        )),
+                                );
+                            }
+                            return None;
+                        }
+                        FieldSource::Columns(at.into_iter().flatten().collect())
+                    }
+                };
+                GoldReader::Fields { fields, source, expected: expected.clone(), test: split == "test", present: vec![0; fields.len()] }
+            }
+        };
         if columns.id_explicit && !table.columns.contains(&columns.id) {
             self.problems.push(
                 SuiteProblem::new(&origin, format!("no `{}` id column", columns.id))
@@ -257,36 +413,20 @@ impl Resolver {
             );
             return None;
         }
+        let mut reader = reader;
+        let gold_at = reader.columns();
+        self.gold_columns = gold_at.iter().map(|&i| table.columns[i].clone()).collect();
         let has_group = table.columns.contains(&columns.group);
         let has_id = table.columns.contains(&columns.id);
-        let index_of = |name: &str| table.columns.iter().position(|c| c == name);
-        let (label_at, id_at, group_at) = (index_of(&columns.label), index_of(&columns.id), index_of(&columns.group));
-        // Every item shares one list of column names: the table's, less the gold label.
-        let kept: Vec<usize> = (0..table.columns.len()).filter(|&i| Some(i) != label_at).collect();
+        let (id_at, group_at) = (index_of(&columns.id), index_of(&columns.group));
+        // Every item shares one list of column names: the table's, less the gold.
+        let kept: Vec<usize> = (0..table.columns.len()).filter(|i| !gold_at.contains(i)).collect();
         let names: Arc<[String]> = kept.iter().map(|&i| table.columns[i].clone()).collect();
         let mut ids: BTreeMap<String, u64> = BTreeMap::new();
         let mut row_problems = Vec::new();
-        // Undeclared labels are grouped: one problem per label, not one per row.
-        let mut unknown_labels: BTreeMap<String, (u64, usize)> = BTreeMap::new();
         let mut items = Vec::with_capacity(table.rows.len());
         for (index, mut row) in table.rows.into_iter().enumerate() {
-            let label = row.take(label_at).as_ref().and_then(data::scalar_text).map(|s| s.trim().to_string());
-            let label = match label {
-                Some(l) if !l.is_empty() => l,
-                _ => {
-                    row_problems.push(
-                        SuiteProblem::new(&origin, format!("row has no `{}` value", columns.label))
-                            .line(row.line)
-                            .key(&columns.label)
-                            .hint("every row needs its gold label"),
-                    );
-                    continue;
-                }
-            };
-            if labels.is_some_and(|labels| !labels.contains(&label)) {
-                let entry = unknown_labels.entry(label.clone()).or_insert((row.line, 0));
-                entry.1 += 1;
-            }
+            let Some(label) = reader.read(&mut row, &origin, &columns.label, &mut row_problems) else { continue };
             let id = if has_id {
                 match row.get(id_at).and_then(data::scalar_text) {
                     Some(id) if !id.trim().is_empty() => id.trim().to_string(),
@@ -332,16 +472,7 @@ impl Resolver {
             let values: Box<[Option<serde_json::Value>]> = kept.iter().map(|&i| row.values.get_mut(i).and_then(Option::take)).collect();
             items.push(Item { id, fields: Fields::new(names.clone(), values), label, line: row.line, group });
         }
-        for (label, (first_line, rows)) in unknown_labels {
-            let declared = labels.map(|l| l.join(", ")).unwrap_or_default();
-            let rows = if rows == 1 { "1 row".to_string() } else { format!("{rows} rows, the first shown") };
-            self.problems.push(
-                SuiteProblem::new(&origin, format!("label `{label}` is not one of the task's labels ({rows})"))
-                    .line(first_line)
-                    .key(&columns.label)
-                    .hint(format!("add it to `task.labels` or fix the data; declared labels are: {declared}")),
-            );
-        }
+        self.problems.extend(reader.finish(&origin, &columns.label));
         let total = row_problems.len();
         self.problems.extend(row_problems.into_iter().take(MAX_ROW_PROBLEMS));
         if total > MAX_ROW_PROBLEMS {
@@ -424,7 +555,14 @@ impl Resolver {
                         self.problem(id_line, &format!("{key}.{name}"), format!("the local backend takes no `{name}`"), format!("remove `{name}`"));
                     }
                 }
-                if train.is_none() {
+                if task.as_ref().is_some_and(|t| t.kind == TaskKind::Extraction) {
+                    self.problem(
+                        id_line,
+                        &format!("{key}.provider"),
+                        "the local backend is a classifier; it cannot answer extraction tasks",
+                        "remove this backend, or use an `openai` backend (any OpenAI-compatible server, e.g. vLLM or Ollama on your own machine)",
+                    );
+                } else if train.is_none() {
                     self.problem(id_line, key, "the local backend needs training data", "add `data.train`");
                 }
                 Strategy::Local
@@ -486,7 +624,26 @@ impl Resolver {
             }
             None => None,
         };
+        let extraction = task.as_ref().is_some_and(|t| t.kind == TaskKind::Extraction);
+        let structured_output = match (&b.structured_output, extraction) {
+            (Some(s), false) => {
+                self.problem(line(s), &format!("{key}.structured_output"), "`structured_output` applies to extraction tasks", "remove it");
+                false
+            }
+            (Some(s), true) if provider == Provider::Local => {
+                self.problem(line(s), &format!("{key}.structured_output"), "the local backend takes no `structured_output`", "remove it");
+                false
+            }
+            (Some(s), true) => match s.value {
+                StructuredOutputFile::On => true,
+                StructuredOutputFile::Off => false,
+                StructuredOutputFile::Auto => supports_json_schema(base_url.as_deref()),
+            },
+            (None, true) => provider == Provider::Openai && supports_json_schema(base_url.as_deref()),
+            (None, false) => false,
+        };
         Some(BackendSpec {
+            structured_output,
             max_retry_delay,
             requests_per_minute: b.requests_per_minute.as_ref().map(|l| l.value).filter(|v| *v > 0.0),
             tokens_per_minute: b.tokens_per_minute.as_ref().map(|l| l.value).filter(|v| *v > 0.0),
@@ -587,8 +744,14 @@ impl Resolver {
         }
     }
 
-    fn resolve_few_shot(&mut self, f: &FewShotFile, l: u64, key: &str, _task: &Option<Task>, train: Option<&Dataset>) -> Strategy {
-        let select = f.select.unwrap_or(if f.ids.is_some() { Selection::Fixed } else { Selection::Stratified });
+    fn resolve_few_shot(&mut self, f: &FewShotFile, l: u64, key: &str, task: &Option<Task>, train: Option<&Dataset>) -> Strategy {
+        let extraction = task.as_ref().is_some_and(|t| t.kind == TaskKind::Extraction);
+        // Extraction has no classes to stratify by: its demonstrations are drawn at random.
+        let default = if f.ids.is_some() { Selection::Fixed } else if extraction { Selection::Random } else { Selection::Stratified };
+        let select = f.select.unwrap_or(default);
+        if extraction && select == Selection::Stratified {
+            self.problem(l, &format!("{key}.select"), "`stratified` needs classes; an extraction task has none", "use `select: random` or `select: fixed`");
+        }
         let Some(train) = train else {
             self.problem(l, key, "few-shot needs a pool of demonstrations", "add `data.train`");
             return Strategy::ZeroShot;
@@ -637,13 +800,13 @@ impl Resolver {
                 let checked = [("input", Some(&file.input)), ("instructions", Some(&file.instructions)), ("fine_tuned_instructions", fine_tuned)];
                 for (name, span) in checked.into_iter().filter_map(|(n, s)| Some((n, s?))) {
                     for var in templates.variables(name) {
-                        if var == "labels" && name != "input" {
+                        if (var == "labels" || var == "fields") && name != "input" {
                             continue;
                         }
-                        let (message, hint) = if var == self.label_column {
+                        let (message, hint) = if self.gold_columns.contains(&var) {
                             (format!("template uses `{var}`, the gold label"), "the prompt must not contain the answer; remove it".to_string())
                         } else if name != "input" {
-                            (format!("template uses `{var}`, which instructions do not have"), "instructions see only `labels`; put item columns in `input`".to_string())
+                            (format!("template uses `{var}`, which instructions do not have"), "instructions see only `labels` (and `fields` in extraction tasks); put item columns in `input`".to_string())
                         } else if !columns.contains(&var.as_str()) {
                             (format!("template uses `{var}`, which is not a column of the test data"), format!("columns are: {}", columns.join(", ")))
                         } else {
@@ -677,12 +840,183 @@ impl Resolver {
     }
 }
 
+/// Where a split's gold answers come from.
+enum Gold {
+    /// Classification: the label column, checked against the declared labels.
+    Label { labels: Option<Vec<String>> },
+    /// Extraction: an object column, or else one column per field.
+    Fields { fields: Vec<FieldSpec>, expected: String, expected_explicit: bool },
+}
+
+enum FieldSource {
+    /// The column holding each row's gold object.
+    Object(usize),
+    /// The column of each field, in field order.
+    Columns(Vec<usize>),
+}
+
+/// Reads each row's gold answer and collects what is wrong with it.
+enum GoldReader<'a> {
+    Label {
+        at: usize,
+        labels: Option<&'a [String]>,
+        /// Undeclared labels, grouped: the first line and the number of rows of each.
+        unknown: BTreeMap<String, (u64, usize)>,
+    },
+    Fields {
+        fields: &'a [FieldSpec],
+        source: FieldSource,
+        expected: String,
+        /// Required fields must have gold in the test split; a demonstration may lack a value.
+        test: bool,
+        /// Rows with a gold value, per field.
+        present: Vec<usize>,
+    },
+}
+
+impl GoldReader<'_> {
+    /// The columns that hold the gold, which prompts must not see.
+    fn columns(&self) -> Vec<usize> {
+        match self {
+            GoldReader::Label { at, .. } => vec![*at],
+            GoldReader::Fields { source: FieldSource::Object(at), .. } => vec![*at],
+            GoldReader::Fields { source: FieldSource::Columns(at), .. } => at.clone(),
+        }
+    }
+
+    /// The row's gold as the item's `label` text, taken out of the row; `None` after recording a
+    /// problem.
+    fn read(&mut self, row: &mut data::RawRow, origin: &Path, label_column: &str, problems: &mut Vec<SuiteProblem>) -> Option<String> {
+        match self {
+            GoldReader::Label { at, labels, unknown } => {
+                let label = row.take(Some(*at)).as_ref().and_then(data::scalar_text).map(|s| s.trim().to_string());
+                let Some(label) = label.filter(|l| !l.is_empty()) else {
+                    problems.push(
+                        SuiteProblem::new(origin, format!("row has no `{label_column}` value"))
+                            .line(row.line)
+                            .key(label_column)
+                            .hint("every row needs its gold label"),
+                    );
+                    return None;
+                };
+                if labels.is_some_and(|labels| !labels.contains(&label)) {
+                    unknown.entry(label.clone()).or_insert((row.line, 0)).1 += 1;
+                }
+                Some(label)
+            }
+            GoldReader::Fields { fields, source, expected, test, present } => {
+                let (raw, key_of): (Vec<serde_json::Value>, Box<dyn Fn(&str) -> String>) = match source {
+                    FieldSource::Object(at) => match row.take(Some(*at)) {
+                        Some(serde_json::Value::Object(mut map)) => {
+                            let values = fields.iter().map(|f| map.remove(&f.name).unwrap_or(serde_json::Value::Null)).collect();
+                            let expected = expected.clone();
+                            (values, Box::new(move |name| format!("{expected}.{name}")))
+                        }
+                        other => {
+                            let what = match other {
+                                None | Some(serde_json::Value::Null) => "is missing".to_string(),
+                                Some(serde_json::Value::String(_)) => "is text, not a JSON object".to_string(),
+                                Some(_) => "is not a JSON object".to_string(),
+                            };
+                            problems.push(
+                                SuiteProblem::new(origin, format!("the gold `{expected}` {what}"))
+                                    .line(row.line)
+                                    .key(expected.as_str())
+                                    .hint("give every row its gold as an object, e.g. {\"total\": \"9.90\", \"date\": \"2018-03-14\"}"),
+                            );
+                            return None;
+                        }
+                    },
+                    FieldSource::Columns(at) => {
+                        let values = at.iter().map(|&i| row.take(Some(i)).unwrap_or(serde_json::Value::Null)).collect();
+                        (values, Box::new(|name: &str| name.to_string()))
+                    }
+                };
+                let mut shown = Vec::with_capacity(fields.len());
+                let mut ok = true;
+                for (i, (f, value)) in fields.iter().zip(&raw).enumerate() {
+                    match crate::extract::canonicalize(value, &f.ty) {
+                        Ok(canonical) => {
+                            if canonical.is_some() {
+                                present[i] += 1;
+                            } else if f.required && *test {
+                                problems.push(
+                                    SuiteProblem::new(origin, format!("the gold `{}` is empty, but the field is required", f.name))
+                                        .line(row.line)
+                                        .key(key_of(&f.name))
+                                        .hint("give every test row a value, or declare the field with `required: false`"),
+                                );
+                                ok = false;
+                            }
+                            shown.push(crate::extract::display_value(value, canonical.as_ref()));
+                        }
+                        Err(e) => {
+                            problems.push(
+                                SuiteProblem::new(origin, format!("the gold `{}` does not fit its type `{}`: {e}", f.name, f.ty.name()))
+                                    .line(row.line)
+                                    .key(key_of(&f.name))
+                                    .hint("fix the value, or change the field's `type` in `task.fields`"),
+                            );
+                            ok = false;
+                        }
+                    }
+                }
+                ok.then(|| crate::extract::object_text(fields, shown))
+            }
+        }
+    }
+
+    /// Problems found across rows: undeclared labels, and fields no test row has gold for.
+    fn finish(self, origin: &Path, label_column: &str) -> Vec<SuiteProblem> {
+        match self {
+            GoldReader::Label { labels, unknown, .. } => unknown
+                .into_iter()
+                .map(|(label, (first_line, rows))| {
+                    let declared = labels.map(|l| l.join(", ")).unwrap_or_default();
+                    let rows = if rows == 1 { "1 row".to_string() } else { format!("{rows} rows, the first shown") };
+                    SuiteProblem::new(origin, format!("label `{label}` is not one of the task's labels ({rows})"))
+                        .line(first_line)
+                        .key(label_column)
+                        .hint(format!("add it to `task.labels` or fix the data; declared labels are: {declared}"))
+                })
+                .collect(),
+            GoldReader::Fields { fields, present, test: true, expected, source } => fields
+                .iter()
+                .zip(present)
+                .filter(|(_, n)| *n == 0)
+                .map(|(f, _)| {
+                    let key = match source {
+                        FieldSource::Object(_) => format!("{expected}.{}", f.name),
+                        FieldSource::Columns(_) => f.name.clone(),
+                    };
+                    SuiteProblem::new(origin, format!("no test row has a gold value for field `{}`", f.name))
+                        .line(1)
+                        .key(key)
+                        .hint("check that the field's name matches the key or column in the data; a field no item has cannot be scored")
+                })
+                .collect(),
+            GoldReader::Fields { .. } => Vec::new(),
+        }
+    }
+}
+
 struct Columns {
     label: String,
     id: String,
     id_explicit: bool,
     group: String,
     group_explicit: bool,
+}
+
+/// Whether `auto` structured output asks this server for a JSON schema: only servers known to
+/// accept OpenAI's `response_format: json_schema` (OpenAI and Azure OpenAI). Self-hosted servers
+/// differ by version and flags, so they get the instructions and the reply is parsed, unless
+/// the suite says `structured_output: on`.
+fn supports_json_schema(base_url: Option<&str>) -> bool {
+    let Some(host) = base_url.and_then(|u| reqwest::Url::parse(u).ok()).and_then(|u| u.host_str().map(str::to_ascii_lowercase)) else {
+        return false;
+    };
+    host == "api.openai.com" || host.ends_with(".openai.azure.com")
 }
 
 fn line<T>(s: &Spanned<T>) -> u64 {

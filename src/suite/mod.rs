@@ -46,6 +46,8 @@ pub struct Task {
     /// Template source of the user turn for one item.
     pub input: String,
     pub fine_tuned_instructions: Option<String>,
+    /// The fields of an extraction task, in declared order; empty for classification.
+    pub fields: Vec<crate::extract::FieldSpec>,
 }
 
 impl Task {
@@ -66,9 +68,11 @@ pub struct Dataset {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Item {
     pub id: String,
-    /// Every column except the gold label, by header name; what templates see.
+    /// Every column except the gold (the label, or an extraction task's gold columns), by header
+    /// name; what templates see.
     pub fields: Fields,
-    /// The gold label.
+    /// The gold answer as the model should write it: the label, or for an extraction task the
+    /// gold object as compact JSON (see [`crate::extract::display_value`]).
     pub label: String,
     /// 1-based line in the data file (or in the suite, for inline rows).
     pub line: u64,
@@ -194,6 +198,8 @@ pub struct BackendSpec {
     pub epochs: u32,
     pub requests_per_minute: Option<f64>,
     pub tokens_per_minute: Option<f64>,
+    /// Extraction: requests carry a JSON schema made from the fields (`response_format`).
+    pub structured_output: bool,
 }
 
 /// Default per-backend concurrency.

@@ -65,6 +65,68 @@ pub struct TaskFile {
     /// fine-tuned prompt is the rendered `input` alone.
     #[serde(default)]
     pub fine_tuned_instructions: Option<Spanned<String>>,
+    /// The fields of an extraction task, in the order they are asked for.
+    #[serde(default)]
+    pub fields: Option<Spanned<FieldsFile>>,
+}
+
+/// `fields:` as written: a mapping from field name to its declaration, kept in file order (the
+/// order the model is asked for them and the reports list them).
+#[derive(Debug)]
+pub struct FieldsFile(pub Vec<(Spanned<String>, FieldFile)>);
+
+impl<'de> Deserialize<'de> for FieldsFile {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = FieldsFile;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mapping of field names to declarations, e.g. `total: { type: number }`")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<FieldsFile, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry::<Spanned<String>, FieldFile>()? {
+                    out.push(entry);
+                }
+                Ok(FieldsFile(out))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+/// One field's declaration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldFile {
+    #[serde(rename = "type")]
+    pub ty: Spanned<FieldTypeName>,
+    /// For `string` and `list`: `exact`, `normalized` (the default) or `fuzzy(threshold)`.
+    #[serde(rename = "match", default)]
+    pub match_rule: Option<Spanned<String>>,
+    /// For `number`: the largest difference still counted as right (0 by default).
+    #[serde(default)]
+    pub tolerance: Option<Spanned<f64>>,
+    /// For `enum`: the allowed values.
+    #[serde(default)]
+    pub values: Option<Spanned<Vec<String>>>,
+    /// Every test item must have a gold value, and the model must give one (false by default:
+    /// the value may be absent, and the model may answer null).
+    #[serde(default)]
+    pub required: Option<Spanned<bool>>,
+    /// Told to the model in the format line and the JSON schema.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum FieldTypeName {
+    String,
+    Number,
+    Date,
+    Enum,
+    List,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +134,16 @@ pub struct TaskFile {
 pub enum TaskKind {
     Classification,
     Extraction,
+}
+
+impl TaskKind {
+    /// The kind as written in suites and results.
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskKind::Classification => "classification",
+            TaskKind::Extraction => "extraction",
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +168,10 @@ pub struct DataFile {
     /// conversation); `group` by default when present. Intervals then use clustered errors.
     #[serde(default)]
     pub group_column: Option<Spanned<String>>,
+    /// Extraction: the column holding each item's gold object; `expected` by default. Without it,
+    /// the gold of each field is the column named after the field.
+    #[serde(default)]
+    pub expected_column: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +227,40 @@ pub struct BackendFile {
     /// Overrides (or supplies) the built-in price of `model`.
     #[serde(default)]
     pub pricing: Option<Spanned<PricingFile>>,
+    /// Extraction: ask for a JSON schema made from the fields (`on`), never (`off`), or when the
+    /// server is known to support it (`auto`, the default).
+    #[serde(default)]
+    pub structured_output: Option<Spanned<StructuredOutputFile>>,
+}
+
+/// `auto`, `on` or `off`; YAML 1.1 readers may hand `on` and `off` over as booleans, so those are
+/// accepted too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StructuredOutputFile {
+    Auto,
+    On,
+    Off,
+}
+
+impl<'de> Deserialize<'de> for StructuredOutputFile {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Bool(true) => Ok(StructuredOutputFile::On),
+            Raw::Bool(false) => Ok(StructuredOutputFile::Off),
+            Raw::Text(t) => match t.trim().to_ascii_lowercase().as_str() {
+                "auto" => Ok(StructuredOutputFile::Auto),
+                "on" | "true" | "yes" => Ok(StructuredOutputFile::On),
+                "off" | "false" | "no" => Ok(StructuredOutputFile::Off),
+                other => Err(serde::de::Error::custom(format!("structured_output must be auto, on or off, not `{other}`"))),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Clone, PartialEq)]

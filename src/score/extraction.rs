@@ -1,0 +1,369 @@
+//! Extraction scores: each field, all fields together, and whole records.
+//!
+//! For every answered sample and field, the gold and the predicted value are compared under the
+//! field's type and match rule ([`crate::extract::compare`]):
+//! - *correct*: both present and matching — a true positive;
+//! - *wrong*: both present, not matching — a false positive and a false negative;
+//! - *missed*: gold present, prediction absent (missing key, null, empty) — a false negative;
+//! - *spurious*: gold absent, prediction present — a false positive;
+//! - both absent: not counted anywhere.
+//!
+//! A reply with no JSON object is *invalid*: it counts as wrong on every field (in field
+//! accuracy and in the exact-record match) and as a false negative for each field with a gold
+//! value; having predicted nothing, it adds no false positive.
+//!
+//! Field accuracy is correct / counted, where counted is every answered sample except those with
+//! the field absent on both sides. Precision, recall and F1 are 0 when their denominator is 0.
+//! Micro figures pool the true and false positives and negatives of all fields; macro figures
+//! average the fields' own, over the fields with any of them. A record matches exactly when every
+//! field is correct or absent on both sides; that rate is the backend's accuracy.
+
+use serde_json::Value;
+
+use crate::extract::{FieldOutcome, FieldSpec};
+use crate::stats::{bootstrap_intervals, wilson_interval, BootstrapConfig, Interval};
+
+use super::{AccuracyMethod, Outcome, CONFIDENCE};
+
+/// What one sample says about one field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// No answer: the request failed, or the run did not reach the item.
+    Unscored,
+    Correct,
+    Wrong,
+    Missed,
+    Spurious,
+    BothAbsent,
+    /// The reply had no JSON object; the gold has a value for the field.
+    InvalidWithGold,
+    /// The reply had no JSON object; the gold has no value for the field.
+    InvalidWithoutGold,
+}
+
+impl Mark {
+    pub fn from_outcome(o: FieldOutcome) -> Mark {
+        match o {
+            FieldOutcome::Correct => Mark::Correct,
+            FieldOutcome::Wrong => Mark::Wrong,
+            FieldOutcome::Missed => Mark::Missed,
+            FieldOutcome::Spurious => Mark::Spurious,
+            FieldOutcome::BothAbsent => Mark::BothAbsent,
+        }
+    }
+
+    /// Whether the sample enters the field's accuracy.
+    fn counted(self) -> bool {
+        !matches!(self, Mark::Unscored | Mark::BothAbsent)
+    }
+
+    /// True positives, false positives and false negatives.
+    fn confusion(self) -> [u32; 3] {
+        match self {
+            Mark::Correct => [1, 0, 0],
+            Mark::Wrong => [0, 1, 1],
+            Mark::Missed | Mark::InvalidWithGold => [0, 0, 1],
+            Mark::Spurious => [0, 1, 0],
+            Mark::Unscored | Mark::BothAbsent | Mark::InvalidWithoutGold => [0, 0, 0],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Prf {
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+}
+
+impl Prf {
+    fn of([tp, fp, fn_]: [u64; 3]) -> Prf {
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        Prf { precision: ratio(tp, tp + fp), recall: ratio(tp, tp + fn_), f1: ratio(2 * tp, 2 * tp + fp + fn_) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldScores {
+    pub name: String,
+    /// Answered samples in the field's accuracy (all but those absent on both sides).
+    pub counted: u64,
+    pub correct: u64,
+    pub wrong: u64,
+    pub missed: u64,
+    pub spurious: u64,
+    pub both_absent: u64,
+    /// Invalid replies counted against this field.
+    pub invalid: u64,
+    pub true_positives: u64,
+    pub false_positives: u64,
+    pub false_negatives: u64,
+    pub accuracy: Interval,
+    pub accuracy_method: AccuracyMethod,
+    pub prf: Prf,
+}
+
+/// One field a backend got wrong, for the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    pub id: String,
+    pub field: String,
+    pub gold: Value,
+    /// Null when the reply had no value for the field.
+    pub predicted: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendExtraction {
+    pub fields: Vec<FieldScores>,
+    pub micro: Prf,
+    pub macro_avg: Prf,
+    /// Samples × fields, sample-major.
+    pub marks: Vec<Mark>,
+    pub examples: Vec<FieldError>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunExtraction {
+    pub fields: Vec<FieldSpec>,
+    pub backends: Vec<BackendExtraction>,
+}
+
+/// The six overall metrics with bootstrap intervals, in this order.
+pub const OVERALL: [&str; 6] = ["micro_precision", "micro_recall", "micro_f1", "macro_precision", "macro_recall", "macro_f1"];
+
+/// How many field errors the report shows per backend.
+const EXAMPLES: usize = 6;
+
+/// Scores one backend from its samples' marks. `answers` holds each sample's predicted object
+/// (for examples), `gold` each item's gold object, and `ids` the item ids.
+pub fn summarize(
+    fields: &[FieldSpec],
+    marks: Vec<Mark>,
+    outcomes: &[Outcome],
+    epochs: usize,
+    gold: &[Option<serde_json::Map<String, Value>>],
+    answers: &[Option<serde_json::Map<String, Value>>],
+    ids: &[String],
+) -> crate::Result<BackendExtraction> {
+    let n_fields = fields.len();
+    let samples = marks.len() / n_fields.max(1);
+    let mut scores = Vec::with_capacity(n_fields);
+    let mut totals = [0u64; 3];
+    for (f, spec) in fields.iter().enumerate() {
+        let column = || (0..samples).map(|s| marks[s * n_fields + f]);
+        let count = |m: Mark| column().filter(|&x| x == m).count() as u64;
+        let counted = column().filter(|m| m.counted()).count() as u64;
+        let correct = count(Mark::Correct);
+        let mut confusion = [0u64; 3];
+        for m in column() {
+            for (t, c) in confusion.iter_mut().zip(m.confusion()) {
+                *t += u64::from(c);
+            }
+        }
+        for (t, c) in totals.iter_mut().zip(confusion) {
+            *t += c;
+        }
+        let (accuracy, accuracy_method) = field_accuracy(column().collect(), epochs, correct, counted)?;
+        scores.push(FieldScores {
+            name: spec.name.clone(),
+            counted,
+            correct,
+            wrong: count(Mark::Wrong),
+            missed: count(Mark::Missed),
+            spurious: count(Mark::Spurious),
+            both_absent: count(Mark::BothAbsent),
+            invalid: count(Mark::InvalidWithGold) + count(Mark::InvalidWithoutGold),
+            true_positives: confusion[0],
+            false_positives: confusion[1],
+            false_negatives: confusion[2],
+            accuracy,
+            accuracy_method,
+            prf: Prf::of(confusion),
+        });
+    }
+    let micro = Prf::of(totals);
+    let macro_avg = macro_of(scores.iter().map(|s| [s.true_positives, s.false_positives, s.false_negatives]));
+    let examples = examples(fields, &marks, outcomes, epochs, gold, answers, ids);
+    Ok(BackendExtraction { fields: scores, micro, macro_avg, marks, examples })
+}
+
+/// Mean of the fields' precision, recall and F1 over the fields with any true or false positive
+/// or negative (a field absent from gold and predictions alike says nothing).
+fn macro_of(confusions: impl Iterator<Item = [u64; 3]>) -> Prf {
+    let mut sum = Prf::default();
+    let mut n = 0usize;
+    for c in confusions.filter(|c| c.iter().any(|&x| x > 0)) {
+        let p = Prf::of(c);
+        sum.precision += p.precision;
+        sum.recall += p.recall;
+        sum.f1 += p.f1;
+        n += 1;
+    }
+    if n == 0 {
+        return Prf::default();
+    }
+    let n = n as f64;
+    Prf { precision: sum.precision / n, recall: sum.recall / n, f1: sum.f1 / n }
+}
+
+/// Wilson over the counted samples; with several samples per item, clustered by item.
+fn field_accuracy(column: Vec<Mark>, epochs: usize, correct: u64, counted: u64) -> crate::Result<(Interval, AccuracyMethod)> {
+    if epochs > 1 {
+        let as_outcomes: Vec<Outcome> = column
+            .iter()
+            .map(|&m| if m.counted() { Outcome::Answered { predicted: None, correct: m == Mark::Correct } } else { Outcome::Missing })
+            .collect();
+        if let Some(c) = super::clustered_accuracy(&as_outcomes, |s| s / epochs) {
+            return Ok((c.interval, AccuracyMethod::Clustered));
+        }
+    }
+    Ok((wilson_interval(correct, counted, CONFIDENCE)?, AccuracyMethod::Wilson))
+}
+
+/// A few field errors in item order, at most two per field so several fields show.
+fn examples(
+    fields: &[FieldSpec],
+    marks: &[Mark],
+    outcomes: &[Outcome],
+    epochs: usize,
+    gold: &[Option<serde_json::Map<String, Value>>],
+    answers: &[Option<serde_json::Map<String, Value>>],
+    ids: &[String],
+) -> Vec<FieldError> {
+    let n_fields = fields.len();
+    let per_field = 2;
+    let mut taken = vec![0usize; n_fields];
+    let mut out = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        // The first sample of an item stands for it.
+        let s = i * epochs;
+        if !matches!(outcomes.get(s), Some(Outcome::Answered { predicted: Some(_), .. })) {
+            continue;
+        }
+        for (f, spec) in fields.iter().enumerate() {
+            if out.len() >= EXAMPLES || taken[f] >= per_field {
+                continue;
+            }
+            if matches!(marks[s * n_fields + f], Mark::Wrong | Mark::Missed | Mark::Spurious) {
+                let value = |m: &Option<serde_json::Map<String, Value>>| m.as_ref().and_then(|m| m.get(&spec.name)).cloned().unwrap_or(Value::Null);
+                out.push(FieldError { id: id.clone(), field: spec.name.clone(), gold: value(&gold[i]), predicted: value(&answers[s]) });
+                taken[f] += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Per item, per field: true positives, false positives, false negatives over the item's samples.
+fn item_confusions(marks: &[Mark], epochs: usize, n_fields: usize) -> Vec<[u32; 3]> {
+    let items = marks.len() / (n_fields * epochs).max(1);
+    let mut out = vec![[0u32; 3]; items * n_fields];
+    for (k, m) in marks.iter().enumerate() {
+        let (s, f) = (k / n_fields, k % n_fields);
+        let cell = &mut out[(s / epochs) * n_fields + f];
+        for (t, c) in cell.iter_mut().zip(m.confusion()) {
+            *t += c;
+        }
+    }
+    out
+}
+
+/// Micro and macro precision, recall and F1 over the items in `indices` (with repeats).
+fn overall_of(confusions: &[[u32; 3]], n_fields: usize, indices: &[usize], out: &mut [f64]) {
+    let mut per_field = vec![[0u64; 3]; n_fields];
+    for &i in indices {
+        for (f, total) in per_field.iter_mut().enumerate() {
+            for (t, c) in total.iter_mut().zip(confusions[i * n_fields + f]) {
+                *t += u64::from(c);
+            }
+        }
+    }
+    let mut totals = [0u64; 3];
+    for c in &per_field {
+        for (t, x) in totals.iter_mut().zip(c) {
+            *t += x;
+        }
+    }
+    let micro = Prf::of(totals);
+    let macro_avg = macro_of(per_field.into_iter());
+    out.copy_from_slice(&[micro.precision, micro.recall, micro.f1, macro_avg.precision, macro_avg.recall, macro_avg.f1]);
+}
+
+/// The [`OVERALL`] metrics with percentile bootstrap intervals, resampling items (an item's
+/// samples stay together); `None` where there is nothing to resample.
+pub fn overall_intervals(backend: &BackendExtraction, epochs: usize, n_fields: usize, bootstrap: &BootstrapConfig) -> [Option<Interval>; 6] {
+    let confusions = item_confusions(&backend.marks, epochs, n_fields);
+    let items = confusions.len() / n_fields.max(1);
+    let mut out = [None; 6];
+    let answered = backend.marks.iter().any(|m| *m != Mark::Unscored);
+    if !answered || n_fields == 0 {
+        return out;
+    }
+    if let Ok(results) = bootstrap_intervals(items, bootstrap, 6, |idx, values| overall_of(&confusions, n_fields, idx, values)) {
+        for (slot, r) in out.iter_mut().zip(results) {
+            *slot = r.ok().map(|b| b.interval);
+        }
+    }
+    out
+}
+
+/// Micro-F1 of `second` minus `first`, paired percentile bootstrap over the items.
+pub fn micro_f1_difference(first: (&BackendExtraction, usize), second: (&BackendExtraction, usize), n_fields: usize, bootstrap: &BootstrapConfig) -> Option<Interval> {
+    let a = item_confusions(&first.0.marks, first.1, n_fields);
+    let b = item_confusions(&second.0.marks, second.1, n_fields);
+    let items = a.len() / n_fields.max(1);
+    let micro = |c: &[[u32; 3]], idx: &[usize]| {
+        let mut totals = [0u64; 3];
+        for &i in idx {
+            for cell in &c[i * n_fields..(i + 1) * n_fields] {
+                for (t, x) in totals.iter_mut().zip(cell) {
+                    *t += u64::from(*x);
+                }
+            }
+        }
+        Prf::of(totals).f1
+    };
+    crate::stats::bootstrap_interval(items, bootstrap, |idx| micro(&b, idx) - micro(&a, idx)).ok().map(|r| r.interval)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::FieldType;
+
+    fn spec(name: &str) -> FieldSpec {
+        FieldSpec { name: name.into(), ty: FieldType::Date, required: false, description: None }
+    }
+
+    /// Two fields, five items, hand-counted.
+    #[test]
+    fn counts_follow_the_documented_semantics() {
+        use Mark::*;
+        let marks = vec![
+            Correct, Correct, //
+            Wrong, Missed, //
+            InvalidWithGold, InvalidWithoutGold, //
+            Spurious, BothAbsent, //
+            Correct, Unscored, // the second field of an unanswered item cannot happen alone, but is ignored
+        ];
+        let outcomes = vec![Outcome::Answered { predicted: Some(0), correct: true }; 5];
+        let ids: Vec<String> = (0..5).map(|i| i.to_string()).collect();
+        let none = vec![None; 5];
+        let b = summarize(&[spec("a"), spec("b")], marks, &outcomes, 1, &none, &none, &ids).unwrap();
+        let (a, bb) = (&b.fields[0], &b.fields[1]);
+        // a: correct 2, wrong 1, invalid 1, spurious 1 → counted 5; TP 2, FP 2, FN 2.
+        assert_eq!((a.counted, a.correct, a.true_positives, a.false_positives, a.false_negatives), (5, 2, 2, 2, 2));
+        assert_eq!(a.accuracy.estimate, 0.4);
+        assert_eq!(a.prf, Prf { precision: 0.5, recall: 0.5, f1: 0.5 });
+        // b: correct 1, missed 1, invalid 1 (no gold), both absent 1 → counted 3; TP 1, FP 0, FN 1.
+        assert_eq!((bb.counted, bb.correct, bb.true_positives, bb.false_positives, bb.false_negatives), (3, 1, 1, 0, 1));
+        assert_eq!(bb.prf, Prf { precision: 1.0, recall: 0.5, f1: 2.0 / 3.0 });
+        // Micro: TP 3, FP 2, FN 3.
+        assert_eq!(b.micro, Prf { precision: 0.6, recall: 0.5, f1: 6.0 / 11.0 });
+        assert!((b.macro_avg.f1 - (0.5 + 2.0 / 3.0) / 2.0).abs() < 1e-15);
+        let intervals = overall_intervals(&b, 1, 2, &BootstrapConfig { seed: 1, ..BootstrapConfig::default() });
+        assert_eq!(intervals[2].unwrap().estimate, 6.0 / 11.0);
+        assert!(intervals.iter().all(|i| i.is_some_and(|i| i.low <= i.estimate && i.estimate <= i.high)));
+    }
+}
