@@ -3,6 +3,8 @@
 //! - `run_openai`: runs against the in-process OpenAI-compatible server (`support::openai_server`)
 //! - `validate`: suite and data errors from `evalgate validate`
 //! - `cli`: the binary's flags, exit codes, skipped backends and credential hygiene
+//! - `extraction`: extraction suites on the project's receipts: per-field scores against hand
+//!   counts, gold from columns, and extraction validation errors
 //! - `datasets`: the local baseline on public datasets in `../shared/datasets` (skipped when absent)
 //! - `stats_cost`: the calculators, and statistics and cost recomputed from the journal
 //! - `resilience`: kill -9 and resume, budget, Ctrl-C
@@ -14,6 +16,8 @@ mod support;
 mod cli;
 #[path = "it/datasets.rs"]
 mod datasets;
+#[path = "it/extraction.rs"]
+mod extraction;
 #[path = "it/reliability.rs"]
 mod reliability;
 #[path = "it/resilience.rs"]
