@@ -537,6 +537,8 @@ pub fn format_instructions(fields: &[FieldSpec]) -> String {
 pub fn display_value(raw: &Value, canonical: Option<&Canonical>) -> Value {
     match canonical {
         None => Value::Null,
+        // Whole numbers as integers (`99`, not `99.0`), as people write them.
+        Some(Canonical::Number(n)) if n.fract() == 0.0 && n.abs() < 9.0e15 => Value::from(*n as i64),
         Some(Canonical::Number(n)) => serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number),
         Some(Canonical::Date(d) | Canonical::Enum(d)) => Value::from(d.as_str()),
         Some(Canonical::List(_)) => match raw {

@@ -512,10 +512,13 @@ fn recommend(backends: &[BackendResult], comparisons: &[ComparisonResult], reque
     let Some(best) = answered.iter().copied().max_by(|a, b| a.accuracy.estimate.total_cmp(&b.accuracy.estimate).then(b.id.cmp(&a.id))) else {
         return "No backend answered any item, so there is nothing to recommend.".into();
     };
-    let pct = |b: &BackendResult| format!("{:.1}%", b.accuracy.estimate * 100.0);
+    // For extraction, accuracy is the exact-match rate; say so.
+    let extraction = best.exact_match.is_some();
+    let pct = |b: &BackendResult| format!("{:.1}%{}", b.accuracy.estimate * 100.0, if extraction { " exact match" } else { "" });
     if answered.len() == 1 {
         let more = if skipped.is_empty() { String::new() } else { " Set the key variables of the skipped backends to compare them with it.".to_string() };
-        return format!("Only `{}` ran ({} accurate); there is nothing to compare it with.{more}", best.id, pct(best));
+        let what = if extraction { pct(best) } else { format!("{} accurate", pct(best)) };
+        return format!("Only `{}` ran ({what}); there is nothing to compare it with.{more}", best.id);
     }
     let not_worse = |b: &BackendResult| {
         b.id == best.id
@@ -525,7 +528,11 @@ fn recommend(backends: &[BackendResult], comparisons: &[ComparisonResult], reque
     };
     let per_correct = |b: &BackendResult| b.cost.per_correct_usd.map(|c| c.estimate);
     let cheapest = answered.iter().copied().filter(|b| not_worse(b)).filter_map(|b| Some((b, per_correct(b)?))).min_by(|a, b| a.1.total_cmp(&b.1));
-    let mut text = format!("`{}` is the most accurate backend ({}).", best.id, pct(best));
+    let mut text = if extraction {
+        format!("`{}` has the most exactly matched records ({}).", best.id, pct(best))
+    } else {
+        format!("`{}` is the most accurate backend ({}).", best.id, pct(best))
+    };
     match cheapest {
         Some((c, cost)) if c.id == best.id => text.push_str(&format!(" It is also the cheapest per correct answer among those not detectably worse (${cost:.6}).")),
         Some((c, cost)) => {

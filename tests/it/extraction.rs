@@ -224,7 +224,8 @@ fn receipts_example_scores_every_field_against_hand_counts() {
         // Gold as the model should write it: dates in ISO 8601, numbers as numbers.
         let date = gold["date"].as_str().unwrap();
         assert_eq!(shown["date"], json!(format!("{}-{}-{}", &date[6..], &date[3..5], &date[..2])));
-        assert_eq!(shown["total"], json!(gold["total"].as_str().unwrap().parse::<f64>().unwrap()));
+        let total: f64 = gold["total"].as_str().unwrap().parse().unwrap();
+        assert_eq!(shown["total"].as_f64(), Some(total), "{shown}");
         assert_eq!(shown["company"], gold["company"]);
         assert_eq!(shown["loyalty_number"], gold["loyalty_number"]);
         assert_eq!(shown.as_object().unwrap().keys().collect::<Vec<_>>(), FIELDS.iter().collect::<Vec<_>>());
@@ -287,7 +288,7 @@ backends:
     let records = records(&run);
     assert_eq!(records.len(), 2);
     let r1 = records.iter().find(|r| r["id"] == "r1").unwrap();
-    assert_eq!(r1["gold"], r#"{"vendor":"ACME","amount":1250.0,"when":"2024-02-03"}"#);
+    assert_eq!(r1["gold"], r#"{"vendor":"ACME","amount":1250,"when":"2024-02-03"}"#);
     assert_eq!(r1["correct"], true);
     let r2 = records.iter().find(|r| r["id"] == "r2").unwrap();
     // `Vendor` matches `vendor` ignoring case; 12 is not 12.50; `when` absent on both sides.
@@ -393,4 +394,76 @@ fn extraction_validation_errors_name_file_line_and_key() {
     assert_problem(&validate_with(&[("input: \"{{ text }}\"", "input: \"{{ text }} {{ expected }}\"")], DATA), "suite.yaml:10", &["task.input", "gold"]);
     // structured_output is an extraction setting with three values.
     assert_problem(&validate_with(&[("    base_url: http://127.0.0.1:9/v1\n", "    base_url: http://127.0.0.1:9/v1\n    structured_output: sometimes\n")], DATA), "suite.yaml", &["structured_output", "auto, on or off"]);
+}
+
+/// `report.md` and `results.json` of an extraction run, snapshot: fixed replies per backend with
+/// a wrong, a missed, a spurious and an invalid answer among them.
+#[test]
+fn extraction_report_snapshot() {
+    fn reply(model: &str, id: &str) -> &'static str {
+        match (model, id) {
+            (_, "inv-1") => r#"{"vendor": "Acme Ltd", "amount": 120.5, "due": "2024-03-01", "status": "paid"}"#,
+            ("m-a", "inv-2") => r#"Sure: {"vendor": "Bolt", "amount": "$99.00", "due": null, "status": "open"}"#,
+            ("m-b", "inv-2") => r#"{"vendor": "Bolt", "amount": 98, "due": "2024-04-02", "status": "open"}"#,
+            ("m-a", "inv-3") => r#"{"vendor": "Cobalt | Sons", "amount": 10, "due": "5 May 2024", "status": "overdue"}"#,
+            ("m-b", "inv-3") => "I cannot help with that.",
+            ("m-a", "inv-4") => r#"{"vendor": "Dyna", "amount": 7, "due": null, "status": "paid"}"#,
+            ("m-b", "inv-4") => r#"```json
+{"vendor": "Dyna", "amount": 7, "due": null, "status": "paid"}
+```"#,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let server = TestServer::start_in_thread(|req: &RecordedRequest, _| {
+        let text = req.last_user_text().unwrap_or_default();
+        let id = text.split_whitespace().next().unwrap_or_default().to_string();
+        Reply::chat(reply(req.model().unwrap_or_default(), &id))
+    });
+    let ws = Workspace::new();
+    ws.write(
+        "test.jsonl",
+        concat!(
+            r#"{"id": "inv-1", "text": "inv-1 ACME LTD 120.50 due 01/03/2024 PAID", "expected": {"vendor": "ACME Ltd", "amount": "120.50", "due": "01/03/2024", "status": "paid"}}"#, "\n",
+            r#"{"id": "inv-2", "text": "inv-2 BOLT 99.00 OPEN", "expected": {"vendor": "Bolt", "amount": "99.00", "due": null, "status": "open"}}"#, "\n",
+            r#"{"id": "inv-3", "text": "inv-3 COBALT & SONS 10.00 due 05/05/2024", "expected": {"vendor": "Cobalt & Sons", "amount": "10.00", "due": "05/05/2024", "status": "open"}}"#, "\n",
+            r#"{"id": "inv-4", "text": "inv-4 DYNA 7.00 PAID", "expected": {"vendor": "Dyna", "amount": "7", "due": null, "status": "paid"}}"#, "\n",
+        ),
+    );
+    let suite = format!(
+        r#"schema_version: 1
+name: invoices-snapshot
+task:
+  kind: extraction
+  fields:
+    vendor: {{ type: string, match: normalized }}
+    amount: {{ type: number, tolerance: 0.01 }}
+    due: {{ type: date }}
+    status: {{ type: enum, values: [open, paid, overdue] }}
+  instructions: Extract the invoice fields.
+  input: "{{{{ text }}}}"
+data: {{ test: test.jsonl }}
+backends:
+  - {{ id: a, provider: openai, model: m-a, base_url: {base}, concurrency: 1, structured_output: on, pricing: {{ input_per_mtok: 0.15, output_per_mtok: 0.6 }} }}
+  - {{ id: b, provider: openai, model: m-b, base_url: {base}, concurrency: 1, pricing: {{ input_per_mtok: 2.5, output_per_mtok: 10 }} }}
+"#,
+        base = server.base_url()
+    );
+    ws.write("suite.yaml", &suite);
+    let run = ws.run_dir("run");
+    let out = output(evalgate(ws.path()).args(["run", "suite.yaml", "--out"]).arg(&run));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let markdown = std::fs::read_to_string(run.join("report.md")).unwrap();
+    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
+        insta::assert_snapshot!("extraction_report_md", crate::run_openai::redact_report(&markdown, &run));
+    });
+    let mut results: Value = serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    for key in ["started_at", "finished_at", "suite_sha256", "evalgate_version"] {
+        results[key] = Value::String(format!("<{key}>"));
+    }
+    for b in results["backends"].as_array_mut().unwrap() {
+        b["latency_ms"] = json!({ "p50": "<ms>", "p95": "<ms>" });
+    }
+    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
+        insta::assert_snapshot!("extraction_results_json", serde_json::to_string_pretty(&results).unwrap());
+    });
 }

@@ -728,7 +728,7 @@ async fn concurrency_bounds_requests_in_flight() {
 /// Replaces what changes from run to run with fixed placeholders, as nextest's `redact.rs` does:
 /// timestamps, the suite hash (the suite names the server's random port), the version, run
 /// paths, and the latency column of the summary table.
-fn redact_report(markdown: &str, run_dir: &std::path::Path) -> String {
+pub(crate) fn redact_report(markdown: &str, run_dir: &std::path::Path) -> String {
     let mut out = Vec::new();
     let mut latency_column: Option<usize> = None;
     for line in markdown.replace(&run_dir.display().to_string(), "<run-dir>").lines() {
