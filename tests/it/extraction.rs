@@ -467,3 +467,40 @@ backends:
         insta::assert_snapshot!("extraction_results_json", serde_json::to_string_pretty(&results).unwrap());
     });
 }
+
+/// Repeated sampling: every sample is scored, and field intervals cluster by item.
+#[test]
+fn repeated_samples_are_scored_per_sample_and_clustered_by_item() {
+    use std::sync::Mutex;
+    let seen: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let server = TestServer::start_in_thread(move |req: &RecordedRequest, _| {
+        let text = req.last_user_text().unwrap_or_default();
+        let mut seen = seen.lock().unwrap();
+        let n = seen.entry(text.clone()).or_default();
+        *n += 1;
+        // The first sample of every item gets the total wrong; the other two are right.
+        let total = if *n == 1 { 1.0 } else { 9.9 };
+        Reply::chat(json!({ "company": text, "total": total }).to_string())
+    });
+    let ws = Workspace::new();
+    ws.write("test.jsonl", "{\"text\": \"A\", \"expected\": {\"company\": \"A\", \"total\": 9.9}}\n{\"text\": \"B\", \"expected\": {\"company\": \"B\", \"total\": 9.9}}\n{\"text\": \"C\", \"expected\": {\"company\": \"C\", \"total\": 9.9}}\n");
+    ws.write(
+        "suite.yaml",
+        &format!(
+            "schema_version: 1\nname: epochs\ntask:\n  kind: extraction\n  fields: {{ company: {{ type: string }}, total: {{ type: number }} }}\n  instructions: x\n  input: \"{{{{ text }}}}\"\ndata: {{ test: test.jsonl }}\nbackends:\n  - {{ id: m, provider: openai, model: m, base_url: {}, epochs: 3, temperature: 1, concurrency: 1 }}\n",
+            server.base_url()
+        ),
+    );
+    let run = ws.run_dir("run");
+    let out = output(evalgate(ws.path()).args(["run", "suite.yaml", "--out"]).arg(&run));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(records(&run).len(), 9);
+    let results = results(&run);
+    let b = backend(&results, "m");
+    assert_eq!(u(&b["answered"]), 9);
+    assert_close(f(&b["exact_match"]["estimate"]), 6.0 / 9.0, "exact match over samples");
+    let total = &b["fields"]["total"];
+    assert_eq!((u(&total["correct"]), u(&total["counted"])), (6, 9));
+    assert_eq!(total["accuracy"]["method"], "clustered");
+    assert_eq!(b["fields"]["company"]["accuracy"]["estimate"], json!(1.0));
+}
