@@ -1050,8 +1050,8 @@ enum Tok {
 ///   (`2018-03-14T10:00:00Z`, `25/12/2018 10:30 PM`) are ignored.
 ///
 /// Two-digit years mean 2000+yy. Years must be 1000–9999; months and days are range-checked
-/// with leap years. Also accepted: the compact ISO form `20171230` (years 1900–2099 only, so
-/// other 8-digit numbers are not read as dates), and any of the above wrapped in parentheses or
+/// with leap years. Also accepted: the compact forms `20171230` and `30122017` (years 1900–2099
+/// only, so other 8-digit numbers are not read as dates), and any of the above wrapped in parentheses or
 /// brackets (`(14/03/2018)`, as some receipts print it). Everything else (e.g. `31/02/2018`,
 /// `Dec 2017`, `2017123`) is rejected.
 pub fn parse_date(s: &str) -> Option<String> {
@@ -1060,8 +1060,14 @@ pub fn parse_date(s: &str) -> Option<String> {
         s = inner.trim();
     }
     if s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit()) {
-        let (y, m, d) = (num(&s[..4])?, num(&s[4..6])?, num(&s[6..])?);
-        return ((1900..=2099).contains(&y) && valid_ymd(y, m, d)).then(|| format!("{y:04}-{m:02}-{d:02}"));
+        // YYYYMMDD, else DDMMYYYY. Both readings cannot be valid with years in 1900–2099: the
+        // last four digits of a YYYYMMDD date are a month and day, never such a year.
+        let ymd = (num(&s[..4])?, num(&s[4..6])?, num(&s[6..])?);
+        let dmy = (num(&s[4..])?, num(&s[2..4])?, num(&s[..2])?);
+        return [ymd, dmy]
+            .into_iter()
+            .find(|&(y, m, d)| (1900..=2099).contains(&y) && valid_ymd(y, m, d))
+            .map(|(y, m, d)| format!("{y:04}-{m:02}-{d:02}"));
     }
     let s = strip_time(s);
     let (toks, seps) = tokenize_date(s)?;
@@ -1748,6 +1754,7 @@ mod tests {
         }
         // Forms SROIE's train split uses.
         assert_eq!(parse_date("20171230").as_deref(), Some("2017-12-30"));
+        assert_eq!(parse_date("25032018").as_deref(), Some("2018-03-25"));
         assert_eq!(parse_date("(14/03/2018)").as_deref(), Some("2018-03-14"));
         let e = canonicalize(&json!("31/02/2018"), &FieldType::Date).unwrap_err();
         assert!(e.contains("'31/02/2018' is not a recognised date"), "{e}");
