@@ -376,15 +376,27 @@ impl Resolver {
                         let at: Vec<Option<usize>> = fields.iter().map(|f| index_of(&f.name)).collect();
                         let missing: Vec<&str> = fields.iter().zip(&at).filter(|(_, a)| a.is_none()).map(|(f, _)| f.name.as_str()).collect();
                         if !missing.is_empty() {
+                            // A column of objects with the fields' names is most likely the gold
+                            // under another name (SROIE calls it `entities`): say so.
+                            let holds_fields = |i: usize| {
+                                table.rows.iter().take(20).any(|r| match r.values.get(i) {
+                                    Some(Some(serde_json::Value::Object(m))) => fields.iter().any(|f| m.contains_key(&f.name)),
+                                    _ => false,
+                                })
+                            };
+                            let suggestion = (0..table.columns.len()).find(|&i| holds_fields(i)).map(|i| &table.columns[i]);
                             for name in &missing {
                                 self.problems.push(
                                     SuiteProblem::new(&origin, format!("no gold for field `{name}`: the data has no `{expected}` object and no `{name}` column"))
                                         .line(1)
                                         .key(*name)
-                                        .hint(format!(
-                                            "columns are: {}; give each field a column of its own, or put the gold in an object column (set `data.expected_column` if it is not called `{expected}`)",
-                                            table.columns.join(", ")
-                                        )),
+                                        .hint(match suggestion {
+                                            Some(column) => format!("the `{column}` column holds objects with the fields' names; set `data.expected_column: {column}`"),
+                                            None => format!(
+                                                "columns are: {}; give each field a column of its own, or put the gold in an object column (set `data.expected_column` if it is not called `{expected}`)",
+                                                table.columns.join(", ")
+                                            ),
+                                        }),
                                 );
                             }
                             return None;

@@ -371,7 +371,9 @@ fn extraction_validation_errors_name_file_line_and_key() {
     assert_problem(&validate_with(&[("    total:", "    totl:")], DATA), "test.jsonl:1", &["expected.totl", "no test row has a gold value for field `totl`"]);
     // No gold object at all, and no column named after a field.
     let flat = DATA.replace("\"expected\"", "\"gold\"");
-    assert_problem(&validate_with(&[], &flat), "test.jsonl:1", &["no gold for field `company`", "expected_column"]);
+    assert_problem(&validate_with(&[], &flat), "test.jsonl:1", &["no gold for field `company`", "set `data.expected_column: gold`"]);
+    let no_gold = "{\"id\": \"a\", \"text\": \"x\", \"other\": {\"k\": 1}}\n";
+    assert_problem(&validate_with(&[], no_gold), "test.jsonl:1", &["no gold for field `company`", "columns are: id, text, other"]);
     // The expected column holds text, not an object.
     let text_gold = "{\"id\": \"a\", \"text\": \"x\", \"expected\": \"ACME\"}\n";
     assert_problem(&validate_with(&[], text_gold), "test.jsonl:1", &["expected", "not a JSON object"]);
