@@ -5,6 +5,8 @@
 //! - `cli`: the binary's flags, exit codes, skipped backends and credential hygiene
 //! - `extraction`: extraction suites on the project's receipts: per-field scores against hand
 //!   counts, gold from columns, and extraction validation errors
+//! - `extraction_sroie`: the SROIE receipts (`../shared/datasets`, skipped when absent) through
+//!   the test server, every per-field number against hand counts, and gold demonstrations
 //! - `datasets`: the local baseline on public datasets in `../shared/datasets` (skipped when absent)
 //! - `stats_cost`: the calculators, and statistics and cost recomputed from the journal
 //! - `resilience`: kill -9 and resume, budget, Ctrl-C
@@ -16,6 +18,8 @@ mod support;
 mod cli;
 #[path = "it/datasets.rs"]
 mod datasets;
+#[path = "it/extraction_sroie.rs"]
+mod extraction_sroie;
 #[path = "it/extraction.rs"]
 mod extraction;
 #[path = "it/reliability.rs"]

@@ -220,11 +220,17 @@ pub fn score_run(dir: &Path, meta: &RunMeta) -> Result<RunScores> {
     Ok(RunScores { labels: labels.clone(), items: meta.items.clone(), gold, backends, extraction })
 }
 
+#[derive(Clone)]
+struct ItemGold {
+    object: serde_json::Map<String, serde_json::Value>,
+    values: Vec<Option<crate::extract::Canonical>>,
+}
+
 /// Field marks and predicted objects of an extraction run, as records are read.
 struct ExtractionTally {
     fields: Vec<crate::extract::FieldSpec>,
     /// Per item: the gold object as recorded, and its canonical values.
-    gold: Vec<Option<(serde_json::Map<String, serde_json::Value>, Vec<Option<crate::extract::Canonical>>)>>,
+    gold: Vec<Option<ItemGold>>,
     /// Per backend: samples × fields marks, and each sample's predicted object.
     marks: Vec<Vec<super::extraction::Mark>>,
     answers: Vec<Vec<Option<serde_json::Map<String, serde_json::Value>>>>,
@@ -249,9 +255,9 @@ impl ExtractionTally {
         if self.gold[i].is_none() {
             let values = crate::extract::gold_values(&self.fields, gold)?;
             let Ok(serde_json::Value::Object(object)) = serde_json::from_str(gold) else { return Err("the gold is not a JSON object".into()) };
-            self.gold[i] = Some((object, values));
+            self.gold[i] = Some(ItemGold { object, values });
         }
-        let Some((_, canonical)) = &self.gold[i] else { unreachable!("set above") };
+        let Some(ItemGold { values: canonical, .. }) = &self.gold[i] else { unreachable!("set above") };
         let marks = &mut self.marks[b][s * n..(s + 1) * n];
         if failed {
             marks.fill(Mark::Unscored);
@@ -285,7 +291,7 @@ impl ExtractionTally {
     }
 
     fn finish(self, meta: &RunMeta, backends: &[BackendScores]) -> Result<super::extraction::RunExtraction> {
-        let gold: Vec<Option<serde_json::Map<String, serde_json::Value>>> = self.gold.into_iter().map(|g| g.map(|(object, _)| object)).collect();
+        let gold: Vec<Option<serde_json::Map<String, serde_json::Value>>> = self.gold.into_iter().map(|g| g.map(|g| g.object)).collect();
         let mut out = Vec::with_capacity(backends.len());
         for ((scores, marks), answers) in backends.iter().zip(self.marks).zip(self.answers) {
             out.push(super::extraction::summarize(&self.fields, marks, &scores.outcomes, scores.epochs, &gold, &answers, &meta.items)?);

@@ -917,12 +917,12 @@ impl GoldReader<'_> {
                 Some(label)
             }
             GoldReader::Fields { fields, source, expected, test, present } => {
-                let (raw, key_of): (Vec<serde_json::Value>, Box<dyn Fn(&str) -> String>) = match source {
+                // The key a problem names: `expected.total` for an object column, `total` for a column.
+                let (raw, prefix): (Vec<serde_json::Value>, Option<&str>) = match source {
                     FieldSource::Object(at) => match row.take(Some(*at)) {
                         Some(serde_json::Value::Object(mut map)) => {
                             let values = fields.iter().map(|f| map.remove(&f.name).unwrap_or(serde_json::Value::Null)).collect();
-                            let expected = expected.clone();
-                            (values, Box::new(move |name| format!("{expected}.{name}")))
+                            (values, Some(expected.as_str()))
                         }
                         other => {
                             let what = match other {
@@ -941,9 +941,10 @@ impl GoldReader<'_> {
                     },
                     FieldSource::Columns(at) => {
                         let values = at.iter().map(|&i| row.take(Some(i)).unwrap_or(serde_json::Value::Null)).collect();
-                        (values, Box::new(|name: &str| name.to_string()))
+                        (values, None)
                     }
                 };
+                let key_of = |name: &str| prefix.map_or(name.to_string(), |p| format!("{p}.{name}"));
                 let mut shown = Vec::with_capacity(fields.len());
                 let mut ok = true;
                 for (i, (f, value)) in fields.iter().zip(&raw).enumerate() {

@@ -29,7 +29,10 @@ fn receipts_suite(base: &str) -> String {
 }
 
 /// Receipt number (from `rcpt-NNN`) and gold object, by the user turn the suite renders.
-fn receipts_by_prompt() -> Arc<HashMap<String, (u32, serde_json::Map<String, Value>)>> {
+/// Receipt number and gold object, by the user turn the suite renders.
+type Receipts = Arc<HashMap<String, (u32, serde_json::Map<String, Value>)>>;
+
+fn receipts_by_prompt() -> Receipts {
     let text = std::fs::read_to_string(fixture("test.jsonl")).unwrap();
     let mut out = HashMap::new();
     for line in text.lines() {
@@ -86,7 +89,7 @@ fn reply_for(model: &str, n: u32, gold: &serde_json::Map<String, Value>) -> (Str
     (text, expect)
 }
 
-fn server(receipts: Arc<HashMap<String, (u32, serde_json::Map<String, Value>)>>) -> TestServer {
+fn server(receipts: Receipts) -> TestServer {
     TestServer::start_in_thread(move |req: &RecordedRequest, _| {
         let model = req.model().unwrap_or_default().to_string();
         match receipts.get(&req.last_user_text().unwrap_or_default()) {
