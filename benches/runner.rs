@@ -15,12 +15,16 @@
 //!      concurrency) and against a raw HTTP load generator (hyper's HTTP/1 client, 32
 //!      keep-alive connections, the same request bodies), run in this process.
 //!   3. 100,000 items, latency 0 ms: peak RSS and throughput.
+//!   5. Extraction: `EVALGATE_BENCH_EXTRACTION` items (default 20,000) with five typed fields,
+//!      latency 0 ms; the report phase holds per-field scoring and the bootstrap of six pooled
+//!      metrics (2,000 resamples).
 //!   4. Scenario 1's suite run a second time with the response cache on (only when
 //!      `evalgate run --help` lists `--no-cache`): requests reaching the server, wall time.
 //!      When `run --help` lists `--cache FILE`, every run gets `--cache <suite dir>/cache.sqlite`.
 //!
 //! Environment:
-//!   EVALGATE_BENCH_SCENARIOS  which scenarios, e.g. `1,3` (default `1,2,3,4`)
+//!   EVALGATE_BENCH_SCENARIOS  which scenarios, e.g. `1,3` (default `1,2,3,4,5`)
+//!   EVALGATE_BENCH_EXTRACTION items of scenario 5 (default 20000)
 //!   EVALGATE_BENCH_ITEMS      items of scenario 3 (default 100000)
 //!   EVALGATE_BENCH_SMALL      items of scenarios 1, 2 and 4 (default 2000)
 //!   EVALGATE_BENCH_LATENCY_MS server latency of scenario 2 (default 50)
@@ -73,6 +77,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 struct Config {
     scenarios: Vec<u32>,
     big: usize,
+    extraction: usize,
     small: usize,
     latency: Duration,
     concurrency: usize,
@@ -115,12 +120,13 @@ fn main() {
     let nonce = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis());
     let mut config = Config {
         scenarios: std::env::var("EVALGATE_BENCH_SCENARIOS")
-            .unwrap_or_else(|_| "1,2,3,4".into())
+            .unwrap_or_else(|_| "1,2,3,4,5".into())
             .split(',')
             .filter(|s| !s.trim().is_empty())
-            .map(|s| s.trim().parse().expect("EVALGATE_BENCH_SCENARIOS: numbers 1-4, comma-separated"))
+            .map(|s| s.trim().parse().expect("EVALGATE_BENCH_SCENARIOS: numbers 1-5, comma-separated"))
             .collect(),
         big: env_or("EVALGATE_BENCH_ITEMS", 100_000),
+        extraction: env_or("EVALGATE_BENCH_EXTRACTION", 20_000),
         small: env_or("EVALGATE_BENCH_SMALL", 2_000),
         latency: Duration::from_millis(env_or("EVALGATE_BENCH_LATENCY_MS", 50)),
         concurrency: env_or("EVALGATE_BENCH_CONCURRENCY", 32),
@@ -272,6 +278,15 @@ fn main() {
         finish_dir(&config, dir);
     }
 
+    if config.scenarios.contains(&5) {
+        let server = start_server(Duration::ZERO);
+        let dir = make_extraction_suite(&config, &server, config.extraction);
+        let m = run_evalgate(&config, &server, &dir, "run", config.extraction);
+        eprintln!("  scenario 5: {}", describe(&m, config.extraction));
+        rows.push(Row { scenario: "5. extraction, 5 fields, 0 ms".into(), items: config.extraction, target: "none set (measured)".into(), pass: None, m });
+        finish_dir(&config, dir);
+    }
+
     print_table(&rows, &notes);
     println!("- load average before: {load_before}; after: {}", loadavg());
 }
@@ -291,8 +306,11 @@ fn binary_age(bin: &Path) -> String {
 fn start_server(latency: Duration) -> TestServer {
     TestServer::start_in_thread_with(ServerOptions { record_requests: false }, move |req, _attempt| {
         let text = req.last_user_text().unwrap_or_default();
-        let label = LABELS.iter().find(|l| text.contains(*l)).copied().unwrap_or("unknown");
-        let reply = Reply::chat(label);
+        // An extraction item carries its answer after `ANSWER `; a ticket names its label.
+        let reply = match text.split_once("ANSWER ") {
+            Some((_, answer)) => Reply::chat(answer),
+            None => Reply::chat(LABELS.iter().find(|l| text.contains(*l)).copied().unwrap_or("unknown")),
+        };
         if latency.is_zero() {
             reply
         } else {
@@ -325,6 +343,51 @@ fn make_suite(config: &Config, server: &TestServer, items: usize, tag: &str) -> 
     );
     std::fs::write(dir.path().join("suite.yaml"), suite).unwrap();
     dir
+}
+
+/// Writes `data.jsonl` (gold in an `expected` object) and an extraction `suite.yaml`. Each text
+/// ends with the JSON the server answers: the gold in other forms (a day-first date, a total with
+/// a currency and thousands separator), so every field goes through its parser.
+fn make_extraction_suite(config: &Config, server: &TestServer, items: usize) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("evalgate-bench-").tempdir().expect("temp dir");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(dir.path().join("data.jsonl")).unwrap());
+    for i in 0..items {
+        let (day, month, cents) = (1 + i % 28, 1 + i % 12, 1000 + (i * 7919) % 500_000);
+        let total = format!("{}.{:02}", cents / 100, cents % 100);
+        let gold = json!({
+            "vendor": format!("Vendor {} Ltd", i % 997),
+            "date": format!("2024-{month:02}-{day:02}"),
+            "total": total,
+            "status": if i % 3 == 0 { "paid" } else { "open" },
+            "lines": [format!("item {}", i % 13), format!("item {}", (i + 5) % 13)],
+        });
+        let mut answer = gold.clone();
+        answer["date"] = json!(format!("{day:02}/{month:02}/2024"));
+        answer["total"] = json!(format!("RM {}.{:02}", group(cents / 100), cents % 100));
+        answer["vendor"] = json!(format!("VENDOR {} LTD.", i % 997));
+        let text = format!("Invoice {i} ref {} ANSWER {answer}", config.nonce);
+        writeln!(out, "{}", json!({ "id": format!("x{i}"), "text": text, "expected": gold })).unwrap();
+    }
+    out.flush().unwrap();
+    let suite = format!(
+        "schema_version: 1\nname: bench-extraction\ntask:\n  kind: extraction\n  fields:\n    vendor: {{ type: string, match: normalized }}\n    date: {{ type: date }}\n    total: {{ type: number, tolerance: 0.01 }}\n    status: {{ type: enum, values: [open, paid] }}\n    lines: {{ type: list }}\n  instructions: Extract the invoice fields.\n  input: '{{{{ text }}}}'\ndata:\n  test: data.jsonl\nbackends:\n  - id: bench\n    provider: openai\n    base_url: {base}\n    model: bench\n    concurrency: {c}\n",
+        base = server.base_url(),
+        c = config.concurrency,
+    );
+    std::fs::write(dir.path().join("suite.yaml"), suite).unwrap();
+    dir
+}
+
+fn group(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
 }
 
 fn finish_dir(config: &Config, dir: tempfile::TempDir) {

@@ -8,8 +8,8 @@ pub mod backend;
 pub mod cli;
 pub mod cost;
 pub mod error;
-/// Reply parsing and field matching for extraction tasks: the groundwork of extraction suites,
-/// which are not wired into suites, scoring and reports yet.
+/// Extraction tasks: declared fields, reading a reply's JSON object, canonical values and match
+/// rules, the JSON schema requests carry.
 pub mod extract;
 pub mod journal;
 pub mod local_model;

@@ -168,7 +168,7 @@ pub fn score_run(dir: &Path, meta: &RunMeta) -> Result<RunScores> {
             tally.error_kinds[s] = r.error.as_ref().map(|e| e.kind.clone());
             tally.latencies[s] = r.error.is_none().then_some(r.latency_ms);
             tally.tokens[s] = r.tokens;
-            tally.outcomes[s] = match ex.record(b, i, s, &r.gold, r.answer.as_deref(), r.error.is_some()) {
+            tally.outcomes[s] = match ex.record(b, s, r.epoch, &r.gold, r.answer.as_deref(), r.error.is_some()) {
                 Ok(outcome) => outcome,
                 Err(message) => {
                     problem = Some(format!("item `{}`, backend `{}`: {message}", r.id, r.backend));
@@ -220,20 +220,15 @@ pub fn score_run(dir: &Path, meta: &RunMeta) -> Result<RunScores> {
     Ok(RunScores { labels: labels.clone(), items: meta.items.clone(), gold, backends, extraction })
 }
 
-#[derive(Clone)]
-struct ItemGold {
-    object: serde_json::Map<String, serde_json::Value>,
-    values: Vec<Option<crate::extract::Canonical>>,
-}
-
-/// Field marks and predicted objects of an extraction run, as records are read.
+/// Field marks of an extraction run, as records are read, and the gold and answer of the first
+/// few samples with a field error (for the report's examples). Gold is parsed again per record
+/// rather than kept per item, so memory grows with items × fields marks only.
 struct ExtractionTally {
     fields: Vec<crate::extract::FieldSpec>,
-    /// Per item: the gold object as recorded, and its canonical values.
-    gold: Vec<Option<ItemGold>>,
-    /// Per backend: samples × fields marks, and each sample's predicted object.
+    /// Per backend: samples × fields marks.
     marks: Vec<Vec<super::extraction::Mark>>,
-    answers: Vec<Vec<Option<serde_json::Map<String, serde_json::Value>>>>,
+    /// Per backend: first samples (epoch 0) with a wrong, missed or spurious field.
+    candidates: Vec<super::extraction::Candidates>,
 }
 
 impl ExtractionTally {
@@ -242,59 +237,56 @@ impl ExtractionTally {
         let samples = |b: &journal::BackendMeta| meta.items.len() * b.epochs.max(1) as usize;
         ExtractionTally {
             fields: meta.task.fields.clone(),
-            gold: vec![None; meta.items.len()],
             marks: meta.backends.iter().map(|b| vec![super::extraction::Mark::Unscored; samples(b) * n_fields]).collect(),
-            answers: meta.backends.iter().map(|b| vec![None; samples(b)]).collect(),
+            candidates: meta.backends.iter().map(|_| super::extraction::Candidates::default()).collect(),
         }
     }
 
-    /// Scores one record again from its gold and answer, rather than trusting stored flags.
-    fn record(&mut self, b: usize, i: usize, s: usize, gold: &str, answer: Option<&str>, failed: bool) -> Result<Outcome, String> {
+    /// Scores one record again from its gold and answer, rather than trusting stored flags. A
+    /// later record of the same sample replaces the earlier one's marks (a resumed run).
+    fn record(&mut self, b: usize, s: usize, epoch: u32, gold: &str, answer: Option<&str>, failed: bool) -> Result<Outcome, String> {
         use super::extraction::Mark;
         let n = self.fields.len();
-        if self.gold[i].is_none() {
-            let values = crate::extract::gold_values(&self.fields, gold)?;
-            let Ok(serde_json::Value::Object(object)) = serde_json::from_str(gold) else { return Err("the gold is not a JSON object".into()) };
-            self.gold[i] = Some(ItemGold { object, values });
-        }
-        let Some(ItemGold { values: canonical, .. }) = &self.gold[i] else { unreachable!("set above") };
         let marks = &mut self.marks[b][s * n..(s + 1) * n];
+        self.candidates[b].remove(s);
         if failed {
             marks.fill(Mark::Unscored);
-            self.answers[b][s] = None;
             return Ok(Outcome::Error);
         }
+        let canonical = crate::extract::gold_values(&self.fields, gold)?;
         let object = match answer.map(serde_json::from_str::<serde_json::Value>) {
             Some(Ok(serde_json::Value::Object(object))) => Some(object),
             Some(_) => return Err("the answer is not a JSON object".into()),
             None => None,
         };
-        let correct = match &object {
+        let correct = match object {
             Some(object) => {
-                let predicted = crate::extract::project(&self.fields, object);
-                let outcomes = crate::extract::field_outcomes(&self.fields, canonical, &predicted);
+                let predicted = crate::extract::project(&self.fields, &object);
+                let outcomes = crate::extract::field_outcomes(&self.fields, &canonical, &predicted);
                 for (m, o) in marks.iter_mut().zip(&outcomes) {
                     *m = Mark::from_outcome(*o);
                 }
-                crate::extract::exact_match(&outcomes)
+                if epoch == 0 && marks.iter().any(|m| matches!(m, Mark::Wrong | Mark::Missed | Mark::Spurious)) {
+                    if let Ok(serde_json::Value::Object(gold)) = serde_json::from_str(gold) {
+                        self.candidates[b].offer(s, gold, object);
+                    }
+                }
+                return Ok(Outcome::Answered { predicted: Some(0), correct: crate::extract::exact_match(&outcomes) });
             }
             None => {
-                for (m, g) in marks.iter_mut().zip(canonical) {
+                for (m, g) in marks.iter_mut().zip(&canonical) {
                     *m = if g.is_some() { Mark::InvalidWithGold } else { Mark::InvalidWithoutGold };
                 }
                 false
             }
         };
-        let predicted = object.is_some().then_some(0);
-        self.answers[b][s] = object;
-        Ok(Outcome::Answered { predicted, correct })
+        Ok(Outcome::Answered { predicted: None, correct })
     }
 
     fn finish(self, meta: &RunMeta, backends: &[BackendScores]) -> Result<super::extraction::RunExtraction> {
-        let gold: Vec<Option<serde_json::Map<String, serde_json::Value>>> = self.gold.into_iter().map(|g| g.map(|g| g.object)).collect();
         let mut out = Vec::with_capacity(backends.len());
-        for ((scores, marks), answers) in backends.iter().zip(self.marks).zip(self.answers) {
-            out.push(super::extraction::summarize(&self.fields, marks, &scores.outcomes, scores.epochs, &gold, &answers, &meta.items)?);
+        for ((scores, marks), candidates) in backends.iter().zip(self.marks).zip(self.candidates) {
+            out.push(super::extraction::summarize(&self.fields, marks, scores.epochs, &candidates, &meta.items)?);
         }
         Ok(super::extraction::RunExtraction { fields: self.fields, backends: out })
     }

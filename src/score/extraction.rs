@@ -135,17 +135,34 @@ pub const OVERALL: [&str; 6] = ["micro_precision", "micro_recall", "micro_f1", "
 /// How many field errors the report shows per backend.
 const EXAMPLES: usize = 6;
 
-/// Scores one backend from its samples' marks. `answers` holds each sample's predicted object
-/// (for examples), `gold` each item's gold object, and `ids` the item ids.
-pub fn summarize(
-    fields: &[FieldSpec],
-    marks: Vec<Mark>,
-    outcomes: &[Outcome],
-    epochs: usize,
-    gold: &[Option<serde_json::Map<String, Value>>],
-    answers: &[Option<serde_json::Map<String, Value>>],
-    ids: &[String],
-) -> crate::Result<BackendExtraction> {
+/// The gold and answer objects of the first samples with a field error, by sample index: what
+/// the report's examples are drawn from, without keeping every answer of a large run.
+#[derive(Debug, Default)]
+pub struct Candidates(std::collections::BTreeMap<usize, (serde_json::Map<String, Value>, serde_json::Map<String, Value>)>);
+
+/// How many candidates are kept; more than [`EXAMPLES`] so several fields can show.
+const CANDIDATES: usize = 64;
+
+impl Candidates {
+    /// Keeps sample `s` if it is among the first [`CANDIDATES`] offered.
+    pub fn offer(&mut self, s: usize, gold: serde_json::Map<String, Value>, answer: serde_json::Map<String, Value>) {
+        if self.0.len() >= CANDIDATES && self.0.last_key_value().is_some_and(|(&last, _)| last < s) {
+            return;
+        }
+        self.0.insert(s, (gold, answer));
+        if self.0.len() > CANDIDATES {
+            self.0.pop_last();
+        }
+    }
+
+    /// Forgets sample `s` (a later record replaced it).
+    pub fn remove(&mut self, s: usize) {
+        self.0.remove(&s);
+    }
+}
+
+/// Scores one backend from its samples' marks; `ids` are the item ids.
+pub fn summarize(fields: &[FieldSpec], marks: Vec<Mark>, epochs: usize, candidates: &Candidates, ids: &[String]) -> crate::Result<BackendExtraction> {
     let n_fields = fields.len();
     let samples = marks.len() / n_fields.max(1);
     let mut scores = Vec::with_capacity(n_fields);
@@ -184,7 +201,7 @@ pub fn summarize(
     }
     let micro = Prf::of(totals);
     let macro_avg = macro_of(scores.iter().map(|s| [s.true_positives, s.false_positives, s.false_negatives]));
-    let examples = examples(fields, &marks, outcomes, epochs, gold, answers, ids);
+    let examples = examples(fields, &marks, epochs, candidates, ids);
     Ok(BackendExtraction { fields: scores, micro, macro_avg, marks, examples })
 }
 
@@ -221,33 +238,21 @@ fn field_accuracy(column: Vec<Mark>, epochs: usize, correct: u64, counted: u64) 
     Ok((wilson_interval(correct, counted, CONFIDENCE)?, AccuracyMethod::Wilson))
 }
 
-/// A few field errors in item order, at most two per field so several fields show.
-fn examples(
-    fields: &[FieldSpec],
-    marks: &[Mark],
-    outcomes: &[Outcome],
-    epochs: usize,
-    gold: &[Option<serde_json::Map<String, Value>>],
-    answers: &[Option<serde_json::Map<String, Value>>],
-    ids: &[String],
-) -> Vec<FieldError> {
+/// A few field errors in item order (the first sample of an item stands for it), at most two per
+/// field so several fields show.
+fn examples(fields: &[FieldSpec], marks: &[Mark], epochs: usize, candidates: &Candidates, ids: &[String]) -> Vec<FieldError> {
     let n_fields = fields.len();
     let per_field = 2;
     let mut taken = vec![0usize; n_fields];
     let mut out = Vec::new();
-    for (i, id) in ids.iter().enumerate() {
-        // The first sample of an item stands for it.
-        let s = i * epochs;
-        if !matches!(outcomes.get(s), Some(Outcome::Answered { predicted: Some(_), .. })) {
-            continue;
-        }
+    for (&s, (gold, answer)) in &candidates.0 {
         for (f, spec) in fields.iter().enumerate() {
             if out.len() >= EXAMPLES || taken[f] >= per_field {
                 continue;
             }
             if matches!(marks[s * n_fields + f], Mark::Wrong | Mark::Missed | Mark::Spurious) {
-                let value = |m: &Option<serde_json::Map<String, Value>>| m.as_ref().and_then(|m| m.get(&spec.name)).cloned().unwrap_or(Value::Null);
-                out.push(FieldError { id: id.clone(), field: spec.name.clone(), gold: value(&gold[i]), predicted: value(&answers[s]) });
+                let value = |m: &serde_json::Map<String, Value>| m.get(&spec.name).cloned().unwrap_or(Value::Null);
+                out.push(FieldError { id: ids[s / epochs].clone(), field: spec.name.clone(), gold: value(gold), predicted: value(answer) });
                 taken[f] += 1;
             }
         }
@@ -347,10 +352,8 @@ mod tests {
             Spurious, BothAbsent, //
             Correct, Unscored, // the second field of an unanswered item cannot happen alone, but is ignored
         ];
-        let outcomes = vec![Outcome::Answered { predicted: Some(0), correct: true }; 5];
         let ids: Vec<String> = (0..5).map(|i| i.to_string()).collect();
-        let none = vec![None; 5];
-        let b = summarize(&[spec("a"), spec("b")], marks, &outcomes, 1, &none, &none, &ids).unwrap();
+        let b = summarize(&[spec("a"), spec("b")], marks, 1, &Candidates::default(), &ids).unwrap();
         let (a, bb) = (&b.fields[0], &b.fields[1]);
         // a: correct 2, wrong 1, invalid 1, spurious 1 → counted 5; TP 2, FP 2, FN 2.
         assert_eq!((a.counted, a.correct, a.true_positives, a.false_positives, a.false_negatives), (5, 2, 2, 2, 2));
