@@ -54,12 +54,14 @@ pub fn render(results: &Results) -> Option<String> {
     let x = |c: f64| LEFT + (c.log10() - cmin.log10()) / (cmax.log10() - cmin.log10()) * (WIDTH - LEFT - RIGHT);
     let y = |a: f64| TOP + (1.0 - (a - amin) / (1.0 - amin)) * (HEIGHT - TOP - BOTTOM);
 
+    // An extraction run's accuracy is its exact-match rate.
+    let (title, axis) = if results.task.fields.is_empty() { ("Accuracy", "accuracy") } else { ("Exact match", "exact match") };
     let mut svg = String::new();
     let _ = write!(
         svg,
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>
-<text x="{}" y="22" text-anchor="middle" font-size="14">Accuracy (95% CI) against cost per correct answer</text>
+<text x="{}" y="22" text-anchor="middle" font-size="14">{title} (95% CI) against cost per correct answer</text>
 "##,
         WIDTH / 2.0
     );
@@ -81,7 +83,7 @@ pub fn render(results: &Results) -> Option<String> {
         tick += 0.1;
     }
     let _ = writeln!(svg, r##"<text x="{}" y="{}" text-anchor="middle">cost per correct answer (USD, log scale)</text>"##, (LEFT + WIDTH - RIGHT) / 2.0, HEIGHT - 18.0);
-    let _ = writeln!(svg, r##"<text x="16" y="{}" text-anchor="middle" transform="rotate(-90 16 {})">accuracy</text>"##, HEIGHT / 2.0, HEIGHT / 2.0);
+    let _ = writeln!(svg, r##"<text x="16" y="{}" text-anchor="middle" transform="rotate(-90 16 {})">{axis}</text>"##, HEIGHT / 2.0, HEIGHT / 2.0);
     for p in &points {
         let (px, py) = (x(p.cost), y(p.accuracy));
         let _ = writeln!(svg, r##"<line x1="{px:.1}" y1="{:.1}" x2="{px:.1}" y2="{:.1}" stroke="#1f6feb" stroke-width="2"/>"##, y(p.high), y(p.low));

@@ -275,7 +275,8 @@ fn json_cell(v: &serde_json::Value) -> String {
 fn write_costs(md: &mut String, r: &Results, ranked: &[&BackendResult]) -> std::fmt::Result {
     writeln!(md, "## Cost\n")?;
     if r.backends.iter().any(|b| b.cost.per_correct_usd.is_some()) {
-        writeln!(md, "![Accuracy against cost per correct answer](chart.svg)\n")?;
+        let what = if r.task.fields.is_empty() { "Accuracy" } else { "Exact match" };
+        writeln!(md, "![{what} against cost per correct answer](chart.svg)\n")?;
     }
     match r.volume {
         Some(v) => {
