@@ -150,7 +150,8 @@ fn brace_scan(reply: &str) -> Option<Map<String, Value>> {
 pub enum FieldType {
     String(StringMatch),
     Number { tolerance: f64 },
-    Date,
+    /// `day_first`: how `03/04/2018` reads (3 April when true, the default; March 4 when false).
+    Date { day_first: bool },
     Enum(Vec<String>),
     List(StringMatch),
 }
@@ -243,8 +244,8 @@ pub fn canonicalize(value: &Value, ty: &FieldType) -> Result<Option<Canonical>, 
                 .ok_or_else(|| format!("'{}' is not a number", clip(s))),
             other => Err(format!("expected a number, got {}", describe(other))),
         },
-        FieldType::Date => match value {
-            Value::String(s) => parse_date(s)
+        FieldType::Date { day_first } => match value {
+            Value::String(s) => parse_date_ordered(s, *day_first)
                 .map(|d| Some(Canonical::Date(d)))
                 .ok_or_else(|| {
                     format!(
@@ -383,7 +384,7 @@ impl FieldType {
         match self {
             FieldType::String(_) => "string",
             FieldType::Number { .. } => "number",
-            FieldType::Date => "date",
+            FieldType::Date { .. } => "date",
             FieldType::Enum(_) => "enum",
             FieldType::List(_) => "list",
         }
@@ -415,6 +416,9 @@ struct FieldMeta {
     tolerance: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     values: Option<Vec<String>>,
+    /// Dates only, and only when numeric dates are read month first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    day_first: Option<bool>,
     required: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     description: Option<String>,
@@ -425,10 +429,11 @@ impl From<FieldSpec> for FieldMeta {
         let (match_rule, tolerance, values) = match &f.ty {
             FieldType::String(m) | FieldType::List(m) => (Some(m.to_string()), None, None),
             FieldType::Number { tolerance } => (None, Some(*tolerance), None),
-            FieldType::Date => (None, None, None),
+            FieldType::Date { .. } => (None, None, None),
             FieldType::Enum(values) => (None, None, Some(values.clone())),
         };
-        FieldMeta { ty: f.ty.name().to_string(), name: f.name, match_rule, tolerance, values, required: f.required, description: f.description }
+        let day_first = matches!(f.ty, FieldType::Date { day_first: false }).then_some(false);
+        FieldMeta { ty: f.ty.name().to_string(), name: f.name, match_rule, tolerance, values, day_first, required: f.required, description: f.description }
     }
 }
 
@@ -440,7 +445,7 @@ impl TryFrom<FieldMeta> for FieldSpec {
             "string" => FieldType::String(rule()?),
             "list" => FieldType::List(rule()?),
             "number" => FieldType::Number { tolerance: m.tolerance.unwrap_or(0.0) },
-            "date" => FieldType::Date,
+            "date" => FieldType::Date { day_first: m.day_first.unwrap_or(true) },
             "enum" => FieldType::Enum(m.values.clone().unwrap_or_default()),
             other => return Err(format!("unknown field type `{other}`")),
         };
@@ -458,7 +463,7 @@ pub fn json_schema(fields: &[FieldSpec]) -> Value {
         let base = match &f.ty {
             FieldType::String(_) => "string",
             FieldType::Number { .. } => "number",
-            FieldType::Date => "string",
+            FieldType::Date { .. } => "string",
             FieldType::Enum(_) => "string",
             FieldType::List(_) => "array",
         };
@@ -494,7 +499,7 @@ pub fn json_schema(fields: &[FieldSpec]) -> Value {
 /// the format replies should use.
 fn field_description(f: &FieldSpec) -> Option<String> {
     let hint = match f.ty {
-        FieldType::Date => Some("ISO 8601 date, YYYY-MM-DD"),
+        FieldType::Date { .. } => Some("ISO 8601 date, YYYY-MM-DD"),
         _ => None,
     };
     match (&f.description, hint) {
@@ -514,7 +519,7 @@ pub fn format_instructions(fields: &[FieldSpec]) -> String {
             let ty = match &f.ty {
                 FieldType::String(_) => "string".to_string(),
                 FieldType::Number { .. } => "number".to_string(),
-                FieldType::Date => "date as YYYY-MM-DD".to_string(),
+                FieldType::Date { .. } => "date as YYYY-MM-DD".to_string(),
                 FieldType::Enum(values) => format!("one of {}", values.join(", ")),
                 FieldType::List(_) => "list of strings".to_string(),
             };
@@ -1055,6 +1060,13 @@ enum Tok {
 /// brackets (`(14/03/2018)`, as some receipts print it). Everything else (e.g. `31/02/2018`,
 /// `Dec 2017`, `2017123`) is rejected.
 pub fn parse_date(s: &str) -> Option<String> {
+    parse_date_ordered(s, true)
+}
+
+/// [`parse_date`], reading all-numeric dates month first when `day_first` is false
+/// (`03/04/2018` is March 4, `03042018` too; `30/12/2017`, invalid that way, is still read day
+/// first). Dates with a month name or a 4-digit year first are read the same either way.
+pub fn parse_date_ordered(s: &str, day_first: bool) -> Option<String> {
     let mut s = s.trim();
     while let Some(inner) = s.strip_prefix(['(', '[']).and_then(|r| r.strip_suffix([')', ']'])) {
         s = inner.trim();
@@ -1063,7 +1075,8 @@ pub fn parse_date(s: &str) -> Option<String> {
         // YYYYMMDD, else DDMMYYYY. Both readings cannot be valid with years in 1900–2099: the
         // last four digits of a YYYYMMDD date are a month and day, never such a year.
         let ymd = (num(&s[..4])?, num(&s[4..6])?, num(&s[6..])?);
-        let dmy = (num(&s[4..])?, num(&s[2..4])?, num(&s[..2])?);
+        let (first, second) = (num(&s[..2])?, num(&s[2..4])?);
+        let dmy = if day_first { (num(&s[4..])?, second, first) } else { (num(&s[4..])?, first, second) };
         return [ymd, dmy]
             .into_iter()
             .find(|&(y, m, d)| (1900..=2099).contains(&y) && valid_ymd(y, m, d))
@@ -1081,11 +1094,12 @@ pub fn parse_date(s: &str) -> Option<String> {
                 (year(a)?, num(b)?, num(c)?)
             } else if (1..=2).contains(&a.len()) && (1..=2).contains(&b.len()) {
                 let y = year(c)?;
-                let (p, q) = (num(a)?, num(b)?);
+                // (day, month) in the preferred order, the other order as a fallback.
+                let (p, q) = if day_first { (num(a)?, num(b)?) } else { (num(b)?, num(a)?) };
                 if valid_ymd(y, q, p) {
                     (y, q, p)
                 } else {
-                    (y, p, q) // month-first fallback; validated below
+                    (y, p, q) // the other reading; validated below
                 }
             } else {
                 return None;
@@ -1662,24 +1676,24 @@ mod tests {
     #[test]
     fn sroie_dates() {
         assert_eq!(
-            outcome(json!("25/12/2018"), json!("2018-12-25"), &FieldType::Date),
+            outcome(json!("25/12/2018"), json!("2018-12-25"), &FieldType::Date { day_first: true }),
             FieldOutcome::Correct
         );
         assert_eq!(
-            outcome(json!("2017-12-30"), json!("30 DEC 17"), &FieldType::Date),
+            outcome(json!("2017-12-30"), json!("30 DEC 17"), &FieldType::Date { day_first: true }),
             FieldOutcome::Correct
         );
         assert_eq!(
-            outcome(json!("25/12/2018"), json!("2018-12-26"), &FieldType::Date),
+            outcome(json!("25/12/2018"), json!("2018-12-26"), &FieldType::Date { day_first: true }),
             FieldOutcome::Wrong
         );
         // Day first: 03/04/2018 is 3 April, not 4 March.
         assert_eq!(
-            outcome(json!("03/04/2018"), json!("2018-04-03"), &FieldType::Date),
+            outcome(json!("03/04/2018"), json!("2018-04-03"), &FieldType::Date { day_first: true }),
             FieldOutcome::Correct
         );
         assert_eq!(
-            outcome(json!("03/04/2018"), json!("2018-03-04"), &FieldType::Date),
+            outcome(json!("03/04/2018"), json!("2018-03-04"), &FieldType::Date { day_first: true }),
             FieldOutcome::Wrong
         );
     }
@@ -1756,9 +1770,15 @@ mod tests {
         assert_eq!(parse_date("20171230").as_deref(), Some("2017-12-30"));
         assert_eq!(parse_date("25032018").as_deref(), Some("2018-03-25"));
         assert_eq!(parse_date("(14/03/2018)").as_deref(), Some("2018-03-14"));
-        let e = canonicalize(&json!("31/02/2018"), &FieldType::Date).unwrap_err();
+        // Month first, for US-style data.
+        for (s, want) in [("03/04/2018", "2018-03-04"), ("12/30/2017", "2017-12-30"), ("30/12/2017", "2017-12-30"), ("03042018", "2018-03-04"), ("4 Mar 2018", "2018-03-04"), ("2018-03-04", "2018-03-04")] {
+            assert_eq!(parse_date_ordered(s, false).as_deref(), Some(want), "{s}");
+        }
+        let us = FieldType::Date { day_first: false };
+        assert_eq!(canonicalize(&json!("03/04/2018"), &us).unwrap(), Some(Canonical::Date("2018-03-04".into())));
+        let e = canonicalize(&json!("31/02/2018"), &FieldType::Date { day_first: true }).unwrap_err();
         assert!(e.contains("'31/02/2018' is not a recognised date"), "{e}");
-        assert!(canonicalize(&json!(20171230), &FieldType::Date)
+        assert!(canonicalize(&json!(20171230), &FieldType::Date { day_first: true })
             .unwrap_err()
             .contains("a number"));
     }
@@ -1895,24 +1915,24 @@ mod tests {
         );
         // Direct use with hand-built values, and mismatched variants never match.
         assert_eq!(
-            compare(None, None, &FieldType::Date),
+            compare(None, None, &FieldType::Date { day_first: true }),
             FieldOutcome::BothAbsent
         );
         let d = Canonical::Date("2018-01-01".into());
         assert_eq!(
-            compare(Some(&d), Some(&Canonical::Number(1.0)), &FieldType::Date),
+            compare(Some(&d), Some(&Canonical::Number(1.0)), &FieldType::Date { day_first: true }),
             FieldOutcome::Wrong
         );
         assert_eq!(
-            compare(Some(&d), Some(&d), &FieldType::Date),
+            compare(Some(&d), Some(&d), &FieldType::Date { day_first: true }),
             FieldOutcome::Correct
         );
         assert_eq!(
-            compare(Some(&d), None, &FieldType::Date),
+            compare(Some(&d), None, &FieldType::Date { day_first: true }),
             FieldOutcome::Missed
         );
         assert_eq!(
-            compare(None, Some(&d), &FieldType::Date),
+            compare(None, Some(&d), &FieldType::Date { day_first: true }),
             FieldOutcome::Spurious
         );
     }
@@ -1930,7 +1950,7 @@ mod tests {
             ),
             (
                 "date",
-                FieldType::Date,
+                FieldType::Date { day_first: true },
                 json!("2019-01-15"),
                 FieldOutcome::Correct,
             ),
@@ -2027,7 +2047,7 @@ mod tests {
             FieldType::String(StringMatch::Normalized),
             FieldType::String(StringMatch::Fuzzy(0.85)),
             FieldType::Number { tolerance: 0.01 },
-            FieldType::Date,
+            FieldType::Date { day_first: true },
             FieldType::Enum(vec!["Cash".into(), "Card".into()]),
             FieldType::List(StringMatch::Fuzzy(0.5)),
             FieldType::List(StringMatch::Normalized),

@@ -338,7 +338,7 @@ mod tests {
     use crate::extract::FieldType;
 
     fn spec(name: &str) -> FieldSpec {
-        FieldSpec { name: name.into(), ty: FieldType::Date, required: false, description: None }
+        FieldSpec { name: name.into(), ty: FieldType::Date { day_first: true }, required: false, description: None }
     }
 
     /// Two fields, five items, hand-counted.

@@ -223,6 +223,9 @@ impl Resolver {
                 Some(t) => t.value,
                 None => 0.0,
             };
+            if let Some(d) = f.day_first.as_ref().filter(|_| ty_name != FieldTypeName::Date) {
+                self.problem(line(d), &format!("{key}.day_first"), "`day_first` applies to date fields", "remove `day_first`");
+            }
             let values = match (&f.values, ty_name) {
                 (Some(v), FieldTypeName::Enum) => {
                     let mut seen = HashSet::new();
@@ -253,7 +256,7 @@ impl Resolver {
                 FieldTypeName::String => FieldType::String(rule),
                 FieldTypeName::List => FieldType::List(rule),
                 FieldTypeName::Number => FieldType::Number { tolerance },
-                FieldTypeName::Date => FieldType::Date,
+                FieldTypeName::Date => FieldType::Date { day_first: f.day_first.as_ref().is_none_or(|d| d.value) },
                 FieldTypeName::Enum => FieldType::Enum(values),
             };
             specs.push(FieldSpec {

@@ -110,6 +110,9 @@ pub struct FieldFile {
     /// For `enum`: the allowed values.
     #[serde(default)]
     pub values: Option<Spanned<Vec<String>>>,
+    /// For `date`: whether `03/04/2018` is 3 April (true, the default) or March 4.
+    #[serde(default)]
+    pub day_first: Option<Spanned<bool>>,
     /// Every test item must have a gold value, and the model must give one (false by default:
     /// the value may be absent, and the model may answer null).
     #[serde(default)]

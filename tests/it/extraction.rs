@@ -266,7 +266,7 @@ fn gold_from_csv_columns_and_a_record_per_item() {
         Reply::chat(if text.contains("ACME") { r#"{"vendor": "Acme", "amount": "1,250.00", "when": "3 Feb 2024"}"# } else { r#"{"Vendor": "Bolt Ltd", "amount": 12}"# })
     });
     let ws = Workspace::new();
-    ws.write("test.csv", "id,text,vendor,amount,when\nr1,ACME invoice,ACME,$1250,2024-02-03\nr2,Bolt receipt,Bolt Ltd,12.50,\n");
+    ws.write("test.csv", "id,text,vendor,amount,when\nr1,ACME invoice,ACME,$1250,02/03/2024\nr2,Bolt receipt,Bolt Ltd,12.50,\n");
     let suite = format!(
         r#"schema_version: 1
 name: invoices
@@ -275,7 +275,7 @@ task:
   fields:
     vendor: {{ type: string, match: normalized }}
     amount: {{ type: number, tolerance: 0.01 }}
-    when: {{ type: date }}
+    when: {{ type: date, day_first: false }}
   instructions: Extract the invoice fields.
   input: "{{{{ text }}}}"
 data: {{ test: test.csv }}
@@ -384,6 +384,7 @@ fn extraction_validation_errors_name_file_line_and_key() {
     assert_problem(&validate_with(&[("match: normalized", "match: fuzzy(1.5)")], DATA), "suite.yaml:6", &["task.fields.company.match", "out of range"]);
     assert_problem(&validate_with(&[("{ type: date }", "{ type: date, tolerance: 1 }")], DATA), "suite.yaml:7", &["task.fields.date.tolerance", "number fields"]);
     assert_problem(&validate_with(&[("{ type: date }", "{ type: enum }")], DATA), "suite.yaml:7", &["task.fields.date.values", "needs its `values`"]);
+    assert_problem(&validate_with(&[("{ type: number, tolerance: 0.01 }", "{ type: number, day_first: false }")], DATA), "suite.yaml:8", &["task.fields.total.day_first", "date fields"]);
     assert_problem(&validate_with(&[("  kind: extraction\n", "  kind: extraction\n  labels: [a, b]\n")], DATA), "suite.yaml:5", &["task.labels", "fields"]);
     assert_problem(&validate_with(&[("    company: { type: string, match: normalized, required: true }\n    date: { type: date }\n    total: { type: number, tolerance: 0.01 }\n", "")], DATA), "suite.yaml", &["task.fields"]);
     // The local backend classifies; it cannot extract.
