@@ -349,6 +349,25 @@ fn validate(path: &std::path::Path) -> Result<u8, Error> {
         train,
         suite.backends.len()
     );
+    // Each field with how many test items have gold for it: a field most items lack is scored on
+    // few of them, which a reader should know before trusting its accuracy.
+    for (i, field) in suite.task.fields.iter().enumerate() {
+        let with_gold = suite
+            .test
+            .items
+            .iter()
+            .filter(|item| crate::extract::gold_values(&suite.task.fields, &item.label).is_ok_and(|g| g[i].is_some()))
+            .count();
+        let rule = match &field.ty {
+            crate::extract::FieldType::String(m) | crate::extract::FieldType::List(m) => format!(", {m}"),
+            crate::extract::FieldType::Number { tolerance } if *tolerance > 0.0 => format!(", tolerance {tolerance}"),
+            crate::extract::FieldType::Date { day_first: false } => ", month first".to_string(),
+            crate::extract::FieldType::Enum(values) => format!(": {}", values.join(", ")),
+            _ => String::new(),
+        };
+        let required = if field.required { ", required" } else { "" };
+        println!("  {} ({}{rule}{required}): gold in {with_gold} of {} test items", field.name, field.ty.name(), suite.test.items.len());
+    }
     Ok(exit::SUCCESS)
 }
 

@@ -361,6 +361,8 @@ fn extraction_validation_errors_name_file_line_and_key() {
     let ok = validate_with(&[], DATA);
     assert_eq!(ok.code, Some(0), "{}", ok.stderr);
     assert!(ok.stdout.contains("3 fields"), "{}", ok.stdout);
+    assert!(ok.stdout.contains("  company (string, normalized, required): gold in 2 of 2 test items"), "{}", ok.stdout);
+    assert!(ok.stdout.contains("  total (number, tolerance 0.01): gold in 2 of 2 test items"), "{}", ok.stdout);
 
     // A gold value that does not fit its type: the data file, its line and the key.
     let bad_date = DATA.replace("\"30 DEC 17\"", "\"next tuesday\"");
