@@ -454,8 +454,13 @@ fn run(args: RunArgs) -> Result<u8, Error> {
     if !args.quiet {
         for b in &results.backends {
             let a = &b.accuracy;
+            // Extraction: the exact-match rate, with micro-F1 over fields beside it.
+            let (what, extra) = match &b.micro_f1 {
+                Some(f1) => ("exact match", format!(", micro-F1 {:.3}", f1.estimate)),
+                None => ("accuracy", String::new()),
+            };
             eprintln!(
-                "{:<20} accuracy {:>5.1}% (95% CI {:.1}–{:.1}) over {} answered, {} invalid, {} errors",
+                "{:<20} {what} {:>5.1}% (95% CI {:.1}–{:.1}){extra} over {} answered, {} invalid, {} errors",
                 b.id,
                 a.estimate * 100.0,
                 a.low * 100.0,
