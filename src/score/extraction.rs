@@ -341,6 +341,41 @@ mod tests {
         FieldSpec { name: name.into(), ty: FieldType::Date { day_first: true }, required: false, description: None }
     }
 
+    /// Random marks: the counts add up, P/R/F1 follow from TP/FP/FN, and the bootstrap's
+    /// estimates are the point estimates.
+    #[test]
+    fn counts_add_up_on_random_marks() {
+        use rand::{Rng, SeedableRng};
+        use Mark::*;
+        let all = [Unscored, Correct, Wrong, Missed, Spurious, BothAbsent, InvalidWithGold, InvalidWithoutGold];
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        for round in 0..50 {
+            let (items, n_fields, epochs) = (rng.random_range(1..40), rng.random_range(1..5), rng.random_range(1..3));
+            let fields: Vec<FieldSpec> = (0..n_fields).map(|f| spec(&format!("f{f}"))).collect();
+            let marks: Vec<Mark> = (0..items * epochs * n_fields).map(|_| all[rng.random_range(0..all.len())]).collect();
+            let ids: Vec<String> = (0..items).map(|i| i.to_string()).collect();
+            let b = summarize(&fields, marks.clone(), epochs, &Candidates::default(), &ids).unwrap();
+            let (mut tp, mut fp, mut fn_) = (0, 0, 0);
+            for (f, s) in b.fields.iter().enumerate() {
+                let column: Vec<Mark> = marks.iter().skip(f).step_by(n_fields).copied().collect();
+                assert_eq!(s.counted, s.correct + s.wrong + s.missed + s.spurious + s.invalid, "round {round}");
+                assert_eq!(s.counted + s.both_absent + column.iter().filter(|m| **m == Unscored).count() as u64, column.len() as u64);
+                assert_eq!(s.true_positives, s.correct);
+                assert_eq!(s.false_positives, s.wrong + s.spurious);
+                assert_eq!(s.false_negatives, s.wrong + s.missed + column.iter().filter(|m| **m == InvalidWithGold).count() as u64);
+                (tp, fp, fn_) = (tp + s.true_positives, fp + s.false_positives, fn_ + s.false_negatives);
+            }
+            assert_eq!(b.micro, Prf::of([tp, fp, fn_]));
+            let intervals = overall_intervals(&b, epochs, n_fields, &BootstrapConfig { seed: round, resamples: 50, confidence: 0.95 });
+            let point = [b.micro.precision, b.micro.recall, b.micro.f1, b.macro_avg.precision, b.macro_avg.recall, b.macro_avg.f1];
+            for (i, p) in intervals.iter().zip(point) {
+                if let Some(i) = i {
+                    assert!((i.estimate - p).abs() < 1e-12, "round {round}: {} vs {p}", i.estimate);
+                }
+            }
+        }
+    }
+
     /// Two fields, five items, hand-counted.
     #[test]
     fn counts_follow_the_documented_semantics() {

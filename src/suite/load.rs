@@ -430,7 +430,12 @@ impl Resolver {
         }
         let mut reader = reader;
         let gold_at = reader.columns();
-        self.gold_columns = gold_at.iter().map(|&i| table.columns[i].clone()).collect();
+        // Both splits' gold columns: a template may name neither.
+        for &i in &gold_at {
+            if !self.gold_columns.contains(&table.columns[i]) {
+                self.gold_columns.push(table.columns[i].clone());
+            }
+        }
         let has_group = table.columns.contains(&columns.group);
         let has_id = table.columns.contains(&columns.id);
         let (id_at, group_at) = (index_of(&columns.id), index_of(&columns.group));
