@@ -363,7 +363,7 @@ fn make_extraction_suite(config: &Config, server: &TestServer, items: usize) -> 
         });
         let mut answer = gold.clone();
         answer["date"] = json!(format!("{day:02}/{month:02}/2024"));
-        answer["total"] = json!(format!("RM {}.{:02}", group(cents / 100), cents % 100));
+        answer["total"] = json!(format!("RM {}.{:02}", evalgate::report::results::group_thousands((cents / 100) as u64), cents % 100));
         answer["vendor"] = json!(format!("VENDOR {} LTD.", i % 997));
         let text = format!("Invoice {i} ref {} ANSWER {answer}", config.nonce);
         writeln!(out, "{}", json!({ "id": format!("x{i}"), "text": text, "expected": gold })).unwrap();
@@ -376,18 +376,6 @@ fn make_extraction_suite(config: &Config, server: &TestServer, items: usize) -> 
     );
     std::fs::write(dir.path().join("suite.yaml"), suite).unwrap();
     dir
-}
-
-fn group(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }
 
 fn finish_dir(config: &Config, dir: tempfile::TempDir) {

@@ -658,7 +658,8 @@ pub fn verdict(first: &str, second: &str, c: &Comparison, pairs: usize) -> Strin
 }
 
 
-pub(crate) fn group_thousands(n: u64) -> String {
+/// `1234567` as `1,234,567`.
+pub fn group_thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {

@@ -346,16 +346,6 @@ fn validate_with(suite_edits: &[(&str, &str)], data: &str) -> Outcome {
     out
 }
 
-#[track_caller]
-fn assert_problem(out: &Outcome, location: &str, parts: &[&str]) {
-    assert_eq!(out.code, Some(2), "exit code 2 expected; stderr:\n{}", out.stderr);
-    assert!(out.stderr.contains(location), "stderr should name `{location}`:\n{}", out.stderr);
-    for part in parts {
-        assert!(out.stderr.contains(part), "stderr should mention `{part}`:\n{}", out.stderr);
-    }
-    assert!(out.stderr.contains("hint:"), "stderr should give a hint:\n{}", out.stderr);
-}
-
 #[test]
 fn extraction_validation_errors_name_file_line_and_key() {
     let ok = validate_with(&[], DATA);

@@ -67,17 +67,6 @@ fn validate(ws: &Workspace) -> Outcome {
     output(evalgate(ws.path()).arg("validate").arg(ws.path().join("suite.yaml")))
 }
 
-/// Exit 2, and stderr names `location` (`file:line`, or a file), each of `parts`, and a hint.
-#[track_caller]
-fn assert_problem(out: &Outcome, location: &str, parts: &[&str]) {
-    assert_eq!(out.code, Some(2), "exit code 2 expected; stderr:\n{}", out.stderr);
-    assert!(out.stderr.contains(location), "stderr should name `{location}`:\n{}", out.stderr);
-    for part in parts {
-        assert!(out.stderr.contains(part), "stderr should mention `{part}`:\n{}", out.stderr);
-    }
-    assert!(out.stderr.contains("hint:"), "stderr should give a hint:\n{}", out.stderr);
-}
-
 #[test]
 fn a_valid_suite_passes() {
     let (ws, _) = workspace(&[]);

@@ -247,3 +247,14 @@ pub fn item_number(req: &openai_server::RecordedRequest) -> Option<usize> {
     let rest = &text[text.find("item ")? + 5..];
     rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
+
+/// Exit 2, and stderr names `location` (`file:line`, or a file), each of `parts`, and a hint.
+#[track_caller]
+pub fn assert_problem(out: &Outcome, location: &str, parts: &[&str]) {
+    assert_eq!(out.code, Some(2), "exit code 2 expected; stderr:\n{}", out.stderr);
+    assert!(out.stderr.contains(location), "stderr should name `{location}`:\n{}", out.stderr);
+    for part in parts {
+        assert!(out.stderr.contains(part), "stderr should mention `{part}`:\n{}", out.stderr);
+    }
+    assert!(out.stderr.contains("hint:"), "stderr should give a hint:\n{}", out.stderr);
+}
