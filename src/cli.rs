@@ -351,13 +351,15 @@ fn validate(path: &std::path::Path) -> Result<u8, Error> {
     );
     // Each field with how many test items have gold for it: a field most items lack is scored on
     // few of them, which a reader should know before trusting its accuracy.
-    for (i, field) in suite.task.fields.iter().enumerate() {
-        let with_gold = suite
-            .test
-            .items
-            .iter()
-            .filter(|item| crate::extract::gold_values(&suite.task.fields, &item.label).is_ok_and(|g| g[i].is_some()))
-            .count();
+    let mut with_gold = vec![0usize; suite.task.fields.len()];
+    for item in &suite.test.items {
+        if let Ok(gold) = crate::extract::gold_values(&suite.task.fields, &item.label) {
+            for (n, g) in with_gold.iter_mut().zip(gold) {
+                *n += usize::from(g.is_some());
+            }
+        }
+    }
+    for (field, with_gold) in suite.task.fields.iter().zip(with_gold) {
         let rule = match &field.ty {
             crate::extract::FieldType::String(m) | crate::extract::FieldType::List(m) => format!(", {m}"),
             crate::extract::FieldType::Number { tolerance } if *tolerance > 0.0 => format!(", tolerance {tolerance}"),

@@ -15,8 +15,11 @@
 //! * Numbers: see [`parse_number`]. Dates: see [`parse_date`] (day-first by default).
 //! * Empty lists are absent; list elements are de-duplicated (compared as sets).
 
-use serde_json::{Map, Value};
 use std::str::FromStr;
+
+use serde_json::{Map, Value};
+
+use crate::text::{excerpt, scalar_text};
 
 /// Work limit (byte-steps) for the brace scan in [`first_json_object`].
 pub const SCAN_BUDGET: usize = 4_000_000;
@@ -241,7 +244,7 @@ pub fn canonicalize(value: &Value, ty: &FieldType) -> Result<Option<Canonical>, 
                 .ok_or_else(|| format!("number {n} is out of range")),
             Value::String(s) => parse_number(s)
                 .map(|f| Some(Canonical::Number(f)))
-                .ok_or_else(|| format!("'{}' is not a number", clip(s))),
+                .ok_or_else(|| format!("'{}' is not a number", excerpt(s, 60))),
             other => Err(format!("expected a number, got {}", describe(other))),
         },
         FieldType::Date { day_first } => match value {
@@ -250,7 +253,7 @@ pub fn canonicalize(value: &Value, ty: &FieldType) -> Result<Option<Canonical>, 
                 .ok_or_else(|| {
                     format!(
                         "'{}' is not a recognised date (e.g. 2018-03-14, 14/03/2018, 30 Dec 2017)",
-                        clip(s)
+                        excerpt(s, 60)
                     )
                 }),
             other => Err(format!("expected a date string, got {}", describe(other))),
@@ -271,7 +274,7 @@ pub fn canonicalize(value: &Value, ty: &FieldType) -> Result<Option<Canonical>, 
                 .ok_or_else(|| {
                     format!(
                         "'{}' is not one of the declared values [{}]",
-                        clip(&s),
+                        excerpt(&s, 60),
                         allowed.join(", ")
                     )
                 })
@@ -323,16 +326,6 @@ pub fn canonicalize_prediction(value: &Value, ty: &FieldType) -> Option<Canonica
     }
 }
 
-/// Strings as-is; numbers and booleans by their JSON text; anything else `None`.
-fn scalar_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
 fn text_form(s: &str, rule: StringMatch) -> Option<String> {
     let t = match rule {
         StringMatch::Exact => s.trim().to_string(),
@@ -353,14 +346,6 @@ fn describe(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
-    }
-}
-
-fn clip(s: &str) -> String {
-    if s.chars().count() > 60 {
-        format!("{}…", s.chars().take(60).collect::<String>())
-    } else {
-        s.to_string()
     }
 }
 

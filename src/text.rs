@@ -9,6 +9,17 @@ pub fn excerpt(text: &str, max_chars: usize) -> String {
     out
 }
 
+/// The text of a scalar JSON value (a label, an id, a field value): strings as they are, numbers
+/// and booleans by their JSON text; `None` for objects, arrays and null.
+pub fn scalar_text(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
 /// FNV-1a over `text`'s bytes: a hash that is the same on every machine and in every release,
 /// for choices that must be reproducible (few-shot draws, shard membership).
 pub fn stable_hash(text: &str) -> u64 {

@@ -154,7 +154,7 @@ fn write_report(md: &mut String, r: &Results, top_two: Option<(&str, &str)>, dis
         write_classes(md, r, &ranked)?;
     }
 
-    if let Some((first, second)) = top_two.filter(|_| !extraction) {
+    if let Some((first, second)) = top_two {
         writeln!(md, "## Where `{}` and `{}` disagree\n", cell(first), cell(second))?;
         if disagreements.is_empty() {
             writeln!(md, "They gave the same answer on every item both answered.\n")?;

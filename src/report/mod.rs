@@ -30,9 +30,9 @@ pub fn write_outputs(dir: &Path) -> Result<(Results, String)> {
     let scores = score::score_run(dir, &meta)?;
     let results = results::build(&meta, &scores)?;
 
-    let top_two = top_two(&results);
     // Extraction answers differ field by field; the report shows field errors instead.
-    let disagreements = match top_two.filter(|_| scores.extraction.is_none()) {
+    let top_two = top_two(&results).filter(|_| scores.extraction.is_none());
+    let disagreements = match top_two {
         Some((a, b)) => disagreements(dir, &meta, &scores, a, b)?,
         None => Vec::new(),
     };

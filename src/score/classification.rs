@@ -147,7 +147,7 @@ pub fn score_run(dir: &Path, meta: &RunMeta) -> Result<RunScores> {
         .collect();
     let mut gold: Vec<Option<u16>> = vec![None; meta.items.len()];
     let mut problem: Option<String> = None;
-    let mut extraction = (meta.task.kind == "extraction").then(|| ExtractionTally::new(meta));
+    let mut extraction = (meta.task.kind == "extraction").then(|| super::extraction::Tally::new(meta));
 
     journal::read_records(dir, |r: ScoredRecord| {
         if problem.is_some() {
@@ -163,37 +163,35 @@ pub fn score_run(dir: &Path, meta: &RunMeta) -> Result<RunScores> {
             return;
         }
         let s = i * tally.epochs + r.epoch as usize;
-        if let Some(ex) = extraction.as_mut() {
-            // A later record for the same sample replaces an earlier one (a resumed run).
-            tally.error_kinds[s] = r.error.as_ref().map(|e| e.kind.clone());
-            tally.latencies[s] = r.error.is_none().then_some(r.latency_ms);
-            tally.tokens[s] = r.tokens;
-            tally.outcomes[s] = match ex.record(b, s, r.epoch, &r.gold, r.answer.as_deref(), r.error.is_some()) {
+        // Correctness is recomputed from gold and answer rather than trusting the stored flag.
+        let outcome = match extraction.as_mut() {
+            Some(ex) => match ex.record(b, s, r.epoch, &r.gold, r.answer.as_deref(), r.error.is_some()) {
                 Ok(outcome) => outcome,
                 Err(message) => {
                     problem = Some(format!("item `{}`, backend `{}`: {message}", r.id, r.backend));
                     return;
                 }
-            };
-            return;
-        }
-        let Some(&g) = label_index.get(r.gold.as_str()) else {
-            problem = Some(format!("item `{}` has gold label `{}`, which the task does not declare", r.id, r.gold));
-            return;
-        };
-        gold[i] = Some(g);
-        // A later record for the same sample replaces an earlier one (a resumed run).
-        tally.error_kinds[s] = r.error.as_ref().map(|e| e.kind.clone());
-        tally.outcomes[s] = match (&r.error, r.correct) {
-            (Some(_), _) => Outcome::Error,
-            (None, correct) => {
-                let predicted = r.answer.as_deref().and_then(|a| label_index.get(a).copied());
-                // Recompute correctness from the labels rather than trusting the stored flag.
-                let right = predicted == Some(g);
-                debug_assert!(correct.is_none() || correct == Some(right));
-                Outcome::Answered { predicted, correct: right }
+            },
+            None => {
+                let Some(&g) = label_index.get(r.gold.as_str()) else {
+                    problem = Some(format!("item `{}` has gold label `{}`, which the task does not declare", r.id, r.gold));
+                    return;
+                };
+                gold[i] = Some(g);
+                match (&r.error, r.correct) {
+                    (Some(_), _) => Outcome::Error,
+                    (None, correct) => {
+                        let predicted = r.answer.as_deref().and_then(|a| label_index.get(a).copied());
+                        let right = predicted == Some(g);
+                        debug_assert!(correct.is_none() || correct == Some(right));
+                        Outcome::Answered { predicted, correct: right }
+                    }
+                }
             }
         };
+        // A later record for the same sample replaces an earlier one (a resumed run).
+        tally.outcomes[s] = outcome;
+        tally.error_kinds[s] = r.error.as_ref().map(|e| e.kind.clone());
         tally.latencies[s] = r.error.is_none().then_some(r.latency_ms);
         tally.tokens[s] = r.tokens;
     })?;
@@ -218,78 +216,6 @@ pub fn score_run(dir: &Path, meta: &RunMeta) -> Result<RunScores> {
         None => None,
     };
     Ok(RunScores { labels: labels.clone(), items: meta.items.clone(), gold, backends, extraction })
-}
-
-/// Field marks of an extraction run, as records are read, and the gold and answer of the first
-/// few samples with a field error (for the report's examples). Gold is parsed again per record
-/// rather than kept per item, so memory grows with items × fields marks only.
-struct ExtractionTally {
-    fields: Vec<crate::extract::FieldSpec>,
-    /// Per backend: samples × fields marks.
-    marks: Vec<Vec<super::extraction::Mark>>,
-    /// Per backend: first samples (epoch 0) with a wrong, missed or spurious field.
-    candidates: Vec<super::extraction::Candidates>,
-}
-
-impl ExtractionTally {
-    fn new(meta: &RunMeta) -> Self {
-        let n_fields = meta.task.fields.len();
-        let samples = |b: &journal::BackendMeta| meta.items.len() * b.epochs.max(1) as usize;
-        ExtractionTally {
-            fields: meta.task.fields.clone(),
-            marks: meta.backends.iter().map(|b| vec![super::extraction::Mark::Unscored; samples(b) * n_fields]).collect(),
-            candidates: meta.backends.iter().map(|_| super::extraction::Candidates::default()).collect(),
-        }
-    }
-
-    /// Scores one record again from its gold and answer, rather than trusting stored flags. A
-    /// later record of the same sample replaces the earlier one's marks (a resumed run).
-    fn record(&mut self, b: usize, s: usize, epoch: u32, gold: &str, answer: Option<&str>, failed: bool) -> Result<Outcome, String> {
-        use super::extraction::Mark;
-        let n = self.fields.len();
-        let marks = &mut self.marks[b][s * n..(s + 1) * n];
-        self.candidates[b].remove(s);
-        if failed {
-            marks.fill(Mark::Unscored);
-            return Ok(Outcome::Error);
-        }
-        let canonical = crate::extract::gold_values(&self.fields, gold)?;
-        let object = match answer.map(serde_json::from_str::<serde_json::Value>) {
-            Some(Ok(serde_json::Value::Object(object))) => Some(object),
-            Some(_) => return Err("the answer is not a JSON object".into()),
-            None => None,
-        };
-        let correct = match object {
-            Some(object) => {
-                let predicted = crate::extract::project(&self.fields, &object);
-                let outcomes = crate::extract::field_outcomes(&self.fields, &canonical, &predicted);
-                for (m, o) in marks.iter_mut().zip(&outcomes) {
-                    *m = Mark::from_outcome(*o);
-                }
-                if epoch == 0 && marks.iter().any(|m| matches!(m, Mark::Wrong | Mark::Missed | Mark::Spurious)) {
-                    if let Ok(serde_json::Value::Object(gold)) = serde_json::from_str(gold) {
-                        self.candidates[b].offer(s, gold, object);
-                    }
-                }
-                return Ok(Outcome::Answered { predicted: Some(0), correct: crate::extract::exact_match(&outcomes) });
-            }
-            None => {
-                for (m, g) in marks.iter_mut().zip(&canonical) {
-                    *m = if g.is_some() { Mark::InvalidWithGold } else { Mark::InvalidWithoutGold };
-                }
-                false
-            }
-        };
-        Ok(Outcome::Answered { predicted: None, correct })
-    }
-
-    fn finish(self, meta: &RunMeta, backends: &[BackendScores]) -> Result<super::extraction::RunExtraction> {
-        let mut out = Vec::with_capacity(backends.len());
-        for ((scores, marks), candidates) in backends.iter().zip(self.marks).zip(self.candidates) {
-            out.push(super::extraction::summarize(&self.fields, marks, scores.epochs, &candidates, &meta.items)?);
-        }
-        Ok(super::extraction::RunExtraction { fields: self.fields, backends: out })
-    }
 }
 
 fn summarize(id: &str, labels: &[String], gold: &[Option<u16>], tally: Tally) -> Result<BackendScores> {

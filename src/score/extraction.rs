@@ -23,7 +23,8 @@ use serde_json::Value;
 use crate::extract::{FieldOutcome, FieldSpec};
 use crate::stats::{bootstrap_intervals, wilson_interval, BootstrapConfig, Interval};
 
-use super::{AccuracyMethod, Outcome, CONFIDENCE};
+use super::{AccuracyMethod, BackendScores, Outcome, CONFIDENCE};
+use crate::journal::RunMeta;
 
 /// What one sample says about one field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,14 +139,16 @@ const EXAMPLES: usize = 6;
 /// The gold and answer objects of the first samples with a field error, by sample index: what
 /// the report's examples are drawn from, without keeping every answer of a large run.
 #[derive(Debug, Default)]
-pub struct Candidates(std::collections::BTreeMap<usize, (serde_json::Map<String, Value>, serde_json::Map<String, Value>)>);
+pub struct Candidates(std::collections::BTreeMap<usize, (JsonObject, JsonObject)>);
+
+type JsonObject = serde_json::Map<String, Value>;
 
 /// How many candidates are kept; more than [`EXAMPLES`] so several fields can show.
 const CANDIDATES: usize = 64;
 
 impl Candidates {
     /// Keeps sample `s` if it is among the first [`CANDIDATES`] offered.
-    pub fn offer(&mut self, s: usize, gold: serde_json::Map<String, Value>, answer: serde_json::Map<String, Value>) {
+    pub fn offer(&mut self, s: usize, gold: JsonObject, answer: JsonObject) {
         if self.0.len() >= CANDIDATES && self.0.last_key_value().is_some_and(|(&last, _)| last < s) {
             return;
         }
@@ -168,12 +171,12 @@ pub fn summarize(fields: &[FieldSpec], marks: Vec<Mark>, epochs: usize, candidat
     let mut scores = Vec::with_capacity(n_fields);
     let mut totals = [0u64; 3];
     for (f, spec) in fields.iter().enumerate() {
-        let column = || (0..samples).map(|s| marks[s * n_fields + f]);
-        let count = |m: Mark| column().filter(|&x| x == m).count() as u64;
-        let counted = column().filter(|m| m.counted()).count() as u64;
+        let column: Vec<Mark> = (0..samples).map(|s| marks[s * n_fields + f]).collect();
+        let count = |m: Mark| column.iter().filter(|&&x| x == m).count() as u64;
+        let counted = column.iter().filter(|m| m.counted()).count() as u64;
         let correct = count(Mark::Correct);
         let mut confusion = [0u64; 3];
-        for m in column() {
+        for m in &column {
             for (t, c) in confusion.iter_mut().zip(m.confusion()) {
                 *t += u64::from(c);
             }
@@ -181,7 +184,7 @@ pub fn summarize(fields: &[FieldSpec], marks: Vec<Mark>, epochs: usize, candidat
         for (t, c) in totals.iter_mut().zip(confusion) {
             *t += c;
         }
-        let (accuracy, accuracy_method) = field_accuracy(column().collect(), epochs, correct, counted)?;
+        let (accuracy, accuracy_method) = field_accuracy(&column, epochs, correct, counted)?;
         scores.push(FieldScores {
             name: spec.name.clone(),
             counted,
@@ -205,6 +208,78 @@ pub fn summarize(fields: &[FieldSpec], marks: Vec<Mark>, epochs: usize, candidat
     Ok(BackendExtraction { fields: scores, micro, macro_avg, marks, examples })
 }
 
+/// Field marks of an extraction run, as records are read, and the gold and answer of the first
+/// few samples with a field error (for the report's examples). Gold is parsed again per record
+/// rather than kept per item, so memory grows with items × fields marks only.
+pub struct Tally {
+    fields: Vec<FieldSpec>,
+    /// Per backend: samples × fields marks.
+    marks: Vec<Vec<Mark>>,
+    /// Per backend: first samples (epoch 0) with a wrong, missed or spurious field.
+    candidates: Vec<Candidates>,
+}
+
+impl Tally {
+    pub fn new(meta: &RunMeta) -> Self {
+        let n_fields = meta.task.fields.len();
+        let samples = |b: &crate::journal::BackendMeta| meta.items.len() * b.epochs.max(1) as usize;
+        Tally {
+            fields: meta.task.fields.clone(),
+            marks: meta.backends.iter().map(|b| vec![Mark::Unscored; samples(b) * n_fields]).collect(),
+            candidates: meta.backends.iter().map(|_| Candidates::default()).collect(),
+        }
+    }
+
+    /// Scores one record again from its gold and answer, rather than trusting stored flags. A
+    /// later record of the same sample replaces the earlier one's marks (a resumed run).
+    pub fn record(&mut self, b: usize, s: usize, epoch: u32, gold: &str, answer: Option<&str>, failed: bool) -> Result<Outcome, String> {
+        use Mark;
+        let n = self.fields.len();
+        let marks = &mut self.marks[b][s * n..(s + 1) * n];
+        self.candidates[b].remove(s);
+        if failed {
+            marks.fill(Mark::Unscored);
+            return Ok(Outcome::Error);
+        }
+        let canonical = crate::extract::gold_values(&self.fields, gold)?;
+        let object = match answer.map(serde_json::from_str::<serde_json::Value>) {
+            Some(Ok(serde_json::Value::Object(object))) => Some(object),
+            Some(_) => return Err("the answer is not a JSON object".into()),
+            None => None,
+        };
+        let correct = match object {
+            Some(object) => {
+                let predicted = crate::extract::project(&self.fields, &object);
+                let outcomes = crate::extract::field_outcomes(&self.fields, &canonical, &predicted);
+                for (m, o) in marks.iter_mut().zip(&outcomes) {
+                    *m = Mark::from_outcome(*o);
+                }
+                if epoch == 0 && marks.iter().any(|m| matches!(m, Mark::Wrong | Mark::Missed | Mark::Spurious)) {
+                    if let Ok(serde_json::Value::Object(gold)) = serde_json::from_str(gold) {
+                        self.candidates[b].offer(s, gold, object);
+                    }
+                }
+                return Ok(Outcome::Answered { predicted: Some(0), correct: crate::extract::exact_match(&outcomes) });
+            }
+            None => {
+                for (m, g) in marks.iter_mut().zip(&canonical) {
+                    *m = if g.is_some() { Mark::InvalidWithGold } else { Mark::InvalidWithoutGold };
+                }
+                false
+            }
+        };
+        Ok(Outcome::Answered { predicted: None, correct })
+    }
+
+    pub fn finish(self, meta: &RunMeta, backends: &[BackendScores]) -> crate::Result<RunExtraction> {
+        let mut out = Vec::with_capacity(backends.len());
+        for ((scores, marks), candidates) in backends.iter().zip(self.marks).zip(self.candidates) {
+            out.push(summarize(&self.fields, marks, scores.epochs, &candidates, &meta.items)?);
+        }
+        Ok(RunExtraction { fields: self.fields, backends: out })
+    }
+}
+
 /// Mean of the fields' precision, recall and F1 over the fields with any true or false positive
 /// or negative (a field absent from gold and predictions alike says nothing).
 fn macro_of(confusions: impl Iterator<Item = [u64; 3]>) -> Prf {
@@ -225,7 +300,7 @@ fn macro_of(confusions: impl Iterator<Item = [u64; 3]>) -> Prf {
 }
 
 /// Wilson over the counted samples; with several samples per item, clustered by item.
-fn field_accuracy(column: Vec<Mark>, epochs: usize, correct: u64, counted: u64) -> crate::Result<(Interval, AccuracyMethod)> {
+fn field_accuracy(column: &[Mark], epochs: usize, correct: u64, counted: u64) -> crate::Result<(Interval, AccuracyMethod)> {
     if epochs > 1 {
         let as_outcomes: Vec<Outcome> = column
             .iter()
@@ -251,7 +326,7 @@ fn examples(fields: &[FieldSpec], marks: &[Mark], epochs: usize, candidates: &Ca
                 continue;
             }
             if matches!(marks[s * n_fields + f], Mark::Wrong | Mark::Missed | Mark::Spurious) {
-                let value = |m: &serde_json::Map<String, Value>| m.get(&spec.name).cloned().unwrap_or(Value::Null);
+                let value = |m: &JsonObject| m.get(&spec.name).cloned().unwrap_or(Value::Null);
                 out.push(FieldError { id: ids[s / epochs].clone(), field: spec.name.clone(), gold: value(gold), predicted: value(answer) });
                 taken[f] += 1;
             }
@@ -349,6 +424,7 @@ mod tests {
         use Mark::*;
         let all = [Unscored, Correct, Wrong, Missed, Spurious, BothAbsent, InvalidWithGold, InvalidWithoutGold];
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let mut checked = 0;
         for round in 0..50 {
             let (items, n_fields, epochs) = (rng.random_range(1..40), rng.random_range(1..5), rng.random_range(1..3));
             let fields: Vec<FieldSpec> = (0..n_fields).map(|f| spec(&format!("f{f}"))).collect();
@@ -371,9 +447,11 @@ mod tests {
             for (i, p) in intervals.iter().zip(point) {
                 if let Some(i) = i {
                     assert!((i.estimate - p).abs() < 1e-12, "round {round}: {} vs {p}", i.estimate);
+                    checked += 1;
                 }
             }
         }
+        assert!(checked > 200, "only {checked} bootstrap estimates were compared");
     }
 
     /// Two fields, five items, hand-counted.

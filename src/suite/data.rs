@@ -176,13 +176,3 @@ impl RawRow {
         self.values.get(i?)?.as_ref()
     }
 }
-
-/// The text of a scalar cell, as a label or id; `None` for objects, arrays and null.
-pub(crate) fn scalar_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}

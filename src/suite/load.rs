@@ -410,23 +410,17 @@ impl Resolver {
                 GoldReader::Fields { fields, source, expected: expected.clone(), test: split == "test", present: vec![0; fields.len()] }
             }
         };
-        if columns.id_explicit && !table.columns.contains(&columns.id) {
-            self.problems.push(
-                SuiteProblem::new(&origin, format!("no `{}` id column", columns.id))
-                    .line(1)
-                    .key(&columns.id)
-                    .hint(format!("columns are: {}", table.columns.join(", "))),
-            );
-            return None;
-        }
-        if columns.group_explicit && !table.columns.contains(&columns.group) {
-            self.problems.push(
-                SuiteProblem::new(&origin, format!("no `{}` group column", columns.group))
-                    .line(1)
-                    .key(&columns.group)
-                    .hint(format!("columns are: {}", table.columns.join(", "))),
-            );
-            return None;
+        // A column the suite names must exist; an unnamed one is optional.
+        for (name, explicit, what) in [(&columns.id, columns.id_explicit, "id"), (&columns.group, columns.group_explicit, "group")] {
+            if explicit && !table.columns.contains(name) {
+                self.problems.push(
+                    SuiteProblem::new(&origin, format!("no `{name}` {what} column"))
+                        .line(1)
+                        .key(name.as_str())
+                        .hint(format!("columns are: {}", table.columns.join(", "))),
+                );
+                return None;
+            }
         }
         let mut reader = reader;
         let gold_at = reader.columns();
@@ -448,7 +442,7 @@ impl Resolver {
         for (index, mut row) in table.rows.into_iter().enumerate() {
             let Some(label) = reader.read(&mut row, &origin, &columns.label, &mut row_problems) else { continue };
             let id = if has_id {
-                match row.get(id_at).and_then(data::scalar_text) {
+                match row.get(id_at).and_then(crate::text::scalar_text) {
                     Some(id) if !id.trim().is_empty() => id.trim().to_string(),
                     _ => {
                         row_problems.push(
@@ -474,7 +468,7 @@ impl Resolver {
             }
             ids.insert(id.clone(), row.line);
             let group = if has_group {
-                match row.get(group_at).and_then(data::scalar_text).map(|g| g.trim().to_string()) {
+                match row.get(group_at).and_then(crate::text::scalar_text).map(|g| g.trim().to_string()) {
                     Some(g) if !g.is_empty() => Some(g),
                     _ => {
                         row_problems.push(
@@ -824,7 +818,7 @@ impl Resolver {
                             continue;
                         }
                         let (message, hint) = if self.gold_columns.contains(&var) {
-                            (format!("template uses `{var}`, the gold label"), "the prompt must not contain the answer; remove it".to_string())
+                            (format!("template uses `{var}`, which holds the gold {}", if task.kind == TaskKind::Extraction { "fields" } else { "label" }), "the prompt must not contain the answer; remove it".to_string())
                         } else if name != "input" {
                             (format!("template uses `{var}`, which instructions do not have"), "instructions see only `labels` (and `fields` in extraction tasks); put item columns in `input`".to_string())
                         } else if !columns.contains(&var.as_str()) {
@@ -909,7 +903,7 @@ impl GoldReader<'_> {
     fn read(&mut self, row: &mut data::RawRow, origin: &Path, label_column: &str, problems: &mut Vec<SuiteProblem>) -> Option<String> {
         match self {
             GoldReader::Label { at, labels, unknown } => {
-                let label = row.take(Some(*at)).as_ref().and_then(data::scalar_text).map(|s| s.trim().to_string());
+                let label = row.take(Some(*at)).as_ref().and_then(crate::text::scalar_text).map(|s| s.trim().to_string());
                 let Some(label) = label.filter(|l| !l.is_empty()) else {
                     problems.push(
                         SuiteProblem::new(origin, format!("row has no `{label_column}` value"))

@@ -306,7 +306,7 @@ backends:
     ws.write("leak.yaml", &leaked);
     let out = output(evalgate(ws.path()).args(["validate", "leak.yaml"]));
     assert_eq!(out.code, Some(2));
-    assert!(out.stderr.contains("the gold label") || out.stderr.contains("`amount`"), "{}", out.stderr);
+    assert!(out.stderr.contains("template uses `amount`, which holds the gold fields"), "{}", out.stderr);
 }
 
 const SUITE: &str = r#"schema_version: 1
@@ -389,7 +389,7 @@ fn extraction_validation_errors_name_file_line_and_key() {
     );
     assert_problem(&stratified, "suite.yaml", &["select", "stratified"]);
     // A template that uses the gold object would hand the model the answer.
-    assert_problem(&validate_with(&[("input: \"{{ text }}\"", "input: \"{{ text }} {{ expected }}\"")], DATA), "suite.yaml:10", &["task.input", "gold"]);
+    assert_problem(&validate_with(&[("input: \"{{ text }}\"", "input: \"{{ text }} {{ expected }}\"")], DATA), "suite.yaml:10", &["task.input", "`expected`, which holds the gold fields"]);
     // structured_output is an extraction setting with three values.
     assert_problem(&validate_with(&[("    base_url: http://127.0.0.1:9/v1\n", "    base_url: http://127.0.0.1:9/v1\n    structured_output: sometimes\n")], DATA), "suite.yaml", &["structured_output", "auto, on or off"]);
 }

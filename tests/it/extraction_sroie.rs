@@ -304,9 +304,8 @@ fn weakest_first(e: &Expected) -> Vec<&'static str> {
     order.into_iter().map(|(k, _, _)| FIELDS[k]).collect()
 }
 
-const TEST_SUITE: &str = r#"schema_version: 1
-name: sroie
-task:
+/// The SROIE task both suites share: the four fields, the receipt's lines as the input.
+const TASK: &str = r#"task:
   kind: extraction
   fields:
     company: { type: string, match: normalized }
@@ -315,7 +314,14 @@ task:
     total:   { type: number, tolerance: 0.01 }
   instructions: "Extract the receipt fields."
   input: "{{ words | join('\n') }}"
-data:
+"#;
+
+/// A suite named `name` with [`TASK`] and the given `data:` and `backends:` sections.
+fn sroie_suite(name: &str, rest: &str) -> String {
+    format!("schema_version: 1\nname: {name}\n{TASK}{rest}")
+}
+
+const TEST_SUITE: &str = r#"data:
   test: @TEST@
   expected_column: entities
   id_column: key
@@ -370,7 +376,7 @@ fn sroie_test_split_field_scores_match_hand_counts() {
     let ws = Workspace::new();
     let suite = ws.write(
         "sroie.yaml",
-        &TEST_SUITE.replace("@TEST@", &quoted(&test_path.display().to_string())).replace("@BASE@", &quoted(&server.base_url())),
+        &sroie_suite("sroie", TEST_SUITE).replace("@TEST@", &quoted(&test_path.display().to_string())).replace("@BASE@", &quoted(&server.base_url())),
     );
     let run = ws.run_dir("run");
     let out = output(evalgate(ws.path()).arg("run").arg(&suite).arg("--out").arg(&run).arg("--no-cache"));
@@ -523,18 +529,7 @@ fn sroie_test_split_field_scores_match_hand_counts() {
 
 /// Every gold date of the train split must be read, including the compact day-first `25032018`
 /// (line 62, X51005715010): a gold value that does not fit its type stops the suite from loading.
-const FEW_SHOT_SUITE: &str = r#"schema_version: 1
-name: sroie-few-shot
-task:
-  kind: extraction
-  fields:
-    company: { type: string, match: normalized }
-    date:    { type: date }
-    address: { type: string, match: normalized }
-    total:   { type: number, tolerance: 0.01 }
-  instructions: "Extract the receipt fields."
-  input: "{{ words | join('\n') }}"
-data:
+const FEW_SHOT_SUITE: &str = r#"data:
   test: @TEST@
   train: @TRAIN@
   expected_column: entities
@@ -602,7 +597,7 @@ fn sroie_train_split_feeds_gold_demonstrations() {
     let fixed_ids = json!([no_address[0].key, no_total[0].key]).to_string();
     let suite = ws.write(
         "sroie.yaml",
-        &FEW_SHOT_SUITE
+        &sroie_suite("sroie-few-shot", FEW_SHOT_SUITE)
             .replace("@TEST@", &quoted(&test_path.display().to_string()))
             .replace("@TRAIN@", &quoted(&train_path.display().to_string()))
             .replace("@BASE@", &quoted(&server.base_url()))
