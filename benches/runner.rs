@@ -69,7 +69,9 @@ const INSTRUCTIONS: &str = "Classify the support ticket into one of: {{ labels |
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().unwrap_or_else(|_| panic!("{name}={v}: not a valid value")),
+        Ok(v) if !v.trim().is_empty() => {
+            v.trim().parse().unwrap_or_else(|_| panic!("{name}={v}: not a valid value"))
+        }
         _ => default,
     }
 }
@@ -117,13 +119,18 @@ struct Row {
 }
 
 fn main() {
-    let nonce = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis());
+    let nonce = format!(
+        "{:x}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+    );
     let mut config = Config {
         scenarios: std::env::var("EVALGATE_BENCH_SCENARIOS")
             .unwrap_or_else(|_| "1,2,3,4,5".into())
             .split(',')
             .filter(|s| !s.trim().is_empty())
-            .map(|s| s.trim().parse().expect("EVALGATE_BENCH_SCENARIOS: numbers 1-5, comma-separated"))
+            .map(|s| {
+                s.trim().parse().expect("EVALGATE_BENCH_SCENARIOS: numbers 1-5, comma-separated")
+            })
             .collect(),
         big: env_or("EVALGATE_BENCH_ITEMS", 100_000),
         extraction: env_or("EVALGATE_BENCH_EXTRACTION", 20_000),
@@ -131,21 +138,36 @@ fn main() {
         latency: Duration::from_millis(env_or("EVALGATE_BENCH_LATENCY_MS", 50)),
         concurrency: env_or("EVALGATE_BENCH_CONCURRENCY", 32),
         repeats: env_or::<usize>("EVALGATE_BENCH_REPEATS", 3).max(1),
-        bin: std::env::var_os("EVALGATE_BENCH_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_evalgate"))),
+        bin: std::env::var_os("EVALGATE_BENCH_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_evalgate"))),
         keep: std::env::var("EVALGATE_BENCH_KEEP").is_ok_and(|v| v == "1"),
         nonce,
         cache_flag: false,
-        extra_args: std::env::var("EVALGATE_BENCH_ARGS").unwrap_or_default().split_whitespace().map(str::to_string).collect(),
+        extra_args: std::env::var("EVALGATE_BENCH_ARGS")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
     };
     assert!(Path::new("/usr/bin/time").exists(), "GNU time (/usr/bin/time) is needed for peak RSS");
-    assert!(config.bin.exists(), "{}: no such binary; build it with `cargo build --release --bin evalgate`", config.bin.display());
+    assert!(
+        config.bin.exists(),
+        "{}: no such binary; build it with `cargo build --release --bin evalgate`",
+        config.bin.display()
+    );
     // target/release/evalgate is shared with every other cargo build of this checkout: run a
     // private copy so a rebuild in the middle of the benchmark cannot change what is measured.
-    let snapshot = tempfile::Builder::new().prefix("evalgate-bench-bin-").tempdir().expect("temp dir");
+    let snapshot =
+        tempfile::Builder::new().prefix("evalgate-bench-bin-").tempdir().expect("temp dir");
     let source = config.bin.clone();
     config.bin = snapshot.path().join("evalgate");
     std::fs::copy(&source, &config.bin).expect("copy the evalgate binary");
-    let help = Command::new(&config.bin).args(["run", "--help"]).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let help = Command::new(&config.bin)
+        .args(["run", "--help"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
     let has_cache = help.contains("--no-cache");
     // With a `--cache FILE` option, every run of one suite dir uses `<dir>/cache.sqlite`.
     config.cache_flag = help.contains("--cache <");
@@ -219,8 +241,14 @@ fn main() {
         let ideal = config.small as f64 * config.latency.as_secs_f64() / c as f64;
         let mut base = Vec::new();
         for rep in 0..config.repeats {
-            let w = load_generator(&server, config.small, c, &format!("{}-base{rep}", config.nonce));
-            eprintln!("  load generator run {}: {:.3} s, {:.0} req/s", rep + 1, w, config.small as f64 / w);
+            let w =
+                load_generator(&server, config.small, c, &format!("{}-base{rep}", config.nonce));
+            eprintln!(
+                "  load generator run {}: {:.3} s, {:.0} req/s",
+                rep + 1,
+                w,
+                config.small as f64 / w
+            );
             base.push(w);
         }
         base.sort_by(f64::total_cmp);
@@ -238,14 +266,28 @@ fn main() {
         rows.push(Row {
             scenario: format!("2b. load generator, {lat} ms"),
             items: config.small,
-            m: Measured { wall: base, startup: 0.0, send: base, report: 0.0, rss_mb: f64::NAN, rss_phases: [f64::NAN; 3], cpu_user: f64::NAN, cpu_sys: f64::NAN, server_requests: config.small },
+            m: Measured {
+                wall: base,
+                startup: 0.0,
+                send: base,
+                report: 0.0,
+                rss_mb: f64::NAN,
+                rss_phases: [f64::NAN; 3],
+                cpu_user: f64::NAN,
+                cpu_sys: f64::NAN,
+                server_requests: config.small,
+            },
             target: format!("ideal {ideal:.3} s (×{:.3})", base / ideal),
             pass: None,
         });
         rows.push(Row {
             scenario: format!("2. latency {lat} ms"),
             items: config.small,
-            target: format!("≤ 1.05 × load gen (×{:.3}); ideal ×{:.3}; ≤ 50 MB", m.wall / base, m.wall / ideal),
+            target: format!(
+                "≤ 1.05 × load gen (×{:.3}); ideal ×{:.3}; ≤ 50 MB",
+                m.wall / base,
+                m.wall / ideal
+            ),
             pass: Some(m.wall <= 1.05 * base && m.rss_mb <= 50.0),
             m,
         });
@@ -283,7 +325,13 @@ fn main() {
         let dir = make_extraction_suite(&config, &server, config.extraction);
         let m = run_evalgate(&config, &server, &dir, "run", config.extraction);
         eprintln!("  scenario 5: {}", describe(&m, config.extraction));
-        rows.push(Row { scenario: "5. extraction, 5 fields, 0 ms".into(), items: config.extraction, target: "none set (measured)".into(), pass: None, m });
+        rows.push(Row {
+            scenario: "5. extraction, 5 fields, 0 ms".into(),
+            items: config.extraction,
+            target: "none set (measured)".into(),
+            pass: None,
+            m,
+        });
         finish_dir(&config, dir);
     }
 
@@ -292,7 +340,8 @@ fn main() {
 }
 
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map_or("unknown".into(), |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+    std::fs::read_to_string("/proc/loadavg")
+        .map_or("unknown".into(), |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
 }
 
 fn binary_age(bin: &Path) -> String {
@@ -304,31 +353,42 @@ fn binary_age(bin: &Path) -> String {
 }
 
 fn start_server(latency: Duration) -> TestServer {
-    TestServer::start_in_thread_with(ServerOptions { record_requests: false }, move |req, _attempt| {
-        let text = req.last_user_text().unwrap_or_default();
-        // An extraction item carries its answer after `ANSWER `; a ticket names its label.
-        let reply = match text.split_once("ANSWER ") {
-            Some((_, answer)) => Reply::chat(answer),
-            None => Reply::chat(LABELS.iter().find(|l| text.contains(*l)).copied().unwrap_or("unknown")),
-        };
-        if latency.is_zero() {
-            reply
-        } else {
-            Reply::Delay(latency, Box::new(reply))
-        }
-    })
+    TestServer::start_in_thread_with(
+        ServerOptions { record_requests: false },
+        move |req, _attempt| {
+            let text = req.last_user_text().unwrap_or_default();
+            // An extraction item carries its answer after `ANSWER `; a ticket names its label.
+            let reply = match text.split_once("ANSWER ") {
+                Some((_, answer)) => Reply::chat(answer),
+                None => Reply::chat(
+                    LABELS.iter().find(|l| text.contains(*l)).copied().unwrap_or("unknown"),
+                ),
+            };
+            if latency.is_zero() {
+                reply
+            } else {
+                Reply::Delay(latency, Box::new(reply))
+            }
+        },
+    )
 }
 
 /// A ticket's text; it names its label once and no other.
 fn item_text(nonce: &str, tag: &str, i: usize) -> (String, &'static str) {
     let label = LABELS[i % LABELS.len()];
-    (format!("Hello, I have a {label} question about order {i} (ref {nonce}-{tag}). Can you help?"), label)
+    (
+        format!(
+            "Hello, I have a {label} question about order {i} (ref {nonce}-{tag}). Can you help?"
+        ),
+        label,
+    )
 }
 
 /// Writes `data.csv` and `suite.yaml` for `items` items into a new temp dir.
 fn make_suite(config: &Config, server: &TestServer, items: usize, tag: &str) -> tempfile::TempDir {
     let dir = tempfile::Builder::new().prefix("evalgate-bench-").tempdir().expect("temp dir");
-    let mut csv = std::io::BufWriter::new(std::fs::File::create(dir.path().join("data.csv")).unwrap());
+    let mut csv =
+        std::io::BufWriter::new(std::fs::File::create(dir.path().join("data.csv")).unwrap());
     writeln!(csv, "id,text,label").unwrap();
     for i in 0..items {
         let (text, label) = item_text(&config.nonce, tag, i);
@@ -350,7 +410,8 @@ fn make_suite(config: &Config, server: &TestServer, items: usize, tag: &str) -> 
 /// a currency and thousands separator), so every field goes through its parser.
 fn make_extraction_suite(config: &Config, server: &TestServer, items: usize) -> tempfile::TempDir {
     let dir = tempfile::Builder::new().prefix("evalgate-bench-").tempdir().expect("temp dir");
-    let mut out = std::io::BufWriter::new(std::fs::File::create(dir.path().join("data.jsonl")).unwrap());
+    let mut out =
+        std::io::BufWriter::new(std::fs::File::create(dir.path().join("data.jsonl")).unwrap());
     for i in 0..items {
         let (day, month, cents) = (1 + i % 28, 1 + i % 12, 1000 + (i * 7919) % 500_000);
         let total = format!("{}.{:02}", cents / 100, cents % 100);
@@ -363,10 +424,15 @@ fn make_extraction_suite(config: &Config, server: &TestServer, items: usize) -> 
         });
         let mut answer = gold.clone();
         answer["date"] = json!(format!("{day:02}/{month:02}/2024"));
-        answer["total"] = json!(format!("RM {}.{:02}", evalgate::report::results::group_thousands((cents / 100) as u64), cents % 100));
+        answer["total"] = json!(format!(
+            "RM {}.{:02}",
+            evalgate::report::results::group_thousands((cents / 100) as u64),
+            cents % 100
+        ));
         answer["vendor"] = json!(format!("VENDOR {} LTD.", i % 997));
         let text = format!("Invoice {i} ref {} ANSWER {answer}", config.nonce);
-        writeln!(out, "{}", json!({ "id": format!("x{i}"), "text": text, "expected": gold })).unwrap();
+        writeln!(out, "{}", json!({ "id": format!("x{i}"), "text": text, "expected": gold }))
+            .unwrap();
     }
     out.flush().unwrap();
     let suite = format!(
@@ -385,7 +451,13 @@ fn finish_dir(config: &Config, dir: tempfile::TempDir) {
 }
 
 /// Runs `evalgate run suite.yaml --out <dir>/<out>` under GNU time and checks its outputs.
-fn run_evalgate(config: &Config, server: &TestServer, dir: &tempfile::TempDir, out: &str, items: usize) -> Measured {
+fn run_evalgate(
+    config: &Config,
+    server: &TestServer,
+    dir: &tempfile::TempDir,
+    out: &str,
+    items: usize,
+) -> Measured {
     let root = dir.path();
     let time_file = root.join(format!("{out}.time"));
     let run_dir = root.join(out);
@@ -402,7 +474,11 @@ fn run_evalgate(config: &Config, server: &TestServer, dir: &tempfile::TempDir, o
         .arg("--out")
         .arg(&run_dir)
         .args(&config.extra_args)
-        .args(if config.cache_flag { vec![std::ffi::OsString::from("--cache"), root.join("cache.sqlite").into()] } else { vec![] })
+        .args(if config.cache_flag {
+            vec![std::ffi::OsString::from("--cache"), root.join("cache.sqlite").into()]
+        } else {
+            vec![]
+        })
         .current_dir(root)
         .env("XDG_CACHE_HOME", root.join("xdg-cache"))
         .env("HOME", root)
@@ -436,9 +512,11 @@ fn run_evalgate(config: &Config, server: &TestServer, dir: &tempfile::TempDir, o
             let mut pid = None;
             while !done.load(Ordering::Relaxed) {
                 if pid.is_none() {
-                    pid = std::fs::read_to_string(format!("/proc/{time_pid}/task/{time_pid}/children"))
-                        .ok()
-                        .and_then(|c| c.split_whitespace().next().map(str::to_string));
+                    pid = std::fs::read_to_string(format!(
+                        "/proc/{time_pid}/task/{time_pid}/children"
+                    ))
+                    .ok()
+                    .and_then(|c| c.split_whitespace().next().map(str::to_string));
                 }
                 if let Some(rss) = pid.as_ref().and_then(|p| proc_status_kb(p, "VmRSS:")) {
                     samples.lock().unwrap().push((started.elapsed().as_secs_f64(), rss / 1024.0));
@@ -462,17 +540,29 @@ fn run_evalgate(config: &Config, server: &TestServer, dir: &tempfile::TempDir, o
         panic!("evalgate exited with {} in {}", output.status, root.display());
     }
     let started_at = lines.iter().find(|(_, l)| l.starts_with("running ")).map_or(0.0, |(t, _)| *t);
-    let finished_at = lines.iter().rev().find(|(_, l)| l.contains(&format!("{items}/{items} done"))).map_or(wall, |(t, _)| *t);
+    let finished_at = lines
+        .iter()
+        .rev()
+        .find(|(_, l)| l.contains(&format!("{items}/{items} done")))
+        .map_or(wall, |(t, _)| *t);
 
     let time = std::fs::read_to_string(&time_file).expect("GNU time output");
-    let fields: Vec<f64> = time.lines().last().unwrap_or("").split_whitespace().filter_map(|f| f.parse().ok()).collect();
+    let fields: Vec<f64> = time
+        .lines()
+        .last()
+        .unwrap_or("")
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
     assert!(fields.len() == 4, "unexpected GNU time output: {time:?}");
 
     // Correctness: one journal line per item, every answer right, no errors.
     let journal = std::fs::read(run_dir.join("records.jsonl")).expect("records.jsonl");
     let journal_lines = journal.iter().filter(|b| **b == b'\n').count();
     assert_eq!(journal_lines, items, "records.jsonl should hold exactly one line per item");
-    let results: Value = serde_json::from_slice(&std::fs::read(run_dir.join("results.json")).expect("results.json")).unwrap();
+    let results: Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("results.json")).expect("results.json"))
+            .unwrap();
     let backend = &results["backends"][0];
     let accuracy = backend["accuracy"]["estimate"].as_f64().unwrap_or(f64::NAN);
     assert_eq!(backend["errors"].as_u64(), Some(0), "errors in {}", run_dir.display());
@@ -480,9 +570,15 @@ fn run_evalgate(config: &Config, server: &TestServer, dir: &tempfile::TempDir, o
     assert!(accuracy == 1.0, "accuracy {accuracy}, expected 1.0");
     eprintln!("    correctness: accuracy {accuracy:.3}, records.jsonl {journal_lines} lines, {server_requests} requests reached the server");
 
-    let phase_max = |from: f64, to: f64| samples.iter().filter(|(t, _)| *t >= from && *t < to).map(|(_, r)| *r).fold(0.0, f64::max);
+    let phase_max = |from: f64, to: f64| {
+        samples.iter().filter(|(t, _)| *t >= from && *t < to).map(|(_, r)| *r).fold(0.0, f64::max)
+    };
     Measured {
-        rss_phases: [phase_max(0.0, started_at), phase_max(started_at, finished_at), phase_max(finished_at, f64::INFINITY)],
+        rss_phases: [
+            phase_max(0.0, started_at),
+            phase_max(started_at, finished_at),
+            phase_max(finished_at, f64::INFINITY),
+        ],
         wall,
         startup: started_at,
         send: finished_at - started_at,
@@ -532,7 +628,10 @@ fn median(mut runs: Vec<Measured>) -> Measured {
 /// bodies are what evalgate sends for the same items (model, system and user messages,
 /// temperature). Returns the wall time of `items` requests, connection setup included.
 fn load_generator(server: &TestServer, items: usize, concurrency: usize, tag: &str) -> f64 {
-    let system = format!("Classify the support ticket into one of: {}. Answer with the label only.", LABELS.join(", "));
+    let system = format!(
+        "Classify the support ticket into one of: {}. Answer with the label only.",
+        LABELS.join(", ")
+    );
     let bodies: Arc<Vec<Bytes>> = Arc::new(
         (0..items)
             .map(|i| {
@@ -550,7 +649,8 @@ fn load_generator(server: &TestServer, items: usize, concurrency: usize, tag: &s
             .collect(),
     );
     let addr = server.addr();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let wall = runtime.block_on(async move {
         let next = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
@@ -571,7 +671,10 @@ fn load_generator(server: &TestServer, items: usize, concurrency: usize, tag: &s
 async fn connection(addr: SocketAddr, next: Arc<AtomicUsize>, bodies: Arc<Vec<Bytes>>) {
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     stream.set_nodelay(true).unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.expect("handshake");
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
     tokio::spawn(conn);
     let host = addr.to_string();
     loop {
@@ -599,7 +702,11 @@ fn print_table(rows: &[Row], notes: &[String]) {
     for r in rows {
         let m = &r.m;
         let rss = if m.rss_mb.is_nan() { "–".to_string() } else { format!("{:.1}", m.rss_mb) };
-        let cpu = if m.cpu_user.is_nan() { "–".to_string() } else { format!("{:.2}", m.cpu_user + m.cpu_sys) };
+        let cpu = if m.cpu_user.is_nan() {
+            "–".to_string()
+        } else {
+            format!("{:.2}", m.cpu_user + m.cpu_sys)
+        };
         let verdict = match r.pass {
             Some(true) => "pass",
             Some(false) => "FAIL",

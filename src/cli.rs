@@ -27,7 +27,11 @@ pub mod exit {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "evalgate", version, about = "Is prompting enough, or does a fine-tuned model do better, and at what cost per correct answer?")]
+#[command(
+    name = "evalgate",
+    version,
+    about = "Is prompting enough, or does a fine-tuned model do better, and at what cost per correct answer?"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -247,34 +251,52 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
 }
 
 fn cost_calculator(args: CostArgs) -> Result<u8, Error> {
-    use crate::cost::{self, Pricing, PriceTable};
+    use crate::cost::{self, PriceTable, Pricing};
     let bad = |e: cost::CostError| Error::Usage(e.to_string());
     let (pricing, entry) = if let Some(input) = args.input_price {
-        (Pricing::PerToken { input_per_mtok: input, output_per_mtok: args.output_price.unwrap_or(0.0), cached_input_per_mtok: None }, None)
+        (
+            Pricing::PerToken {
+                input_per_mtok: input,
+                output_per_mtok: args.output_price.unwrap_or(0.0),
+                cached_input_per_mtok: None,
+            },
+            None,
+        )
     } else if let Some(model) = &args.model {
         let entry = PriceTable::builtin().lookup(model).ok_or_else(|| {
             Error::Usage(format!("no built-in price for `{model}`; give --input-price and --output-price (USD per million tokens)"))
         })?;
         (entry.pricing.clone(), Some(entry))
     } else {
-        (Pricing::Fixed { monthly_usd: args.monthly_usd.unwrap_or_default(), capacity_rps: args.capacity_rps }, None)
+        (
+            Pricing::Fixed {
+                monthly_usd: args.monthly_usd.unwrap_or_default(),
+                capacity_rps: args.capacity_rps,
+            },
+            None,
+        )
     };
     pricing.validate().map_err(bad)?;
-    let p = cost::project(&pricing, args.input_tokens, args.output_tokens, args.requests_per_day).map_err(bad)?;
+    let p = cost::project(&pricing, args.input_tokens, args.output_tokens, args.requests_per_day)
+        .map_err(bad)?;
     if args.json {
         let mut value = serde_json::json!({ "per_request_usd": p.per_request_usd, "daily_usd": p.daily_usd, "annual_usd": p.annual_usd });
         if let Some(n) = p.instances_needed {
             value["instances_needed"] = n.into();
         }
         if let Some(e) = entry {
-            value["model"] = serde_json::json!({ "model": e.model, "as_of": e.as_of, "source": e.source });
+            value["model"] =
+                serde_json::json!({ "model": e.model, "as_of": e.as_of, "source": e.source });
         }
         println!("{value}");
     } else {
         if let Some(e) = entry {
             println!("{}: price as of {} ({})", e.model, e.as_of, e.source);
         }
-        println!("per request ${:.6} · per day ${:.2} · per year ${:.2}", p.per_request_usd, p.daily_usd, p.annual_usd);
+        println!(
+            "per request ${:.6} · per day ${:.2} · per year ${:.2}",
+            p.per_request_usd, p.daily_usd, p.annual_usd
+        );
         if let Some(n) = p.instances_needed {
             println!("instances needed: {n}");
         }
@@ -292,16 +314,30 @@ fn stats_calculator(command: StatsCommand) -> Result<u8, Error> {
             };
             let i = stats::proportion_interval(correct, total, confidence, m)?;
             let value = serde_json::json!({ "estimate": i.estimate, "low": i.low, "high": i.high, "method": name, "confidence": confidence });
-            let text = format!("{correct}/{total} = {:.6}, {}% {name} interval [{:.6}, {:.6}]", i.estimate, confidence * 100.0, i.low, i.high);
+            let text = format!(
+                "{correct}/{total} = {:.6}, {}% {name} interval [{:.6}, {:.6}]",
+                i.estimate,
+                confidence * 100.0,
+                i.low,
+                i.high
+            );
             (json.then_some(value), text)
         }
-        StatsCommand::Paired { both_correct, only_first, only_second, both_wrong, confidence, json } => {
+        StatsCommand::Paired {
+            both_correct,
+            only_first,
+            only_second,
+            both_wrong,
+            confidence,
+            json,
+        } => {
             let counts = stats::PairedCounts { both_correct, only_first, only_second, both_wrong };
             let n = counts.total()?;
             let d = stats::paired_difference_interval(&counts, confidence)?;
             let p = stats::mcnemar_exact_p(only_first, only_second)?;
             let rate = |k: u64| if n == 0 { 0.0 } else { k as f64 / n as f64 };
-            let (first, second) = (rate(both_correct + only_first), rate(both_correct + only_second));
+            let (first, second) =
+                (rate(both_correct + only_first), rate(both_correct + only_second));
             let value = serde_json::json!({
                 "first": { "estimate": first },
                 "second": { "estimate": second },
@@ -314,7 +350,16 @@ fn stats_calculator(command: StatsCommand) -> Result<u8, Error> {
             );
             (json.then_some(value), text)
         }
-        StatsCommand::SampleSize { baseline, target, power, confidence, paired, discordance, difference, json } => {
+        StatsCommand::SampleSize {
+            baseline,
+            target,
+            power,
+            confidence,
+            paired,
+            discordance,
+            difference,
+            json,
+        } => {
             let items = if paired {
                 let (psi, d) = (discordance.unwrap_or_default(), difference.unwrap_or_default());
                 stats::sample_size_paired(psi, d, power, confidence)?
@@ -322,7 +367,11 @@ fn stats_calculator(command: StatsCommand) -> Result<u8, Error> {
                 let (p0, p1) = (baseline.unwrap_or_default(), target.unwrap_or_default());
                 stats::sample_size_one_proportion(p0, p1, power, confidence)?
             };
-            let text = format!("{items} items ({}% power, {}% confidence, two-sided)", power * 100.0, confidence * 100.0);
+            let text = format!(
+                "{items} items ({}% power, {}% confidence, two-sided)",
+                power * 100.0,
+                confidence * 100.0
+            );
             (json.then_some(serde_json::json!({ "items": items })), text)
         }
     };
@@ -361,14 +410,23 @@ fn validate(path: &std::path::Path) -> Result<u8, Error> {
     }
     for (field, with_gold) in suite.task.fields.iter().zip(with_gold) {
         let rule = match &field.ty {
-            crate::extract::FieldType::String(m) | crate::extract::FieldType::List(m) => format!(", {m}"),
-            crate::extract::FieldType::Number { tolerance } if *tolerance > 0.0 => format!(", tolerance {tolerance}"),
+            crate::extract::FieldType::String(m) | crate::extract::FieldType::List(m) => {
+                format!(", {m}")
+            }
+            crate::extract::FieldType::Number { tolerance } if *tolerance > 0.0 => {
+                format!(", tolerance {tolerance}")
+            }
             crate::extract::FieldType::Date { day_first: false } => ", month first".to_string(),
             crate::extract::FieldType::Enum(values) => format!(": {}", values.join(", ")),
             _ => String::new(),
         };
         let required = if field.required { ", required" } else { "" };
-        println!("  {} ({}{rule}{required}): gold in {with_gold} of {} test items", field.name, field.ty.name(), suite.test.items.len());
+        println!(
+            "  {} ({}{rule}{required}): gold in {with_gold} of {} test items",
+            field.name,
+            field.ty.name(),
+            suite.test.items.len()
+        );
     }
     Ok(exit::SUCCESS)
 }
@@ -388,7 +446,10 @@ fn report_leakage(suite: &suite::Suite) {
         suite.test.origin.display()
     );
     for leak in leaks.iter().take(10) {
-        eprintln!("  test `{}` (line {}) = train `{}` (line {})", leak.test_id, leak.test_line, leak.train_id, leak.train_line);
+        eprintln!(
+            "  test `{}` (line {}) = train `{}` (line {})",
+            leak.test_id, leak.test_line, leak.train_id, leak.train_line
+        );
     }
     if leaks.len() > 10 {
         eprintln!("  … and {} more", leaks.len() - 10);
@@ -416,7 +477,9 @@ fn run(args: RunArgs) -> Result<u8, Error> {
     };
     if let Some(limit) = args.max_cost_usd {
         if !(limit.is_finite() && limit >= 0.0) {
-            return Err(Error::Usage(format!("--max-cost-usd {limit}: give a number of dollars, 0 or more")));
+            return Err(Error::Usage(format!(
+                "--max-cost-usd {limit}: give a number of dollars, 0 or more"
+            )));
         }
     }
     let display = Arc::new(Mutex::new(ProgressDisplay::new(args.quiet)));
@@ -491,9 +554,16 @@ fn run(args: RunArgs) -> Result<u8, Error> {
 fn write_step_summary(markdown: &str) {
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
         use std::io::Write;
-        let written = std::fs::OpenOptions::new().create(true).append(true).open(&path).and_then(|mut f| f.write_all(markdown.as_bytes()));
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(markdown.as_bytes()));
         if let Err(e) = written {
-            eprintln!("warning: cannot write the step summary to {}: {e}", PathBuf::from(path).display());
+            eprintln!(
+                "warning: cannot write the step summary to {}: {e}",
+                PathBuf::from(path).display()
+            );
         }
     }
 }
@@ -510,8 +580,18 @@ struct ProgressDisplay {
 impl ProgressDisplay {
     fn new(quiet: bool) -> Self {
         let terminal = std::io::stderr().is_terminal();
-        let target = if terminal && !quiet { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
-        ProgressDisplay { quiet, terminal, multi: MultiProgress::with_draw_target(target), bars: Vec::new(), last_decile: Vec::new() }
+        let target = if terminal && !quiet {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        ProgressDisplay {
+            quiet,
+            terminal,
+            multi: MultiProgress::with_draw_target(target),
+            bars: Vec::new(),
+            last_decile: Vec::new(),
+        }
     }
 
     fn note(&self, text: &str) {
@@ -527,19 +607,26 @@ impl ProgressDisplay {
 
     fn on_event(&mut self, event: RunEvent) {
         match event {
-            RunEvent::Skipped { id, reason } => self.note(&format!("note: skipping backend `{id}`: {reason}")),
-            RunEvent::Trained { id, items, seconds } => self.note(&format!("trained `{id}` on {items} items in {seconds:.2} s")),
-            RunEvent::Warning(text) => self.note(&format!("warning: {text}")),
-            RunEvent::Started { dir, backends, items } => {
-                self.note(&format!("running {items} items × {backends} backends into {}", dir.display()))
+            RunEvent::Skipped { id, reason } => {
+                self.note(&format!("note: skipping backend `{id}`: {reason}"))
             }
+            RunEvent::Trained { id, items, seconds } => {
+                self.note(&format!("trained `{id}` on {items} items in {seconds:.2} s"))
+            }
+            RunEvent::Warning(text) => self.note(&format!("warning: {text}")),
+            RunEvent::Started { dir, backends, items } => self.note(&format!(
+                "running {items} items × {backends} backends into {}",
+                dir.display()
+            )),
             RunEvent::Progress { backend, done, total, errors } => {
                 if self.terminal && !self.quiet {
                     let bar = match self.bars.iter().find(|(id, _)| id == &backend) {
                         Some((_, bar)) => bar.clone(),
                         None => {
                             let bar = self.multi.add(ProgressBar::new(total as u64));
-                            if let Ok(style) = ProgressStyle::with_template("{prefix:>20} {bar:30} {pos}/{len} {msg} [{elapsed}]") {
+                            if let Ok(style) = ProgressStyle::with_template(
+                                "{prefix:>20} {bar:30} {pos}/{len} {msg} [{elapsed}]",
+                            ) {
                                 bar.set_style(style);
                             }
                             bar.set_prefix(backend.clone());

@@ -66,30 +66,22 @@ impl fmt::Display for CostError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CostError::InvalidQuantity { what, value } => {
-                write!(
-                    f,
-                    "{what} must be a finite non-negative number, got {value}"
-                )
+                write!(f, "{what} must be a finite non-negative number, got {value}")
             }
-            CostError::CachedExceedsInput { cached, input } => write!(
-                f,
-                "cached input tokens ({cached}) exceed total input tokens ({input})"
-            ),
+            CostError::CachedExceedsInput { cached, input } => {
+                write!(f, "cached input tokens ({cached}) exceed total input tokens ({input})")
+            }
             CostError::WrongPricingKind { expected } => {
                 write!(f, "expected {expected} pricing")
             }
-            CostError::ZeroRequestsPerDay => write!(
-                f,
-                "requests per day must be above zero to spread a fixed cost per request"
-            ),
+            CostError::ZeroRequestsPerDay => {
+                write!(f, "requests per day must be above zero to spread a fixed cost per request")
+            }
             CostError::InvalidCapacity(v) => {
                 write!(f, "capacity_rps must be a positive number, got {v}")
             }
             CostError::TooManyInstances(n) => {
-                write!(
-                    f,
-                    "volume needs {n} instances, which is beyond any sensible deployment"
-                )
+                write!(f, "volume needs {n} instances, which is beyond any sensible deployment")
             }
             CostError::PriceTable(msg) => write!(f, "invalid price table: {msg}"),
         }
@@ -129,11 +121,7 @@ impl Pricing {
     /// capacity is positive.
     pub fn validate(&self) -> Result<(), CostError> {
         match *self {
-            Pricing::PerToken {
-                input_per_mtok,
-                output_per_mtok,
-                cached_input_per_mtok,
-            } => {
+            Pricing::PerToken { input_per_mtok, output_per_mtok, cached_input_per_mtok } => {
                 non_negative("input price per million tokens", input_per_mtok)?;
                 non_negative("output price per million tokens", output_per_mtok)?;
                 if let Some(cached) = cached_input_per_mtok {
@@ -141,10 +129,7 @@ impl Pricing {
                 }
                 Ok(())
             }
-            Pricing::Fixed {
-                monthly_usd,
-                capacity_rps,
-            } => {
+            Pricing::Fixed { monthly_usd, capacity_rps } => {
                 non_negative("monthly cost", monthly_usd)?;
                 if let Some(cap) = capacity_rps {
                     check_capacity(cap)?;
@@ -228,19 +213,14 @@ impl PriceTable {
         for (i, entry) in raw.models.iter().enumerate() {
             let bad = |msg: String| CostError::PriceTable(format!("{}: {msg}", entry.model));
             if entry.model.trim().is_empty() {
-                return Err(CostError::PriceTable(format!(
-                    "entry {i} has an empty model id"
-                )));
+                return Err(CostError::PriceTable(format!("entry {i} has an empty model id")));
             }
             if !matches!(entry.pricing, Pricing::PerToken { .. }) {
                 return Err(bad("price table entries must be per-token".into()));
             }
             entry.pricing.validate().map_err(|e| bad(e.to_string()))?;
             if parse_date(&entry.as_of).is_none() {
-                return Err(bad(format!(
-                    "as_of {:?} is not a YYYY-MM-DD date",
-                    entry.as_of
-                )));
+                return Err(bad(format!("as_of {:?} is not a YYYY-MM-DD date", entry.as_of)));
             }
             for key in std::iter::once(&entry.model).chain(&entry.aliases) {
                 if index.insert(key.clone(), i).is_some() {
@@ -249,12 +229,7 @@ impl PriceTable {
             }
         }
 
-        Ok(PriceTable {
-            currency: raw.currency,
-            unit: raw.unit,
-            models: raw.models,
-            index,
-        })
+        Ok(PriceTable { currency: raw.currency, unit: raw.unit, models: raw.models, index })
     }
 
     /// The table shipped in the binary (`data/prices.json`), parsed once.
@@ -318,8 +293,7 @@ impl PriceTable {
     }
 
     fn lookup_base(&self, model: &str) -> Option<&PriceEntry> {
-        self.exact(model)
-            .or_else(|| strip_date_suffix(model).and_then(|base| self.exact(base)))
+        self.exact(model).or_else(|| strip_date_suffix(model).and_then(|base| self.exact(base)))
     }
 }
 
@@ -422,7 +396,8 @@ fn per_token_request_usd(
     output_tokens: f64,
     cached_input_tokens: f64,
 ) -> Result<f64, CostError> {
-    Ok(per_token_request_micro_usd(pricing, input_tokens, output_tokens, cached_input_tokens)? / TOKENS_PER_MTOK)
+    Ok(per_token_request_micro_usd(pricing, input_tokens, output_tokens, cached_input_tokens)?
+        / TOKENS_PER_MTOK)
 }
 
 /// The cost of one request in millionths of a dollar (USD per million tokens × tokens).
@@ -432,15 +407,9 @@ fn per_token_request_micro_usd(
     output_tokens: f64,
     cached_input_tokens: f64,
 ) -> Result<f64, CostError> {
-    let Pricing::PerToken {
-        input_per_mtok,
-        output_per_mtok,
-        cached_input_per_mtok,
-    } = *pricing
+    let Pricing::PerToken { input_per_mtok, output_per_mtok, cached_input_per_mtok } = *pricing
     else {
-        return Err(CostError::WrongPricingKind {
-            expected: "per-token",
-        });
+        return Err(CostError::WrongPricingKind { expected: "per-token" });
     };
     pricing.validate()?;
     let input = non_negative("input tokens", input_tokens)?;
@@ -532,7 +501,8 @@ pub fn project(
                 per_token_request_usd(pricing, mean_input_tokens, mean_output_tokens, 0.0)?;
             // Multiply before dividing by a million: with round prices the products are exact,
             // so $0.15/M × 500 tokens × 50,000 requests is exactly $3.75, not 3.7499999999999996.
-            let micro = per_token_request_micro_usd(pricing, mean_input_tokens, mean_output_tokens, 0.0)?;
+            let micro =
+                per_token_request_micro_usd(pricing, mean_input_tokens, mean_output_tokens, 0.0)?;
             let daily_usd = micro * rpd / TOKENS_PER_MTOK;
             Ok(Projection {
                 per_request_usd,
@@ -541,10 +511,7 @@ pub fn project(
                 instances_needed: None,
             })
         }
-        Pricing::Fixed {
-            monthly_usd,
-            capacity_rps,
-        } => {
+        Pricing::Fixed { monthly_usd, capacity_rps } => {
             // Token counts do not change a fixed bill, but garbage in them
             // still signals a caller bug worth reporting.
             non_negative("mean input tokens", mean_input_tokens)?;
@@ -579,11 +546,7 @@ fn break_even_parts(
     if c <= 0.0 {
         return None;
     }
-    let Pricing::Fixed {
-        monthly_usd,
-        capacity_rps,
-    } = *fixed
-    else {
+    let Pricing::Fixed { monthly_usd, capacity_rps } = *fixed else {
         return None;
     };
     fixed.validate().ok()?;
@@ -702,19 +665,14 @@ mod tests {
     }
 
     fn fixed(monthly_usd: f64, capacity_rps: Option<f64>) -> Pricing {
-        Pricing::Fixed {
-            monthly_usd,
-            capacity_rps,
-        }
+        Pricing::Fixed { monthly_usd, capacity_rps }
     }
 
     fn prices(entry: &PriceEntry) -> (f64, f64, Option<f64>) {
         match entry.pricing {
-            Pricing::PerToken {
-                input_per_mtok,
-                output_per_mtok,
-                cached_input_per_mtok,
-            } => (input_per_mtok, output_per_mtok, cached_input_per_mtok),
+            Pricing::PerToken { input_per_mtok, output_per_mtok, cached_input_per_mtok } => {
+                (input_per_mtok, output_per_mtok, cached_input_per_mtok)
+            }
             Pricing::Fixed { .. } => panic!("{} is not per-token", entry.model),
         }
     }
@@ -727,29 +685,13 @@ mod tests {
         assert!(table.models().len() >= 18);
         for entry in table.models() {
             let (input, output, cached) = prices(entry);
-            assert!(
-                input > 0.0 && output > 0.0,
-                "{}: prices must be > 0",
-                entry.model
-            );
-            assert!(
-                output >= input,
-                "{}: output cheaper than input",
-                entry.model
-            );
+            assert!(input > 0.0 && output > 0.0, "{}: prices must be > 0", entry.model);
+            assert!(output >= input, "{}: output cheaper than input", entry.model);
             if let Some(cached) = cached {
-                assert!(
-                    cached > 0.0 && cached < input,
-                    "{}: cached price",
-                    entry.model
-                );
+                assert!(cached > 0.0 && cached < input, "{}: cached price", entry.model);
             }
             assert!(parse_date(&entry.as_of).is_some(), "{}: as_of", entry.model);
-            assert!(
-                entry.source.starts_with("https://"),
-                "{}: source",
-                entry.model
-            );
+            assert!(entry.source.starts_with("https://"), "{}: source", entry.model);
             // Every row must be reachable through lookup by its own id and aliases.
             for key in std::iter::once(&entry.model).chain(&entry.aliases) {
                 assert_eq!(table.lookup(key).map(|e| &e.model), Some(&entry.model));
@@ -781,9 +723,7 @@ mod tests {
             ("claude-3-haiku-20240307", 0.25, 1.25, Some(0.03)),
         ];
         for (model, input, output, cached) in expect {
-            let entry = table
-                .lookup(model)
-                .unwrap_or_else(|| panic!("{model} missing"));
+            let entry = table.lookup(model).unwrap_or_else(|| panic!("{model} missing"));
             assert_eq!(prices(entry), (input, output, cached), "{model}");
         }
     }
@@ -795,18 +735,9 @@ mod tests {
 
         assert_eq!(model_of("gpt-4o-mini"), Some("gpt-4o-mini"));
         assert_eq!(model_of("gpt-4o-mini-2024-07-18"), Some("gpt-4o-mini"));
-        assert_eq!(
-            model_of("claude-haiku-4-5-20251001"),
-            Some("claude-haiku-4-5")
-        );
-        assert_eq!(
-            model_of("claude-sonnet-4-5-20250929"),
-            Some("claude-sonnet-4-5")
-        );
-        assert_eq!(
-            model_of("claude-3-5-haiku-latest"),
-            Some("claude-3-5-haiku-latest")
-        );
+        assert_eq!(model_of("claude-haiku-4-5-20251001"), Some("claude-haiku-4-5"));
+        assert_eq!(model_of("claude-sonnet-4-5-20250929"), Some("claude-sonnet-4-5"));
+        assert_eq!(model_of("claude-3-5-haiku-latest"), Some("claude-3-5-haiku-latest"));
 
         let ft = table.lookup("ft:gpt-4o-mini-2024-07-18:acme::abc123");
         assert_eq!(ft.map(prices), Some((0.30, 1.20, Some(0.15))));
@@ -814,10 +745,7 @@ mod tests {
             model_of("ft:gpt-4o-mini-2024-07-18:acme:my-suffix:abc123"),
             Some("ft:gpt-4o-mini")
         );
-        assert_eq!(
-            model_of("ft:gpt-4.1-nano-2025-04-14:acme::x"),
-            Some("ft:gpt-4.1-nano")
-        );
+        assert_eq!(model_of("ft:gpt-4.1-nano-2025-04-14:acme::x"), Some("ft:gpt-4.1-nano"));
         assert_eq!(model_of("ft:gpt-4o-2024-08-06:acme::x"), Some("ft:gpt-4o"));
         // No fine-tune row for the base → unknown, not the base model's price.
         assert_eq!(model_of("ft:gpt-4-0613:acme::x"), None);
@@ -828,10 +756,7 @@ mod tests {
         // Date stripping proper (no alias row for this made-up snapshot).
         assert_eq!(model_of("gpt-4.1-mini-2031-01-02"), Some("gpt-4.1-mini"));
         // An exact row beats stripping: the first gpt-4o snapshot cost more.
-        assert_eq!(
-            table.lookup("gpt-4o-2024-05-13").map(prices),
-            Some((5.0, 15.0, None))
-        );
+        assert_eq!(table.lookup("gpt-4o-2024-05-13").map(prices), Some((5.0, 15.0, None)));
         // Not a valid date → no stripping.
         assert_eq!(model_of("gpt-4o-2024-13-01"), None);
 
@@ -863,10 +788,7 @@ mod tests {
             entry(""),
         ];
         // The empty table is valid, the rest are not.
-        let results: Vec<bool> = bad
-            .iter()
-            .map(|j| PriceTable::from_json(j).is_ok())
-            .collect();
+        let results: Vec<bool> = bad.iter().map(|j| PriceTable::from_json(j).is_ok()).collect();
         assert_eq!(results, [false, false, false, false, true]);
 
         assert!(PriceTable::from_json(&entry(ok).replace("\"USD\"", "\"EUR\"")).is_err());
@@ -894,15 +816,9 @@ mod tests {
         assert_eq!(parse_date("1970-01-01"), Some(0));
         assert_eq!(parse_date("2000-03-01"), Some(11_017));
         assert_eq!(parse_date("2024-02-29"), Some(19_782));
-        for bad in [
-            "2025-02-29",
-            "2025-13-01",
-            "2025-00-10",
-            "2025-1-01",
-            "+025-01-01",
-            "2025/01/01",
-            "",
-        ] {
+        for bad in
+            ["2025-02-29", "2025-13-01", "2025-00-10", "2025-1-01", "+025-01-01", "2025/01/01", ""]
+        {
             assert_eq!(parse_date(bad), None, "{bad}");
         }
         let today = days_from_civil(2026, 1, 1);
@@ -1000,10 +916,7 @@ mod tests {
         assert_eq!(instances_needed(0.0, Some(0.5)), Ok(1));
         assert_eq!(instances_needed(1e9, None), Ok(1));
         assert_eq!(instances_needed(1e9, Some(f64::INFINITY)), Ok(1));
-        assert_eq!(
-            instances_needed(1.0, Some(0.0)),
-            Err(CostError::InvalidCapacity(0.0))
-        );
+        assert_eq!(instances_needed(1.0, Some(0.0)), Err(CostError::InvalidCapacity(0.0)));
         assert!(instances_needed(1.0, Some(f64::NAN)).is_err());
         assert!(instances_needed(1e300, Some(1e-300)).is_err());
     }
@@ -1011,10 +924,7 @@ mod tests {
     #[test]
     fn projection_rejects_bad_input() {
         let f = fixed(300.0, Some(1.0));
-        assert_eq!(
-            project(&f, 0.0, 0.0, 0.0),
-            Err(CostError::ZeroRequestsPerDay)
-        );
+        assert_eq!(project(&f, 0.0, 0.0, 0.0), Err(CostError::ZeroRequestsPerDay));
         assert!(project(&f, 0.0, 0.0, -1.0).is_err());
         assert!(project(&f, f64::NAN, 0.0, 1.0).is_err());
         assert!(project(&fixed(-1.0, None), 0.0, 0.0, 1.0).is_err());
@@ -1057,14 +967,8 @@ mod tests {
         // 5400/365/43200 = $0.000342 per request > $0.0002, so at every
         // volume the instances needed cost more than the API. Never breaks even.
         let half_rps = fixed(450.0, Some(0.5));
-        assert_eq!(
-            break_even_requests_per_day(&api_0002(), 200.0, 0.0, &half_rps),
-            None
-        );
-        assert_eq!(
-            sustained_break_even_requests_per_day(&api_0002(), 200.0, 0.0, &half_rps),
-            None
-        );
+        assert_eq!(break_even_requests_per_day(&api_0002(), 200.0, 0.0, &half_rps), None);
+        assert_eq!(sustained_break_even_requests_per_day(&api_0002(), 200.0, 0.0, &half_rps), None);
 
         // 1 rps = 86,400/day per instance. First break-even is B = 73,972.6
         // with one instance; but at 86,401/day a second instance doubles the
@@ -1081,9 +985,7 @@ mod tests {
         assert_close(6.0 * b, 443_835.616_438_356_2);
 
         let cheaper = |v: f64| -> bool {
-            let api = project(&api_0002(), 200.0, 0.0, v)
-                .expect("valid")
-                .annual_usd;
+            let api = project(&api_0002(), 200.0, 0.0, v).expect("valid").annual_usd;
             let own = project(&one_rps, 200.0, 0.0, v).expect("valid").annual_usd;
             own <= api
         };
@@ -1105,10 +1007,7 @@ mod tests {
             break_even_requests_per_day(&per_token(0.0, 0.0), 200.0, 0.0, &fixed(450.0, None)),
             None
         );
-        assert_eq!(
-            break_even_requests_per_day(&api_0002(), 0.0, 0.0, &fixed(450.0, None)),
-            None
-        );
+        assert_eq!(break_even_requests_per_day(&api_0002(), 0.0, 0.0, &fixed(450.0, None)), None);
         // Free fixed backend wins from zero volume.
         assert_eq!(
             break_even_requests_per_day(&api_0002(), 200.0, 0.0, &fixed(0.0, Some(1.0))),
@@ -1123,10 +1022,7 @@ mod tests {
             break_even_requests_per_day(&fixed(1.0, None), 200.0, 0.0, &fixed(450.0, None)),
             None
         );
-        assert_eq!(
-            break_even_requests_per_day(&api_0002(), 200.0, 0.0, &api_0002()),
-            None
-        );
+        assert_eq!(break_even_requests_per_day(&api_0002(), 200.0, 0.0, &api_0002()), None);
         assert_eq!(
             break_even_requests_per_day(&api_0002(), f64::NAN, 0.0, &fixed(450.0, None)),
             None
@@ -1139,10 +1035,7 @@ mod tests {
         let b = 5_400.0 / 0.073;
         let at_b = fixed(450.0, Some(b / 86_400.0));
         assert!(break_even_requests_per_day(&api_0002(), 200.0, 0.0, &at_b).is_some());
-        assert_eq!(
-            sustained_break_even_requests_per_day(&api_0002(), 200.0, 0.0, &at_b),
-            None
-        );
+        assert_eq!(sustained_break_even_requests_per_day(&api_0002(), 200.0, 0.0, &at_b), None);
     }
 
     #[test]

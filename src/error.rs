@@ -19,7 +19,13 @@ pub struct SuiteProblem {
 
 impl SuiteProblem {
     pub fn new(file: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        SuiteProblem { file: file.into(), line: None, key: None, message: message.into(), hint: None }
+        SuiteProblem {
+            file: file.into(),
+            line: None,
+            key: None,
+            message: message.into(),
+            hint: None,
+        }
     }
     pub fn line(mut self, line: impl Into<Option<u64>>) -> Self {
         self.line = line.into().filter(|&l| l > 0);

@@ -152,9 +152,13 @@ fn brace_scan(reply: &str) -> Option<Map<String, Value>> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldType {
     String(StringMatch),
-    Number { tolerance: f64 },
+    Number {
+        tolerance: f64,
+    },
     /// `day_first`: how `03/04/2018` reads (3 April when true, the default; March 4 when false).
-    Date { day_first: bool },
+    Date {
+        day_first: bool,
+    },
     Enum(Vec<String>),
     List(StringMatch),
 }
@@ -260,11 +264,7 @@ pub fn canonicalize(value: &Value, ty: &FieldType) -> Result<Option<Canonical>, 
         },
         FieldType::Enum(allowed) => {
             let s = scalar_text(value).ok_or_else(|| {
-                format!(
-                    "expected one of [{}], got {}",
-                    allowed.join(", "),
-                    describe(value)
-                )
+                format!("expected one of [{}], got {}", allowed.join(", "), describe(value))
             })?;
             let n = normalize(&s);
             allowed
@@ -284,10 +284,7 @@ pub fn canonicalize(value: &Value, ty: &FieldType) -> Result<Option<Canonical>, 
                 Value::Array(a) => a.iter().collect(),
                 Value::String(_) => vec![value],
                 other => {
-                    return Err(format!(
-                        "expected a list of strings, got {}",
-                        describe(other)
-                    ))
+                    return Err(format!("expected a list of strings, got {}", describe(other)))
                 }
             };
             let mut out: Vec<String> = Vec::new();
@@ -296,10 +293,7 @@ pub fn canonicalize(value: &Value, ty: &FieldType) -> Result<Option<Canonical>, 
                     continue;
                 }
                 let s = scalar_text(item).ok_or_else(|| {
-                    format!(
-                        "list element {k} should be a string, got {}",
-                        describe(item)
-                    )
+                    format!("list element {k} should be a string, got {}", describe(item))
                 })?;
                 if let Some(t) = text_form(&s, *rule) {
                     if !out.contains(&t) {
@@ -307,11 +301,7 @@ pub fn canonicalize(value: &Value, ty: &FieldType) -> Result<Option<Canonical>, 
                     }
                 }
             }
-            Ok(if out.is_empty() {
-                None
-            } else {
-                Some(Canonical::List(out))
-            })
+            Ok(if out.is_empty() { None } else { Some(Canonical::List(out)) })
         }
     }
 }
@@ -418,7 +408,16 @@ impl From<FieldSpec> for FieldMeta {
             FieldType::Enum(values) => (None, None, Some(values.clone())),
         };
         let day_first = matches!(f.ty, FieldType::Date { day_first: false }).then_some(false);
-        FieldMeta { ty: f.ty.name().to_string(), name: f.name, match_rule, tolerance, values, day_first, required: f.required, description: f.description }
+        FieldMeta {
+            ty: f.ty.name().to_string(),
+            name: f.name,
+            match_rule,
+            tolerance,
+            values,
+            day_first,
+            required: f.required,
+            description: f.description,
+        }
     }
 }
 
@@ -456,7 +455,8 @@ pub fn json_schema(fields: &[FieldSpec]) -> Value {
         p.insert("type".into(), ty);
         match &f.ty {
             FieldType::Enum(values) => {
-                let mut allowed: Vec<Value> = values.iter().map(|v| Value::from(v.as_str())).collect();
+                let mut allowed: Vec<Value> =
+                    values.iter().map(|v| Value::from(v.as_str())).collect();
                 if !f.required {
                     allowed.push(Value::Null);
                 }
@@ -528,16 +528,30 @@ pub fn display_value(raw: &Value, canonical: Option<&Canonical>) -> Value {
     match canonical {
         None => Value::Null,
         // Whole numbers as integers (`99`, not `99.0`), as people write them.
-        Some(Canonical::Number(n)) if n.fract() == 0.0 && n.abs() < 9.0e15 => Value::from(*n as i64),
-        Some(Canonical::Number(n)) => serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number),
+        Some(Canonical::Number(n)) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
+            Value::from(*n as i64)
+        }
+        Some(Canonical::Number(n)) => {
+            serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number)
+        }
         Some(Canonical::Date(d) | Canonical::Enum(d)) => Value::from(d.as_str()),
         Some(Canonical::List(_)) => match raw {
             Value::Array(items) => Value::Array(
-                items.iter().filter_map(scalar_text).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).map(Value::from).collect(),
+                items
+                    .iter()
+                    .filter_map(scalar_text)
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .map(Value::from)
+                    .collect(),
             ),
-            other => Value::Array(scalar_text(other).map(|s| Value::from(s.trim())).into_iter().collect()),
+            other => Value::Array(
+                scalar_text(other).map(|s| Value::from(s.trim())).into_iter().collect(),
+            ),
         },
-        Some(Canonical::Text(_) | Canonical::Invalid(_)) => scalar_text(raw).map_or(Value::Null, |s| Value::from(s.trim())),
+        Some(Canonical::Text(_) | Canonical::Invalid(_)) => {
+            scalar_text(raw).map_or(Value::Null, |s| Value::from(s.trim()))
+        }
     }
 }
 
@@ -551,7 +565,12 @@ pub fn object_text(fields: &[FieldSpec], values: impl IntoIterator<Item = Value>
 /// else the only key equal to it ignoring case, spaces, `_` and `-` (models write `Company` or
 /// `total_amount` for `total-amount`); `null` when the object has none.
 pub fn project(fields: &[FieldSpec], object: &Map<String, Value>) -> Vec<Value> {
-    let fold = |k: &str| k.chars().filter(|c| !matches!(c, ' ' | '_' | '-')).flat_map(char::to_lowercase).collect::<String>();
+    let fold = |k: &str| {
+        k.chars()
+            .filter(|c| !matches!(c, ' ' | '_' | '-'))
+            .flat_map(char::to_lowercase)
+            .collect::<String>()
+    };
     fields
         .iter()
         .map(|f| {
@@ -575,12 +594,19 @@ pub fn gold_values(fields: &[FieldSpec], gold: &str) -> Result<Vec<Option<Canoni
     };
     fields
         .iter()
-        .map(|f| canonicalize(map.get(&f.name).unwrap_or(&Value::Null), &f.ty).map_err(|e| format!("gold `{}`: {e}", f.name)))
+        .map(|f| {
+            canonicalize(map.get(&f.name).unwrap_or(&Value::Null), &f.ty)
+                .map_err(|e| format!("gold `{}`: {e}", f.name))
+        })
         .collect()
 }
 
 /// Each field's outcome for a reply's projected values (see [`project`]).
-pub fn field_outcomes(fields: &[FieldSpec], gold: &[Option<Canonical>], predicted: &[Value]) -> Vec<FieldOutcome> {
+pub fn field_outcomes(
+    fields: &[FieldSpec],
+    gold: &[Option<Canonical>],
+    predicted: &[Value],
+) -> Vec<FieldOutcome> {
     fields
         .iter()
         .zip(gold)
@@ -726,13 +752,7 @@ pub fn normalize(s: &str) -> String {
     let mapped: String = s
         .chars()
         .flat_map(char::to_lowercase)
-        .map(|c| {
-            if c.is_alphanumeric() || c.is_whitespace() {
-                c
-            } else {
-                ' '
-            }
-        })
+        .map(|c| if c.is_alphanumeric() || c.is_whitespace() { c } else { ' ' })
         .collect();
     mapped.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -778,9 +798,8 @@ fn levenshtein(a: &[char], b: &[char]) -> usize {
 /// Case-insensitive currency words accepted before/after a number besides any all-uppercase
 /// three-letter code (ISO 4217 style, e.g. `MYR`, `USD`).
 const CURRENCY_WORDS: &[&str] = &["rm", "rp", "rs", "us", "s", "hk", "nz", "a", "c", "r", "kr"];
-const CURRENCY_SYMBOLS: &[char] = &[
-    '$', '€', '£', '¥', '₹', '₩', '₽', '₺', '₫', '฿', '¢', '₱', '₪', '₦',
-];
+const CURRENCY_SYMBOLS: &[char] =
+    &['$', '€', '£', '¥', '₹', '₩', '₽', '₺', '₫', '฿', '¢', '₱', '₪', '₦'];
 
 /// Parse a number written as text. Accepted:
 /// * optional sign `-`/`+`/`−` before or after a currency prefix (`-RM 9`, `RM -9`), or the whole
@@ -858,11 +877,7 @@ fn strip_currency_suffix(t: &str) -> &str {
             return rest[..rest.len() - c.len_utf8()].trim_end();
         }
     }
-    let letters = rest
-        .chars()
-        .rev()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .count();
+    let letters = rest.chars().rev().take_while(|c| c.is_ascii_alphabetic()).count();
     if letters > 0 {
         let w = &rest[rest.len() - letters..];
         if is_currency_word(w) {
@@ -875,11 +890,7 @@ fn strip_currency_suffix(t: &str) -> &str {
 
 /// Digits with separators, no sign, no currency.
 fn parse_plain_number(t: &str) -> Option<f64> {
-    if t.is_empty()
-        || !t
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == ',' || c == '.')
-    {
+    if t.is_empty() || !t.chars().all(|c| c.is_ascii_digit() || c == ',' || c == '.') {
         return None;
     }
     let commas = t.matches(',').count();
@@ -909,11 +920,7 @@ fn parse_plain_number(t: &str) -> Option<f64> {
             // Both present: the last separator is the decimal mark and occurs once.
             let last_comma = t.rfind(',').unwrap();
             let last_dot = t.rfind('.').unwrap();
-            let (dec, th) = if last_dot > last_comma {
-                ('.', ',')
-            } else {
-                (',', '.')
-            };
+            let (dec, th) = if last_dot > last_comma { ('.', ',') } else { (',', '.') };
             if t.matches(dec).count() != 1 {
                 return None;
             }
@@ -941,11 +948,7 @@ fn parse_plain_number(t: &str) -> Option<f64> {
             if f.is_empty() || !f.chars().all(|c| c.is_ascii_digit()) {
                 return None;
             }
-            let i = if int_digits.is_empty() {
-                "0"
-            } else {
-                int_digits.as_str()
-            };
+            let i = if int_digits.is_empty() { "0" } else { int_digits.as_str() };
             format!("{i}.{f}")
         }
         None => {
@@ -993,32 +996,20 @@ const MONTHS: [&str; 12] = [
     "november",
     "december",
 ];
-const WEEKDAYS: [&str; 7] = [
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-];
+const WEEKDAYS: [&str; 7] =
+    ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
 
 fn month_from_word(w: &str) -> Option<u32> {
     let w = w.to_ascii_lowercase();
     if w == "sept" {
         return Some(9);
     }
-    MONTHS
-        .iter()
-        .position(|m| *m == w || (w.len() == 3 && m.starts_with(&w)))
-        .map(|i| i as u32 + 1)
+    MONTHS.iter().position(|m| *m == w || (w.len() == 3 && m.starts_with(&w))).map(|i| i as u32 + 1)
 }
 
 fn is_weekday(w: &str) -> bool {
     let w = w.to_ascii_lowercase();
-    WEEKDAYS
-        .iter()
-        .any(|d| *d == w || (w.len() == 3 && d.starts_with(&w)))
+    WEEKDAYS.iter().any(|d| *d == w || (w.len() == 3 && d.starts_with(&w)))
 }
 
 #[derive(Debug)]
@@ -1061,7 +1052,8 @@ pub fn parse_date_ordered(s: &str, day_first: bool) -> Option<String> {
         // last four digits of a YYYYMMDD date are a month and day, never such a year.
         let ymd = (num(&s[..4])?, num(&s[4..6])?, num(&s[6..])?);
         let (first, second) = (num(&s[..2])?, num(&s[2..4])?);
-        let dmy = if day_first { (num(&s[4..])?, second, first) } else { (num(&s[4..])?, first, second) };
+        let dmy =
+            if day_first { (num(&s[4..])?, second, first) } else { (num(&s[4..])?, first, second) };
         return [ymd, dmy]
             .into_iter()
             .find(|&(y, m, d)| (1900..=2099).contains(&y) && valid_ymd(y, m, d))
@@ -1259,10 +1251,7 @@ mod tests {
     #[test]
     fn fenced_with_prose() {
         let r = "Sure! Here is the data:\n```json\n{\"company\": \"ACME SDN BHD\", \"total\": \"9.00\"}\n```\nLet me know if you need more.";
-        assert_eq!(
-            obj(r),
-            Some(json!({"company": "ACME SDN BHD", "total": "9.00"}))
-        );
+        assert_eq!(obj(r), Some(json!({"company": "ACME SDN BHD", "total": "9.00"})));
         let r = "Result:\n```\n{\"a\": [1, 2]}\n```";
         assert_eq!(obj(r), Some(json!({"a": [1, 2]})));
         let r = "```JSON\n{\"a\": 1}\n```";
@@ -1287,10 +1276,7 @@ mod tests {
 
     #[test]
     fn two_objects_first_wins() {
-        assert_eq!(
-            obj(r#"first {"a": 1} then {"b": 2}"#),
-            Some(json!({"a": 1}))
-        );
+        assert_eq!(obj(r#"first {"a": 1} then {"b": 2}"#), Some(json!({"a": 1})));
         assert_eq!(obj("{\"a\": 1}\n{\"b\": 2}"), Some(json!({"a": 1})));
     }
 
@@ -1326,11 +1312,7 @@ mod tests {
     #[test]
     fn deeply_nested() {
         let depth = 100;
-        let s = format!(
-            "prose {}1{} end",
-            "{\"a\":".repeat(depth),
-            "}".repeat(depth)
-        );
+        let s = format!("prose {}1{} end", "{\"a\":".repeat(depth), "}".repeat(depth));
         let v = obj(&s).expect("depth 100 parses");
         let mut cur = &v;
         for _ in 0..depth {
@@ -1363,19 +1345,10 @@ mod tests {
     #[test]
     fn string_match_from_str() {
         assert_eq!("exact".parse::<StringMatch>(), Ok(StringMatch::Exact));
-        assert_eq!(
-            " Normalized ".parse::<StringMatch>(),
-            Ok(StringMatch::Normalized)
-        );
+        assert_eq!(" Normalized ".parse::<StringMatch>(), Ok(StringMatch::Normalized));
         assert_eq!("fuzzy".parse::<StringMatch>(), Ok(StringMatch::Fuzzy(0.9)));
-        assert_eq!(
-            "fuzzy(0.85)".parse::<StringMatch>(),
-            Ok(StringMatch::Fuzzy(0.85))
-        );
-        assert_eq!(
-            "fuzzy( 1 )".parse::<StringMatch>(),
-            Ok(StringMatch::Fuzzy(1.0))
-        );
+        assert_eq!("fuzzy(0.85)".parse::<StringMatch>(), Ok(StringMatch::Fuzzy(0.85)));
+        assert_eq!("fuzzy( 1 )".parse::<StringMatch>(), Ok(StringMatch::Fuzzy(1.0)));
         for bad in ["fuzzy(0)", "fuzzy(1.5)", "fuzzy(-0.2)", "fuzzy(NaN)"] {
             let e = bad.parse::<StringMatch>().unwrap_err();
             assert!(e.contains("(0,1]"), "{bad}: {e}");
@@ -1383,10 +1356,7 @@ mod tests {
         let e = "fuzzy(abc)".parse::<StringMatch>().unwrap_err();
         assert!(e.contains("not a number"), "{e}");
         let e = "regex".parse::<StringMatch>().unwrap_err();
-        assert!(
-            e.contains("unknown match rule 'regex'") && e.contains("exact"),
-            "{e}"
-        );
+        assert!(e.contains("unknown match rule 'regex'") && e.contains("exact"), "{e}");
         assert!("fuzzy(0.8".parse::<StringMatch>().is_err());
         assert!("".parse::<StringMatch>().is_err());
     }
@@ -1418,11 +1388,7 @@ mod tests {
             FieldOutcome::Wrong
         );
         assert_eq!(
-            outcome(
-                json!("OJC MARKETING SDN BHD"),
-                json!("ojc marketing sdn. bhd."),
-                &ty
-            ),
+            outcome(json!("OJC MARKETING SDN BHD"), json!("ojc marketing sdn. bhd."), &ty),
             FieldOutcome::Correct
         );
         assert_eq!(
@@ -1434,11 +1400,7 @@ mod tests {
             FieldOutcome::Correct
         );
         assert_eq!(
-            outcome(
-                json!("UNIHAKKA INTERNATIONAL SDN BHD"),
-                json!("UNIHAKKA SDN BHD"),
-                &ty
-            ),
+            outcome(json!("UNIHAKKA INTERNATIONAL SDN BHD"), json!("UNIHAKKA SDN BHD"), &ty),
             FieldOutcome::Wrong
         );
     }
@@ -1446,18 +1408,9 @@ mod tests {
     #[test]
     fn exact_strings() {
         let ty = FieldType::String(StringMatch::Exact);
-        assert_eq!(
-            outcome(json!("ACME"), json!("  ACME "), &ty),
-            FieldOutcome::Correct
-        );
-        assert_eq!(
-            outcome(json!("ACME"), json!("Acme"), &ty),
-            FieldOutcome::Wrong
-        );
-        assert_eq!(
-            outcome(json!("ACME."), json!("ACME"), &ty),
-            FieldOutcome::Wrong
-        );
+        assert_eq!(outcome(json!("ACME"), json!("  ACME "), &ty), FieldOutcome::Correct);
+        assert_eq!(outcome(json!("ACME"), json!("Acme"), &ty), FieldOutcome::Wrong);
+        assert_eq!(outcome(json!("ACME."), json!("ACME"), &ty), FieldOutcome::Wrong);
     }
 
     #[test]
@@ -1466,11 +1419,7 @@ mod tests {
         let gold = json!("NO 53, JALAN BESAR, 45600 BATANG BERJUNTAI, SELANGOR");
         // One typo (BERJUNTAI → BERJUNTEI), plus punctuation/case differences.
         assert_eq!(
-            outcome(
-                gold.clone(),
-                json!("No 53 Jalan Besar 45600 Batang Berjuntei Selangor"),
-                &ty
-            ),
+            outcome(gold.clone(), json!("No 53 Jalan Besar 45600 Batang Berjuntei Selangor"), &ty),
             FieldOutcome::Correct
         );
         // A different address.
@@ -1484,11 +1433,7 @@ mod tests {
         );
         // Same street, different number and town: still below 0.85.
         assert_eq!(
-            outcome(
-                gold,
-                json!("NO 12, JALAN BESAR, 43000 KAJANG, SELANGOR"),
-                &ty
-            ),
+            outcome(gold, json!("NO 12, JALAN BESAR, 43000 KAJANG, SELANGOR"), &ty),
             FieldOutcome::Wrong
         );
     }
@@ -1506,32 +1451,19 @@ mod tests {
         assert_eq!(similarity(&a, &b), 1.0);
         // Threshold boundary is inclusive.
         let ty = FieldType::String(StringMatch::Fuzzy(0.75));
-        assert_eq!(
-            outcome(json!("abcd"), json!("abcx"), &ty),
-            FieldOutcome::Correct
-        );
+        assert_eq!(outcome(json!("abcd"), json!("abcx"), &ty), FieldOutcome::Correct);
         let ty = FieldType::String(StringMatch::Fuzzy(0.76));
-        assert_eq!(
-            outcome(json!("abcd"), json!("abcx"), &ty),
-            FieldOutcome::Wrong
-        );
+        assert_eq!(outcome(json!("abcd"), json!("abcx"), &ty), FieldOutcome::Wrong);
     }
 
     #[test]
     fn string_non_string_values() {
         let ty = FieldType::String(StringMatch::Normalized);
-        assert_eq!(
-            canon(json!(45600), &ty),
-            Some(Canonical::Text("45600".into()))
-        );
+        assert_eq!(canon(json!(45600), &ty), Some(Canonical::Text("45600".into())));
         assert_eq!(canon(json!("  "), &ty), None);
         assert_eq!(canon(json!("--"), &ty), None);
-        assert!(canonicalize(&json!({"a": 1}), &ty)
-            .unwrap_err()
-            .contains("an object"));
-        assert!(canonicalize(&json!(["a"]), &ty)
-            .unwrap_err()
-            .contains("a list"));
+        assert!(canonicalize(&json!({"a": 1}), &ty).unwrap_err().contains("an object"));
+        assert!(canonicalize(&json!(["a"]), &ty).unwrap_err().contains("a list"));
     }
 
     // ---- numbers ----
@@ -1539,33 +1471,15 @@ mod tests {
     #[test]
     fn sroie_totals() {
         let ty = FieldType::Number { tolerance: 0.0 };
-        assert_eq!(
-            outcome(json!("RM 9.00"), json!(9), &ty),
-            FieldOutcome::Correct
-        );
-        assert_eq!(
-            outcome(json!("9.00"), json!("RM9"), &ty),
-            FieldOutcome::Correct
-        );
-        assert_eq!(
-            outcome(json!("9.00"), json!("9.01"), &ty),
-            FieldOutcome::Wrong
-        );
+        assert_eq!(outcome(json!("RM 9.00"), json!(9), &ty), FieldOutcome::Correct);
+        assert_eq!(outcome(json!("9.00"), json!("RM9"), &ty), FieldOutcome::Correct);
+        assert_eq!(outcome(json!("9.00"), json!("9.01"), &ty), FieldOutcome::Wrong);
         let ty = FieldType::Number { tolerance: 0.01 };
-        assert_eq!(
-            outcome(json!("9.00"), json!("9.01"), &ty),
-            FieldOutcome::Correct
-        );
-        assert_eq!(
-            outcome(json!("9.00"), json!("9.02"), &ty),
-            FieldOutcome::Wrong
-        );
+        assert_eq!(outcome(json!("9.00"), json!("9.01"), &ty), FieldOutcome::Correct);
+        assert_eq!(outcome(json!("9.00"), json!("9.02"), &ty), FieldOutcome::Wrong);
         // Float noise is absorbed.
         let ty = FieldType::Number { tolerance: 0.0 };
-        assert_eq!(
-            outcome(json!(0.1 + 0.2), json!("0.3"), &ty),
-            FieldOutcome::Correct
-        );
+        assert_eq!(outcome(json!(0.1 + 0.2), json!("0.3"), &ty), FieldOutcome::Correct);
     }
 
     #[test]
@@ -1637,23 +1551,15 @@ mod tests {
         assert!(canonicalize(&json!("twelve"), &ty)
             .unwrap_err()
             .contains("'twelve' is not a number"));
-        assert!(canonicalize(&json!(true), &ty)
-            .unwrap_err()
-            .contains("boolean"));
+        assert!(canonicalize(&json!(true), &ty).unwrap_err().contains("boolean"));
         assert_eq!(canon(json!(""), &ty), None);
         assert_eq!(canon(json!(null), &ty), None);
         assert_eq!(
             canonicalize_prediction(&json!("about ten"), &ty),
             Some(Canonical::Invalid("\"about ten\"".into()))
         );
-        assert_eq!(
-            outcome(json!("10"), json!("about ten"), &ty),
-            FieldOutcome::Wrong
-        );
-        assert_eq!(
-            outcome(json!(null), json!("about ten"), &ty),
-            FieldOutcome::Spurious
-        );
+        assert_eq!(outcome(json!("10"), json!("about ten"), &ty), FieldOutcome::Wrong);
+        assert_eq!(outcome(json!(null), json!("about ten"), &ty), FieldOutcome::Spurious);
     }
 
     // ---- dates ----
@@ -1756,12 +1662,23 @@ mod tests {
         assert_eq!(parse_date("25032018").as_deref(), Some("2018-03-25"));
         assert_eq!(parse_date("(14/03/2018)").as_deref(), Some("2018-03-14"));
         // Month first, for US-style data.
-        for (s, want) in [("03/04/2018", "2018-03-04"), ("12/30/2017", "2017-12-30"), ("30/12/2017", "2017-12-30"), ("03042018", "2018-03-04"), ("4 Mar 2018", "2018-03-04"), ("2018-03-04", "2018-03-04")] {
+        for (s, want) in [
+            ("03/04/2018", "2018-03-04"),
+            ("12/30/2017", "2017-12-30"),
+            ("30/12/2017", "2017-12-30"),
+            ("03042018", "2018-03-04"),
+            ("4 Mar 2018", "2018-03-04"),
+            ("2018-03-04", "2018-03-04"),
+        ] {
             assert_eq!(parse_date_ordered(s, false).as_deref(), Some(want), "{s}");
         }
         let us = FieldType::Date { day_first: false };
-        assert_eq!(canonicalize(&json!("03/04/2018"), &us).unwrap(), Some(Canonical::Date("2018-03-04".into())));
-        let e = canonicalize(&json!("31/02/2018"), &FieldType::Date { day_first: true }).unwrap_err();
+        assert_eq!(
+            canonicalize(&json!("03/04/2018"), &us).unwrap(),
+            Some(Canonical::Date("2018-03-04".into()))
+        );
+        let e =
+            canonicalize(&json!("31/02/2018"), &FieldType::Date { day_first: true }).unwrap_err();
         assert!(e.contains("'31/02/2018' is not a recognised date"), "{e}");
         assert!(canonicalize(&json!(20171230), &FieldType::Date { day_first: true })
             .unwrap_err()
@@ -1773,27 +1690,12 @@ mod tests {
     #[test]
     fn enums() {
         let ty = FieldType::Enum(vec!["Cash".into(), "Credit Card".into(), "E-Wallet".into()]);
-        assert_eq!(
-            canon(json!("credit-card"), &ty),
-            Some(Canonical::Enum("Credit Card".into()))
-        );
-        assert_eq!(
-            outcome(json!("CASH"), json!("cash."), &ty),
-            FieldOutcome::Correct
-        );
-        assert_eq!(
-            outcome(json!("e wallet"), json!("E-Wallet"), &ty),
-            FieldOutcome::Correct
-        );
-        assert_eq!(
-            outcome(json!("Cash"), json!("Credit card"), &ty),
-            FieldOutcome::Wrong
-        );
+        assert_eq!(canon(json!("credit-card"), &ty), Some(Canonical::Enum("Credit Card".into())));
+        assert_eq!(outcome(json!("CASH"), json!("cash."), &ty), FieldOutcome::Correct);
+        assert_eq!(outcome(json!("e wallet"), json!("E-Wallet"), &ty), FieldOutcome::Correct);
+        assert_eq!(outcome(json!("Cash"), json!("Credit card"), &ty), FieldOutcome::Wrong);
         // Prediction outside the declared values: present but wrong.
-        assert_eq!(
-            outcome(json!("Cash"), json!("Cheque"), &ty),
-            FieldOutcome::Wrong
-        );
+        assert_eq!(outcome(json!("Cash"), json!("Cheque"), &ty), FieldOutcome::Wrong);
         // Gold outside the declared values: error naming value and choices.
         let e = canonicalize(&json!("Cheque"), &ty).unwrap_err();
         assert!(
@@ -1813,30 +1715,13 @@ mod tests {
             outcome(json!(["Milk", "Bread"]), json!(["bread.", "MILK"]), &ty),
             FieldOutcome::Correct
         );
-        assert_eq!(
-            outcome(json!(["Milk", "Bread"]), json!(["Milk"]), &ty),
-            FieldOutcome::Wrong
-        );
-        assert_eq!(
-            outcome(json!(["Milk"]), json!(["Milk", "Eggs"]), &ty),
-            FieldOutcome::Wrong
-        );
-        assert_eq!(
-            outcome(json!(["Milk", "milk!"]), json!("Milk"), &ty),
-            FieldOutcome::Correct
-        ); // set + single string
-        assert_eq!(
-            outcome(json!([]), json!(["Milk"]), &ty),
-            FieldOutcome::Spurious
-        );
-        assert_eq!(
-            outcome(json!(["Milk"]), json!([]), &ty),
-            FieldOutcome::Missed
-        );
+        assert_eq!(outcome(json!(["Milk", "Bread"]), json!(["Milk"]), &ty), FieldOutcome::Wrong);
+        assert_eq!(outcome(json!(["Milk"]), json!(["Milk", "Eggs"]), &ty), FieldOutcome::Wrong);
+        assert_eq!(outcome(json!(["Milk", "milk!"]), json!("Milk"), &ty), FieldOutcome::Correct); // set + single string
+        assert_eq!(outcome(json!([]), json!(["Milk"]), &ty), FieldOutcome::Spurious);
+        assert_eq!(outcome(json!(["Milk"]), json!([]), &ty), FieldOutcome::Missed);
         assert_eq!(canon(json!(["", null, "  "]), &ty), None);
-        assert!(canonicalize(&json!(["a", {"b": 1}]), &ty)
-            .unwrap_err()
-            .contains("list element 1"));
+        assert!(canonicalize(&json!(["a", {"b": 1}]), &ty).unwrap_err().contains("list element 1"));
         assert!(canonicalize(&json!(5), &ty).is_err());
 
         let ty = FieldType::List(StringMatch::Exact);
@@ -1844,10 +1729,7 @@ mod tests {
             outcome(json!(["Milk", "Bread"]), json!(["Bread", "Milk"]), &ty),
             FieldOutcome::Correct
         );
-        assert_eq!(
-            outcome(json!(["Milk"]), json!(["milk"]), &ty),
-            FieldOutcome::Wrong
-        );
+        assert_eq!(outcome(json!(["Milk"]), json!(["milk"]), &ty), FieldOutcome::Wrong);
     }
 
     #[test]
@@ -1872,11 +1754,7 @@ mod tests {
         );
         // Greedy best-first: "abcdefghij" pairs with its exact twin, leaving the near one for the other.
         assert_eq!(
-            outcome(
-                json!(["abcdefghij", "abcdefghiX"]),
-                json!(["abcdefghiY", "abcdefghij"]),
-                &ty
-            ),
+            outcome(json!(["abcdefghij", "abcdefghiX"]), json!(["abcdefghiY", "abcdefghij"]), &ty),
             FieldOutcome::Correct
         );
     }
@@ -1890,14 +1768,8 @@ mod tests {
         assert_eq!(outcome(json!("a"), json!("b"), &ty), FieldOutcome::Wrong);
         assert_eq!(outcome(json!("a"), json!(null), &ty), FieldOutcome::Missed);
         assert_eq!(outcome(json!("a"), json!(""), &ty), FieldOutcome::Missed);
-        assert_eq!(
-            outcome(json!(null), json!("b"), &ty),
-            FieldOutcome::Spurious
-        );
-        assert_eq!(
-            outcome(json!(""), json!(null), &ty),
-            FieldOutcome::BothAbsent
-        );
+        assert_eq!(outcome(json!(null), json!("b"), &ty), FieldOutcome::Spurious);
+        assert_eq!(outcome(json!(""), json!(null), &ty), FieldOutcome::BothAbsent);
         // Direct use with hand-built values, and mismatched variants never match.
         assert_eq!(
             compare(None, None, &FieldType::Date { day_first: true }),
@@ -1951,12 +1823,7 @@ mod tests {
                 json!("NO 2 JALAN"),
                 FieldOutcome::Missed,
             ),
-            (
-                "phone",
-                FieldType::String(StringMatch::Exact),
-                json!(null),
-                FieldOutcome::BothAbsent,
-            ),
+            ("phone", FieldType::String(StringMatch::Exact), json!(null), FieldOutcome::BothAbsent),
         ];
         for (name, ty, gold, want) in fields {
             let g = canon(gold, &ty);
@@ -2042,17 +1909,12 @@ mod tests {
         let mut parsed = 0;
         for _ in 0..4000 {
             let len = rng.below(40);
-            let s: String = (0..len)
-                .map(|_| ALPHABET[rng.below(ALPHABET.len())])
-                .collect();
+            let s: String = (0..len).map(|_| ALPHABET[rng.below(ALPHABET.len())]).collect();
             if first_json_object(&s).is_some() {
                 found += 1;
             }
-            let values = [
-                Value::String(s.clone()),
-                json!([s.clone(), "x"]),
-                json!(rng.next() as f64 / 7.0),
-            ];
+            let values =
+                [Value::String(s.clone()), json!([s.clone(), "x"]), json!(rng.next() as f64 / 7.0)];
             for ty in &types {
                 for v in &values {
                     let a = canonicalize(v, ty);

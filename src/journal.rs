@@ -120,9 +120,12 @@ impl Shard {
 impl std::str::FromStr for Shard {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let (k, n) = s.split_once('/').ok_or_else(|| format!("`{s}`: write the shard as K/N, e.g. 2/4"))?;
-        let index: u32 = k.trim().parse().map_err(|_| format!("`{s}`: K must be a whole number"))?;
-        let count: u32 = n.trim().parse().map_err(|_| format!("`{s}`: N must be a whole number"))?;
+        let (k, n) =
+            s.split_once('/').ok_or_else(|| format!("`{s}`: write the shard as K/N, e.g. 2/4"))?;
+        let index: u32 =
+            k.trim().parse().map_err(|_| format!("`{s}`: K must be a whole number"))?;
+        let count: u32 =
+            n.trim().parse().map_err(|_| format!("`{s}`: N must be a whole number"))?;
         if count == 0 || index == 0 || index > count {
             return Err(format!("`{s}`: need 1 ≤ K ≤ N"));
         }
@@ -201,7 +204,11 @@ impl RunMeta {
     pub fn read(dir: &Path) -> Result<RunMeta> {
         let path = dir.join(META_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        serde_json::from_str(&text).map_err(|e| Error::Journal { path, line: e.line() as u64, message: e.to_string() })
+        serde_json::from_str(&text).map_err(|e| Error::Journal {
+            path,
+            line: e.line() as u64,
+            message: e.to_string(),
+        })
     }
 }
 
@@ -214,13 +221,18 @@ pub struct JournalWriter {
 impl JournalWriter {
     pub fn create(dir: &Path) -> Result<Self> {
         let path = dir.join(RECORDS_FILE);
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io(&path, e))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
         Ok(JournalWriter { path, out: BufWriter::with_capacity(1 << 16, file) })
     }
 
     /// Buffers one record; call [`flush`](Self::flush) to hand buffered records to the OS.
     pub fn append(&mut self, record: &Record) -> Result<()> {
-        serde_json::to_writer(&mut self.out, record).map_err(|e| Error::io(&self.path, e.into()))?;
+        serde_json::to_writer(&mut self.out, record)
+            .map_err(|e| Error::io(&self.path, e.into()))?;
         self.out.write_all(b"\n").map_err(|e| Error::io(&self.path, e))
     }
 
@@ -232,7 +244,10 @@ impl JournalWriter {
 
 /// Reads every record of a journal, calling `visit` for each in file order. A torn last line (the
 /// process died mid-write) is skipped; a broken line elsewhere is an error naming it.
-pub fn read_records<T: for<'de> Deserialize<'de>>(dir: &Path, mut visit: impl FnMut(T)) -> Result<()> {
+pub fn read_records<T: for<'de> Deserialize<'de>>(
+    dir: &Path,
+    mut visit: impl FnMut(T),
+) -> Result<()> {
     let path = dir.join(RECORDS_FILE);
     let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
@@ -272,7 +287,8 @@ pub fn repair_tail(dir: &Path) -> Result<u64> {
         return Ok(0);
     }
     let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let file = std::fs::OpenOptions::new().write(true).open(&path).map_err(|e| Error::io(&path, e))?;
+    let file =
+        std::fs::OpenOptions::new().write(true).open(&path).map_err(|e| Error::io(&path, e))?;
     file.set_len(keep as u64).map_err(|e| Error::io(&path, e))?;
     file.sync_all().map_err(|e| Error::io(&path, e))?;
     Ok((bytes.len() - keep) as u64)

@@ -104,11 +104,7 @@ impl LocalModel {
         n_labels: usize,
         config: &LocalModelConfig,
     ) -> LocalModel {
-        assert_eq!(
-            texts.len(),
-            labels.len(),
-            "texts and labels must have the same length"
-        );
+        assert_eq!(texts.len(), labels.len(), "texts and labels must have the same length");
         assert!(
             config.c > 0.0 && config.c.is_finite(),
             "SVM C must be positive and finite, got {}",
@@ -123,21 +119,11 @@ impl LocalModel {
             trained[label] = true;
         }
         let threads = resolve_threads(config.threads);
-        let solver = SvmParams {
-            c: config.c,
-            tol: config.tol,
-            max_iter: config.max_iter,
-        };
+        let solver = SvmParams { c: config.c, tol: config.tol, max_iter: config.max_iter };
         let dim_with_bias = features.dim() + 1;
         let per_label = train_one_vs_rest(&rows, labels, &trained, dim_with_bias, solver, threads);
         let weights = transpose_weights(per_label, dim_with_bias);
-        LocalModel {
-            features,
-            n_labels,
-            weights,
-            trained,
-            threads,
-        }
+        LocalModel { features, n_labels, weights, trained, threads }
     }
 
     /// Returns the label with the highest decision score (lowest index on ties).
@@ -169,10 +155,7 @@ impl LocalModel {
                 .chunks(chunk_len)
                 .map(|chunk| {
                     scope.spawn(move || {
-                        chunk
-                            .iter()
-                            .map(|text| self.predict(text))
-                            .collect::<Vec<_>>()
+                        chunk.iter().map(|text| self.predict(text)).collect::<Vec<_>>()
                     })
                 })
                 .collect();
@@ -228,10 +211,7 @@ impl std::fmt::Debug for LocalModel {
             .field("n_labels", &self.n_labels)
             .field("word_features", &self.features.words.len())
             .field("char_features", &self.features.chars.len())
-            .field(
-                "trained_labels",
-                &self.trained.iter().filter(|&&t| t).count(),
-            )
+            .field("trained_labels", &self.trained.iter().filter(|&&t| t).count())
             .field("threads", &self.threads)
             .finish_non_exhaustive()
     }
@@ -541,10 +521,7 @@ impl FeatureSpace {
                 |ngram| word_ids.push(words.intern(ngram)),
                 |ngram| char_ids.push(chars.intern(ngram)),
             );
-            docs.push(TermCounts {
-                words: count_ids(word_ids),
-                chars: count_ids(char_ids),
-            });
+            docs.push(TermCounts { words: count_ids(word_ids), chars: count_ids(char_ids) });
         }
         let min_df = config.min_df.max(1);
         let word_remap = words.finish(
@@ -584,22 +561,13 @@ impl FeatureSpace {
             |ngram| word_ids.extend(self.words.ids.get(ngram).copied()),
             |ngram| char_ids.extend(self.chars.ids.get(ngram).copied()),
         );
-        self.weigh(&TermCounts {
-            words: count_ids(word_ids),
-            chars: count_ids(char_ids),
-        })
+        self.weigh(&TermCounts { words: count_ids(word_ids), chars: count_ids(char_ids) })
     }
 
     /// Concatenates the two blocks, each TF-IDF weighted, unit-normalised and scaled.
     fn weigh(&self, counts: &TermCounts) -> Vec<(u32, f32)> {
         let mut vector = Vec::with_capacity(counts.words.len() + counts.chars.len() + 1);
-        self.append_block(
-            &mut vector,
-            &counts.words,
-            &self.words.idf,
-            0,
-            self.word_weight,
-        );
+        self.append_block(&mut vector, &counts.words, &self.words.idf, 0, self.word_weight);
         let char_offset = self.words.len() as u32;
         self.append_block(
             &mut vector,
@@ -626,10 +594,8 @@ impl FeatureSpace {
                 f64::from(count)
             }
         };
-        let values: Vec<f64> = counts
-            .iter()
-            .map(|&(id, count)| tf(count) * idf[id as usize])
-            .collect();
+        let values: Vec<f64> =
+            counts.iter().map(|&(id, count)| tf(count) * idf[id as usize]).collect();
         let norm = values.iter().map(|v| v * v).sum::<f64>().sqrt();
         if norm == 0.0 {
             return;
@@ -758,10 +724,8 @@ fn train_one_vs_rest(
                 solved.push((label, vec![0.0; dim]));
                 continue;
             }
-            let targets: Vec<f64> = labels
-                .iter()
-                .map(|&l| if l == label { 1.0 } else { -1.0 })
-                .collect();
+            let targets: Vec<f64> =
+                labels.iter().map(|&l| if l == label { 1.0 } else { -1.0 }).collect();
             let seed = 0x5eed_0000_0000_0000 ^ label as u64;
             let weights = solve_binary_svm(rows, &squared_norms, &targets, dim, params, seed);
             solved.push((label, weights));
@@ -820,11 +784,8 @@ fn solve_binary_svm(
             let i = order[s];
             let (indices, values) = rows.row(i);
             let y = targets[i];
-            let margin: f64 = indices
-                .iter()
-                .zip(values)
-                .map(|(&j, &v)| weights[j as usize] * f64::from(v))
-                .sum();
+            let margin: f64 =
+                indices.iter().zip(values).map(|(&j, &v)| weights[j as usize] * f64::from(v)).sum();
             let gradient = y * margin - 1.0 + diag * alpha[i];
             let mut projected = gradient;
             if alpha[i] == 0.0 {
@@ -858,11 +819,7 @@ fn solve_binary_svm(
             max_gradient_old = f64::INFINITY;
             continue;
         }
-        max_gradient_old = if max_gradient <= 0.0 {
-            f64::INFINITY
-        } else {
-            max_gradient
-        };
+        max_gradient_old = if max_gradient <= 0.0 { f64::INFINITY } else { max_gradient };
     }
     weights
 }
@@ -939,15 +896,7 @@ mod tests {
     fn word_unigrams_and_bigrams() {
         assert_eq!(
             word_ngrams_of("Hello, world! I am ok", (1, 2), 2),
-            [
-                "hello",
-                "world",
-                "am",
-                "ok",
-                "hello world",
-                "world am",
-                "am ok"
-            ]
+            ["hello", "world", "am", "ok", "hello world", "world am", "am ok"]
         );
         // Bigrams of a one-token text simply do not exist.
         assert_eq!(word_ngrams_of("hello", (1, 2), 2), ["hello"]);
@@ -989,11 +938,8 @@ mod tests {
 
     #[test]
     fn min_df_drops_rare_ngrams() {
-        let config = LocalModelConfig {
-            min_df: 2,
-            char_ngrams: (0, 0),
-            ..LocalModelConfig::default()
-        };
+        let config =
+            LocalModelConfig { min_df: 2, char_ngrams: (0, 0), ..LocalModelConfig::default() };
         let model = LocalModel::train(&["alpha beta", "alpha gamma"], &[0, 1], 2, &config);
         assert_eq!(model.n_features(), 1);
         assert_eq!(model.features.words.ids.get("alpha"), Some(&0));
@@ -1016,24 +962,11 @@ mod tests {
         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
         let probe = ["card exchange", "", "locked euro post", "unrelated words"];
         let bits_of = |threads: usize| {
-            let config = LocalModelConfig {
-                threads,
-                ..LocalModelConfig::default()
-            };
+            let config = LocalModelConfig { threads, ..LocalModelConfig::default() };
             let model = LocalModel::train(&texts, &labels, 3, &config);
-            let scores: Vec<u64> = probe
-                .iter()
-                .flat_map(|t| model.scores(t))
-                .map(f64::to_bits)
-                .collect();
-            (
-                scores,
-                model
-                    .weights
-                    .iter()
-                    .map(|w| w.to_bits())
-                    .collect::<Vec<_>>(),
-            )
+            let scores: Vec<u64> =
+                probe.iter().flat_map(|t| model.scores(t)).map(f64::to_bits).collect();
+            (scores, model.weights.iter().map(|w| w.to_bits()).collect::<Vec<_>>())
         };
         let reference = bits_of(1);
         assert_eq!(bits_of(1), reference);
@@ -1045,10 +978,7 @@ mod tests {
     fn predict_batch_matches_predict() {
         let (texts, labels) = topic_dataset(100);
         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let config = LocalModelConfig {
-            threads: 3,
-            ..LocalModelConfig::default()
-        };
+        let config = LocalModelConfig { threads: 3, ..LocalModelConfig::default() };
         let model = LocalModel::train(&texts[..30], &labels[..30], 3, &config);
         let one_by_one: Vec<usize> = texts.iter().map(|t| model.predict(t)).collect();
         assert_eq!(model.predict_batch(&texts), one_by_one);
@@ -1079,11 +1009,7 @@ mod tests {
 
     #[test]
     fn labels_without_examples_never_win() {
-        let model = train_default(
-            &["card arrived", "exchange rate", "single one"],
-            &[0, 2, 4],
-            6,
-        );
+        let model = train_default(&["card arrived", "exchange rate", "single one"], &[0, 2, 4], 6);
         for text in ["card", "rate", "single", "", "nothing known"] {
             let scores = model.scores(text);
             for missing in [1, 3, 5] {
@@ -1115,17 +1041,11 @@ mod tests {
     fn disabled_blocks_still_work() {
         let (texts, labels) = topic_dataset(10);
         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-        for (word_ngrams, char_ngrams) in [
-            ((0, 0), (2, 4)),
-            ((1, 2), (0, 0)),
-            ((0, 0), (0, 0)),
-            ((2, 1), (3, 3)),
-        ] {
-            let config = LocalModelConfig {
-                word_ngrams,
-                char_ngrams,
-                ..LocalModelConfig::default()
-            };
+        for (word_ngrams, char_ngrams) in
+            [((0, 0), (2, 4)), ((1, 2), (0, 0)), ((0, 0), (0, 0)), ((2, 1), (3, 3))]
+        {
+            let config =
+                LocalModelConfig { word_ngrams, char_ngrams, ..LocalModelConfig::default() };
             let model = LocalModel::train(&texts, &labels, 3, &config);
             assert!(model.predict("card mail") < 3);
         }

@@ -10,7 +10,9 @@ use crate::journal::{self, JournalWriter, Record, RunMeta};
 /// Merges the runs in `dirs` into `out` (which must not hold a run), writing run.json and
 /// records.jsonl; the caller then writes the reports.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
-    let Some(first_dir) = dirs.first() else { return Err(Error::Usage("merge needs at least one run directory".into())) };
+    let Some(first_dir) = dirs.first() else {
+        return Err(Error::Usage("merge needs at least one run directory".into()));
+    };
     let metas: Vec<RunMeta> = dirs.iter().map(|d| RunMeta::read(d)).collect::<Result<_>>()?;
     let first = &metas[0];
     let backend_ids = |m: &RunMeta| m.backends.iter().map(|b| b.id.clone()).collect::<Vec<_>>();
@@ -43,7 +45,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
                     dir.display()
                 )));
             }
-            let position = meta.positions.as_ref().and_then(|p| p.get(i).copied()).unwrap_or(entries.len());
+            let position =
+                meta.positions.as_ref().and_then(|p| p.get(i).copied()).unwrap_or(entries.len());
             let group = meta.groups.as_ref().and_then(|g| g.get(i).cloned());
             entries.push((position, id.clone(), group));
         }
@@ -52,7 +55,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
     let all_grouped = metas.iter().all(|m| m.groups.is_some());
 
     if out.join(journal::RECORDS_FILE).exists() {
-        return Err(Error::Usage(format!("{} already holds a run; choose another --out", out.display())));
+        return Err(Error::Usage(format!(
+            "{} already holds a run; choose another --out",
+            out.display()
+        )));
     }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let mut skipped = first.skipped.clone();
@@ -66,9 +72,14 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
     let stops: Vec<String> = metas.iter().filter_map(|m| m.stopped.clone()).collect();
     let merged = RunMeta {
         items: entries.iter().map(|(_, id, _)| id.clone()).collect(),
-        groups: all_grouped.then(|| entries.iter().map(|(_, _, g)| g.clone().unwrap_or_default()).collect()),
+        groups: all_grouped
+            .then(|| entries.iter().map(|(_, _, g)| g.clone().unwrap_or_default()).collect()),
         started_at: metas.iter().map(|m| m.started_at.clone()).min().unwrap_or_default(),
-        finished_at: metas.iter().map(|m| m.finished_at.clone()).collect::<Option<Vec<_>>>().and_then(|f| f.into_iter().max()),
+        finished_at: metas
+            .iter()
+            .map(|m| m.finished_at.clone())
+            .collect::<Option<Vec<_>>>()
+            .and_then(|f| f.into_iter().max()),
         stopped: (!stops.is_empty()).then(|| stops.join("; ")),
         skipped,
         shard: None,

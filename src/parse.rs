@@ -47,7 +47,17 @@ fn normalize(text: &str) -> String {
     loop {
         let before = s;
         s = s.trim_end_matches(['.', '!', ',', ';', ':', '?']).trim();
-        for (open, close) in [("\"", "\""), ("'", "'"), ("`", "`"), ("**", "**"), ("*", "*"), ("“", "”"), ("‘", "’"), ("[", "]"), ("(", ")")] {
+        for (open, close) in [
+            ("\"", "\""),
+            ("'", "'"),
+            ("`", "`"),
+            ("**", "**"),
+            ("*", "*"),
+            ("“", "”"),
+            ("‘", "’"),
+            ("[", "]"),
+            ("(", ")"),
+        ] {
             if s.len() >= open.len() + close.len() && s.starts_with(open) && s.ends_with(close) {
                 s = s[open.len()..s.len() - close.len()].trim();
             }
@@ -63,25 +73,52 @@ mod tests {
     use super::*;
 
     fn labels() -> Vec<String> {
-        ["billing", "technical", "Account", "refund_request"].iter().map(|s| s.to_string()).collect()
+        ["billing", "technical", "Account", "refund_request"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     }
 
     #[test]
     fn accepts_the_label_with_case_quotes_and_punctuation() {
         let l = labels();
-        for reply in ["billing", " Billing\n", "BILLING.", "\"billing\"", "'billing'", "`billing`", "**billing**", "“billing”.", "billing!", "account", "\"Refund_Request.\""] {
+        for reply in [
+            "billing",
+            " Billing\n",
+            "BILLING.",
+            "\"billing\"",
+            "'billing'",
+            "`billing`",
+            "**billing**",
+            "“billing”.",
+            "billing!",
+            "account",
+            "\"Refund_Request.\"",
+        ] {
             assert!(parse_label(reply, &l).is_some(), "{reply:?} should parse");
         }
         assert_eq!(parse_label("ACCOUNT", &l), Some("Account"));
         let odd: Vec<String> = vec!["reverted_card_payment?".into(), "card_arrival".into()];
         assert_eq!(parse_label("reverted_card_payment?", &odd), Some("reverted_card_payment?"));
-        assert_eq!(parse_label("\"reverted_card_payment?\".", &odd), Some("reverted_card_payment?"));
+        assert_eq!(
+            parse_label("\"reverted_card_payment?\".", &odd),
+            Some("reverted_card_payment?")
+        );
     }
 
     #[test]
     fn rejects_anything_else() {
         let l = labels();
-        for reply in ["", "   ", "I think billing", "billing or technical", "bill", "billing\ntechnical", "\"\"", "refund"] {
+        for reply in [
+            "",
+            "   ",
+            "I think billing",
+            "billing or technical",
+            "bill",
+            "billing\ntechnical",
+            "\"\"",
+            "refund",
+        ] {
             assert_eq!(parse_label(reply, &l), None, "{reply:?} should not parse");
         }
     }
@@ -98,11 +135,17 @@ mod fuzz {
     /// returns a declared label or nothing, and never panics.
     #[test]
     fn random_replies_never_panic_and_map_only_to_labels() {
-        let labels: Vec<String> = ["billing", "tech?", "a", "**", "\"x\""].iter().map(|s| s.to_string()).collect();
-        let pieces = ["billing", "tech", "?", "*", "\"", "'", "`", "“", "”", "(", ")", "[", "]", ".", " ", "\n", "é", "🙂", "\u{0}", "a", "x"];
+        let labels: Vec<String> =
+            ["billing", "tech?", "a", "**", "\"x\""].iter().map(|s| s.to_string()).collect();
+        let pieces = [
+            "billing", "tech", "?", "*", "\"", "'", "`", "“", "”", "(", ")", "[", "]", ".", " ",
+            "\n", "é", "🙂", "\u{0}", "a", "x",
+        ];
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         for _ in 0..20_000 {
-            let reply: String = (0..rng.random_range(0..8)).map(|_| pieces[rng.random_range(0..pieces.len())]).collect();
+            let reply: String = (0..rng.random_range(0..8))
+                .map(|_| pieces[rng.random_range(0..pieces.len())])
+                .collect();
             if let Some(label) = parse_label(&reply, &labels) {
                 assert!(labels.iter().any(|l| l == label));
             }

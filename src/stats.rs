@@ -40,11 +40,7 @@ pub enum StatsError {
     /// Counts whose total does not fit in a `u64`.
     CountOverflow,
     /// Two per-item slices that must have the same length do not.
-    LengthMismatch {
-        name: &'static str,
-        expected: usize,
-        actual: usize,
-    },
+    LengthMismatch { name: &'static str, expected: usize, actual: usize },
     /// A per-item value that is NaN or infinite.
     NonFiniteValue { name: &'static str, index: usize },
     /// Fewer items than the method needs.
@@ -71,10 +67,7 @@ impl fmt::Display for StatsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StatsError::InvalidConfidence(c) => {
-                write!(
-                    f,
-                    "confidence level must be strictly between 0 and 1, got {c}"
-                )
+                write!(f, "confidence level must be strictly between 0 and 1, got {c}")
             }
             StatsError::InvalidPower(p) => {
                 write!(f, "power must be strictly between 0 and 1, got {p}")
@@ -86,11 +79,7 @@ impl fmt::Display for StatsError {
                 write!(f, "{successes} successes exceed {trials} trials")
             }
             StatsError::CountOverflow => write!(f, "counts overflow a 64-bit total"),
-            StatsError::LengthMismatch {
-                name,
-                expected,
-                actual,
-            } => {
+            StatsError::LengthMismatch { name, expected, actual } => {
                 write!(f, "{name} has {actual} entries, expected {expected}")
             }
             StatsError::NonFiniteValue { name, index } => {
@@ -106,25 +95,16 @@ impl fmt::Display for StatsError {
                 write!(f, "bootstrap needs at least 2 resamples, got {r}")
             }
             StatsError::UndefinedStatistic(v) => {
-                write!(
-                    f,
-                    "the statistic is undefined on the observed data (got {v})"
-                )
+                write!(f, "the statistic is undefined on the observed data (got {v})")
             }
             StatsError::TooFewDefinedResamples { defined, resamples } => write!(
                 f,
                 "only {defined} of {resamples} bootstrap resamples gave a finite statistic"
             ),
             StatsError::ZeroDifference => {
-                write!(
-                    f,
-                    "a difference of zero cannot be detected at any sample size"
-                )
+                write!(f, "a difference of zero cannot be detected at any sample size")
             }
-            StatsError::DifferenceNotAchievable {
-                discordance,
-                difference,
-            } => write!(
+            StatsError::DifferenceNotAchievable { discordance, difference } => write!(
                 f,
                 "a paired difference of {difference} is impossible with discordant proportion \
                  {discordance} (need |difference| <= discordance)"
@@ -132,10 +112,9 @@ impl fmt::Display for StatsError {
             StatsError::SampleSizeOverflow(n) => {
                 write!(f, "required sample size {n:e} is too large to represent")
             }
-            StatsError::NoDetectableDifference { n } => write!(
-                f,
-                "with {n} items no achievable difference reaches the requested power"
-            ),
+            StatsError::NoDetectableDifference { n } => {
+                write!(f, "with {n} items no achievable difference reaches the requested power")
+            }
         }
     }
 }
@@ -181,11 +160,7 @@ impl Interval {
 /// mathematically inside its range but lands one ulp outside); it never moves a bound by more.
 fn tidy(estimate: f64, low: f64, high: f64, floor: f64, ceiling: f64) -> Interval {
     let estimate = estimate.clamp(floor, ceiling);
-    Interval {
-        estimate,
-        low: low.clamp(floor, estimate),
-        high: high.clamp(estimate, ceiling),
-    }
+    Interval { estimate, low: low.clamp(floor, estimate), high: high.clamp(estimate, ceiling) }
 }
 
 fn check_confidence(confidence: f64) -> Result<f64, StatsError> {
@@ -225,10 +200,7 @@ pub fn normal_quantile(p: f64) -> Result<f64, StatsError> {
     if p.is_finite() && p > 0.0 && p < 1.0 {
         Ok(as241(p))
     } else {
-        Err(StatsError::InvalidProbability {
-            name: "p",
-            value: p,
-        })
+        Err(StatsError::InvalidProbability { name: "p", value: p })
     }
 }
 
@@ -430,18 +402,10 @@ fn ln_binom_pmf(k: u64, n: u64, p: f64) -> f64 {
         if n == 0 {
             return 0.0;
         }
-        return if p < 0.1 {
-            -bd0(nf, nf * q) - nf * p
-        } else {
-            nf * q.ln()
-        };
+        return if p < 0.1 { -bd0(nf, nf * q) - nf * p } else { nf * q.ln() };
     }
     if k == n {
-        return if q < 0.1 {
-            -bd0(nf, nf * p) - nf * q
-        } else {
-            nf * p.ln()
-        };
+        return if q < 0.1 { -bd0(nf, nf * p) - nf * q } else { nf * p.ln() };
     }
     let kf = k as f64;
     let mf = (n - k) as f64;
@@ -511,10 +475,7 @@ fn clopper_pearson_lower(x: u64, n: u64, tail: f64) -> f64 {
 
 fn check_counts(successes: u64, n: u64) -> Result<(), StatsError> {
     if successes > n {
-        Err(StatsError::SuccessesExceedTrials {
-            successes,
-            trials: n,
-        })
+        Err(StatsError::SuccessesExceedTrials { successes, trials: n })
     } else {
         Ok(())
     }
@@ -554,11 +515,7 @@ pub fn wilson_interval(successes: u64, n: u64, confidence: f64) -> Result<Interv
     let z = two_sided_z(confidence)?;
     check_counts(successes, n)?;
     if n == 0 {
-        return Ok(Interval {
-            estimate: 0.0,
-            low: 0.0,
-            high: 1.0,
-        });
+        return Ok(Interval { estimate: 0.0, low: 0.0, high: 1.0 });
     }
     let estimate = successes as f64 / n as f64;
     let low = wilson_lower(successes, n, z);
@@ -589,19 +546,11 @@ pub fn clopper_pearson_interval(
     let alpha = 1.0 - check_confidence(confidence)?;
     check_counts(successes, n)?;
     if n == 0 {
-        return Ok(Interval {
-            estimate: 0.0,
-            low: 0.0,
-            high: 1.0,
-        });
+        return Ok(Interval { estimate: 0.0, low: 0.0, high: 1.0 });
     }
     let tail = alpha / 2.0;
     let estimate = successes as f64 / n as f64;
-    let low = if successes == 0 {
-        0.0
-    } else {
-        clopper_pearson_lower(successes, n, tail)
-    };
+    let low = if successes == 0 { 0.0 } else { clopper_pearson_lower(successes, n, tail) };
     // The upper limit for x successes is 1 minus the lower limit for n - x failures.
     let high = if successes == n {
         1.0
@@ -709,18 +658,9 @@ pub fn paired_difference_interval(
     let z = two_sided_z(confidence)?;
     let n = counts.total()?;
     if n == 0 {
-        return Ok(Interval {
-            estimate: 0.0,
-            low: -1.0,
-            high: 1.0,
-        });
+        return Ok(Interval { estimate: 0.0, low: -1.0, high: 1.0 });
     }
-    let PairedCounts {
-        both_correct: a,
-        only_first: b,
-        only_second: c,
-        both_wrong: d,
-    } = *counts;
+    let PairedCounts { both_correct: a, only_first: b, only_second: c, both_wrong: d } = *counts;
     let nf = n as f64;
     let first_correct = a + b;
     let second_correct = a + c;
@@ -758,19 +698,9 @@ pub fn paired_difference_interval(
     let (dl2, du1) = (p2 - l2, u1 - p1);
     let (du2, dl1) = (u2 - p2, p1 - l1);
     // |φ| <= 1 makes both radicands >= (x - y)² >= 0; max() only guards rounding.
-    let lower_dist = (dl2 * dl2 - 2.0 * phi * dl2 * du1 + du1 * du1)
-        .max(0.0)
-        .sqrt();
-    let upper_dist = (du2 * du2 - 2.0 * phi * du2 * dl1 + dl1 * dl1)
-        .max(0.0)
-        .sqrt();
-    Ok(tidy(
-        estimate,
-        estimate - lower_dist,
-        estimate + upper_dist,
-        -1.0,
-        1.0,
-    ))
+    let lower_dist = (dl2 * dl2 - 2.0 * phi * dl2 * du1 + du1 * du1).max(0.0).sqrt();
+    let upper_dist = (du2 * du2 - 2.0 * phi * du2 * dl1 + dl1 * dl1).max(0.0).sqrt();
+    Ok(tidy(estimate, estimate - lower_dist, estimate + upper_dist, -1.0, 1.0))
 }
 
 /// Exact (conditional) McNemar test, two-sided p-value.
@@ -781,9 +711,7 @@ pub fn paired_difference_interval(
 /// `statsmodels.stats.contingency_tables.mcnemar(table, exact=True)` and R's
 /// `binom.test(b, b + c)` report. The tail is an exact binomial sum, accurate for any count.
 pub fn mcnemar_exact_p(only_first: u64, only_second: u64) -> Result<f64, StatsError> {
-    let m = only_first
-        .checked_add(only_second)
-        .ok_or(StatsError::CountOverflow)?;
+    let m = only_first.checked_add(only_second).ok_or(StatsError::CountOverflow)?;
     let k = only_first.min(only_second);
     if m == 0 || 2 * k == m {
         // No discordant pairs, or a perfectly even split: 2·P(X <= m/2) >= 1.
@@ -808,10 +736,7 @@ pub fn mcnemar_exact_p(only_first: u64, only_second: u64) -> Result<f64, StatsEr
 pub fn holm_adjust(p_values: &[f64]) -> Result<Vec<f64>, StatsError> {
     for &p in p_values {
         if !(0.0..=1.0).contains(&p) {
-            return Err(StatsError::InvalidProbability {
-                name: "p-value",
-                value: p,
-            });
+            return Err(StatsError::InvalidProbability { name: "p-value", value: p });
         }
     }
     let m = p_values.len();
@@ -847,11 +772,7 @@ pub struct BootstrapConfig {
 
 impl Default for BootstrapConfig {
     fn default() -> Self {
-        BootstrapConfig {
-            resamples: DEFAULT_BOOTSTRAP_RESAMPLES,
-            confidence: 0.95,
-            seed: 0,
-        }
+        BootstrapConfig { resamples: DEFAULT_BOOTSTRAP_RESAMPLES, confidence: 0.95, seed: 0 }
     }
 }
 
@@ -892,10 +813,7 @@ pub fn bootstrap_interval(
 ) -> Result<BootstrapInterval, StatsError> {
     check_bootstrap(config)?;
     if n == 0 {
-        return Err(StatsError::TooFewItems {
-            needed: 1,
-            actual: 0,
-        });
+        return Err(StatsError::TooFewItems { needed: 1, actual: 0 });
     }
     let identity: Vec<usize> = (0..n).collect();
     let estimate = statistic(&identity);
@@ -976,10 +894,7 @@ pub fn cluster_bootstrap_interval(
     check_bootstrap(config)?;
     let n = cluster_of_item.len();
     if n == 0 {
-        return Err(StatsError::TooFewItems {
-            needed: 1,
-            actual: 0,
-        });
+        return Err(StatsError::TooFewItems { needed: 1, actual: 0 });
     }
     let clusters = group_by_cluster(cluster_of_item);
     let identity: Vec<usize> = (0..n).collect();
@@ -1031,10 +946,7 @@ fn percentile_interval(
     let resamples = replicates.len();
     let mut defined: Vec<f64> = replicates.into_iter().filter(|v| v.is_finite()).collect();
     if defined.len() < 2 {
-        return Err(StatsError::TooFewDefinedResamples {
-            defined: defined.len(),
-            resamples,
-        });
+        return Err(StatsError::TooFewDefinedResamples { defined: defined.len(), resamples });
     }
     defined.sort_by(f64::total_cmp);
     let alpha = 1.0 - config.confidence;
@@ -1099,16 +1011,10 @@ pub fn clustered_mean_interval(
         });
     }
     if n < 2 {
-        return Err(StatsError::TooFewItems {
-            needed: 2,
-            actual: n,
-        });
+        return Err(StatsError::TooFewItems { needed: 2, actual: n });
     }
     if let Some(index) = scores.iter().position(|s| !s.is_finite()) {
-        return Err(StatsError::NonFiniteValue {
-            name: "scores",
-            index,
-        });
+        return Err(StatsError::NonFiniteValue { name: "scores", index });
     }
     let nf = n as f64;
     let mean = scores.iter().sum::<f64>() / nf;
@@ -1120,19 +1026,12 @@ pub fn clustered_mean_interval(
         *cluster_sums.entry(c).or_insert(0.0) += d;
     }
     if cluster_sums.len() < 2 {
-        return Err(StatsError::TooFewClusters {
-            needed: 2,
-            actual: cluster_sums.len(),
-        });
+        return Err(StatsError::TooFewClusters { needed: 2, actual: cluster_sums.len() });
     }
     let between: f64 = cluster_sums.values().map(|s| s * s).sum();
     let variance = between / (nf * nf) + sum_sq / (nf * nf * (nf - 1.0));
     let se = variance.sqrt();
-    let interval = Interval {
-        estimate: mean,
-        low: mean - z * se,
-        high: mean + z * se,
-    };
+    let interval = Interval { estimate: mean, low: mean - z * se, high: mean + z * se };
     Ok((interval, se))
 }
 
@@ -1193,26 +1092,17 @@ pub fn sample_size_one_proportion(
 
 fn check_paired_design(discordance: f64, difference: f64) -> Result<(), StatsError> {
     if !(discordance.is_finite() && discordance > 0.0 && discordance <= 1.0) {
-        return Err(StatsError::InvalidProbability {
-            name: "discordance",
-            value: discordance,
-        });
+        return Err(StatsError::InvalidProbability { name: "discordance", value: discordance });
     }
     if !difference.is_finite() {
-        return Err(StatsError::InvalidProbability {
-            name: "difference",
-            value: difference,
-        });
+        return Err(StatsError::InvalidProbability { name: "difference", value: difference });
     }
     if difference == 0.0 {
         return Err(StatsError::ZeroDifference);
     }
     // The discordant cells are (psi - delta)/2 and (psi + delta)/2; both must be >= 0.
     if difference.abs() > discordance {
-        return Err(StatsError::DifferenceNotAchievable {
-            discordance,
-            difference,
-        });
+        return Err(StatsError::DifferenceNotAchievable { discordance, difference });
     }
     Ok(())
 }
@@ -1269,16 +1159,10 @@ pub fn detectable_difference_paired(
     }
     let z_b = as241(power);
     if !(discordance.is_finite() && discordance > 0.0 && discordance <= 1.0) {
-        return Err(StatsError::InvalidProbability {
-            name: "discordance",
-            value: discordance,
-        });
+        return Err(StatsError::InvalidProbability { name: "discordance", value: discordance });
     }
     if n == 0 {
-        return Err(StatsError::TooFewItems {
-            needed: 1,
-            actual: 0,
-        });
+        return Err(StatsError::TooFewItems { needed: 1, actual: 0 });
     }
     let nf = n as f64;
     let radicand = discordance * (nf + z_b * z_b - z_a * z_a);
@@ -1980,12 +1864,7 @@ mod tests {
     /// The paper's (e, f, g, h) as evalgate counts: f (first +, second −) and g (first −,
     /// second +) in the paper's orientation map so that our `second − first` equals its θ.
     fn paper_cells(e: u64, f: u64, g: u64, h: u64) -> PairedCounts {
-        PairedCounts {
-            both_correct: e,
-            only_first: g,
-            only_second: f,
-            both_wrong: h,
-        }
+        PairedCounts { both_correct: e, only_first: g, only_second: f, both_wrong: h }
     }
 
     // ---------------------------------------------------------------------------------------
@@ -2096,11 +1975,7 @@ mod tests {
             // Printed to 4 dp, so a correct value is within 5e-5. Row 1/97/1/1 prints 0.8736 for
             // method 10 but 0.8737 for the uncorrected method, although e·h < f·g makes the two
             // identical there; we compute 0.873672, so that row is held to one unit (1e-4).
-            let tol = if (e, f, g, h) == (1, 97, 1, 1) {
-                1e-4
-            } else {
-                5e-5
-            };
+            let tol = if (e, f, g, h) == (1, 97, 1, 1) { 1e-4 } else { 5e-5 };
             let what = format!("Table III {e}/{f}/{g}/{h}");
             assert_close(&format!("{what} low"), iv.low, low, tol, 0.0);
             assert_close(&format!("{what} high"), iv.high, high, tol, 0.0);
@@ -2117,16 +1992,9 @@ mod tests {
     #[test]
     fn sample_sizes_match_reference() {
         // Textbook: p0 = 0.5, p1 = 0.6, power 0.8, two-sided 95% -> 194.
-        assert_eq!(
-            sample_size_one_proportion(0.5, 0.6, 0.8, 0.95).unwrap(),
-            194
-        );
+        assert_eq!(sample_size_one_proportion(0.5, 0.6, 0.8, 0.95).unwrap(), 194);
         for &(p0, p1, power, c, _, n) in SAMPLE_SIZE_ONE {
-            assert_eq!(
-                sample_size_one_proportion(p0, p1, power, c).unwrap(),
-                n,
-                "{p0} vs {p1}"
-            );
+            assert_eq!(sample_size_one_proportion(p0, p1, power, c).unwrap(), n, "{p0} vs {p1}");
         }
         for &(psi, delta, power, c, _, n) in SAMPLE_SIZE_PAIRED {
             assert_eq!(
@@ -2146,13 +2014,7 @@ mod tests {
             // difference needs more than n.
             assert!(sample_size_paired(psi, got, power, c).unwrap() <= n);
             assert!(sample_size_paired(psi, got * (1.0 - 1e-6), power, c).unwrap() > n);
-            assert_close(
-                "power at mdd",
-                power_paired(n, psi, got, c).unwrap(),
-                power,
-                1e-9,
-                0.0,
-            );
+            assert_close("power at mdd", power_paired(n, psi, got, c).unwrap(), power, 1e-9, 0.0);
         }
         // "About N items would be needed to detect 3 points" with 10% discordant items.
         let n = sample_size_paired(0.10, 0.03, 0.8, 0.95).unwrap();
@@ -2185,9 +2047,7 @@ mod tests {
         let var = scores.iter().map(|s| (s - mean) * (s - mean)).sum::<f64>() / (n - 1.0);
         assert_close("se", se, (var / n).sqrt(), 1e-15, 1e-13);
         // Perfectly correlated clusters inflate the SE well beyond the iid value.
-        let scores: Vec<f64> = (0..40)
-            .map(|i| if (i / 10) % 2 == 0 { 1.0 } else { 0.0 })
-            .collect();
+        let scores: Vec<f64> = (0..40).map(|i| if (i / 10) % 2 == 0 { 1.0 } else { 0.0 }).collect();
         let labels: Vec<usize> = (0..40).map(|i| i / 10).collect();
         let singletons: Vec<usize> = (0..40).collect();
         let (_, clustered) = clustered_mean_interval(&scores, &labels, 0.95).unwrap();
@@ -2202,18 +2062,12 @@ mod tests {
     #[test]
     fn invalid_arguments_are_errors_not_panics() {
         for c in [0.0, 1.0, -0.5, 1.5, f64::NAN, f64::INFINITY] {
-            assert!(matches!(
-                wilson_interval(1, 2, c),
-                Err(StatsError::InvalidConfidence(_))
-            ));
+            assert!(matches!(wilson_interval(1, 2, c), Err(StatsError::InvalidConfidence(_))));
             assert!(matches!(
                 clopper_pearson_interval(1, 2, c),
                 Err(StatsError::InvalidConfidence(_))
             ));
-            let counts = PairedCounts {
-                both_correct: 1,
-                ..Default::default()
-            };
+            let counts = PairedCounts { both_correct: 1, ..Default::default() };
             assert!(matches!(
                 paired_difference_interval(&counts, c),
                 Err(StatsError::InvalidConfidence(_))
@@ -2222,10 +2076,7 @@ mod tests {
                 clustered_mean_interval(&[0.0, 1.0], &[0, 1], c),
                 Err(StatsError::InvalidConfidence(_))
             ));
-            let config = BootstrapConfig {
-                confidence: c,
-                ..Default::default()
-            };
+            let config = BootstrapConfig { confidence: c, ..Default::default() };
             assert!(matches!(
                 bootstrap_interval(3, &config, |_| 0.0),
                 Err(StatsError::InvalidConfidence(_))
@@ -2242,10 +2093,7 @@ mod tests {
         }
         assert_eq!(
             wilson_interval(3, 2, 0.95),
-            Err(StatsError::SuccessesExceedTrials {
-                successes: 3,
-                trials: 2
-            })
+            Err(StatsError::SuccessesExceedTrials { successes: 3, trials: 2 })
         );
         assert!(clopper_pearson_interval(3, 2, 0.95).is_err());
         assert!(matches!(
@@ -2254,35 +2102,19 @@ mod tests {
         ));
         assert!(holm_adjust(&[0.1, 1.5]).is_err());
         assert!(holm_adjust(&[-0.1]).is_err());
-        assert!(matches!(
-            mcnemar_exact_p(u64::MAX, 1),
-            Err(StatsError::CountOverflow)
-        ));
-        let huge = PairedCounts {
-            both_correct: u64::MAX,
-            only_first: 1,
-            ..Default::default()
-        };
-        assert!(matches!(
-            paired_difference_interval(&huge, 0.95),
-            Err(StatsError::CountOverflow)
-        ));
+        assert!(matches!(mcnemar_exact_p(u64::MAX, 1), Err(StatsError::CountOverflow)));
+        let huge = PairedCounts { both_correct: u64::MAX, only_first: 1, ..Default::default() };
+        assert!(matches!(paired_difference_interval(&huge, 0.95), Err(StatsError::CountOverflow)));
         assert!(sample_size_one_proportion(0.0, 0.6, 0.8, 0.95).is_err());
         assert!(sample_size_one_proportion(0.5, 1.0, 0.8, 0.95).is_err());
         assert_eq!(
             sample_size_one_proportion(0.5, 0.5, 0.8, 0.95),
             Err(StatsError::ZeroDifference)
         );
-        assert_eq!(
-            sample_size_paired(0.2, 0.0, 0.8, 0.95),
-            Err(StatsError::ZeroDifference)
-        );
+        assert_eq!(sample_size_paired(0.2, 0.0, 0.8, 0.95), Err(StatsError::ZeroDifference));
         assert_eq!(
             sample_size_paired(0.02, 0.03, 0.8, 0.95),
-            Err(StatsError::DifferenceNotAchievable {
-                discordance: 0.02,
-                difference: 0.03
-            })
+            Err(StatsError::DifferenceNotAchievable { discordance: 0.02, difference: 0.03 })
         );
         assert!(sample_size_paired(0.0, 0.03, 0.8, 0.95).is_err());
         assert!(sample_size_paired(1.2, 0.03, 0.8, 0.95).is_err());
@@ -2310,10 +2142,7 @@ mod tests {
             clustered_mean_interval(&[1.0], &[0], 0.95),
             Err(StatsError::TooFewItems { .. })
         ));
-        let one = BootstrapConfig {
-            resamples: 1,
-            ..Default::default()
-        };
+        let one = BootstrapConfig { resamples: 1, ..Default::default() };
         assert!(matches!(
             bootstrap_interval(3, &one, |_| 0.0),
             Err(StatsError::TooFewResamples(1))
@@ -2329,20 +2158,12 @@ mod tests {
 
     #[test]
     fn empty_samples_give_vacuous_intervals() {
-        let vacuous = Interval {
-            estimate: 0.0,
-            low: 0.0,
-            high: 1.0,
-        };
+        let vacuous = Interval { estimate: 0.0, low: 0.0, high: 1.0 };
         assert_eq!(wilson_interval(0, 0, 0.95).unwrap(), vacuous);
         assert_eq!(clopper_pearson_interval(0, 0, 0.95).unwrap(), vacuous);
         assert_eq!(
             paired_difference_interval(&PairedCounts::default(), 0.95).unwrap(),
-            Interval {
-                estimate: 0.0,
-                low: -1.0,
-                high: 1.0
-            }
+            Interval { estimate: 0.0, low: -1.0, high: 1.0 }
         );
         assert_eq!(mcnemar_exact_p(0, 0).unwrap(), 1.0);
     }
@@ -2386,10 +2207,7 @@ mod tests {
                     let mirror = proportion_interval(n - x, n, c, method).unwrap();
                     assert_close(&what, mirror.low, 1.0 - iv.high, 1e-15, 0.0);
                     if let Some(prev) = previous {
-                        assert!(
-                            iv.low <= prev.low && iv.high >= prev.high,
-                            "{what} vs {prev:?}"
-                        );
+                        assert!(iv.low <= prev.low && iv.high >= prev.high, "{what} vs {prev:?}");
                         assert!(iv.width() > prev.width(), "{what} vs {prev:?}");
                     }
                     previous = Some(iv);
@@ -2401,13 +2219,9 @@ mod tests {
     #[test]
     fn clopper_pearson_limits_solve_their_tail_equations() {
         // P(X >= x | low) = alpha/2 and P(X <= x | high) = alpha/2, checked with the exact tail.
-        for &(x, n) in &[
-            (1u64, 10u64),
-            (7, 20),
-            (499, 1000),
-            (3, 1_000_000),
-            (5_000_000, 10_000_000),
-        ] {
+        for &(x, n) in
+            &[(1u64, 10u64), (7, 20), (499, 1000), (3, 1_000_000), (5_000_000, 10_000_000)]
+        {
             for &c in &[0.9, 0.99, 0.999999] {
                 let iv = clopper_pearson_interval(x, n, c).unwrap();
                 let tail = (1.0 - c) / 2.0;
@@ -2481,21 +2295,12 @@ mod tests {
         for _ in 0..500 {
             let m = rng.random_range(1..20);
             let p: Vec<f64> = (0..m)
-                .map(|_| {
-                    if rng.random_bool(0.1) {
-                        1.0
-                    } else {
-                        rng.random::<f64>().powi(3)
-                    }
-                })
+                .map(|_| if rng.random_bool(0.1) { 1.0 } else { rng.random::<f64>().powi(3) })
                 .collect();
             let adj = holm_adjust(&p).unwrap();
             for i in 0..m {
                 assert!(adj[i] >= p[i] && adj[i] <= 1.0, "{p:?} -> {adj:?}");
-                assert!(
-                    adj[i] <= (m as f64 * p[i]).min(1.0) + 1e-15,
-                    "not above Bonferroni"
-                );
+                assert!(adj[i] <= (m as f64 * p[i]).min(1.0) + 1e-15, "not above Bonferroni");
                 for j in 0..m {
                     if p[i] <= p[j] {
                         assert!(adj[i] <= adj[j], "order not preserved: {p:?} -> {adj:?}");
@@ -2528,21 +2333,16 @@ mod tests {
         let mut wilson_sum = 0.0;
         let mut cells = 0;
         for &n in &[30u64, 100, 500] {
-            let wilson: Vec<Interval> = (0..=n)
-                .map(|x| wilson_interval(x, n, 0.95).unwrap())
-                .collect();
-            let exact: Vec<Interval> = (0..=n)
-                .map(|x| clopper_pearson_interval(x, n, 0.95).unwrap())
-                .collect();
+            let wilson: Vec<Interval> =
+                (0..=n).map(|x| wilson_interval(x, n, 0.95).unwrap()).collect();
+            let exact: Vec<Interval> =
+                (0..=n).map(|x| clopper_pearson_interval(x, n, 0.95).unwrap()).collect();
             for &p in &[0.05, 0.2, 0.5, 0.8, 0.95] {
                 let w = exact_coverage(&wilson, n, p);
                 let e = exact_coverage(&exact, n, p);
                 println!("coverage n={n:3} p={p:.2}: wilson {w:.4}  clopper-pearson {e:.4}");
                 assert!(w >= 0.93, "Wilson coverage {w} at n={n}, p={p}");
-                assert!(
-                    e >= 0.95 - 1e-12,
-                    "Clopper-Pearson coverage {e} at n={n}, p={p}"
-                );
+                assert!(e >= 0.95 - 1e-12, "Clopper-Pearson coverage {e} at n={n}, p={p}");
                 wilson_min = wilson_min.min(w);
                 wilson_sum += w;
                 cells += 1;
@@ -2554,10 +2354,7 @@ mod tests {
             for i in 1..2000 {
                 let p = f64::from(i) / 2000.0;
                 let e = exact_coverage(&exact, n, p);
-                assert!(
-                    e >= 0.95 - 1e-12,
-                    "Clopper-Pearson coverage {e} at n={n}, p={p}"
-                );
+                assert!(e >= 0.95 - 1e-12, "Clopper-Pearson coverage {e} at n={n}, p={p}");
                 let w = exact_coverage(&wilson, n, p);
                 if w < worst {
                     (worst, worst_p) = (w, p);
@@ -2570,14 +2367,8 @@ mod tests {
                 "wilson n={n}: worst coverage {worst:.4} at p={worst_p}; worst for 0.05<=p<=0.95: {worst_inner:.4}"
             );
             // Documented floors, so a regression shows up: the dips are real but bounded.
-            assert!(
-                worst_inner >= 0.915,
-                "Wilson inner-range coverage {worst_inner} at n={n}"
-            );
-            assert!(
-                worst >= 0.83,
-                "Wilson coverage {worst} at n={n}, p={worst_p}"
-            );
+            assert!(worst_inner >= 0.915, "Wilson inner-range coverage {worst_inner} at n={n}");
+            assert!(worst >= 0.83, "Wilson coverage {worst} at n={n}, p={worst_p}");
         }
         println!(
             "wilson coverage over the grid: min {wilson_min:.4}, mean {:.4}",
@@ -2590,20 +2381,12 @@ mod tests {
     fn paired_cells(p1: f64, p2: f64, rho: f64) -> [f64; 4] {
         let both = p1 * p2 + rho * (p1 * (1.0 - p1) * p2 * (1.0 - p2)).sqrt();
         let cells = [both, p1 - both, p2 - both, 1.0 - p1 - p2 + both];
-        assert!(
-            cells.iter().all(|&c| c >= 0.0),
-            "infeasible cell {p1} {p2} {rho}"
-        );
+        assert!(cells.iter().all(|&c| c >= 0.0), "infeasible cell {p1} {p2} {rho}");
         cells
     }
 
-    const PAIRED_MARGINS: [(f64, f64); 5] = [
-        (0.5, 0.5),
-        (0.7, 0.75),
-        (0.8, 0.85),
-        (0.9, 0.9),
-        (0.9, 0.95),
-    ];
+    const PAIRED_MARGINS: [(f64, f64); 5] =
+        [(0.5, 0.5), (0.7, 0.75), (0.8, 0.85), (0.9, 0.9), (0.9, 0.95)];
     const PAIRED_RHOS: [f64; 3] = [0.0, 0.3, 0.6];
 
     #[test]
@@ -2621,11 +2404,7 @@ mod tests {
             .enumerate()
         {
             let probs = paired_cells(p1, p2, rho);
-            let cumulative = [
-                probs[0],
-                probs[0] + probs[1],
-                probs[0] + probs[1] + probs[2],
-            ];
+            let cumulative = [probs[0], probs[0] + probs[1], probs[0] + probs[1] + probs[2]];
             let truth = p2 - p1;
             let mut rng = ChaCha8Rng::seed_from_u64(1000 + cell_index as u64);
             let mut covered = 0;
@@ -2643,19 +2422,13 @@ mod tests {
                         counts.both_wrong += 1;
                     }
                 }
-                if paired_difference_interval(&counts, 0.95)
-                    .unwrap()
-                    .contains(truth)
-                {
+                if paired_difference_interval(&counts, 0.95).unwrap().contains(truth) {
                     covered += 1;
                 }
             }
             let coverage = covered as f64 / REPS as f64;
             println!("paired coverage p1={p1:.2} p2={p2:.2} rho={rho:.1} n={n:3}: {coverage:.4}");
-            assert!(
-                coverage >= 0.93,
-                "paired coverage {coverage} at {p1} {p2} {rho} n={n}"
-            );
+            assert!(coverage >= 0.93, "paired coverage {coverage} at {p1} {p2} {rho} n={n}");
             worst = worst.min(coverage);
             total += coverage;
             cells += 1;
@@ -2723,10 +2496,7 @@ mod tests {
                 println!(
                     "paired exact coverage n=30 p1={p1:.2} p2={p2:.2} rho={rho:.1}: {coverage:.4}"
                 );
-                assert!(
-                    coverage >= 0.93,
-                    "exact paired coverage {coverage} at {p1} {p2} {rho}"
-                );
+                assert!(coverage >= 0.93, "exact paired coverage {coverage} at {p1} {p2} {rho}");
                 worst = worst.min(coverage);
                 total += coverage;
                 cells += 1;
@@ -2743,9 +2513,7 @@ mod tests {
     // ---------------------------------------------------------------------------------------
 
     fn bernoulli(successes: usize, n: usize) -> Vec<f64> {
-        (0..n)
-            .map(|i| if i < successes { 1.0 } else { 0.0 })
-            .collect()
+        (0..n).map(|i| if i < successes { 1.0 } else { 0.0 }).collect()
     }
 
     fn mean_of(values: &[f64], idx: &[usize]) -> f64 {
@@ -2755,11 +2523,7 @@ mod tests {
     #[test]
     fn bootstrap_is_deterministic_given_seed() {
         let data = bernoulli(37, 90);
-        let config = BootstrapConfig {
-            resamples: 500,
-            confidence: 0.9,
-            seed: 42,
-        };
+        let config = BootstrapConfig { resamples: 500, confidence: 0.9, seed: 42 };
         let a = bootstrap_interval(data.len(), &config, |idx| mean_of(&data, idx)).unwrap();
         let b = bootstrap_interval(data.len(), &config, |idx| mean_of(&data, idx)).unwrap();
         assert_eq!(a, b);
@@ -2775,7 +2539,8 @@ mod tests {
         let data = bernoulli(37, 90);
         let config = BootstrapConfig { resamples: 500, confidence: 0.9, seed: 42 };
         let single = bootstrap_interval(data.len(), &config, |idx| mean_of(&data, idx)).unwrap();
-        let squared = bootstrap_interval(data.len(), &config, |idx| mean_of(&data, idx).powi(2)).unwrap();
+        let squared =
+            bootstrap_interval(data.len(), &config, |idx| mean_of(&data, idx).powi(2)).unwrap();
         let both = bootstrap_intervals(data.len(), &config, 3, |idx, out| {
             out[0] = mean_of(&data, idx);
             out[1] = out[0].powi(2);
@@ -2796,40 +2561,21 @@ mod tests {
                     .unwrap()
                     .interval;
             let wilson = wilson_interval(successes as u64, n as u64, 0.95).unwrap();
-            assert_close(
-                &format!("{successes}/{n} low"),
-                boot.low,
-                wilson.low,
-                0.012,
-                0.0,
-            );
-            assert_close(
-                &format!("{successes}/{n} high"),
-                boot.high,
-                wilson.high,
-                0.012,
-                0.0,
-            );
+            assert_close(&format!("{successes}/{n} low"), boot.low, wilson.low, 0.012, 0.0);
+            assert_close(&format!("{successes}/{n} high"), boot.high, wilson.high, 0.012, 0.0);
             assert!(boot.contains(boot.estimate));
         }
     }
 
     #[test]
     fn joint_bootstrap_of_paired_difference_is_close_to_newcombe() {
-        let counts = PairedCounts {
-            both_correct: 200,
-            only_first: 20,
-            only_second: 40,
-            both_wrong: 40,
-        };
+        let counts =
+            PairedCounts { both_correct: 200, only_first: 20, only_second: 40, both_wrong: 40 };
         let mut first = Vec::new();
         let mut second = Vec::new();
-        for (k, a, b) in [
-            (200, true, true),
-            (20, true, false),
-            (40, false, true),
-            (40, false, false),
-        ] {
+        for (k, a, b) in
+            [(200, true, true), (20, true, false), (40, false, true), (40, false, false)]
+        {
             for _ in 0..k {
                 first.push(if a { 1.0 } else { 0.0 });
                 second.push(if b { 1.0 } else { 0.0 });
@@ -2857,11 +2603,7 @@ mod tests {
     #[test]
     fn cluster_bootstrap_with_singleton_clusters_equals_item_bootstrap() {
         let data = bernoulli(13, 40);
-        let config = BootstrapConfig {
-            resamples: 300,
-            confidence: 0.95,
-            seed: 7,
-        };
+        let config = BootstrapConfig { resamples: 300, confidence: 0.95, seed: 7 };
         let labels: Vec<usize> = (0..data.len()).map(|i| 1000 + i).collect();
         let items = bootstrap_interval(data.len(), &config, |idx| mean_of(&data, idx)).unwrap();
         let clusters =
@@ -2873,10 +2615,7 @@ mod tests {
     fn cluster_bootstrap_widens_for_correlated_clusters_and_agrees_with_clustered_se() {
         // 60 clusters of 8 items; within a cluster all items share the outcome.
         let labels: Vec<usize> = (0..480).map(|i| i / 8).collect();
-        let data: Vec<f64> = labels
-            .iter()
-            .map(|&c| if c % 5 < 2 { 1.0 } else { 0.0 })
-            .collect();
+        let data: Vec<f64> = labels.iter().map(|&c| if c % 5 < 2 { 1.0 } else { 0.0 }).collect();
         let config = BootstrapConfig::default();
         let items = bootstrap_interval(data.len(), &config, |idx| mean_of(&data, idx)).unwrap();
         let clusters =
@@ -2884,13 +2623,7 @@ mod tests {
         let ratio = clusters.interval.width() / items.interval.width();
         assert!(ratio > 2.3, "cluster/item width ratio {ratio}");
         let (analytic, _) = clustered_mean_interval(&data, &labels, 0.95).unwrap();
-        assert_close(
-            "cluster width",
-            clusters.interval.width(),
-            analytic.width(),
-            0.0,
-            0.15,
-        );
+        assert_close("cluster width", clusters.interval.width(), analytic.width(), 0.0, 0.15);
     }
 
     #[test]
@@ -2909,10 +2642,7 @@ mod tests {
         let result =
             bootstrap_interval(30, &BootstrapConfig::default(), subgroup_accuracy).unwrap();
         // P(neither drawn) = (28/30)^30 ≈ 0.126, so ~250 of 2000.
-        assert!(
-            result.undefined_resamples > 150 && result.undefined_resamples < 350,
-            "{result:?}"
-        );
+        assert!(result.undefined_resamples > 150 && result.undefined_resamples < 350, "{result:?}");
         assert!(result.interval.low >= 0.0 && result.interval.high <= 1.0);
         assert!(matches!(
             bootstrap_interval(30, &BootstrapConfig::default(), |_| f64::NAN),
@@ -2927,10 +2657,7 @@ mod tests {
         };
         assert!(matches!(
             bootstrap_interval(30, &BootstrapConfig::default(), only_identity),
-            Err(StatsError::TooFewDefinedResamples {
-                defined: 0,
-                resamples: 2000
-            })
+            Err(StatsError::TooFewDefinedResamples { defined: 0, resamples: 2000 })
         ));
     }
 
@@ -2949,25 +2676,15 @@ mod tests {
 
     #[test]
     fn interval_method_serialises_as_wilson_and_exact() {
-        assert_eq!(
-            serde_json::to_string(&IntervalMethod::Wilson).unwrap(),
-            "\"wilson\""
-        );
-        assert_eq!(
-            serde_json::to_string(&IntervalMethod::ClopperPearson).unwrap(),
-            "\"exact\""
-        );
+        assert_eq!(serde_json::to_string(&IntervalMethod::Wilson).unwrap(), "\"wilson\"");
+        assert_eq!(serde_json::to_string(&IntervalMethod::ClopperPearson).unwrap(), "\"exact\"");
         let parsed: IntervalMethod = serde_json::from_str("\"exact\"").unwrap();
         assert_eq!(parsed, IntervalMethod::ClopperPearson);
         let alias: IntervalMethod = serde_json::from_str("\"clopper-pearson\"").unwrap();
         assert_eq!(alias, IntervalMethod::ClopperPearson);
         assert!(serde_json::from_str::<IntervalMethod>("\"wald\"").is_err());
-        let json = serde_json::to_string(&Interval {
-            estimate: 0.5,
-            low: 0.25,
-            high: 0.75,
-        })
-        .unwrap();
+        let json =
+            serde_json::to_string(&Interval { estimate: 0.5, low: 0.25, high: 0.75 }).unwrap();
         assert_eq!(json, r#"{"estimate":0.5,"low":0.25,"high":0.75}"#);
     }
 }

@@ -60,6 +60,9 @@ mod tests {
         // FNV-1a reference values (Fowler–Noll–Vo test vectors).
         assert_eq!(stable_hash(""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!((p_number(0.0004), p_phrase(0.04211)), ("< 0.001".to_string(), "p = 0.042".to_string()));
+        assert_eq!(
+            (p_number(0.0004), p_phrase(0.04211)),
+            ("< 0.001".to_string(), "p = 0.042".to_string())
+        );
     }
 }

@@ -51,7 +51,8 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 pub fn parse_http_date(text: &str) -> Option<SystemTime> {
     let parts: Vec<&str> = text.split_whitespace().collect();
     let [_, day, month, year, clock, "GMT"] = parts.as_slice() else { return None };
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let month = MONTHS.iter().position(|m| m == month)? as u32 + 1;
     let day: u32 = day.parse().ok()?;
     let year: i64 = year.parse().ok()?;

@@ -18,10 +18,10 @@ mod support;
 mod cli;
 #[path = "it/datasets.rs"]
 mod datasets;
-#[path = "it/extraction_sroie.rs"]
-mod extraction_sroie;
 #[path = "it/extraction.rs"]
 mod extraction;
+#[path = "it/extraction_sroie.rs"]
+mod extraction_sroie;
 #[path = "it/reliability.rs"]
 mod reliability;
 #[path = "it/resilience.rs"]

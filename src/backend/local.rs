@@ -18,22 +18,37 @@ impl LocalBackend {
         let mut texts = Vec::with_capacity(train.items.len());
         let mut labels = Vec::with_capacity(train.items.len());
         for item in &train.items {
-            texts.push(templates.render_input(item).map_err(|e| format!("item `{}`: {e}", item.id))?);
-            labels.push(suite.task.label_index(&item.label).ok_or_else(|| format!("item `{}` has an unknown label", item.id))?);
+            texts.push(
+                templates.render_input(item).map_err(|e| format!("item `{}`: {e}", item.id))?,
+            );
+            labels.push(
+                suite
+                    .task
+                    .label_index(&item.label)
+                    .ok_or_else(|| format!("item `{}` has an unknown label", item.id))?,
+            );
         }
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let model = LocalModel::train(&refs, &labels, suite.task.labels.len(), &LocalModelConfig::default());
+        let model = LocalModel::train(
+            &refs,
+            &labels,
+            suite.task.labels.len(),
+            &LocalModelConfig::default(),
+        );
         Ok(LocalBackend { model, labels: suite.task.labels.clone() })
     }
 
     pub fn complete(&self, messages: &[ChatMessage]) -> Result<Completion, BackendError> {
-        let input = messages
-            .iter()
-            .rev()
-            .find(|m| m.role == Role::User)
-            .ok_or_else(|| BackendError::new(ErrorKind::Internal, "no user message to classify"))?;
+        let input =
+            messages.iter().rev().find(|m| m.role == Role::User).ok_or_else(|| {
+                BackendError::new(ErrorKind::Internal, "no user message to classify")
+            })?;
         let label = &self.labels[self.model.predict(&input.content)];
         // No language model, so no tokens: zero is the true count, not an unknown.
-        Ok(Completion { text: label.clone(), usage: Some(Usage { input: 0, output: 0, cached_input: 0 }), finish_reason: None })
+        Ok(Completion {
+            text: label.clone(),
+            usage: Some(Usage { input: 0, output: 0, cached_input: 0 }),
+            finish_reason: None,
+        })
     }
 }

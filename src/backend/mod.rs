@@ -77,7 +77,10 @@ impl BackendError {
     pub fn is_retryable(&self) -> bool {
         match self.kind {
             ErrorKind::Http => matches!(self.status, Some(408 | 409 | 429) | Some(500..=599)),
-            ErrorKind::Timeout | ErrorKind::Connect | ErrorKind::Body | ErrorKind::MalformedResponse => true,
+            ErrorKind::Timeout
+            | ErrorKind::Connect
+            | ErrorKind::Body
+            | ErrorKind::MalformedResponse => true,
             ErrorKind::ApiError | ErrorKind::Internal => false,
         }
     }
@@ -124,7 +127,11 @@ impl BackendClient {
     }
 
     /// One attempt at the prepared request.
-    pub async fn send(&self, prepared: &Prepared, messages: &[ChatMessage]) -> Result<Completion, BackendError> {
+    pub async fn send(
+        &self,
+        prepared: &Prepared,
+        messages: &[ChatMessage],
+    ) -> Result<Completion, BackendError> {
         match (self, prepared) {
             (BackendClient::OpenAi(b), Prepared::Body(body)) => b.send(body).await,
             (BackendClient::OpenAi(b), Prepared::Messages) => b.send(&b.body(messages)?).await,
@@ -144,7 +151,9 @@ impl BackendClient {
 impl From<crate::runner::cache::CachedCompletion> for Completion {
     fn from(hit: crate::runner::cache::CachedCompletion) -> Self {
         let usage = match (hit.input_tokens, hit.output_tokens) {
-            (Some(input), Some(output)) => Some(Usage { input, output, cached_input: hit.cached_input_tokens.unwrap_or(0) }),
+            (Some(input), Some(output)) => {
+                Some(Usage { input, output, cached_input: hit.cached_input_tokens.unwrap_or(0) })
+            }
             _ => None,
         };
         Completion { text: hit.text, usage, finish_reason: hit.finish_reason }

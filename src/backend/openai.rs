@@ -14,16 +14,17 @@ use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use async_openai::middleware::HttpRequestFactory;
 use async_openai::types::chat::{
-    ChatCompletionRequestAssistantMessage, ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
-    ChatCompletionRequestUserMessage, CreateChatCompletionRequest, ResponseFormat, ResponseFormatJsonSchema,
+    ChatCompletionRequestAssistantMessage, ChatCompletionRequestMessage,
+    ChatCompletionRequestSystemMessage, ChatCompletionRequestUserMessage,
+    CreateChatCompletionRequest, ResponseFormat, ResponseFormatJsonSchema,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{BackendError, Completion, ErrorKind, Usage};
-use crate::text::excerpt;
 use crate::prompt::{ChatMessage, Role};
 use crate::suite::BackendSpec;
+use crate::text::excerpt;
 
 pub struct OpenAiBackend {
     client: async_openai::Client<OpenAIConfig>,
@@ -40,7 +41,12 @@ pub struct OpenAiBackend {
 impl OpenAiBackend {
     /// `api_key` is read from the environment by the caller; it goes only into the
     /// `Authorization` header.
-    pub fn new(spec: &BackendSpec, api_key: Option<&str>, http: reqwest::Client, schema: Option<serde_json::Value>) -> Self {
+    pub fn new(
+        spec: &BackendSpec,
+        api_key: Option<&str>,
+        http: reqwest::Client,
+        schema: Option<serde_json::Value>,
+    ) -> Self {
         // Set base and key explicitly: the default config reads OPENAI_BASE_URL and
         // OPENAI_API_KEY from the environment, which would send requests (and a key) elsewhere.
         // Trim the key: a trailing newline makes the header builder panic.
@@ -49,7 +55,8 @@ impl OpenAiBackend {
             .with_api_key(api_key.map(str::trim).unwrap_or_default())
             .with_org_id("")
             .with_project_id("");
-        let client = async_openai::Client::with_config(config).with_http_service(StatusKeepingService { http });
+        let client = async_openai::Client::with_config(config)
+            .with_http_service(StatusKeepingService { http });
         OpenAiBackend {
             client,
             model: spec.model.clone().unwrap_or_default(),
@@ -64,9 +71,11 @@ impl OpenAiBackend {
     /// The request body for `messages`, serialised once: the same bytes are hashed for the cache
     /// key and sent, on every attempt.
     pub fn body(&self, messages: &[ChatMessage]) -> Result<Box<RawValue>, BackendError> {
-        let json = serde_json::to_string(&self.request(messages))
-            .map_err(|e| BackendError::new(ErrorKind::Internal, format!("cannot serialise the request: {e}")))?;
-        RawValue::from_string(json).map_err(|e| BackendError::new(ErrorKind::Internal, e.to_string()))
+        let json = serde_json::to_string(&self.request(messages)).map_err(|e| {
+            BackendError::new(ErrorKind::Internal, format!("cannot serialise the request: {e}"))
+        })?;
+        RawValue::from_string(json)
+            .map_err(|e| BackendError::new(ErrorKind::Internal, e.to_string()))
     }
 
     fn request(&self, messages: &[ChatMessage]) -> CreateChatCompletionRequest {
@@ -93,7 +102,9 @@ impl OpenAiBackend {
     /// The response-cache key of a request: provider, server, model and the exact body bytes
     /// (never the key). Repeated samples (`epoch` > 0) of one prompt get keys of their own.
     pub fn cache_key(&self, body: &RawValue, epoch: u32) -> String {
-        let key = |bytes: &[u8]| crate::runner::cache::cache_key("openai", &self.base_url, &self.model, bytes);
+        let key = |bytes: &[u8]| {
+            crate::runner::cache::cache_key("openai", &self.base_url, &self.model, bytes)
+        };
         if epoch == 0 {
             key(body.get().as_bytes())
         } else {
@@ -109,7 +120,10 @@ impl OpenAiBackend {
         let chat = self.client.chat();
         let call = chat.create_byot::<_, LenientResponse>(body);
         match tokio::time::timeout(self.timeout, call).await {
-            Err(_) => Err(BackendError::new(ErrorKind::Timeout, format!("no complete response within {:?}", self.timeout))),
+            Err(_) => Err(BackendError::new(
+                ErrorKind::Timeout,
+                format!("no complete response within {:?}", self.timeout),
+            )),
             Ok(Err(e)) => Err(classify(e)),
             Ok(Ok(response)) => response.into_completion(),
         }
@@ -118,8 +132,14 @@ impl OpenAiBackend {
 
 fn to_openai_message(m: &ChatMessage) -> ChatCompletionRequestMessage {
     match m.role {
-        Role::System => ChatCompletionRequestSystemMessage { content: m.content.clone().into(), name: None }.into(),
-        Role::User => ChatCompletionRequestUserMessage { content: m.content.clone().into(), name: None }.into(),
+        Role::System => {
+            ChatCompletionRequestSystemMessage { content: m.content.clone().into(), name: None }
+                .into()
+        }
+        Role::User => {
+            ChatCompletionRequestUserMessage { content: m.content.clone().into(), name: None }
+                .into()
+        }
         Role::Assistant => ChatCompletionRequestAssistantMessage {
             content: Some(m.content.clone().into()),
             ..Default::default()
@@ -153,9 +173,14 @@ impl std::error::Error for HttpFailure {}
 impl tower::Service<HttpRequestFactory> for StatusKeepingService {
     type Response = reqwest::Response;
     type Error = OpenAIError;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<reqwest::Response, OpenAIError>> + Send>>;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<reqwest::Response, OpenAIError>> + Send>,
+    >;
 
-    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
         std::task::Poll::Ready(Ok(()))
     }
 
@@ -178,7 +203,11 @@ impl tower::Service<HttpRequestFactory> for StatusKeepingService {
 /// The wait a server asks for: `retry-after-ms`, or `Retry-After` in (fractional) seconds or as
 /// an HTTP date.
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    if let Some(ms) = headers.get("retry-after-ms").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok()) {
+    if let Some(ms) = headers
+        .get("retry-after-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+    {
         if ms.is_finite() && ms >= 0.0 {
             return Some(Duration::from_secs_f64(ms / 1000.0));
         }
@@ -253,7 +282,6 @@ fn error_message(body: &str) -> String {
     excerpt(body, 300)
 }
 
-
 /// A chat completion as servers really send it: every field optional.
 #[derive(Debug, Deserialize)]
 struct LenientResponse {
@@ -311,13 +339,17 @@ impl LenientResponse {
             return Err(BackendError::new(ErrorKind::ApiError, error_message(&body)));
         }
         if self.object.as_deref() == Some("error") {
-            let message = self.message.map(|m| m.as_str().map(str::to_string).unwrap_or_else(|| m.to_string()));
-            return Err(BackendError::new(ErrorKind::ApiError, message.unwrap_or_else(|| "error object".into())));
+            let message = self
+                .message
+                .map(|m| m.as_str().map(str::to_string).unwrap_or_else(|| m.to_string()));
+            return Err(BackendError::new(
+                ErrorKind::ApiError,
+                message.unwrap_or_else(|| "error object".into()),
+            ));
         }
-        let choice = self
-            .choices
-            .and_then(|c| c.into_iter().next())
-            .ok_or_else(|| BackendError::new(ErrorKind::MalformedResponse, "response has no choices"))?;
+        let choice = self.choices.and_then(|c| c.into_iter().next()).ok_or_else(|| {
+            BackendError::new(ErrorKind::MalformedResponse, "response has no choices")
+        })?;
         let text = match choice.message {
             Some(message) => match message.content {
                 Some(serde_json::Value::String(s)) => s,
@@ -339,7 +371,8 @@ impl LenientResponse {
         });
         let usage = self.usage.and_then(|u| match (u.prompt_tokens, u.completion_tokens) {
             (Some(input), Some(output)) => {
-                let cached_input = u.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0).min(input);
+                let cached_input =
+                    u.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0).min(input);
                 Some(Usage { input, output, cached_input })
             }
             _ => None,
@@ -363,7 +396,8 @@ mod tests {
         assert_eq!((c.text.as_str(), c.finish_reason.as_deref()), ("billing", Some("abort")));
         assert_eq!(c.usage, Some(Usage { input: 10, output: 2, cached_input: 0 }));
 
-        let llama = r#"{"choices":[{"message":{"content":"other"},"finish_reason":""}],"timings":{}}"#;
+        let llama =
+            r#"{"choices":[{"message":{"content":"other"},"finish_reason":""}],"timings":{}}"#;
         let c = parse(llama).unwrap();
         assert_eq!((c.text.as_str(), c.usage), ("other", None));
 
@@ -373,12 +407,23 @@ mod tests {
 
     #[test]
     fn error_bodies_in_every_shape_keep_their_message() {
-        assert_eq!(error_message(r#"{"error":{"message":"Rate limit","type":"requests","code":null}}"#), "Rate limit");
-        assert_eq!(error_message(r#"{"object":"error","message":"too long","type":"BadRequestError","code":400}"#), "too long");
+        assert_eq!(
+            error_message(r#"{"error":{"message":"Rate limit","type":"requests","code":null}}"#),
+            "Rate limit"
+        );
+        assert_eq!(
+            error_message(
+                r#"{"object":"error","message":"too long","type":"BadRequestError","code":400}"#
+            ),
+            "too long"
+        );
         assert_eq!(error_message(r#"{"error":"model not found"}"#), "model not found");
         assert_eq!(error_message("upstream connect error"), "upstream connect error");
         assert_eq!(parse(r#"{"error":"model not found"}"#).unwrap_err().kind, ErrorKind::ApiError);
-        assert_eq!(parse(r#"{"object":"error","message":"bad","code":400}"#).unwrap_err().message, "bad");
+        assert_eq!(
+            parse(r#"{"object":"error","message":"bad","code":400}"#).unwrap_err().message,
+            "bad"
+        );
         assert_eq!(parse(r#"{"choices":[]}"#).unwrap_err().kind, ErrorKind::MalformedResponse);
     }
 

@@ -31,17 +31,26 @@ pub struct FewShotSelector {
 }
 
 impl FewShotSelector {
-    pub fn new(config: FewShot, train: &Dataset, templates: &PromptTemplates) -> Result<Self, minijinja::Error> {
+    pub fn new(
+        config: FewShot,
+        train: &Dataset,
+        templates: &PromptTemplates,
+    ) -> Result<Self, minijinja::Error> {
         let mut pool = Vec::with_capacity(train.items.len());
         for item in &train.items {
-            pool.push(Demo { id: item.id.clone(), input: templates.render_input(item)?, label: item.label.clone() });
+            pool.push(Demo {
+                id: item.id.clone(),
+                input: templates.render_input(item)?,
+                label: item.label.clone(),
+            });
         }
         let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (i, demo) in pool.iter().enumerate() {
             groups.entry(demo.label.as_str()).or_default().push(i);
         }
         let by_label = groups.into_values().collect();
-        let fixed = config.ids.iter().filter_map(|id| pool.iter().position(|d| &d.id == id)).collect();
+        let fixed =
+            config.ids.iter().filter_map(|id| pool.iter().position(|d| &d.id == id)).collect();
         Ok(FewShotSelector { config, pool, by_label, fixed })
     }
 
@@ -137,8 +146,17 @@ mod tests {
     fn dataset(n: usize, labels: &[&str]) -> Dataset {
         let items = (0..n)
             .map(|i| {
-                let fields = crate::suite::Fields::from_pairs([("text", serde_json::Value::String(format!("text {i}")))]);
-                Item { id: format!("tr-{i}"), fields, label: labels[i % labels.len()].to_string(), line: i as u64 + 2, group: None }
+                let fields = crate::suite::Fields::from_pairs([(
+                    "text",
+                    serde_json::Value::String(format!("text {i}")),
+                )]);
+                Item {
+                    id: format!("tr-{i}"),
+                    fields,
+                    label: labels[i % labels.len()].to_string(),
+                    line: i as u64 + 2,
+                    group: None,
+                }
             })
             .collect();
         Dataset { origin: "train.csv".into(), items }
@@ -169,7 +187,9 @@ mod tests {
             let b: Vec<_> = s.select("te-1", "query").iter().map(|d| d.id.clone()).collect();
             assert_eq!(a, b);
             assert_eq!(a.len(), 4);
-            let others: Vec<Vec<String>> = (2..10).map(|i| s.select(&format!("te-{i}"), "q").iter().map(|d| d.id.clone()).collect()).collect();
+            let others: Vec<Vec<String>> = (2..10)
+                .map(|i| s.select(&format!("te-{i}"), "q").iter().map(|d| d.id.clone()).collect())
+                .collect();
             assert!(others.iter().any(|o| o != &a), "every item drew the same demonstrations");
         }
     }
@@ -178,7 +198,8 @@ mod tests {
     fn stratified_covers_distinct_labels() {
         let s = selector(Selection::Stratified, 3, vec![]);
         for i in 0..20 {
-            let mut labels: Vec<_> = s.select(&format!("te-{i}"), "q").iter().map(|d| d.label.clone()).collect();
+            let mut labels: Vec<_> =
+                s.select(&format!("te-{i}"), "q").iter().map(|d| d.label.clone()).collect();
             labels.sort();
             assert_eq!(labels, vec!["a", "b", "c"]);
         }

@@ -5,7 +5,6 @@
 
 mod fewshot;
 
-
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::{Deserialize, Serialize};
 
@@ -66,7 +65,11 @@ impl PromptTemplates {
             env.add_template_owned(name, source).map_err(|e| (name, e))?;
         }
         let fields: Vec<&str> = task.fields.iter().map(|f| f.name.as_str()).collect();
-        Ok(PromptTemplates { env, labels: Value::from(minijinja::value::Serde(&task.labels)), fields: Value::from(minijinja::value::Serde(&fields)) })
+        Ok(PromptTemplates {
+            env,
+            labels: Value::from(minijinja::value::Serde(&task.labels)),
+            fields: Value::from(minijinja::value::Serde(&fields)),
+        })
     }
 
     /// Variables a template reads from its context.
@@ -86,11 +89,17 @@ impl PromptTemplates {
 
     fn render_with_labels(&self, name: &str) -> Result<String, minijinja::Error> {
         let template = self.env.get_template(name)?;
-        template.render(minijinja::context! { labels => self.labels.clone(), fields => self.fields.clone() })
+        template.render(
+            minijinja::context! { labels => self.labels.clone(), fields => self.fields.clone() },
+        )
     }
 }
 
-fn render_fields(env: &Environment<'static>, name: &str, fields: &crate::suite::Fields) -> Result<String, minijinja::Error> {
+fn render_fields(
+    env: &Environment<'static>,
+    name: &str,
+    fields: &crate::suite::Fields,
+) -> Result<String, minijinja::Error> {
     let template = env.get_template(name)?;
     template.render(Value::from(minijinja::value::Serde(fields)))
 }
@@ -103,9 +112,15 @@ pub struct PromptBuilder {
 }
 
 impl PromptBuilder {
-    pub fn new(suite: &Suite, templates: std::sync::Arc<PromptTemplates>, strategy: &Strategy) -> Result<Self, minijinja::Error> {
+    pub fn new(
+        suite: &Suite,
+        templates: std::sync::Arc<PromptTemplates>,
+        strategy: &Strategy,
+    ) -> Result<Self, minijinja::Error> {
         let system = match strategy {
-            Strategy::ZeroShot | Strategy::FewShot(_) => Some(templates.render_with_labels("instructions")?),
+            Strategy::ZeroShot | Strategy::FewShot(_) => {
+                Some(templates.render_with_labels("instructions")?)
+            }
             Strategy::FineTuned => match &suite.task.fine_tuned_instructions {
                 Some(_) => Some(templates.render_with_labels("fine_tuned_instructions")?),
                 None => None,
@@ -115,7 +130,9 @@ impl PromptBuilder {
         let mut system = system.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
         // An extraction prompt says which keys to answer with. A fine-tuned model learnt that in
         // training, and its prompt must stay the one it was trained on.
-        if !suite.task.fields.is_empty() && matches!(strategy, Strategy::ZeroShot | Strategy::FewShot(_)) {
+        if !suite.task.fields.is_empty()
+            && matches!(strategy, Strategy::ZeroShot | Strategy::FewShot(_))
+        {
             let format = crate::extract::format_instructions(&suite.task.fields);
             system = Some(match system {
                 Some(s) => format!("{s}\n\n{format}"),
@@ -123,7 +140,9 @@ impl PromptBuilder {
             });
         }
         let few_shot = match (strategy, &suite.train) {
-            (Strategy::FewShot(config), Some(train)) => Some(FewShotSelector::new(config.clone(), train, &templates)?),
+            (Strategy::FewShot(config), Some(train)) => {
+                Some(FewShotSelector::new(config.clone(), train, &templates)?)
+            }
             _ => None,
         };
         Ok(PromptBuilder { templates, system, few_shot })
@@ -164,7 +183,10 @@ mod tests {
     }
 
     fn item(text: &str) -> Item {
-        let fields = crate::suite::Fields::from_pairs([("text", serde_json::Value::String(text.to_string()))]);
+        let fields = crate::suite::Fields::from_pairs([(
+            "text",
+            serde_json::Value::String(text.to_string()),
+        )]);
         Item { id: "1".into(), fields, label: "a".into(), line: 2, group: None }
     }
 

@@ -43,7 +43,8 @@ pub fn render(results: &Results) -> Option<String> {
     }
     // Costs span orders of magnitude between a self-hosted model and a frontier API: a log axis
     // keeps both readable.
-    let (mut cmin, mut cmax) = points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p.cost), hi.max(p.cost)));
+    let (mut cmin, mut cmax) =
+        points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p.cost), hi.max(p.cost)));
     cmin = 10f64.powf(cmin.log10().floor());
     cmax = 10f64.powf(cmax.log10().ceil());
     if cmax <= cmin {
@@ -51,11 +52,17 @@ pub fn render(results: &Results) -> Option<String> {
     }
     let amin = points.iter().map(|p| p.low).fold(1.0, f64::min);
     let amin = ((amin * 10.0).floor() / 10.0).clamp(0.0, 0.9);
-    let x = |c: f64| LEFT + (c.log10() - cmin.log10()) / (cmax.log10() - cmin.log10()) * (WIDTH - LEFT - RIGHT);
+    let x = |c: f64| {
+        LEFT + (c.log10() - cmin.log10()) / (cmax.log10() - cmin.log10()) * (WIDTH - LEFT - RIGHT)
+    };
     let y = |a: f64| TOP + (1.0 - (a - amin) / (1.0 - amin)) * (HEIGHT - TOP - BOTTOM);
 
     // An extraction run's accuracy is its exact-match rate.
-    let (title, axis) = if results.task.fields.is_empty() { ("Accuracy", "accuracy") } else { ("Exact match", "exact match") };
+    let (title, axis) = if results.task.fields.is_empty() {
+        ("Accuracy", "accuracy")
+    } else {
+        ("Exact match", "exact match")
+    };
     let mut svg = String::new();
     let _ = write!(
         svg,
@@ -66,29 +73,79 @@ pub fn render(results: &Results) -> Option<String> {
         WIDTH / 2.0
     );
     // Axes and grid.
-    let _ = writeln!(svg, r##"<line x1="{LEFT}" y1="{}" x2="{}" y2="{}" stroke="black"/>"##, HEIGHT - BOTTOM, WIDTH - RIGHT, HEIGHT - BOTTOM);
-    let _ = writeln!(svg, r##"<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{}" stroke="black"/>"##, HEIGHT - BOTTOM);
+    let _ = writeln!(
+        svg,
+        r##"<line x1="{LEFT}" y1="{}" x2="{}" y2="{}" stroke="black"/>"##,
+        HEIGHT - BOTTOM,
+        WIDTH - RIGHT,
+        HEIGHT - BOTTOM
+    );
+    let _ = writeln!(
+        svg,
+        r##"<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{}" stroke="black"/>"##,
+        HEIGHT - BOTTOM
+    );
     let mut decade = cmin;
     while decade <= cmax * 1.0001 {
         let px = x(decade);
-        let _ = writeln!(svg, r##"<line x1="{px:.1}" y1="{TOP}" x2="{px:.1}" y2="{}" stroke="#ddd"/>"##, HEIGHT - BOTTOM);
-        let _ = writeln!(svg, r##"<text x="{px:.1}" y="{}" text-anchor="middle">{}</text>"##, HEIGHT - BOTTOM + 18.0, usd(decade));
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{px:.1}" y1="{TOP}" x2="{px:.1}" y2="{}" stroke="#ddd"/>"##,
+            HEIGHT - BOTTOM
+        );
+        let _ = writeln!(
+            svg,
+            r##"<text x="{px:.1}" y="{}" text-anchor="middle">{}</text>"##,
+            HEIGHT - BOTTOM + 18.0,
+            usd(decade)
+        );
         decade *= 10.0;
     }
     let mut tick = amin;
     while tick <= 1.0001 {
         let py = y(tick);
-        let _ = writeln!(svg, r##"<line x1="{LEFT}" y1="{py:.1}" x2="{}" y2="{py:.1}" stroke="#ddd"/>"##, WIDTH - RIGHT);
-        let _ = writeln!(svg, r##"<text x="{}" y="{:.1}" text-anchor="end">{:.0}%</text>"##, LEFT - 6.0, py + 4.0, tick * 100.0);
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{LEFT}" y1="{py:.1}" x2="{}" y2="{py:.1}" stroke="#ddd"/>"##,
+            WIDTH - RIGHT
+        );
+        let _ = writeln!(
+            svg,
+            r##"<text x="{}" y="{:.1}" text-anchor="end">{:.0}%</text>"##,
+            LEFT - 6.0,
+            py + 4.0,
+            tick * 100.0
+        );
         tick += 0.1;
     }
-    let _ = writeln!(svg, r##"<text x="{}" y="{}" text-anchor="middle">cost per correct answer (USD, log scale)</text>"##, (LEFT + WIDTH - RIGHT) / 2.0, HEIGHT - 18.0);
-    let _ = writeln!(svg, r##"<text x="16" y="{}" text-anchor="middle" transform="rotate(-90 16 {})">{axis}</text>"##, HEIGHT / 2.0, HEIGHT / 2.0);
+    let _ = writeln!(
+        svg,
+        r##"<text x="{}" y="{}" text-anchor="middle">cost per correct answer (USD, log scale)</text>"##,
+        (LEFT + WIDTH - RIGHT) / 2.0,
+        HEIGHT - 18.0
+    );
+    let _ = writeln!(
+        svg,
+        r##"<text x="16" y="{}" text-anchor="middle" transform="rotate(-90 16 {})">{axis}</text>"##,
+        HEIGHT / 2.0,
+        HEIGHT / 2.0
+    );
     for p in &points {
         let (px, py) = (x(p.cost), y(p.accuracy));
-        let _ = writeln!(svg, r##"<line x1="{px:.1}" y1="{:.1}" x2="{px:.1}" y2="{:.1}" stroke="#1f6feb" stroke-width="2"/>"##, y(p.high), y(p.low));
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{px:.1}" y1="{:.1}" x2="{px:.1}" y2="{:.1}" stroke="#1f6feb" stroke-width="2"/>"##,
+            y(p.high),
+            y(p.low)
+        );
         let _ = writeln!(svg, r##"<circle cx="{px:.1}" cy="{py:.1}" r="5" fill="#1f6feb"/>"##);
-        let _ = writeln!(svg, r##"<text x="{:.1}" y="{:.1}">{}</text>"##, px + 8.0, py - 6.0, xml(p.id));
+        let _ = writeln!(
+            svg,
+            r##"<text x="{:.1}" y="{:.1}">{}</text>"##,
+            px + 8.0,
+            py - 6.0,
+            xml(p.id)
+        );
     }
     svg.push_str("</svg>\n");
     Some(svg)

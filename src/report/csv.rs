@@ -7,8 +7,21 @@ use crate::error::{Error, Result};
 use crate::journal::{self, Record};
 
 const HEADER: [&str; 15] = [
-    "id", "backend", "gold", "answer", "correct", "invalid", "error_kind", "error_status", "error_message",
-    "tokens_input", "tokens_output", "tokens_estimated", "latency_ms", "attempts", "reply",
+    "id",
+    "backend",
+    "gold",
+    "answer",
+    "correct",
+    "invalid",
+    "error_kind",
+    "error_status",
+    "error_message",
+    "tokens_input",
+    "tokens_output",
+    "tokens_estimated",
+    "latency_ms",
+    "attempts",
+    "reply",
 ];
 
 /// Writes `records.csv` from the journal in `dir`, streaming.

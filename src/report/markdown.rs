@@ -23,20 +23,33 @@ pub struct Disagreement {
 const MAX_MATRIX_LABELS: usize = 12;
 const MAX_DISAGREEMENTS: usize = 15;
 
-pub fn render(results: &Results, top_two: Option<(&str, &str)>, disagreements: &[Disagreement]) -> String {
+pub fn render(
+    results: &Results,
+    top_two: Option<(&str, &str)>,
+    disagreements: &[Disagreement],
+) -> String {
     let mut md = String::new();
     let _ = write_report(&mut md, results, top_two, disagreements);
     md
 }
 
-fn write_report(md: &mut String, r: &Results, top_two: Option<(&str, &str)>, disagreements: &[Disagreement]) -> std::fmt::Result {
+fn write_report(
+    md: &mut String,
+    r: &Results,
+    top_two: Option<(&str, &str)>,
+    disagreements: &[Disagreement],
+) -> std::fmt::Result {
     let extraction = !r.task.fields.is_empty();
     writeln!(md, "# evalgate report: {}\n", cell(&r.suite))?;
     writeln!(
         md,
         "{} test items · {} · suite sha256 `{}` · started {} · finished {} · evalgate {}\n",
         r.items,
-        if extraction { format!("{} fields", r.task.fields.len()) } else { format!("{} labels", r.task.labels.len()) },
+        if extraction {
+            format!("{} fields", r.task.fields.len())
+        } else {
+            format!("{} labels", r.task.labels.len())
+        },
         &r.suite_sha256[..r.suite_sha256.len().min(12)],
         r.started_at,
         r.finished_at.as_deref().unwrap_or("(not finished)"),
@@ -53,7 +66,8 @@ fn write_report(md: &mut String, r: &Results, top_two: Option<(&str, &str)>, dis
     }
     writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|")?;
     let mut ranked: Vec<&BackendResult> = r.backends.iter().collect();
-    ranked.sort_by(|a, b| b.accuracy.estimate.total_cmp(&a.accuracy.estimate).then(a.id.cmp(&b.id)));
+    ranked
+        .sort_by(|a, b| b.accuracy.estimate.total_cmp(&a.accuracy.estimate).then(a.id.cmp(&b.id)));
     for b in &ranked {
         writeln!(
             md,
@@ -76,28 +90,49 @@ fn write_report(md: &mut String, r: &Results, top_two: Option<(&str, &str)>, dis
             ms(b.latency_ms.p50),
             ms(b.latency_ms.p95),
             b.cost.per_1k_requests_usd.map_or("unknown".to_string(), money),
-            b.cost.per_correct_usd.map_or("unknown".to_string(), |c| format!("{} ({}–{})", money(c.estimate), money(c.low), money(c.high))),
+            b.cost.per_correct_usd.map_or("unknown".to_string(), |c| format!(
+                "{} ({}–{})",
+                money(c.estimate),
+                money(c.low),
+                money(c.high)
+            )),
         )?;
     }
     writeln!(md)?;
     if r.backends.iter().any(|b| b.tokens.estimated) {
-        writeln!(md, "~ the server reported no token usage for some requests; those counts are estimates.\n")?;
+        writeln!(
+            md,
+            "~ the server reported no token usage for some requests; those counts are estimates.\n"
+        )?;
     }
     if let Some(why) = &r.stopped {
         writeln!(md, "**Incomplete run:** {}. Items without a record are not scored; `evalgate run --resume` sends them.\n", prose(why))?;
     } else if r.backends.iter().any(|b| b.missing > 0) {
-        writeln!(md, "**Incomplete run:** some items have no record yet (answered + errors < items).\n")?;
+        writeln!(
+            md,
+            "**Incomplete run:** some items have no record yet (answered + errors < items).\n"
+        )?;
     }
     writeln!(md, "**Recommendation.** {}\n", prose(&r.recommendation))?;
     for w in &r.warnings {
         writeln!(md, "> **Warning:** {}\n", prose(w))?;
     }
-    let clustered: Vec<&&BackendResult> = ranked.iter().filter(|b| b.accuracy_clustered.is_some()).collect();
+    let clustered: Vec<&&BackendResult> =
+        ranked.iter().filter(|b| b.accuracy_clustered.is_some()).collect();
     if !clustered.is_empty() {
         writeln!(md, "Items share groups, so answers within a group are not independent; accuracy with a clustered standard error (Miller 2024):\n")?;
         for b in clustered {
             if let Some(c) = &b.accuracy_clustered {
-                writeln!(md, "- `{}`: {:.1}% (95% CI {:.1}–{:.1}, SE {:.2} points, {} groups)", cell(&b.id), c.estimate * 100.0, c.low * 100.0, c.high * 100.0, c.standard_error * 100.0, c.clusters)?;
+                writeln!(
+                    md,
+                    "- `{}`: {:.1}% (95% CI {:.1}–{:.1}, SE {:.2} points, {} groups)",
+                    cell(&b.id),
+                    c.estimate * 100.0,
+                    c.low * 100.0,
+                    c.high * 100.0,
+                    c.standard_error * 100.0,
+                    c.clusters
+                )?;
             }
         }
         writeln!(md)?;
@@ -118,14 +153,22 @@ fn write_report(md: &mut String, r: &Results, top_two: Option<(&str, &str)>, dis
 
     if !r.comparisons.is_empty() {
         writeln!(md, "## Comparisons\n")?;
-        let (rate, f1_name) = if extraction { ("exact-match rate", "Micro-F1") } else { ("accuracy", "Macro-F1") };
+        let (rate, f1_name) =
+            if extraction { ("exact-match rate", "Micro-F1") } else { ("accuracy", "Macro-F1") };
         writeln!(md, "Paired over the items both backends answered: difference in {rate} (second − first) with Newcombe's hybrid score interval, McNemar's exact test on the items where exactly one is right, and Holm's correction across the {} comparison{}. {f1_name} differences use a paired bootstrap ({} resamples).\n",
             r.comparisons.len(), if r.comparisons.len() == 1 { "" } else { "s" }, r.backends.first().map_or(0, |b| b.macro_f1.resamples))?;
-        let (rate, f1_name) = if extraction { ("exact match", "micro-F1") } else { ("accuracy", "macro-F1") };
+        let (rate, f1_name) =
+            if extraction { ("exact match", "micro-F1") } else { ("accuracy", "macro-F1") };
         writeln!(md, "| first | second | only first right | only second right | Δ {rate} (95% CI) | p | Holm p | Δ {f1_name} (95% CI) |")?;
         writeln!(md, "|---|---|---|---|---|---|---|---|")?;
         for c in &r.comparisons {
-            let f1 = c.micro_f1_difference.as_ref().or(c.macro_f1_difference.as_ref()).map_or("—".to_string(), |d| format!("{:+.3} ({:+.3} to {:+.3})", d.estimate, d.low, d.high));
+            let f1 = c
+                .micro_f1_difference
+                .as_ref()
+                .or(c.macro_f1_difference.as_ref())
+                .map_or("—".to_string(), |d| {
+                    format!("{:+.3} ({:+.3} to {:+.3})", d.estimate, d.low, d.high)
+                });
             writeln!(
                 md,
                 "| {} | {} | {} | {} | {:+.1} pts ({:+.1} to {:+.1}) | {} | {} | {} |",
@@ -180,8 +223,16 @@ fn write_report(md: &mut String, r: &Results, top_two: Option<(&str, &str)>, dis
     if !with_errors.is_empty() {
         writeln!(md, "## Errors\n")?;
         for b in with_errors {
-            let kinds: Vec<String> = b.error_kinds.iter().map(|(k, n)| format!("{k}: {n}")).collect();
-            writeln!(md, "- `{}`: {} of {} items failed after retries ({})", cell(&b.id), b.errors, b.items, kinds.join(", "))?;
+            let kinds: Vec<String> =
+                b.error_kinds.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+            writeln!(
+                md,
+                "- `{}`: {} of {} items failed after retries ({})",
+                cell(&b.id),
+                b.errors,
+                b.items,
+                kinds.join(", ")
+            )?;
         }
         writeln!(md)?;
     }
@@ -195,7 +246,16 @@ fn write_classes(md: &mut String, r: &Results, ranked: &[&BackendResult]) -> std
         writeln!(md, "| label | support | predicted | precision | recall | F1 |")?;
         writeln!(md, "|---|---|---|---|---|---|")?;
         for c in &b.classes {
-            writeln!(md, "| {} | {} | {} | {:.3} | {:.3} | {:.3} |", cell(&c.label), c.support, c.predicted, c.precision, c.recall, c.f1)?;
+            writeln!(
+                md,
+                "| {} | {} | {} | {:.3} | {:.3} | {:.3} |",
+                cell(&c.label),
+                c.support,
+                c.predicted,
+                c.precision,
+                c.recall,
+                c.f1
+            )?;
         }
         writeln!(md)?;
         write_confusion(md, &r.task.labels, b)?;
@@ -215,7 +275,13 @@ fn write_fields(md: &mut String, ranked: &[&BackendResult]) -> std::fmt::Result 
             continue;
         }
         let mut weakest: Vec<(&String, &super::results::FieldResult)> = fields.iter().collect();
-        weakest.sort_by(|a, b| a.1.accuracy.estimate.total_cmp(&b.1.accuracy.estimate).then(a.1.f1.total_cmp(&b.1.f1)).then(a.0.cmp(b.0)));
+        weakest.sort_by(|a, b| {
+            a.1.accuracy
+                .estimate
+                .total_cmp(&b.1.accuracy.estimate)
+                .then(a.1.f1.total_cmp(&b.1.f1))
+                .then(a.0.cmp(b.0))
+        });
         writeln!(md, "| field | type | accuracy (95% CI) | precision | recall | F1 | correct / counted | wrong | missed | spurious | invalid |")?;
         writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|")?;
         for (name, f) in weakest {
@@ -237,8 +303,17 @@ fn write_fields(md: &mut String, ranked: &[&BackendResult]) -> std::fmt::Result 
             )?;
         }
         writeln!(md)?;
-        let pooled = |name: &str, p: &Option<super::results::MetricResult>, r: &Option<super::results::MetricResult>, f: Option<&super::results::MetricResult>| match (p, r, f) {
-            (Some(p), Some(r), Some(f)) => format!("{name} precision {}, recall {}, F1 {}", metric(p.estimate, p.low, p.high), metric(r.estimate, r.low, r.high), metric(f.estimate, f.low, f.high)),
+        let pooled = |name: &str,
+                      p: &Option<super::results::MetricResult>,
+                      r: &Option<super::results::MetricResult>,
+                      f: Option<&super::results::MetricResult>| match (p, r, f)
+        {
+            (Some(p), Some(r), Some(f)) => format!(
+                "{name} precision {}, recall {}, F1 {}",
+                metric(p.estimate, p.low, p.high),
+                metric(r.estimate, r.low, r.high),
+                metric(f.estimate, f.low, f.high)
+            ),
             _ => String::new(),
         };
         writeln!(
@@ -255,7 +330,14 @@ fn write_fields(md: &mut String, ranked: &[&BackendResult]) -> std::fmt::Result 
             writeln!(md, "| item | field | gold | predicted |")?;
             writeln!(md, "|---|---|---|---|")?;
             for e in errors {
-                writeln!(md, "| {} | {} | {} | {} |", cell(&e.id), cell(&e.field), json_cell(&e.gold), json_cell(&e.predicted))?;
+                writeln!(
+                    md,
+                    "| {} | {} | {} | {} |",
+                    cell(&e.id),
+                    cell(&e.field),
+                    json_cell(&e.gold),
+                    json_cell(&e.predicted)
+                )?;
             }
             writeln!(md)?;
         }
@@ -303,7 +385,10 @@ fn write_costs(md: &mut String, r: &Results, ranked: &[&BackendResult]) -> std::
     for be in &r.break_even {
         writeln!(md, "- {}", prose(&be.sentence))?;
     }
-    let notes: Vec<String> = ranked.iter().flat_map(|b| b.cost.notes.iter().map(move |n| format!("`{}`: {}", b.id, n))).collect();
+    let notes: Vec<String> = ranked
+        .iter()
+        .flat_map(|b| b.cost.notes.iter().map(move |n| format!("`{}`: {}", b.id, n)))
+        .collect();
     for note in &notes {
         writeln!(md, "- {}", prose(note))?;
     }
@@ -351,7 +436,11 @@ fn write_confusion(md: &mut String, labels: &[String], b: &BackendResult) -> std
         writeln!(md, "| gold \\ predicted | {} | invalid |", header.join(" | "))?;
         writeln!(md, "|---|{}---|", "---|".repeat(n))?;
         for (g, row) in b.confusion.iter().enumerate() {
-            let cells: Vec<String> = row.iter().enumerate().map(|(p, v)| if p == g { format!("**{v}**") } else { v.to_string() }).collect();
+            let cells: Vec<String> = row
+                .iter()
+                .enumerate()
+                .map(|(p, v)| if p == g { format!("**{v}**") } else { v.to_string() })
+                .collect();
             writeln!(md, "| {} | {} |", cell(&labels[g]), cells.join(" | "))?;
         }
     } else {

@@ -45,7 +45,9 @@ pub fn write_outputs(dir: &Path) -> Result<(Results, String)> {
     match chart::render(&results) {
         Some(svg) => write_file(&chart_path, &svg)?,
         // A rebuilt report must not keep a chart its results no longer support.
-        None if chart_path.exists() => std::fs::remove_file(&chart_path).map_err(|e| Error::io(&chart_path, e))?,
+        None if chart_path.exists() => {
+            std::fs::remove_file(&chart_path).map_err(|e| Error::io(&chart_path, e))?
+        }
         None => {}
     }
     csv::write(dir)?;
@@ -59,7 +61,8 @@ fn write_file(path: &Path, text: &str) -> Result<()> {
 /// The two most accurate backends, best first.
 fn top_two(results: &Results) -> Option<(&str, &str)> {
     let mut ranked: Vec<_> = results.backends.iter().filter(|b| b.answered > 0).collect();
-    ranked.sort_by(|a, b| b.accuracy.estimate.total_cmp(&a.accuracy.estimate).then(a.id.cmp(&b.id)));
+    ranked
+        .sort_by(|a, b| b.accuracy.estimate.total_cmp(&a.accuracy.estimate).then(a.id.cmp(&b.id)));
     match ranked.as_slice() {
         [a, b, ..] => Some((a.id.as_str(), b.id.as_str())),
         _ => None,
@@ -75,7 +78,13 @@ struct PromptRecord {
     prompt: Vec<ChatMessage>,
 }
 
-fn disagreements(dir: &Path, meta: &RunMeta, scores: &score::RunScores, first: &str, second: &str) -> Result<Vec<Disagreement>> {
+fn disagreements(
+    dir: &Path,
+    meta: &RunMeta,
+    scores: &score::RunScores,
+    first: &str,
+    second: &str,
+) -> Result<Vec<Disagreement>> {
     let index = |id: &str| meta.backends.iter().position(|b| b.id == id);
     let (Some(a), Some(b)) = (index(first), index(second)) else { return Ok(Vec::new()) };
     let (oa, ob) = (&scores.backends[a].outcomes, &scores.backends[b].outcomes);
@@ -84,11 +93,15 @@ fn disagreements(dir: &Path, meta: &RunMeta, scores: &score::RunScores, first: &
     let label = |p: Option<u16>| p.map(|p| scores.labels[usize::from(p)].clone());
     let mut picked: Vec<Disagreement> = Vec::new();
     for i in 0..scores.items.len() {
-        if let (Outcome::Answered { predicted: pa, .. }, Outcome::Answered { predicted: pb, .. }) = (oa[i * ea], ob[i * eb]) {
+        if let (Outcome::Answered { predicted: pa, .. }, Outcome::Answered { predicted: pb, .. }) =
+            (oa[i * ea], ob[i * eb])
+        {
             if pa != pb && picked.len() < DISAGREEMENT_SAMPLE {
                 picked.push(Disagreement {
                     id: scores.items[i].clone(),
-                    gold: scores.gold[i].map(|g| scores.labels[usize::from(g)].clone()).unwrap_or_default(),
+                    gold: scores.gold[i]
+                        .map(|g| scores.labels[usize::from(g)].clone())
+                        .unwrap_or_default(),
                     first: label(pa),
                     second: label(pb),
                     input: String::new(),
@@ -100,7 +113,8 @@ fn disagreements(dir: &Path, meta: &RunMeta, scores: &score::RunScores, first: &
         return Ok(picked);
     }
     // Fill in the inputs from the journal: the last user turn is the item itself.
-    let wanted: HashMap<String, usize> = picked.iter().enumerate().map(|(i, d)| (d.id.clone(), i)).collect();
+    let wanted: HashMap<String, usize> =
+        picked.iter().enumerate().map(|(i, d)| (d.id.clone(), i)).collect();
     let mut inputs: Vec<Option<String>> = vec![None; picked.len()];
     journal::read_records(dir, |r: PromptRecord| {
         if r.backend != first && r.backend != second {
@@ -108,7 +122,12 @@ fn disagreements(dir: &Path, meta: &RunMeta, scores: &score::RunScores, first: &
         }
         if let Some(&i) = wanted.get(&r.id) {
             if inputs[i].is_none() {
-                inputs[i] = r.prompt.iter().rev().find(|m| m.role == Role::User).map(|m| crate::text::excerpt(&m.content, 120));
+                inputs[i] = r
+                    .prompt
+                    .iter()
+                    .rev()
+                    .find(|m| m.role == Role::User)
+                    .map(|m| crate::text::excerpt(&m.content, 120));
             }
         }
     })?;

@@ -238,7 +238,13 @@ pub enum IntervalMethodName {
 
 impl IntervalResult {
     fn new(interval: Interval, method: IntervalMethodName) -> Self {
-        IntervalResult { estimate: interval.estimate, low: interval.low, high: interval.high, method, confidence: CONFIDENCE }
+        IntervalResult {
+            estimate: interval.estimate,
+            low: interval.low,
+            high: interval.high,
+            method,
+            confidence: CONFIDENCE,
+        }
     }
 }
 
@@ -293,7 +299,11 @@ pub struct ClassResult {
 
 /// Builds the results of a run from its metadata and scores.
 pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
-    let bootstrap = BootstrapConfig { seed: BOOTSTRAP_SEED, confidence: CONFIDENCE, ..BootstrapConfig::default() };
+    let bootstrap = BootstrapConfig {
+        seed: BOOTSTRAP_SEED,
+        confidence: CONFIDENCE,
+        ..BootstrapConfig::default()
+    };
     let backends: Vec<BackendResult> = meta
         .backends
         .iter()
@@ -301,7 +311,9 @@ pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
         .enumerate()
         .map(|(index, (m, s))| {
             let extraction = scores.extraction.as_ref().map(|e| (e, &e.backends[index]));
-            let overall = extraction.map(|(e, b)| score_extraction::overall_intervals(b, s.epochs, e.fields.len(), &bootstrap));
+            let overall = extraction.map(|(e, b)| {
+                score_extraction::overall_intervals(b, s.epochs, e.fields.len(), &bootstrap)
+            });
             let f1 = match &overall {
                 Some(o) => o[5],
                 None => compare::macro_f1_interval(scores, index, &bootstrap),
@@ -321,9 +333,13 @@ pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
                     crate::score::AccuracyMethod::Clustered => IntervalMethodName::Clustered,
                 },
             );
-            let clustered = meta.groups.as_ref().and_then(|groups| clustered_accuracy(groups, &s.outcomes, s.epochs));
+            let clustered = meta
+                .groups
+                .as_ref()
+                .and_then(|groups| clustered_accuracy(groups, &s.outcomes, s.epochs));
             let cost = cost_result(m, &score_cost::summarize(meta, scores, index, &bootstrap));
-            let per = |total: u64| if s.answered == 0 { 0.0 } else { total as f64 / s.answered as f64 };
+            let per =
+                |total: u64| if s.answered == 0 { 0.0 } else { total as f64 / s.answered as f64 };
             BackendResult {
                 id: m.id.clone(),
                 provider: m.provider.clone(),
@@ -364,19 +380,42 @@ pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
                 confusion: s.confusion.clone(),
                 error_kinds: s.error_kinds.clone(),
                 fields: extraction.map(|(e, b)| {
-                    e.fields.iter().zip(&b.fields).map(|(spec, f)| (f.name.clone(), field_result(spec, f))).collect()
+                    e.fields
+                        .iter()
+                        .zip(&b.fields)
+                        .map(|(spec, f)| (f.name.clone(), field_result(spec, f)))
+                        .collect()
                 }),
                 exact_match: extraction.map(|_| accuracy),
-                invalid_json: extraction.map(|_| if s.answered == 0 { 0.0 } else { s.invalid as f64 / s.answered as f64 }),
-                micro_precision: extraction.zip(overall).map(|((_, b), o)| metric(b.micro.precision, o[0])),
-                micro_recall: extraction.zip(overall).map(|((_, b), o)| metric(b.micro.recall, o[1])),
+                invalid_json: extraction.map(|_| {
+                    if s.answered == 0 {
+                        0.0
+                    } else {
+                        s.invalid as f64 / s.answered as f64
+                    }
+                }),
+                micro_precision: extraction
+                    .zip(overall)
+                    .map(|((_, b), o)| metric(b.micro.precision, o[0])),
+                micro_recall: extraction
+                    .zip(overall)
+                    .map(|((_, b), o)| metric(b.micro.recall, o[1])),
                 micro_f1: extraction.zip(overall).map(|((_, b), o)| metric(b.micro.f1, o[2])),
-                macro_precision: extraction.zip(overall).map(|((_, b), o)| metric(b.macro_avg.precision, o[3])),
-                macro_recall: extraction.zip(overall).map(|((_, b), o)| metric(b.macro_avg.recall, o[4])),
+                macro_precision: extraction
+                    .zip(overall)
+                    .map(|((_, b), o)| metric(b.macro_avg.precision, o[3])),
+                macro_recall: extraction
+                    .zip(overall)
+                    .map(|((_, b), o)| metric(b.macro_avg.recall, o[4])),
                 field_errors: extraction.map(|(_, b)| {
                     b.examples
                         .iter()
-                        .map(|x| FieldErrorResult { id: x.id.clone(), field: x.field.clone(), gold: x.gold.clone(), predicted: x.predicted.clone() })
+                        .map(|x| FieldErrorResult {
+                            id: x.id.clone(),
+                            field: x.field.clone(),
+                            gold: x.gold.clone(),
+                            predicted: x.predicted.clone(),
+                        })
                         .collect()
                 }),
             }
@@ -392,7 +431,9 @@ pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
     let mut warnings = Vec::new();
     for c in &raw {
         let n = c.counts.total().unwrap_or(0);
-        if let Some(needed) = c.items_needed.filter(|&needed| needed > n && c.p_value_holm >= 1.0 - CONFIDENCE) {
+        if let Some(needed) =
+            c.items_needed.filter(|&needed| needed > n && c.p_value_holm >= 1.0 - CONFIDENCE)
+        {
             warnings.push(format!(
                 "The suite is too small to tell `{}` and `{}` apart: {} items were answered by both, and detecting a 3-point difference at 80% power needs about {}.",
                 scores.backends[c.first].id,
@@ -402,7 +443,8 @@ pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
             ));
         }
     }
-    let comparisons: Vec<ComparisonResult> = raw.iter().map(|c| comparison_result(c, scores, pairs.len())).collect();
+    let comparisons: Vec<ComparisonResult> =
+        raw.iter().map(|c| comparison_result(c, scores, pairs.len())).collect();
     let break_even = break_even_results(meta, scores);
     let recommendation = recommend(&backends, &comparisons, meta.requests_per_day, &meta.skipped);
     Ok(Results {
@@ -418,14 +460,21 @@ pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
         started_at: meta.started_at.clone(),
         finished_at: meta.finished_at.clone(),
         stopped: meta.stopped.clone(),
-        task: TaskResult { kind: meta.task.kind.clone(), labels: meta.task.labels.clone(), fields: meta.task.fields.clone() },
+        task: TaskResult {
+            kind: meta.task.kind.clone(),
+            labels: meta.task.labels.clone(),
+            fields: meta.task.fields.clone(),
+        },
         items: meta.items.len(),
         backends,
         skipped: meta.skipped.clone(),
     })
 }
 
-fn field_result(spec: &crate::extract::FieldSpec, f: &score_extraction::FieldScores) -> FieldResult {
+fn field_result(
+    spec: &crate::extract::FieldSpec,
+    f: &score_extraction::FieldScores,
+) -> FieldResult {
     let method = match f.accuracy_method {
         crate::score::AccuracyMethod::Wilson => IntervalMethodName::Wilson,
         crate::score::AccuracyMethod::Clustered => IntervalMethodName::Clustered,
@@ -459,7 +508,11 @@ fn cost_result(m: &crate::journal::BackendMeta, c: &score_cost::CostSummary) -> 
         total_usd: c.total_usd,
         per_request_usd: c.per_request_usd,
         per_1k_requests_usd: c.per_request_usd.map(|p| p * 1000.0),
-        per_correct_usd: c.per_correct.map(|i| CostInterval { estimate: i.estimate, low: i.low, high: i.high }),
+        per_correct_usd: c.per_correct.map(|i| CostInterval {
+            estimate: i.estimate,
+            low: i.low,
+            high: i.high,
+        }),
         daily_usd: c.projection.map(|p| p.daily_usd),
         annual_usd: c.projection.map(|p| p.annual_usd),
         instances_needed: c.projection.and_then(|p| p.instances_needed),
@@ -468,11 +521,19 @@ fn cost_result(m: &crate::journal::BackendMeta, c: &score_cost::CostSummary) -> 
 }
 
 fn break_even_results(meta: &RunMeta, scores: &RunScores) -> Vec<BreakEvenResult> {
-    let kind = |i: usize| meta.backends[i].price.as_ref().map(|p| matches!(p.pricing, crate::cost::Pricing::Fixed { .. }));
+    let kind = |i: usize| {
+        meta.backends[i]
+            .price
+            .as_ref()
+            .map(|p| matches!(p.pricing, crate::cost::Pricing::Fixed { .. }))
+    };
     let mut out = Vec::new();
     for pt in 0..meta.backends.len() {
         for fx in 0..meta.backends.len() {
-            if kind(pt) != Some(false) || kind(fx) != Some(true) || scores.backends[pt].answered == 0 {
+            if kind(pt) != Some(false)
+                || kind(fx) != Some(true)
+                || scores.backends[pt].answered == 0
+            {
                 continue;
             }
             let (a, b) = (&meta.backends[pt].id, &meta.backends[fx].id);
@@ -488,7 +549,10 @@ fn break_even_results(meta: &RunMeta, scores: &RunScores) -> Vec<BreakEvenResult
             // again just past a step; say from where the fixed one stays cheaper.
             match sustained {
                 Some(s) if volume.is_none_or(|v| s > v * (1.0 + 1e-9)) => {
-                    sentence.push_str(&format!("; it stays cheaper at every volume above about {} a day", group_thousands(s.ceil() as u64)));
+                    sentence.push_str(&format!(
+                        "; it stays cheaper at every volume above about {} a day",
+                        group_thousands(s.ceil() as u64)
+                    ));
                 }
                 _ => {}
             }
@@ -507,27 +571,56 @@ fn break_even_results(meta: &RunMeta, scores: &RunScores) -> Vec<BreakEvenResult
 
 /// The most accurate backend, and the cheapest per correct answer among those not detectably
 /// worse than it: the choice the report exists to support.
-fn recommend(backends: &[BackendResult], comparisons: &[ComparisonResult], requests_per_day: Option<f64>, skipped: &[Skipped]) -> String {
+fn recommend(
+    backends: &[BackendResult],
+    comparisons: &[ComparisonResult],
+    requests_per_day: Option<f64>,
+    skipped: &[Skipped],
+) -> String {
     let answered: Vec<&BackendResult> = backends.iter().filter(|b| b.answered > 0).collect();
-    let Some(best) = answered.iter().copied().max_by(|a, b| a.accuracy.estimate.total_cmp(&b.accuracy.estimate).then(b.id.cmp(&a.id))) else {
+    let Some(best) = answered
+        .iter()
+        .copied()
+        .max_by(|a, b| a.accuracy.estimate.total_cmp(&b.accuracy.estimate).then(b.id.cmp(&a.id)))
+    else {
         return "No backend answered any item, so there is nothing to recommend.".into();
     };
     // For extraction, accuracy is the exact-match rate; say so.
     let extraction = best.exact_match.is_some();
-    let pct = |b: &BackendResult| format!("{:.1}%{}", b.accuracy.estimate * 100.0, if extraction { " exact match" } else { "" });
+    let pct = |b: &BackendResult| {
+        format!(
+            "{:.1}%{}",
+            b.accuracy.estimate * 100.0,
+            if extraction { " exact match" } else { "" }
+        )
+    };
     if answered.len() == 1 {
-        let more = if skipped.is_empty() { String::new() } else { " Set the key variables of the skipped backends to compare them with it.".to_string() };
+        let more = if skipped.is_empty() {
+            String::new()
+        } else {
+            " Set the key variables of the skipped backends to compare them with it.".to_string()
+        };
         let what = if extraction { pct(best) } else { format!("{} accurate", pct(best)) };
-        return format!("Only `{}` ran ({what}); there is nothing to compare it with.{more}", best.id);
+        return format!(
+            "Only `{}` ran ({what}); there is nothing to compare it with.{more}",
+            best.id
+        );
     }
     let not_worse = |b: &BackendResult| {
         b.id == best.id
             || comparisons.iter().any(|c| {
-                ((c.first == b.id && c.second == best.id) || (c.first == best.id && c.second == b.id)) && c.p_value_holm >= 1.0 - CONFIDENCE
+                ((c.first == b.id && c.second == best.id)
+                    || (c.first == best.id && c.second == b.id))
+                    && c.p_value_holm >= 1.0 - CONFIDENCE
             })
     };
     let per_correct = |b: &BackendResult| b.cost.per_correct_usd.map(|c| c.estimate);
-    let cheapest = answered.iter().copied().filter(|b| not_worse(b)).filter_map(|b| Some((b, per_correct(b)?))).min_by(|a, b| a.1.total_cmp(&b.1));
+    let cheapest = answered
+        .iter()
+        .copied()
+        .filter(|b| not_worse(b))
+        .filter_map(|b| Some((b, per_correct(b)?)))
+        .min_by(|a, b| a.1.total_cmp(&b.1));
     let mut text = if extraction {
         format!("`{}` has the most exactly matched records ({}).", best.id, pct(best))
     } else {
@@ -561,17 +654,30 @@ fn recommend(backends: &[BackendResult], comparisons: &[ComparisonResult], reque
             best.id
         )),
     }
-    if comparisons.iter().any(|c| c.items_needed_for_3_points.is_some_and(|n| n > c.both_correct + c.only_first + c.only_second + c.both_wrong)) {
+    if comparisons.iter().any(|c| {
+        c.items_needed_for_3_points
+            .is_some_and(|n| n > c.both_correct + c.only_first + c.only_second + c.both_wrong)
+    }) {
         text.push_str(" Some comparisons are underpowered (see the warnings): more items would sharpen this choice.");
     }
     text
 }
 
 /// Accuracy over answered items with errors clustered by group; `None` with fewer than two groups.
-fn clustered_accuracy(groups: &[String], outcomes: &[crate::score::Outcome], epochs: usize) -> Option<ClusteredResult> {
+fn clustered_accuracy(
+    groups: &[String],
+    outcomes: &[crate::score::Outcome],
+    epochs: usize,
+) -> Option<ClusteredResult> {
     // Groups as small integers, in order of first appearance.
     let mut ids: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    let cluster_of_item: Vec<usize> = groups.iter().map(|g| { let next = ids.len(); *ids.entry(g.as_str()).or_insert(next) }).collect();
+    let cluster_of_item: Vec<usize> = groups
+        .iter()
+        .map(|g| {
+            let next = ids.len();
+            *ids.entry(g.as_str()).or_insert(next)
+        })
+        .collect();
     if cluster_of_item.len() * epochs.max(1) != outcomes.len() {
         return None;
     }
@@ -635,18 +741,24 @@ fn comparison_result(c: &Comparison, scores: &RunScores, pairs: usize) -> Compar
 pub fn verdict(first: &str, second: &str, c: &Comparison, pairs: usize) -> String {
     let n = c.counts.total().unwrap_or(0);
     if n == 0 {
-        return format!("`{first}` and `{second}` answered no item in common, so they cannot be compared.");
+        return format!(
+            "`{first}` and `{second}` answered no item in common, so they cannot be compared."
+        );
     }
     let p = if pairs > 1 {
         format!("{}, Holm-adjusted {}", p_phrase(c.p_value), p_number(c.p_value_holm))
     } else {
         p_phrase(c.p_value)
     };
-    let (d, lo, hi) = (c.difference.estimate * 100.0, c.difference.low * 100.0, c.difference.high * 100.0);
+    let (d, lo, hi) =
+        (c.difference.estimate * 100.0, c.difference.low * 100.0, c.difference.high * 100.0);
     let level = (CONFIDENCE * 100.0).round();
     if c.p_value_holm < 1.0 - CONFIDENCE {
-        let (winner, loser, d, lo, hi) = if d > 0.0 { (second, first, d, lo, hi) } else { (first, second, -d, -hi, -lo) };
-        format!("`{winner}` beats `{loser}` by {d:.1} points ({level}% CI {lo:.1} to {hi:.1}, {p}).")
+        let (winner, loser, d, lo, hi) =
+            if d > 0.0 { (second, first, d, lo, hi) } else { (first, second, -d, -hi, -lo) };
+        format!(
+            "`{winner}` beats `{loser}` by {d:.1} points ({level}% CI {lo:.1} to {hi:.1}, {p})."
+        )
     } else {
         let need = match c.items_needed {
             Some(items) if items > n => format!("; about {} items would be needed to detect 3 points", group_thousands(items)),
@@ -656,7 +768,6 @@ pub fn verdict(first: &str, second: &str, c: &Comparison, pairs: usize) -> Strin
         format!("No detectable difference between `{first}` and `{second}` ({d:+.1} points, {level}% CI {lo:.1} to {hi:.1}, {p}){need}.")
     }
 }
-
 
 /// `1234567` as `1,234,567`.
 pub fn group_thousands(n: u64) -> String {

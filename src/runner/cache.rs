@@ -101,13 +101,9 @@ pub struct CachedCompletion {
 /// Never pass an API key here: the four parts are all the key may depend on.
 pub fn cache_key(provider: &str, base_url: &str, model: &str, request_body: &[u8]) -> String {
     let mut hasher = Sha256::new();
-    for part in [
-        KEY_DOMAIN,
-        provider.as_bytes(),
-        base_url.as_bytes(),
-        model.as_bytes(),
-        request_body,
-    ] {
+    for part in
+        [KEY_DOMAIN, provider.as_bytes(), base_url.as_bytes(), model.as_bytes(), request_body]
+    {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part);
     }
@@ -129,47 +125,23 @@ pub fn cache_key(provider: &str, base_url: &str, model: &str, request_body: &[u8
 #[derive(Debug)]
 pub enum CacheError {
     /// The parent directory of the database could not be created.
-    CreateDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    CreateDir { path: PathBuf, source: std::io::Error },
     /// The file could not be opened or set up as a SQLite database (also: it is
     /// not a SQLite database at all).
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Open { path: PathBuf, source: rusqlite::Error },
     /// SQLite would not switch the file to WAL journal mode (e.g. some network
     /// filesystems); sharing it between tasks and processes needs WAL.
     NoWal { path: PathBuf, mode: String },
     /// The file is a cache of another schema version.
-    SchemaMismatch {
-        path: PathBuf,
-        found: i64,
-        expected: i64,
-    },
+    SchemaMismatch { path: PathBuf, found: i64, expected: i64 },
     /// The writer thread could not be started.
-    Spawn {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Spawn { path: PathBuf, source: std::io::Error },
     /// A lookup failed.
-    Read {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Read { path: PathBuf, source: rusqlite::Error },
     /// Writing batches failed; their `entries` are dropped.
-    Write {
-        path: PathBuf,
-        entries: usize,
-        source: rusqlite::Error,
-    },
+    Write { path: PathBuf, entries: usize, source: rusqlite::Error },
     /// A stored row is not a valid cached completion.
-    Corrupt {
-        path: PathBuf,
-        key: String,
-        detail: String,
-    },
+    Corrupt { path: PathBuf, key: String, detail: String },
 }
 
 impl fmt::Display for CacheError {
@@ -314,10 +286,7 @@ fn unix_now() -> i64 {
 }
 
 fn open_connection(path: &Path) -> Result<Connection, CacheError> {
-    let open_err = |source| CacheError::Open {
-        path: path.to_path_buf(),
-        source,
-    };
+    let open_err = |source| CacheError::Open { path: path.to_path_buf(), source };
     let conn = Connection::open(path).map_err(open_err)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
     conn.set_prepared_statement_cache_capacity(8);
@@ -334,11 +303,7 @@ impl Shared {
             return; // another thread wrote them while we waited for the connection
         }
         let entries = batches.iter().map(|b| b.len()).sum();
-        let write_err = |source| CacheError::Write {
-            path: self.path.clone(),
-            entries,
-            source,
-        };
+        let write_err = |source| CacheError::Write { path: self.path.clone(), entries, source };
         let result = (|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             {
@@ -408,44 +373,30 @@ impl ResponseCache {
     pub fn open(path: &Path) -> Result<ResponseCache, CacheError> {
         if let Some(parent) = path.parent() {
             if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent).map_err(|source| CacheError::CreateDir {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|source| CacheError::CreateDir { path: path.to_path_buf(), source })?;
             }
         }
-        let open_err = |source| CacheError::Open {
-            path: path.to_path_buf(),
-            source,
-        };
+        let open_err = |source| CacheError::Open { path: path.to_path_buf(), source };
         let mut writer = open_connection(path)?;
         // Reports the mode in force; a file that is not a database fails here.
         let mode: String = writer
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
             .map_err(open_err)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(CacheError::NoWal {
-                path: path.to_path_buf(),
-                mode,
-            });
+            return Err(CacheError::NoWal { path: path.to_path_buf(), mode });
         }
-        writer
-            .pragma_update(None, "synchronous", "NORMAL")
-            .map_err(open_err)?;
+        writer.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
         // Truncate the WAL back to this size after a checkpoint (it can grow
         // past it while readers hold old snapshots).
-        writer
-            .pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
-            .map_err(open_err)?;
+        writer.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT).map_err(open_err)?;
 
         // Check-and-create under the write lock, so two processes opening a new
         // file at once agree on one schema.
-        let tx = writer
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(open_err)?;
-        let version: i64 = tx
-            .pragma_query_value(None, "user_version", |row| row.get(0))
-            .map_err(open_err)?;
+        let tx =
+            writer.transaction_with_behavior(TransactionBehavior::Immediate).map_err(open_err)?;
+        let version: i64 =
+            tx.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(open_err)?;
         if version == 0 {
             tx.execute_batch(
                 "CREATE TABLE IF NOT EXISTS responses (
@@ -457,8 +408,7 @@ impl ResponseCache {
                  );",
             )
             .map_err(open_err)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-                .map_err(open_err)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(open_err)?;
         } else if version != SCHEMA_VERSION {
             return Err(CacheError::SchemaMismatch {
                 path: path.to_path_buf(),
@@ -469,9 +419,7 @@ impl ResponseCache {
         tx.commit().map_err(open_err)?;
 
         let reader = open_connection(path)?;
-        reader
-            .pragma_update(None, "query_only", true)
-            .map_err(open_err)?;
+        reader.pragma_update(None, "query_only", true).map_err(open_err)?;
 
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
@@ -489,15 +437,8 @@ impl ResponseCache {
         let writer_thread = std::thread::Builder::new()
             .name("evalgate-cache-writer".into())
             .spawn(move || for_thread.writer_loop())
-            .map_err(|source| CacheError::Spawn {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Ok(ResponseCache {
-            shared,
-            reader: Mutex::new(reader),
-            writer_thread: Some(writer_thread),
-        })
+            .map_err(|source| CacheError::Spawn { path: path.to_path_buf(), source })?;
+        Ok(ResponseCache { shared, reader: Mutex::new(reader), writer_thread: Some(writer_thread) })
     }
 
     /// The database file this cache lives in.
@@ -524,14 +465,10 @@ impl ResponseCache {
         let path = &self.shared.path;
         let json: Option<String> = {
             let conn = lock(&self.reader);
-            let read_err = |source| CacheError::Read {
-                path: path.clone(),
-                source,
-            };
+            let read_err = |source| CacheError::Read { path: path.clone(), source };
             let mut stmt = conn.prepare_cached(SQL_GET).map_err(read_err)?;
-            stmt.query_row([key], |row| row.get::<_, String>(0))
-                .optional()
-                .map_err(|e| match e {
+            stmt.query_row([key], |row| row.get::<_, String>(0)).optional().map_err(
+                |e| match e {
                     // A non-text value, or text that is not UTF-8.
                     rusqlite::Error::FromSqlConversionFailure(..)
                     | rusqlite::Error::InvalidColumnType(..) => CacheError::Corrupt {
@@ -540,17 +477,16 @@ impl ResponseCache {
                         detail: e.to_string(),
                     },
                     other => read_err(other),
-                })?
+                },
+            )?
         };
         match json {
             None => Ok(None),
-            Some(json) => serde_json::from_str(&json)
-                .map(Some)
-                .map_err(|e| CacheError::Corrupt {
-                    path: path.clone(),
-                    key: key.to_string(),
-                    detail: format!("not a cached completion: {e}"),
-                }),
+            Some(json) => serde_json::from_str(&json).map(Some).map_err(|e| CacheError::Corrupt {
+                path: path.clone(),
+                key: key.to_string(),
+                detail: format!("not a cached completion: {e}"),
+            }),
         }
     }
 
@@ -604,10 +540,7 @@ impl ResponseCache {
         // twice or missed.
         let conn = lock(&self.shared.writer);
         let pending = lock(&self.shared.pending);
-        let read_err = |source| CacheError::Read {
-            path: self.shared.path.clone(),
-            source,
-        };
+        let read_err = |source| CacheError::Read { path: self.shared.path.clone(), source };
         let written: i64 = conn
             .prepare_cached(SQL_COUNT)
             .and_then(|mut s| s.query_row([], |row| row.get(0)))
@@ -711,15 +644,10 @@ mod tests {
         assert_ne!(base, cache_key("openai", "https://a/v1", "m", b"{ }"));
         assert_ne!(base, cache_key("vllm", "https://a/v1", "m", b"{}"));
         // Shifting bytes between parts must not collide (length prefixes).
-        assert_ne!(
-            cache_key("ab", "c", "m", b""),
-            cache_key("a", "bc", "m", b"")
-        );
+        assert_ne!(cache_key("ab", "c", "m", b""), cache_key("a", "bc", "m", b""));
         assert_ne!(cache_key("a", "", "m", b""), cache_key("", "a", "m", b""));
         assert_eq!(base.len(), 64);
-        assert!(base
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(base.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
     }
 
     #[test]
@@ -747,9 +675,7 @@ mod tests {
     fn pending_entries_are_visible_before_flush() {
         let (_dir, path, cache) = temp_cache();
         let key = cache_key("p", "u", "m", b"pending");
-        cache
-            .put(&key, "p", "m", &completion("pending answer"))
-            .unwrap();
+        cache.put(&key, "p", "m", &completion("pending answer")).unwrap();
         // Nothing written yet: another handle does not see it...
         let other = ResponseCache::open(&path).unwrap();
         assert_eq!(other.get(&key).unwrap(), None);
@@ -766,17 +692,12 @@ mod tests {
         let other = ResponseCache::open(&path).unwrap();
         for i in 0..BATCH_SIZE {
             let key = cache_key("p", "u", "m", format!("{i}").as_bytes());
-            cache
-                .put(&key, "p", "m", &completion(&format!("a{i}")))
-                .unwrap();
+            cache.put(&key, "p", "m", &completion(&format!("a{i}"))).unwrap();
         }
         // The 64th put sealed the batch; the writer thread writes it soon.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while other.len().unwrap() < BATCH_SIZE as u64 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the full batch was never written"
-            );
+            assert!(std::time::Instant::now() < deadline, "the full batch was never written");
             std::thread::sleep(Duration::from_millis(5));
         }
         let key = cache_key("p", "u", "m", b"0");
@@ -787,15 +708,12 @@ mod tests {
     fn reopen_after_drop_sees_entries() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.sqlite");
-        let keys: Vec<String> = (0..100)
-            .map(|i| cache_key("p", "u", "m", format!("{i}").as_bytes()))
-            .collect();
+        let keys: Vec<String> =
+            (0..100).map(|i| cache_key("p", "u", "m", format!("{i}").as_bytes())).collect();
         {
             let cache = ResponseCache::open(&path).unwrap();
             for (i, k) in keys.iter().enumerate() {
-                cache
-                    .put(k, "p", "m", &completion(&format!("a{i}")))
-                    .unwrap();
+                cache.put(k, "p", "m", &completion(&format!("a{i}"))).unwrap();
             }
             // 64 written by the batch, 36 left pending for Drop.
         }
@@ -882,17 +800,7 @@ mod tests {
             conn.pragma_update(None, "user_version", 2).unwrap();
         }
         let err = ResponseCache::open(&path).err().expect("a schema mismatch");
-        assert!(
-            matches!(
-                err,
-                CacheError::SchemaMismatch {
-                    found: 2,
-                    expected: 1,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err, CacheError::SchemaMismatch { found: 2, expected: 1, .. }), "{err:?}");
         let msg = err.to_string();
         assert!(msg.contains(&path.display().to_string()), "{msg}");
         assert!(msg.contains("delete the cache file"), "{msg}");
@@ -915,28 +823,19 @@ mod tests {
         let (_dir, path, cache) = temp_cache();
         {
             let conn = Connection::open(&path).unwrap();
-            conn.execute(
-                "INSERT INTO responses VALUES ('bad', 'p', 'm', 'not json {', 0)",
-                [],
-            )
-            .unwrap();
+            conn.execute("INSERT INTO responses VALUES ('bad', 'p', 'm', 'not json {', 0)", [])
+                .unwrap();
             conn.execute(
                 "INSERT INTO responses VALUES ('wrong-shape', 'p', 'm', '{\"text\": 5}', 0)",
                 [],
             )
             .unwrap();
-            conn.execute(
-                "INSERT INTO responses VALUES ('blob', 'p', 'm', x'00ff', 0)",
-                [],
-            )
-            .unwrap();
+            conn.execute("INSERT INTO responses VALUES ('blob', 'p', 'm', x'00ff', 0)", [])
+                .unwrap();
         }
         for key in ["bad", "wrong-shape", "blob"] {
             let err = cache.get(key).expect_err("a corrupt row");
-            assert!(
-                matches!(&err, CacheError::Corrupt { key: k, .. } if k == key),
-                "{err:?}"
-            );
+            assert!(matches!(&err, CacheError::Corrupt { key: k, .. } if k == key), "{err:?}");
             assert!(err.to_string().contains("treated as a miss"), "{err}");
         }
         // A fresh answer replaces the bad row.
@@ -959,9 +858,7 @@ mod tests {
                 let body =
                     format!(r#"{{"model":"m","messages":[{{"role":"user","content":"q{i}"}}]}}"#);
                 let key = cache_key("openai", "https://api.example/v1", "m", body.as_bytes());
-                cache
-                    .put(&key, "openai", "m", &completion(&format!("answer {i}")))
-                    .unwrap();
+                cache.put(&key, "openai", "m", &completion(&format!("answer {i}"))).unwrap();
             }
             cache.flush().unwrap();
             let mut found_wal = false;
@@ -987,30 +884,19 @@ mod tests {
     #[test]
     fn a_failed_write_is_reported_once() {
         let (_dir, path, cache) = temp_cache();
-        Connection::open(&path)
-            .unwrap()
-            .execute_batch("DROP TABLE responses")
-            .unwrap();
+        Connection::open(&path).unwrap().execute_batch("DROP TABLE responses").unwrap();
         cache.put("k", "p", "m", &completion("lost")).unwrap();
         let err = cache.flush().expect_err("a write error");
-        assert!(
-            matches!(err, CacheError::Write { entries: 1, .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, CacheError::Write { entries: 1, .. }), "{err:?}");
         let msg = err.to_string();
-        assert!(
-            msg.contains(&path.display().to_string()) && msg.contains("asked again"),
-            "{msg}"
-        );
+        assert!(msg.contains(&path.display().to_string()) && msg.contains("asked again"), "{msg}");
         // Reported once; the dropped entry is gone from memory.
         cache.flush().unwrap();
         assert!(matches!(cache.get("k"), Err(CacheError::Read { .. })));
         // A failure in the writer thread surfaces on a later put (possibly the
         // very put that filled the batch, if the writer is quick).
         for i in 0..BATCH_SIZE - 1 {
-            cache
-                .put(&format!("k{i}"), "p", "m", &completion("x"))
-                .unwrap();
+            cache.put(&format!("k{i}"), "p", "m", &completion("x")).unwrap();
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
@@ -1022,10 +908,7 @@ mod tests {
                 }
                 Err(other) => panic!("{other:?}"),
                 Ok(()) => {
-                    assert!(
-                        std::time::Instant::now() < deadline,
-                        "the failure was never reported"
-                    );
+                    assert!(std::time::Instant::now() < deadline, "the failure was never reported");
                     std::thread::sleep(Duration::from_millis(5));
                 }
             }
@@ -1037,17 +920,11 @@ mod tests {
         let (_dir, path, cache) = temp_cache();
         assert!(path.exists());
         let conn = lock(&cache.shared.writer);
-        let mode: String = conn
-            .pragma_query_value(None, "journal_mode", |r| r.get(0))
-            .unwrap();
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
         assert_eq!(mode.to_lowercase(), "wal");
-        let sync: i64 = conn
-            .pragma_query_value(None, "synchronous", |r| r.get(0))
-            .unwrap();
+        let sync: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0)).unwrap();
         assert_eq!(sync, 1, "NORMAL");
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
         assert_eq!(version, SCHEMA_VERSION);
     }
 }

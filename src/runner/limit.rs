@@ -26,7 +26,14 @@ impl RateLimiter {
     pub fn per_minute(per_minute: f64) -> Self {
         let per_second = per_minute / 60.0;
         let capacity = per_second.max(1.0);
-        RateLimiter { bucket: Mutex::new(Bucket { per_second, capacity, available: capacity, refilled: Instant::now() }) }
+        RateLimiter {
+            bucket: Mutex::new(Bucket {
+                per_second,
+                capacity,
+                available: capacity,
+                refilled: Instant::now(),
+            }),
+        }
     }
 
     /// Waits until `units` are available and takes them. A request larger than the bucket waits

@@ -14,9 +14,14 @@ use tokio::task::JoinSet;
 
 pub use retry::RetryPolicy;
 
-use crate::backend::{BackendClient, BackendError, Completion, ErrorKind, LocalBackend, OpenAiBackend};
+use crate::backend::{
+    BackendClient, BackendError, Completion, ErrorKind, LocalBackend, OpenAiBackend,
+};
 use crate::error::{Error, Result};
-use crate::journal::{self, BackendMeta, FewShotMeta, JournalWriter, Record, RecordError, RunMeta, Skipped, SuiteMeta, TaskMeta, Tokens};
+use crate::journal::{
+    self, BackendMeta, FewShotMeta, JournalWriter, Record, RecordError, RunMeta, Skipped,
+    SuiteMeta, TaskMeta, Tokens,
+};
 use crate::prompt::{ChatMessage, PromptBuilder, PromptTemplates};
 use crate::suite::{BackendSpec, Item, Provider, Strategy, Suite, TaskKind};
 
@@ -79,7 +84,9 @@ impl StopReason {
         match self {
             StopReason::Interrupted => "interrupted (Ctrl-C)".to_string(),
             StopReason::Budget { spent_usd, limit_usd } => {
-                format!("stopped at the budget: ${spent_usd:.4} spent of --max-cost-usd {limit_usd}")
+                format!(
+                    "stopped at the budget: ${spent_usd:.4} spent of --max-cost-usd {limit_usd}"
+                )
             }
         }
     }
@@ -156,21 +163,32 @@ struct Limits {
 }
 
 /// Runs `suite` and returns the run directory; every record is in its journal.
-pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, stop: Arc<StopSignal>) -> Result<RunOutcome> {
+pub async fn run(
+    suite: Arc<Suite>,
+    options: &RunOptions,
+    events: EventSink,
+    stop: Arc<StopSignal>,
+) -> Result<RunOutcome> {
     let previous = match &options.resume {
         Some(dir) => Some(Previous::load(dir, &suite)?),
         None => None,
     };
     let specs = match &previous {
-        Some(p) => select_backends(&suite, &p.meta.backends.iter().map(|b| b.id.clone()).collect::<Vec<_>>())?,
+        Some(p) => select_backends(
+            &suite,
+            &p.meta.backends.iter().map(|b| b.id.clone()).collect::<Vec<_>>(),
+        )?,
         None => select_backends(&suite, &options.backends)?,
     };
     let templates = Arc::new(
-        PromptTemplates::compile(&suite.task).map_err(|(name, e)| Error::Usage(format!("template `{name}`: {e}")))?,
+        PromptTemplates::compile(&suite.task)
+            .map_err(|(name, e)| Error::Usage(format!("template `{name}`: {e}")))?,
     );
     let http = http_client()?;
     let cache = match &options.cache {
-        Some(path) => Some(Arc::new(cache::ResponseCache::open(path).map_err(|e| Error::Usage(e.to_string()))?)),
+        Some(path) => Some(Arc::new(
+            cache::ResponseCache::open(path).map_err(|e| Error::Usage(e.to_string()))?,
+        )),
         None => None,
     };
     let mut planned = Vec::new();
@@ -180,7 +198,9 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
             Some(var) => match std::env::var(var) {
                 Ok(key) if !key.trim().is_empty() => {
                     // A key that cannot be an HTTP header would fail every request; say so now.
-                    if reqwest::header::HeaderValue::from_str(&format!("Bearer {}", key.trim())).is_err() {
+                    if reqwest::header::HeaderValue::from_str(&format!("Bearer {}", key.trim()))
+                        .is_err()
+                    {
                         return Err(Error::Usage(format!(
                             "backend `{}`: the key in {var} contains characters not allowed in an HTTP header (a line break or control character inside it?)",
                             spec.id
@@ -205,14 +225,25 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
         };
         let client = match spec.provider {
             Provider::Openai => {
-                let schema = spec.structured_output.then(|| crate::extract::json_schema(&suite.task.fields));
-                BackendClient::OpenAi(OpenAiBackend::new(&spec, api_key.as_deref(), http.clone(), schema))
+                let schema =
+                    spec.structured_output.then(|| crate::extract::json_schema(&suite.task.fields));
+                BackendClient::OpenAi(OpenAiBackend::new(
+                    &spec,
+                    api_key.as_deref(),
+                    http.clone(),
+                    schema,
+                ))
             }
             Provider::Local => {
                 let started = Instant::now();
-                let local = LocalBackend::train(&suite, &templates).map_err(|e| Error::Usage(format!("backend `{}`: {e}", spec.id)))?;
+                let local = LocalBackend::train(&suite, &templates)
+                    .map_err(|e| Error::Usage(format!("backend `{}`: {e}", spec.id)))?;
                 let items = suite.train.as_ref().map_or(0, |t| t.items.len());
-                events(RunEvent::Trained { id: spec.id.clone(), items, seconds: started.elapsed().as_secs_f64() });
+                events(RunEvent::Trained {
+                    id: spec.id.clone(),
+                    items,
+                    seconds: started.elapsed().as_secs_f64(),
+                });
                 BackendClient::Local(local)
             }
         };
@@ -232,17 +263,33 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
             tokens: spec.tokens_per_minute.map(limit::RateLimiter::per_minute),
             reply_tokens: reply_allowance(&spec, &suite),
         });
-        planned.push(PlannedBackend { spec, client: Arc::new(client), prompts: Arc::new(prompts), retry, cache: None, refresh: false, limits });
+        planned.push(PlannedBackend {
+            spec,
+            client: Arc::new(client),
+            prompts: Arc::new(prompts),
+            retry,
+            cache: None,
+            refresh: false,
+            limits,
+        });
     }
 
     // The run's items as indices into the suite's test data: items are never copied, so a
     // large suite is held in memory once.
     let selected: Vec<usize> = match (&previous, options.limit) {
         (Some(p), _) => {
-            let by_id: std::collections::HashMap<&str, usize> = suite.test.items.iter().enumerate().map(|(i, item)| (item.id.as_str(), i)).collect();
+            let by_id: std::collections::HashMap<&str, usize> = suite
+                .test
+                .items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| (item.id.as_str(), i))
+                .collect();
             let mut selected = Vec::with_capacity(p.meta.items.len());
             for id in &p.meta.items {
-                let i = by_id.get(id.as_str()).ok_or_else(|| Error::Usage(format!("item `{id}` of the run is not in the suite's test data")))?;
+                let i = by_id.get(id.as_str()).ok_or_else(|| {
+                    Error::Usage(format!("item `{id}` of the run is not in the suite's test data"))
+                })?;
                 selected.push(*i);
             }
             selected
@@ -256,7 +303,11 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
         None => selected.clone(),
     };
     let (selected, positions): (Vec<usize>, Vec<usize>) = match (shard, &previous) {
-        (Some(s), None) => selected.into_iter().zip(positions).filter(|&(i, _)| s.holds(&suite.test.items[i].id)).unzip(),
+        (Some(s), None) => selected
+            .into_iter()
+            .zip(positions)
+            .filter(|&(i, _)| s.holds(&suite.test.items[i].id))
+            .unzip(),
         _ => (selected, positions),
     };
     let selected = Arc::new(selected);
@@ -283,7 +334,11 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
             data_sha256: suite.data_sha256.clone(),
             description: suite.description.clone(),
         },
-        task: TaskMeta { kind: suite.task.kind.name().into(), labels: suite.task.labels.clone(), fields: suite.task.fields.clone() },
+        task: TaskMeta {
+            kind: suite.task.kind.name().into(),
+            labels: suite.task.labels.clone(),
+            fields: suite.task.fields.clone(),
+        },
         backends: planned.iter().map(|p| backend_meta(&p.spec)).collect(),
         skipped,
         items: items().map(|i| i.id.clone()).collect(),
@@ -306,14 +361,18 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
     let (tx, rx) = mpsc::channel::<Record>(1024);
     let budget = options.max_cost_usd.map(|limit| Budget {
         limit_usd: limit,
-        prices: planned.iter().map(|p| (p.spec.id.clone(), p.spec.price.as_ref().map(|p| p.pricing.clone()))).collect(),
+        prices: planned
+            .iter()
+            .map(|p| (p.spec.id.clone(), p.spec.price.as_ref().map(|p| p.pricing.clone())))
+            .collect(),
         stop: stop.clone(),
     });
     // Progress counts samples: items × epochs, less what a resumed run already has.
     let progress: Vec<(String, usize, usize)> = planned
         .iter()
         .map(|p| {
-            let already = previous.as_ref().and_then(|prev| prev.done.get(&p.spec.id)).map_or(0, |d| d.len());
+            let already =
+                previous.as_ref().and_then(|prev| prev.done.get(&p.spec.id)).map_or(0, |d| d.len());
             (p.spec.id.clone(), already, selected.len() * p.spec.epochs as usize)
         })
         .collect();
@@ -322,8 +381,21 @@ pub async fn run(suite: Arc<Suite>, options: &RunOptions, events: EventSink, sto
     for mut backend in planned {
         backend.cache = cache.clone();
         backend.refresh = options.refresh;
-        let done = Arc::new(previous.as_ref().and_then(|p| p.done.get(&backend.spec.id).cloned()).unwrap_or_default());
-        drivers.spawn(drive_backend(backend, suite.clone(), selected.clone(), done, tx.clone(), stop.clone(), options.grace));
+        let done = Arc::new(
+            previous
+                .as_ref()
+                .and_then(|p| p.done.get(&backend.spec.id).cloned())
+                .unwrap_or_default(),
+        );
+        drivers.spawn(drive_backend(
+            backend,
+            suite.clone(),
+            selected.clone(),
+            done,
+            tx.clone(),
+            stop.clone(),
+            options.grace,
+        ));
     }
     drop(tx);
     // A stop that came after the last item was sent (the budget reached by the last record)
@@ -379,7 +451,8 @@ impl Previous {
             #[serde(default)]
             epoch: u32,
         }
-        let mut done: std::collections::HashMap<String, std::collections::HashSet<(String, u32)>> = Default::default();
+        let mut done: std::collections::HashMap<String, std::collections::HashSet<(String, u32)>> =
+            Default::default();
         // Failed items are sent again: a resumed run is a chance to answer them.
         journal::read_records(dir, |r: Done| {
             if r.error.is_none() {
@@ -422,13 +495,20 @@ fn estimate_cost_usd<'a>(
         // Only what will be sent: every epoch of every item, less what a resumed run has.
         let done = previous.and_then(|prev| prev.done.get(&p.spec.id));
         for item in items.clone() {
-            let to_send = (0..p.spec.epochs).filter(|&e| done.is_none_or(|d| !d.contains(&(item.id.clone(), e)))).count();
+            let to_send = (0..p.spec.epochs)
+                .filter(|&e| done.is_none_or(|d| !d.contains(&(item.id.clone(), e))))
+                .count();
             if to_send == 0 {
                 continue;
             }
-            let messages = p.prompts.messages(item).map_err(|e| Error::Usage(format!("backend `{}`: {e}", p.spec.id)))?;
+            let messages = p
+                .prompts
+                .messages(item)
+                .map_err(|e| Error::Usage(format!("backend `{}`: {e}", p.spec.id)))?;
             let input = estimate_tokens(messages.iter().map(|m| m.content.as_str()));
-            total += to_send as f64 * crate::cost::request_cost_usd(pricing, input as f64, output as f64, 0.0).unwrap_or(0.0);
+            total += to_send as f64
+                * crate::cost::request_cost_usd(pricing, input as f64, output as f64, 0.0)
+                    .unwrap_or(0.0);
         }
     }
     Ok(total)
@@ -438,10 +518,18 @@ fn select_backends(suite: &Suite, wanted: &[String]) -> Result<Vec<BackendSpec>>
     for id in wanted {
         if !suite.backends.iter().any(|b| &b.id == id) {
             let known: Vec<&str> = suite.backends.iter().map(|b| b.id.as_str()).collect();
-            return Err(Error::Usage(format!("--backend {id}: the suite has no such backend; it has: {}", known.join(", "))));
+            return Err(Error::Usage(format!(
+                "--backend {id}: the suite has no such backend; it has: {}",
+                known.join(", ")
+            )));
         }
     }
-    Ok(suite.backends.iter().filter(|b| wanted.is_empty() || wanted.contains(&b.id)).cloned().collect())
+    Ok(suite
+        .backends
+        .iter()
+        .filter(|b| wanted.is_empty() || wanted.contains(&b.id))
+        .cloned()
+        .collect())
 }
 
 fn backend_meta(spec: &BackendSpec) -> BackendMeta {
@@ -454,7 +542,10 @@ fn backend_meta(spec: &BackendSpec) -> BackendMeta {
         few_shot: match &spec.strategy {
             Strategy::FewShot(f) => Some(FewShotMeta {
                 k: f.k,
-                select: serde_json::to_value(f.select).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+                select: serde_json::to_value(f.select)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
                 seed: f.seed,
             }),
             _ => None,
@@ -480,7 +571,11 @@ fn prepare_dir(suite: &Suite, out: Option<&Path>) -> Result<PathBuf> {
     let dir = match out {
         Some(dir) => dir.to_path_buf(),
         None => {
-            let name: String = suite.name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' }).collect();
+            let name: String = suite
+                .name
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' })
+                .collect();
             let base = Path::new("reports").join(name);
             let stamp = crate::time::compact(SystemTime::now());
             let mut dir = base.join(&stamp);
@@ -536,18 +631,49 @@ async fn drive_backend(
         let item = &items[index];
         let record = match prompts.messages(item) {
             Ok(messages) => {
-                let (client, spec, tx, suite, stop, cache, limits) =
-                    (client.clone(), spec.clone(), tx.clone(), suite.clone(), stop.clone(), cache.clone(), limits.clone());
+                let (client, spec, tx, suite, stop, cache, limits) = (
+                    client.clone(),
+                    spec.clone(),
+                    tx.clone(),
+                    suite.clone(),
+                    stop.clone(),
+                    cache.clone(),
+                    limits.clone(),
+                );
                 tasks.spawn(async move {
                     let item = &suite.test.items[index];
                     // A panic below must still leave a record: an item is never silently lost.
-                    let ask = Ask { client: &client, spec: &spec, suite: &suite, retry, stop: &stop, cache: cache.as_deref(), refresh, epoch, limits: &limits };
+                    let ask = Ask {
+                        client: &client,
+                        spec: &spec,
+                        suite: &suite,
+                        retry,
+                        stop: &stop,
+                        cache: cache.as_deref(),
+                        refresh,
+                        epoch,
+                        limits: &limits,
+                    };
                     let answer = std::panic::AssertUnwindSafe(answer_item(&ask, item, messages));
                     let mut record = match futures::FutureExt::catch_unwind(answer).await {
                         Ok(record) => record,
                         Err(panic) => {
-                            let what = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
-                            Some(failed_record(&spec.id, item, Vec::new(), BackendError::new(ErrorKind::Internal, format!("internal error: {what}")), 0.0, 0))
+                            let what = panic
+                                .downcast_ref::<&str>()
+                                .map(|s| s.to_string())
+                                .or_else(|| panic.downcast_ref::<String>().cloned())
+                                .unwrap_or_default();
+                            Some(failed_record(
+                                &spec.id,
+                                item,
+                                Vec::new(),
+                                BackendError::new(
+                                    ErrorKind::Internal,
+                                    format!("internal error: {what}"),
+                                ),
+                                0.0,
+                                0,
+                            ))
                         }
                     };
                     if let Some(r) = &mut record {
@@ -565,7 +691,17 @@ async fn drive_backend(
                 continue;
             }
             Err(e) => {
-                let mut r = failed_record(&spec.id, item, Vec::new(), BackendError::new(ErrorKind::Internal, format!("cannot render the prompt: {e}")), 0.0, 0);
+                let mut r = failed_record(
+                    &spec.id,
+                    item,
+                    Vec::new(),
+                    BackendError::new(
+                        ErrorKind::Internal,
+                        format!("cannot render the prompt: {e}"),
+                    ),
+                    0.0,
+                    0,
+                );
                 r.epoch = epoch;
                 r
             }
@@ -622,12 +758,15 @@ async fn answer_item(ask: &Ask<'_>, item: &Item, messages: Vec<ChatMessage>) -> 
         // A cache that cannot be read is a miss: the request is simply sent.
         if let Ok(Some(hit)) = cache.get(key) {
             let latency_ms = hit.latency_ms.unwrap_or(0.0);
-            let mut record = answered_record(&spec.id, suite, item, messages, hit.into(), latency_ms, 0);
+            let mut record =
+                answered_record(&spec.id, suite, item, messages, hit.into(), latency_ms, 0);
             record.cached = true;
             return Some(record);
         }
     }
-    let request_tokens = ask.limits.tokens.as_ref().map(|_| estimate_tokens(messages.iter().map(|m| m.content.as_str())) + ask.limits.reply_tokens);
+    let request_tokens = ask.limits.tokens.as_ref().map(|_| {
+        estimate_tokens(messages.iter().map(|m| m.content.as_str())) + ask.limits.reply_tokens
+    });
     loop {
         attempt += 1;
         // Every attempt counts against the limits: the provider counts retries too.
@@ -642,9 +781,12 @@ async fn answer_item(ask: &Ask<'_>, item: &Item, messages: Vec<ChatMessage>) -> 
                 let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
                 if let (Some(cache), Some(key)) = (ask.cache, &key) {
                     // A failed write only means the request is asked again next time.
-                    let _ = cache.put(key, "openai", client.model(), &completion.to_cached(latency_ms));
+                    let _ =
+                        cache.put(key, "openai", client.model(), &completion.to_cached(latency_ms));
                 }
-                return Some(answered_record(&spec.id, suite, item, messages, completion, latency_ms, attempt));
+                return Some(answered_record(
+                    &spec.id, suite, item, messages, completion, latency_ms, attempt,
+                ));
             }
             Err(error) if error.is_retryable() && attempt < retry.max_attempts => {
                 if stop.is_stopped() {
@@ -660,17 +802,33 @@ async fn answer_item(ask: &Ask<'_>, item: &Item, messages: Vec<ChatMessage>) -> 
     }
 }
 
-fn answered_record(backend: &str, suite: &Suite, item: &Item, prompt: Vec<ChatMessage>, completion: Completion, latency_ms: f64, attempts: u32) -> Record {
+fn answered_record(
+    backend: &str,
+    suite: &Suite,
+    item: &Item,
+    prompt: Vec<ChatMessage>,
+    completion: Completion,
+    latency_ms: f64,
+    attempts: u32,
+) -> Record {
     let (answer, correct) = match suite.task.kind {
         TaskKind::Classification => {
-            let answer = suite.label_parser.parse(&completion.text).map(|i| suite.task.labels[i].clone());
+            let answer =
+                suite.label_parser.parse(&completion.text).map(|i| suite.task.labels[i].clone());
             let correct = answer.as_deref() == Some(item.label.as_str());
             (answer, correct)
         }
-        TaskKind::Extraction => extraction_answer(&suite.task.fields, &item.label, &completion.text),
+        TaskKind::Extraction => {
+            extraction_answer(&suite.task.fields, &item.label, &completion.text)
+        }
     };
     let tokens = match completion.usage {
-        Some(u) => Tokens { input: u.input, output: u.output, cached_input: u.cached_input, estimated: false },
+        Some(u) => Tokens {
+            input: u.input,
+            output: u.output,
+            cached_input: u.cached_input,
+            estimated: false,
+        },
         None => Tokens {
             input: estimate_tokens(prompt.iter().map(|m| m.content.as_str())),
             output: estimate_tokens(std::iter::once(completion.text.as_str())),
@@ -697,7 +855,14 @@ fn answered_record(backend: &str, suite: &Suite, item: &Item, prompt: Vec<ChatMe
     }
 }
 
-fn failed_record(backend: &str, item: &Item, prompt: Vec<ChatMessage>, error: BackendError, latency_ms: f64, attempts: u32) -> Record {
+fn failed_record(
+    backend: &str,
+    item: &Item,
+    prompt: Vec<ChatMessage>,
+    error: BackendError,
+    latency_ms: f64,
+    attempts: u32,
+) -> Record {
     Record {
         id: item.id.clone(),
         backend: backend.to_string(),
@@ -711,7 +876,11 @@ fn failed_record(backend: &str, item: &Item, prompt: Vec<ChatMessage>, error: Ba
         latency_ms,
         attempts,
         finish_reason: None,
-        error: Some(RecordError { kind: error.kind.as_str().to_string(), status: error.status, message: error.message }),
+        error: Some(RecordError {
+            kind: error.kind.as_str().to_string(),
+            status: error.status,
+            message: error.message,
+        }),
         epoch: 0,
         cached: false,
     }
@@ -720,12 +889,18 @@ fn failed_record(backend: &str, item: &Item, prompt: Vec<ChatMessage>, error: Ba
 /// An extraction reply as an answer: the declared fields of the first JSON object in the reply,
 /// as a compact object (`None` when the reply holds no object: invalid), and whether every field
 /// matches the gold.
-fn extraction_answer(fields: &[crate::extract::FieldSpec], gold: &str, reply: &str) -> (Option<String>, bool) {
+fn extraction_answer(
+    fields: &[crate::extract::FieldSpec],
+    gold: &str,
+    reply: &str,
+) -> (Option<String>, bool) {
     let Some(object) = crate::extract::first_json_object(reply) else { return (None, false) };
     let predicted = crate::extract::project(fields, &object);
     // The gold was checked when the suite was loaded, so it parses.
     let correct = match crate::extract::gold_values(fields, gold) {
-        Ok(gold) => crate::extract::exact_match(&crate::extract::field_outcomes(fields, &gold, &predicted)),
+        Ok(gold) => {
+            crate::extract::exact_match(&crate::extract::field_outcomes(fields, &gold, &predicted))
+        }
         Err(_) => false,
     };
     (Some(crate::extract::object_text(fields, predicted)), correct)
@@ -736,8 +911,12 @@ fn extraction_answer(fields: &[crate::extract::FieldSpec], gold: &str, reply: &s
 /// the chat formatting.
 fn reply_allowance(spec: &BackendSpec, suite: &Suite) -> u64 {
     let longest_label = match suite.task.kind {
-        TaskKind::Classification => suite.task.labels.iter().map(|l| l.chars().count() as u64).max().unwrap_or(0),
-        TaskKind::Extraction => suite.test.items.iter().map(|i| i.label.chars().count() as u64).max().unwrap_or(0),
+        TaskKind::Classification => {
+            suite.task.labels.iter().map(|l| l.chars().count() as u64).max().unwrap_or(0)
+        }
+        TaskKind::Extraction => {
+            suite.test.items.iter().map(|i| i.label.chars().count() as u64).max().unwrap_or(0)
+        }
     };
     spec.max_tokens.map_or(longest_label.div_ceil(4) + 4, u64::from)
 }
@@ -768,20 +947,38 @@ fn spawn_journal_writer(
                 journal.append(&record)?;
                 // A cached answer costs nothing this time.
                 if let Some(budget) = budget.as_ref().filter(|_| !record.cached) {
-                    let pricing = budget.prices.iter().find(|(id, _)| id == &record.backend).and_then(|(_, p)| p.as_ref());
+                    let pricing = budget
+                        .prices
+                        .iter()
+                        .find(|(id, _)| id == &record.backend)
+                        .and_then(|(_, p)| p.as_ref());
                     if let Some(pricing) = pricing {
                         let t = &record.tokens;
-                        spent += crate::cost::request_cost_usd(pricing, t.input as f64, t.output as f64, t.cached_input as f64).unwrap_or(0.0);
+                        spent += crate::cost::request_cost_usd(
+                            pricing,
+                            t.input as f64,
+                            t.output as f64,
+                            t.cached_input as f64,
+                        )
+                        .unwrap_or(0.0);
                     }
                     if spent >= budget.limit_usd && !budget.stop.is_stopped() {
-                        budget.stop.stop(StopReason::Budget { spent_usd: spent, limit_usd: budget.limit_usd });
+                        budget.stop.stop(StopReason::Budget {
+                            spent_usd: spent,
+                            limit_usd: budget.limit_usd,
+                        });
                     }
                 }
                 if let Some(b) = backends.iter().position(|(id, _, _)| id == &record.backend) {
                     done[b] += 1;
                     errors[b] += usize::from(record.error.is_some());
                     let total = backends[b].2;
-                    events(RunEvent::Progress { backend: record.backend.clone(), done: done[b].min(total), total, errors: errors[b] });
+                    events(RunEvent::Progress {
+                        backend: record.backend.clone(),
+                        done: done[b].min(total),
+                        total,
+                        errors: errors[b],
+                    });
                 }
                 next = rx.try_recv().ok();
             }

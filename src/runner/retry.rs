@@ -16,7 +16,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_attempts: 6, base_delay: Duration::from_millis(250), max_delay: Duration::from_secs(30) }
+        RetryPolicy {
+            max_attempts: 6,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(30),
+        }
     }
 }
 
@@ -44,7 +48,11 @@ mod tests {
 
     #[test]
     fn backoff_grows_within_its_cap_and_honours_retry_after() {
-        let policy = RetryPolicy { max_attempts: 6, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(1) };
+        let policy = RetryPolicy {
+            max_attempts: 6,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+        };
         let error = BackendError::new(ErrorKind::Timeout, "slow");
         for attempt in 1..10 {
             let cap = Duration::from_millis(100 * (1 << (attempt - 1))).min(Duration::from_secs(1));

@@ -128,9 +128,12 @@ struct Tally {
 /// Scores every backend of the run in `dir`.
 pub fn score_run(dir: &Path, meta: &RunMeta) -> Result<RunScores> {
     let labels = &meta.task.labels;
-    let label_index: HashMap<&str, u16> = labels.iter().enumerate().map(|(i, l)| (l.as_str(), i as u16)).collect();
-    let item_index: HashMap<&str, usize> = meta.items.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
-    let backend_index: HashMap<&str, usize> = meta.backends.iter().enumerate().map(|(i, b)| (b.id.as_str(), i)).collect();
+    let label_index: HashMap<&str, u16> =
+        labels.iter().enumerate().map(|(i, l)| (l.as_str(), i as u16)).collect();
+    let item_index: HashMap<&str, usize> =
+        meta.items.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    let backend_index: HashMap<&str, usize> =
+        meta.backends.iter().enumerate().map(|(i, b)| (b.id.as_str(), i)).collect();
     let mut tallies: Vec<Tally> = meta
         .backends
         .iter()
@@ -147,41 +150,57 @@ pub fn score_run(dir: &Path, meta: &RunMeta) -> Result<RunScores> {
         .collect();
     let mut gold: Vec<Option<u16>> = vec![None; meta.items.len()];
     let mut problem: Option<String> = None;
-    let mut extraction = (meta.task.kind == "extraction").then(|| super::extraction::Tally::new(meta));
+    let mut extraction =
+        (meta.task.kind == "extraction").then(|| super::extraction::Tally::new(meta));
 
     journal::read_records(dir, |r: ScoredRecord| {
         if problem.is_some() {
             return;
         }
-        let (Some(&b), Some(&i)) = (backend_index.get(r.backend.as_str()), item_index.get(r.id.as_str())) else {
-            problem = Some(format!("record for backend `{}` and item `{}` is not part of this run", r.backend, r.id));
+        let (Some(&b), Some(&i)) =
+            (backend_index.get(r.backend.as_str()), item_index.get(r.id.as_str()))
+        else {
+            problem = Some(format!(
+                "record for backend `{}` and item `{}` is not part of this run",
+                r.backend, r.id
+            ));
             return;
         };
         let tally = &mut tallies[b];
         if r.epoch as usize >= tally.epochs {
-            problem = Some(format!("record for item `{}` has epoch {}, but backend `{}` runs {} epochs", r.id, r.epoch, r.backend, tally.epochs));
+            problem = Some(format!(
+                "record for item `{}` has epoch {}, but backend `{}` runs {} epochs",
+                r.id, r.epoch, r.backend, tally.epochs
+            ));
             return;
         }
         let s = i * tally.epochs + r.epoch as usize;
         // Correctness is recomputed from gold and answer rather than trusting the stored flag.
         let outcome = match extraction.as_mut() {
-            Some(ex) => match ex.record(b, s, r.epoch, &r.gold, r.answer.as_deref(), r.error.is_some()) {
-                Ok(outcome) => outcome,
-                Err(message) => {
-                    problem = Some(format!("item `{}`, backend `{}`: {message}", r.id, r.backend));
-                    return;
+            Some(ex) => {
+                match ex.record(b, s, r.epoch, &r.gold, r.answer.as_deref(), r.error.is_some()) {
+                    Ok(outcome) => outcome,
+                    Err(message) => {
+                        problem =
+                            Some(format!("item `{}`, backend `{}`: {message}", r.id, r.backend));
+                        return;
+                    }
                 }
-            },
+            }
             None => {
                 let Some(&g) = label_index.get(r.gold.as_str()) else {
-                    problem = Some(format!("item `{}` has gold label `{}`, which the task does not declare", r.id, r.gold));
+                    problem = Some(format!(
+                        "item `{}` has gold label `{}`, which the task does not declare",
+                        r.id, r.gold
+                    ));
                     return;
                 };
                 gold[i] = Some(g);
                 match (&r.error, r.correct) {
                     (Some(_), _) => Outcome::Error,
                     (None, correct) => {
-                        let predicted = r.answer.as_deref().and_then(|a| label_index.get(a).copied());
+                        let predicted =
+                            r.answer.as_deref().and_then(|a| label_index.get(a).copied());
                         let right = predicted == Some(g);
                         debug_assert!(correct.is_none() || correct == Some(right));
                         Outcome::Answered { predicted, correct: right }
@@ -218,7 +237,12 @@ pub fn score_run(dir: &Path, meta: &RunMeta) -> Result<RunScores> {
     Ok(RunScores { labels: labels.clone(), items: meta.items.clone(), gold, backends, extraction })
 }
 
-fn summarize(id: &str, labels: &[String], gold: &[Option<u16>], tally: Tally) -> Result<BackendScores> {
+fn summarize(
+    id: &str,
+    labels: &[String],
+    gold: &[Option<u16>],
+    tally: Tally,
+) -> Result<BackendScores> {
     let n_labels = labels.len();
     let mut confusion = vec![vec![0u64; n_labels + 1]; n_labels];
     let (mut answered, mut correct, mut invalid, mut errors, mut missing) = (0, 0, 0, 0, 0);
@@ -248,14 +272,31 @@ fn summarize(id: &str, labels: &[String], gold: &[Option<u16>], tally: Tally) ->
             let tp = confusion[c][c];
             let precision = ratio(tp, predicted);
             let recall = ratio(tp, support);
-            let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
-            ClassScores { label: label.clone(), support, predicted, true_positives: tp, precision, recall, f1 }
+            let f1 = if precision + recall > 0.0 {
+                2.0 * precision * recall / (precision + recall)
+            } else {
+                0.0
+            };
+            ClassScores {
+                label: label.clone(),
+                support,
+                predicted,
+                true_positives: tp,
+                precision,
+                recall,
+                f1,
+            }
         })
         .collect();
     // Macro-F1 over the labels that occur as gold or as a prediction, as scikit-learn does when
     // no label list is given: a label absent from both says nothing about the model.
-    let present: Vec<&ClassScores> = classes.iter().filter(|c| c.support > 0 || c.predicted > 0).collect();
-    let macro_f1 = if present.is_empty() { 0.0 } else { present.iter().map(|c| c.f1).sum::<f64>() / present.len() as f64 };
+    let present: Vec<&ClassScores> =
+        classes.iter().filter(|c| c.support > 0 || c.predicted > 0).collect();
+    let macro_f1 = if present.is_empty() {
+        0.0
+    } else {
+        present.iter().map(|c| c.f1).sum::<f64>() / present.len() as f64
+    };
     let items = tally.outcomes.len() as u64;
     let mut tokens = Tokens::default();
     for t in &tally.tokens {
@@ -305,7 +346,10 @@ fn summarize(id: &str, labels: &[String], gold: &[Option<u16>], tally: Tally) ->
 
 /// Accuracy over the answered samples with a standard error clustered by `cluster_of(sample)`
 /// (Miller 2024), the interval kept within [0, 1]; `None` with fewer than two clusters.
-pub fn clustered_accuracy(outcomes: &[Outcome], cluster_of: impl Fn(usize) -> usize) -> Option<ClusteredAccuracy> {
+pub fn clustered_accuracy(
+    outcomes: &[Outcome],
+    cluster_of: impl Fn(usize) -> usize,
+) -> Option<ClusteredAccuracy> {
     let mut scores = Vec::new();
     let mut clusters = Vec::new();
     for (s, o) in outcomes.iter().enumerate() {
@@ -314,7 +358,8 @@ pub fn clustered_accuracy(outcomes: &[Outcome], cluster_of: impl Fn(usize) -> us
             clusters.push(cluster_of(s));
         }
     }
-    let (i, standard_error) = crate::stats::clustered_mean_interval(&scores, &clusters, CONFIDENCE).ok()?;
+    let (i, standard_error) =
+        crate::stats::clustered_mean_interval(&scores, &clusters, CONFIDENCE).ok()?;
     clusters.sort_unstable();
     clusters.dedup();
     Some(ClusteredAccuracy {
@@ -332,7 +377,11 @@ pub struct ClusteredAccuracy {
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
-    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
 }
 
 /// Percentile with linear interpolation between order statistics (numpy's default); 0 for no data.
@@ -367,8 +416,17 @@ mod tests {
         // gold:      a a a b b c
         // predicted: a a b b - c   ("-" is invalid), plus one error on a seventh item
         let gold = vec![Some(0), Some(0), Some(0), Some(1), Some(1), Some(2), Some(2)];
-        let ans = |p: Option<u16>, g: u16| Outcome::Answered { predicted: p, correct: p == Some(g) };
-        let outcomes = vec![ans(Some(0), 0), ans(Some(0), 0), ans(Some(1), 0), ans(Some(1), 1), ans(None, 1), ans(Some(2), 2), Outcome::Error];
+        let ans =
+            |p: Option<u16>, g: u16| Outcome::Answered { predicted: p, correct: p == Some(g) };
+        let outcomes = vec![
+            ans(Some(0), 0),
+            ans(Some(0), 0),
+            ans(Some(1), 0),
+            ans(Some(1), 1),
+            ans(None, 1),
+            ans(Some(2), 2),
+            Outcome::Error,
+        ];
         let tally = Tally {
             tokens: vec![Tokens::default(); outcomes.len()],
             latencies: vec![Some(1.0); outcomes.len()],

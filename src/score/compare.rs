@@ -7,8 +7,8 @@
 
 use crate::error::Result;
 use crate::stats::{
-    bootstrap_interval, holm_adjust, mcnemar_exact_p, paired_difference_interval, sample_size_paired, BootstrapConfig,
-    Interval, PairedCounts,
+    bootstrap_interval, holm_adjust, mcnemar_exact_p, paired_difference_interval,
+    sample_size_paired, BootstrapConfig, Interval, PairedCounts,
 };
 
 use super::{Outcome, RunScores};
@@ -49,7 +49,12 @@ pub enum DifferenceMethod {
 }
 
 /// Compares each pair `(first, second)` of backend indices.
-pub fn compare(scores: &RunScores, pairs: &[(usize, usize)], confidence: f64, bootstrap: &BootstrapConfig) -> Result<Vec<Comparison>> {
+pub fn compare(
+    scores: &RunScores,
+    pairs: &[(usize, usize)],
+    confidence: f64,
+    bootstrap: &BootstrapConfig,
+) -> Result<Vec<Comparison>> {
     let mut out = Vec::with_capacity(pairs.len());
     for &(a, b) in pairs {
         let (ea, eb) = (scores.backends[a].epochs, scores.backends[b].epochs);
@@ -58,7 +63,8 @@ pub fn compare(scores: &RunScores, pairs: &[(usize, usize)], confidence: f64, bo
         // Samples are paired by item and epoch; with different epoch counts, by item and the
         // epochs both have.
         let shared = ea.min(eb);
-        let pairs_of_samples = (0..scores.items.len()).flat_map(|i| (0..shared).map(move |e| (i * ea + e, i * eb + e)));
+        let pairs_of_samples = (0..scores.items.len())
+            .flat_map(|i| (0..shared).map(move |e| (i * ea + e, i * eb + e)));
         for (x, y) in pairs_of_samples.map(|(sa, sb)| (oa[sa], ob[sb])) {
             match (x.correct(), y.correct()) {
                 (Some(true), Some(true)) => counts.both_correct += 1,
@@ -72,22 +78,51 @@ pub fn compare(scores: &RunScores, pairs: &[(usize, usize)], confidence: f64, bo
         let discordant = counts.only_first + counts.only_second;
         let items_needed = if n > 0 && discordant > 0 {
             let psi = discordant as f64 / n as f64;
-            sample_size_paired(psi.max(PLANNING_DIFFERENCE), PLANNING_DIFFERENCE, PLANNING_POWER, confidence).ok()
+            sample_size_paired(
+                psi.max(PLANNING_DIFFERENCE),
+                PLANNING_DIFFERENCE,
+                PLANNING_POWER,
+                confidence,
+            )
+            .ok()
         } else {
             None
         };
         let (macro_f1_difference, micro_f1_difference) = match &scores.extraction {
-            Some(e) => (None, super::extraction::micro_f1_difference((&e.backends[a], ea), (&e.backends[b], eb), e.fields.len(), bootstrap)),
+            Some(e) => (
+                None,
+                super::extraction::micro_f1_difference(
+                    (&e.backends[a], ea),
+                    (&e.backends[b], eb),
+                    e.fields.len(),
+                    bootstrap,
+                ),
+            ),
             None => {
                 let d = bootstrap_interval(scores.items.len(), bootstrap, |idx| {
-                    macro_f1_of(&scores.backends[b].outcomes, eb, &scores.gold, scores.labels.len(), idx)
-                        - macro_f1_of(&scores.backends[a].outcomes, ea, &scores.gold, scores.labels.len(), idx)
+                    macro_f1_of(
+                        &scores.backends[b].outcomes,
+                        eb,
+                        &scores.gold,
+                        scores.labels.len(),
+                        idx,
+                    ) - macro_f1_of(
+                        &scores.backends[a].outcomes,
+                        ea,
+                        &scores.gold,
+                        scores.labels.len(),
+                        idx,
+                    )
                 });
                 (d.ok().map(|b| b.interval), None)
             }
         };
         let (difference, p_value, method) = if ea == 1 && eb == 1 {
-            (paired_difference_interval(&counts, confidence)?, mcnemar_exact_p(counts.only_first, counts.only_second)?, DifferenceMethod::NewcombeMcNemar)
+            (
+                paired_difference_interval(&counts, confidence)?,
+                mcnemar_exact_p(counts.only_first, counts.only_second)?,
+                DifferenceMethod::NewcombeMcNemar,
+            )
         } else {
             let (d, p) = paired_item_means(oa, ea, ob, eb, scores.items.len(), confidence)?;
             (d, p, DifferenceMethod::PairedItemMeans)
@@ -114,15 +149,28 @@ pub fn compare(scores: &RunScores, pairs: &[(usize, usize)], confidence: f64, bo
 
 /// The mean over items of (accuracy of second − accuracy of first) on that item's samples, with a
 /// normal interval and two-sided p-value from the standard error of the per-item differences.
-fn paired_item_means(oa: &[Outcome], ea: usize, ob: &[Outcome], eb: usize, items: usize, confidence: f64) -> Result<(Interval, f64)> {
+fn paired_item_means(
+    oa: &[Outcome],
+    ea: usize,
+    ob: &[Outcome],
+    eb: usize,
+    items: usize,
+    confidence: f64,
+) -> Result<(Interval, f64)> {
     let mean_of = |o: &[Outcome], e: usize, i: usize| {
-        let answered: Vec<bool> = o[i * e..(i + 1) * e].iter().filter_map(|x| x.correct()).collect();
-        (!answered.is_empty()).then(|| answered.iter().filter(|&&c| c).count() as f64 / answered.len() as f64)
+        let answered: Vec<bool> =
+            o[i * e..(i + 1) * e].iter().filter_map(|x| x.correct()).collect();
+        (!answered.is_empty())
+            .then(|| answered.iter().filter(|&&c| c).count() as f64 / answered.len() as f64)
     };
-    let d: Vec<f64> = (0..items).filter_map(|i| Some(mean_of(ob, eb, i)? - mean_of(oa, ea, i)?)).collect();
+    let d: Vec<f64> =
+        (0..items).filter_map(|i| Some(mean_of(ob, eb, i)? - mean_of(oa, ea, i)?)).collect();
     let n = d.len();
     if n < 2 {
-        return Ok((Interval { estimate: d.first().copied().unwrap_or(0.0), low: -1.0, high: 1.0 }, 1.0));
+        return Ok((
+            Interval { estimate: d.first().copied().unwrap_or(0.0), low: -1.0, high: 1.0 },
+            1.0,
+        ));
     }
     let mean = d.iter().sum::<f64>() / n as f64;
     let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n as f64 - 1.0);
@@ -136,12 +184,16 @@ fn paired_item_means(oa: &[Outcome], ea: usize, ob: &[Outcome], eb: usize, items
     } else {
         0.0
     };
-    Ok((Interval { estimate: mean, low: (mean - z * se).max(-1.0), high: (mean + z * se).min(1.0) }, p))
+    Ok((
+        Interval { estimate: mean, low: (mean - z * se).max(-1.0), high: (mean + z * se).min(1.0) },
+        p,
+    ))
 }
 
 /// Every unordered pair of backends that answered at least one item, in run order.
 pub fn all_pairs(scores: &RunScores) -> Vec<(usize, usize)> {
-    let active: Vec<usize> = (0..scores.backends.len()).filter(|&i| scores.backends[i].answered > 0).collect();
+    let active: Vec<usize> =
+        (0..scores.backends.len()).filter(|&i| scores.backends[i].answered > 0).collect();
     let mut pairs = Vec::new();
     for (i, &a) in active.iter().enumerate() {
         for &b in &active[i + 1..] {
@@ -152,16 +204,28 @@ pub fn all_pairs(scores: &RunScores) -> Vec<(usize, usize)> {
 }
 
 /// Macro-F1 with its percentile bootstrap interval.
-pub fn macro_f1_interval(scores: &RunScores, backend: usize, bootstrap: &BootstrapConfig) -> Option<Interval> {
+pub fn macro_f1_interval(
+    scores: &RunScores,
+    backend: usize,
+    bootstrap: &BootstrapConfig,
+) -> Option<Interval> {
     let (outcomes, epochs) = (&scores.backends[backend].outcomes, scores.backends[backend].epochs);
-    bootstrap_interval(scores.items.len(), bootstrap, |idx| macro_f1_of(outcomes, epochs, &scores.gold, scores.labels.len(), idx))
-        .ok()
-        .map(|b| b.interval)
+    bootstrap_interval(scores.items.len(), bootstrap, |idx| {
+        macro_f1_of(outcomes, epochs, &scores.gold, scores.labels.len(), idx)
+    })
+    .ok()
+    .map(|b| b.interval)
 }
 
 /// Macro-F1 over the answered items among `indices` (with repeats), averaged over the labels
 /// present as gold or prediction — the same definition as the point estimate.
-pub fn macro_f1_of(outcomes: &[Outcome], epochs: usize, gold: &[Option<u16>], n_labels: usize, indices: &[usize]) -> f64 {
+pub fn macro_f1_of(
+    outcomes: &[Outcome],
+    epochs: usize,
+    gold: &[Option<u16>],
+    n_labels: usize,
+    indices: &[usize],
+) -> f64 {
     let mut tp = vec![0u32; n_labels];
     let mut predicted = vec![0u32; n_labels];
     let mut support = vec![0u32; n_labels];
@@ -190,11 +254,16 @@ pub fn macro_f1_of(outcomes: &[Outcome], epochs: usize, gold: &[Option<u16>], n_
             continue;
         }
         present += 1;
-        let precision = if predicted[c] == 0 { 0.0 } else { f64::from(tp[c]) / f64::from(predicted[c]) };
+        let precision =
+            if predicted[c] == 0 { 0.0 } else { f64::from(tp[c]) / f64::from(predicted[c]) };
         let recall = if support[c] == 0 { 0.0 } else { f64::from(tp[c]) / f64::from(support[c]) };
         if precision + recall > 0.0 {
             sum += 2.0 * precision * recall / (precision + recall);
         }
     }
-    if present == 0 { f64::NAN } else { sum / present as f64 }
+    if present == 0 {
+        f64::NAN
+    } else {
+        sum / present as f64
+    }
 }

@@ -27,13 +27,25 @@ pub struct CostSummary {
 }
 
 /// The cost of backend `index` in the run.
-pub fn summarize(meta: &RunMeta, scores: &RunScores, index: usize, bootstrap: &BootstrapConfig) -> CostSummary {
+pub fn summarize(
+    meta: &RunMeta,
+    scores: &RunScores,
+    index: usize,
+    bootstrap: &BootstrapConfig,
+) -> CostSummary {
     let backend = &meta.backends[index];
     let s = &scores.backends[index];
     let mut notes = Vec::new();
     let Some(price) = &backend.price else {
         notes.push(unknown_price_note(backend));
-        return CostSummary { total_usd: None, per_request_usd: None, per_correct: None, projection: None, notes, stale_days: None };
+        return CostSummary {
+            total_usd: None,
+            per_request_usd: None,
+            per_correct: None,
+            projection: None,
+            notes,
+            stale_days: None,
+        };
     };
     let stale_days = price.as_of.as_deref().and_then(|as_of| {
         let age = cost::price_age_days(as_of, cost::today_days_since_epoch()?)?;
@@ -50,18 +62,42 @@ pub fn summarize(meta: &RunMeta, scores: &RunScores, index: usize, bootstrap: &B
         Pricing::PerToken { .. } => s
             .item_tokens
             .iter()
-            .map(|t| cost::request_cost_usd(&price.pricing, t.input as f64, t.output as f64, t.cached_input as f64))
+            .map(|t| {
+                cost::request_cost_usd(
+                    &price.pricing,
+                    t.input as f64,
+                    t.output as f64,
+                    t.cached_input as f64,
+                )
+            })
             .collect(),
-        Pricing::Fixed { .. } => match rpd.and_then(|r| cost::project(&price.pricing, 0.0, 0.0, r).ok()) {
-            Some(p) => Some(s.outcomes.iter().map(|o| if o.correct().is_some() { p.per_request_usd } else { 0.0 }).collect()),
-            None => {
-                notes.push("a fixed price has no cost per request without `volume.requests_per_day`".into());
-                None
+        Pricing::Fixed { .. } => {
+            match rpd.and_then(|r| cost::project(&price.pricing, 0.0, 0.0, r).ok()) {
+                Some(p) => Some(
+                    s.outcomes
+                        .iter()
+                        .map(|o| if o.correct().is_some() { p.per_request_usd } else { 0.0 })
+                        .collect(),
+                ),
+                None => {
+                    notes.push(
+                        "a fixed price has no cost per request without `volume.requests_per_day`"
+                            .into(),
+                    );
+                    None
+                }
             }
-        },
+        }
     };
     let Some(item_costs) = item_costs else {
-        return CostSummary { total_usd: None, per_request_usd: None, per_correct: None, projection: None, notes, stale_days };
+        return CostSummary {
+            total_usd: None,
+            per_request_usd: None,
+            per_correct: None,
+            projection: None,
+            notes,
+            stale_days,
+        };
     };
     let total: f64 = item_costs.iter().sum();
     let per_request = (s.answered > 0).then(|| total / s.answered as f64);
@@ -70,23 +106,42 @@ pub fn summarize(meta: &RunMeta, scores: &RunScores, index: usize, bootstrap: &B
         (Some(r), Some(per), Pricing::PerToken { .. }) => {
             // Project from the measured cost per request, which includes any cache discount.
             let daily = per * r;
-            Some(Projection { per_request_usd: per, daily_usd: daily, annual_usd: daily * 365.0, instances_needed: None })
+            Some(Projection {
+                per_request_usd: per,
+                daily_usd: daily,
+                annual_usd: daily * 365.0,
+                instances_needed: None,
+            })
         }
         (Some(r), _, Pricing::Fixed { .. }) => cost::project(&price.pricing, 0.0, 0.0, r).ok(),
         _ => None,
     };
-    CostSummary { total_usd: Some(total), per_request_usd: per_request, per_correct, projection, notes, stale_days }
+    CostSummary {
+        total_usd: Some(total),
+        per_request_usd: per_request,
+        per_correct,
+        projection,
+        notes,
+        stale_days,
+    }
 }
 
 fn unknown_price_note(backend: &BackendMeta) -> String {
     match &backend.model {
         Some(model) => format!("no price is known for `{model}`; add `pricing:` to the backend"),
-        None => "no price given; add `pricing:` to the backend (e.g. `monthly_usd` for self-hosted)".into(),
+        None => {
+            "no price given; add `pricing:` to the backend (e.g. `monthly_usd` for self-hosted)"
+                .into()
+        }
     }
 }
 
 /// Cost per correct answer, `Σ cost / Σ correct`, with a percentile bootstrap over items.
-fn per_correct_interval(item_costs: &[f64], s: &BackendScores, bootstrap: &BootstrapConfig) -> Option<Interval> {
+fn per_correct_interval(
+    item_costs: &[f64],
+    s: &BackendScores,
+    bootstrap: &BootstrapConfig,
+) -> Option<Interval> {
     if s.correct == 0 {
         return None;
     }
@@ -102,7 +157,11 @@ fn per_correct_interval(item_costs: &[f64], s: &BackendScores, bootstrap: &Boots
     let ratio = |idx: &[usize]| {
         let c: f64 = idx.iter().map(|&i| correct[i]).sum();
         let t: f64 = idx.iter().map(|&i| costs[i]).sum();
-        if c > 0.0 { t / c } else { f64::NAN }
+        if c > 0.0 {
+            t / c
+        } else {
+            f64::NAN
+        }
     };
     match bootstrap_interval(items, bootstrap, ratio) {
         Ok(b) => Some(b.interval),
@@ -116,8 +175,15 @@ fn per_correct_interval(item_costs: &[f64], s: &BackendScores, bootstrap: &Boots
 /// Requests per day above which the fixed-price backend `fixed` is first cheaper than the
 /// per-token backend `per_token` (at the latter's measured tokens per request), and above which it
 /// stays cheaper whatever number of instances the volume needs.
-pub fn break_even(meta: &RunMeta, scores: &RunScores, per_token: usize, fixed: usize) -> (Option<f64>, Option<f64>) {
-    let (Some(pt), Some(fx)) = (meta.backends[per_token].price.as_ref(), meta.backends[fixed].price.as_ref()) else {
+pub fn break_even(
+    meta: &RunMeta,
+    scores: &RunScores,
+    per_token: usize,
+    fixed: usize,
+) -> (Option<f64>, Option<f64>) {
+    let (Some(pt), Some(fx)) =
+        (meta.backends[per_token].price.as_ref(), meta.backends[fixed].price.as_ref())
+    else {
         return (None, None);
     };
     let s = &scores.backends[per_token];

@@ -80,7 +80,11 @@ pub struct Prf {
 impl Prf {
     fn of([tp, fp, fn_]: [u64; 3]) -> Prf {
         let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-        Prf { precision: ratio(tp, tp + fp), recall: ratio(tp, tp + fn_), f1: ratio(2 * tp, 2 * tp + fp + fn_) }
+        Prf {
+            precision: ratio(tp, tp + fp),
+            recall: ratio(tp, tp + fn_),
+            f1: ratio(2 * tp, 2 * tp + fp + fn_),
+        }
     }
 }
 
@@ -131,7 +135,8 @@ pub struct RunExtraction {
 }
 
 /// The six overall metrics with bootstrap intervals, in this order.
-pub const OVERALL: [&str; 6] = ["micro_precision", "micro_recall", "micro_f1", "macro_precision", "macro_recall", "macro_f1"];
+pub const OVERALL: [&str; 6] =
+    ["micro_precision", "micro_recall", "micro_f1", "macro_precision", "macro_recall", "macro_f1"];
 
 /// How many field errors the report shows per backend.
 const EXAMPLES: usize = 6;
@@ -149,7 +154,8 @@ const CANDIDATES: usize = 64;
 impl Candidates {
     /// Keeps sample `s` if it is among the first [`CANDIDATES`] offered.
     pub fn offer(&mut self, s: usize, gold: JsonObject, answer: JsonObject) {
-        if self.0.len() >= CANDIDATES && self.0.last_key_value().is_some_and(|(&last, _)| last < s) {
+        if self.0.len() >= CANDIDATES && self.0.last_key_value().is_some_and(|(&last, _)| last < s)
+        {
             return;
         }
         self.0.insert(s, (gold, answer));
@@ -165,7 +171,13 @@ impl Candidates {
 }
 
 /// Scores one backend from its samples' marks; `ids` are the item ids.
-pub fn summarize(fields: &[FieldSpec], marks: Vec<Mark>, epochs: usize, candidates: &Candidates, ids: &[String]) -> crate::Result<BackendExtraction> {
+pub fn summarize(
+    fields: &[FieldSpec],
+    marks: Vec<Mark>,
+    epochs: usize,
+    candidates: &Candidates,
+    ids: &[String],
+) -> crate::Result<BackendExtraction> {
     let n_fields = fields.len();
     let samples = marks.len() / n_fields.max(1);
     let mut scores = Vec::with_capacity(n_fields);
@@ -203,7 +215,8 @@ pub fn summarize(fields: &[FieldSpec], marks: Vec<Mark>, epochs: usize, candidat
         });
     }
     let micro = Prf::of(totals);
-    let macro_avg = macro_of(scores.iter().map(|s| [s.true_positives, s.false_positives, s.false_negatives]));
+    let macro_avg =
+        macro_of(scores.iter().map(|s| [s.true_positives, s.false_positives, s.false_negatives]));
     let examples = examples(fields, &marks, epochs, candidates, ids);
     Ok(BackendExtraction { fields: scores, micro, macro_avg, marks, examples })
 }
@@ -225,14 +238,26 @@ impl Tally {
         let samples = |b: &crate::journal::BackendMeta| meta.items.len() * b.epochs.max(1) as usize;
         Tally {
             fields: meta.task.fields.clone(),
-            marks: meta.backends.iter().map(|b| vec![Mark::Unscored; samples(b) * n_fields]).collect(),
+            marks: meta
+                .backends
+                .iter()
+                .map(|b| vec![Mark::Unscored; samples(b) * n_fields])
+                .collect(),
             candidates: meta.backends.iter().map(|_| Candidates::default()).collect(),
         }
     }
 
     /// Scores one record again from its gold and answer, rather than trusting stored flags. A
     /// later record of the same sample replaces the earlier one's marks (a resumed run).
-    pub fn record(&mut self, b: usize, s: usize, epoch: u32, gold: &str, answer: Option<&str>, failed: bool) -> Result<Outcome, String> {
+    pub fn record(
+        &mut self,
+        b: usize,
+        s: usize,
+        epoch: u32,
+        gold: &str,
+        answer: Option<&str>,
+        failed: bool,
+    ) -> Result<Outcome, String> {
         use Mark;
         let n = self.fields.len();
         let marks = &mut self.marks[b][s * n..(s + 1) * n];
@@ -254,12 +279,19 @@ impl Tally {
                 for (m, o) in marks.iter_mut().zip(&outcomes) {
                     *m = Mark::from_outcome(*o);
                 }
-                if epoch == 0 && marks.iter().any(|m| matches!(m, Mark::Wrong | Mark::Missed | Mark::Spurious)) {
+                if epoch == 0
+                    && marks
+                        .iter()
+                        .any(|m| matches!(m, Mark::Wrong | Mark::Missed | Mark::Spurious))
+                {
                     if let Ok(serde_json::Value::Object(gold)) = serde_json::from_str(gold) {
                         self.candidates[b].offer(s, gold, object);
                     }
                 }
-                return Ok(Outcome::Answered { predicted: Some(0), correct: crate::extract::exact_match(&outcomes) });
+                return Ok(Outcome::Answered {
+                    predicted: Some(0),
+                    correct: crate::extract::exact_match(&outcomes),
+                });
             }
             None => {
                 for (m, g) in marks.iter_mut().zip(&canonical) {
@@ -271,7 +303,11 @@ impl Tally {
         Ok(Outcome::Answered { predicted: None, correct })
     }
 
-    pub fn finish(self, meta: &RunMeta, backends: &[BackendScores]) -> crate::Result<RunExtraction> {
+    pub fn finish(
+        self,
+        meta: &RunMeta,
+        backends: &[BackendScores],
+    ) -> crate::Result<RunExtraction> {
         let mut out = Vec::with_capacity(backends.len());
         for ((scores, marks), candidates) in backends.iter().zip(self.marks).zip(self.candidates) {
             out.push(summarize(&self.fields, marks, scores.epochs, &candidates, &meta.items)?);
@@ -300,11 +336,22 @@ fn macro_of(confusions: impl Iterator<Item = [u64; 3]>) -> Prf {
 }
 
 /// Wilson over the counted samples; with several samples per item, clustered by item.
-fn field_accuracy(column: &[Mark], epochs: usize, correct: u64, counted: u64) -> crate::Result<(Interval, AccuracyMethod)> {
+fn field_accuracy(
+    column: &[Mark],
+    epochs: usize,
+    correct: u64,
+    counted: u64,
+) -> crate::Result<(Interval, AccuracyMethod)> {
     if epochs > 1 {
         let as_outcomes: Vec<Outcome> = column
             .iter()
-            .map(|&m| if m.counted() { Outcome::Answered { predicted: None, correct: m == Mark::Correct } } else { Outcome::Missing })
+            .map(|&m| {
+                if m.counted() {
+                    Outcome::Answered { predicted: None, correct: m == Mark::Correct }
+                } else {
+                    Outcome::Missing
+                }
+            })
             .collect();
         if let Some(c) = super::clustered_accuracy(&as_outcomes, |s| s / epochs) {
             return Ok((c.interval, AccuracyMethod::Clustered));
@@ -315,7 +362,13 @@ fn field_accuracy(column: &[Mark], epochs: usize, correct: u64, counted: u64) ->
 
 /// A few field errors in item order (the first sample of an item stands for it), at most two per
 /// field so several fields show.
-fn examples(fields: &[FieldSpec], marks: &[Mark], epochs: usize, candidates: &Candidates, ids: &[String]) -> Vec<FieldError> {
+fn examples(
+    fields: &[FieldSpec],
+    marks: &[Mark],
+    epochs: usize,
+    candidates: &Candidates,
+    ids: &[String],
+) -> Vec<FieldError> {
     let n_fields = fields.len();
     let per_field = 2;
     let mut taken = vec![0usize; n_fields];
@@ -327,7 +380,12 @@ fn examples(fields: &[FieldSpec], marks: &[Mark], epochs: usize, candidates: &Ca
             }
             if matches!(marks[s * n_fields + f], Mark::Wrong | Mark::Missed | Mark::Spurious) {
                 let value = |m: &JsonObject| m.get(&spec.name).cloned().unwrap_or(Value::Null);
-                out.push(FieldError { id: ids[s / epochs].clone(), field: spec.name.clone(), gold: value(gold), predicted: value(answer) });
+                out.push(FieldError {
+                    id: ids[s / epochs].clone(),
+                    field: spec.name.clone(),
+                    gold: value(gold),
+                    predicted: value(answer),
+                });
                 taken[f] += 1;
             }
         }
@@ -367,12 +425,24 @@ fn overall_of(confusions: &[[u32; 3]], n_fields: usize, indices: &[usize], out: 
     }
     let micro = Prf::of(totals);
     let macro_avg = macro_of(per_field.into_iter());
-    out.copy_from_slice(&[micro.precision, micro.recall, micro.f1, macro_avg.precision, macro_avg.recall, macro_avg.f1]);
+    out.copy_from_slice(&[
+        micro.precision,
+        micro.recall,
+        micro.f1,
+        macro_avg.precision,
+        macro_avg.recall,
+        macro_avg.f1,
+    ]);
 }
 
 /// The [`OVERALL`] metrics with percentile bootstrap intervals, resampling items (an item's
 /// samples stay together); `None` where there is nothing to resample.
-pub fn overall_intervals(backend: &BackendExtraction, epochs: usize, n_fields: usize, bootstrap: &BootstrapConfig) -> [Option<Interval>; 6] {
+pub fn overall_intervals(
+    backend: &BackendExtraction,
+    epochs: usize,
+    n_fields: usize,
+    bootstrap: &BootstrapConfig,
+) -> [Option<Interval>; 6] {
     let confusions = item_confusions(&backend.marks, epochs, n_fields);
     let items = confusions.len() / n_fields.max(1);
     let mut out = [None; 6];
@@ -380,7 +450,9 @@ pub fn overall_intervals(backend: &BackendExtraction, epochs: usize, n_fields: u
     if !answered || n_fields == 0 {
         return out;
     }
-    if let Ok(results) = bootstrap_intervals(items, bootstrap, 6, |idx, values| overall_of(&confusions, n_fields, idx, values)) {
+    if let Ok(results) = bootstrap_intervals(items, bootstrap, 6, |idx, values| {
+        overall_of(&confusions, n_fields, idx, values)
+    }) {
         for (slot, r) in out.iter_mut().zip(results) {
             *slot = r.ok().map(|b| b.interval);
         }
@@ -389,7 +461,12 @@ pub fn overall_intervals(backend: &BackendExtraction, epochs: usize, n_fields: u
 }
 
 /// Micro-F1 of `second` minus `first`, paired percentile bootstrap over the items.
-pub fn micro_f1_difference(first: (&BackendExtraction, usize), second: (&BackendExtraction, usize), n_fields: usize, bootstrap: &BootstrapConfig) -> Option<Interval> {
+pub fn micro_f1_difference(
+    first: (&BackendExtraction, usize),
+    second: (&BackendExtraction, usize),
+    n_fields: usize,
+    bootstrap: &BootstrapConfig,
+) -> Option<Interval> {
     let a = item_confusions(&first.0.marks, first.1, n_fields);
     let b = item_confusions(&second.0.marks, second.1, n_fields);
     let items = a.len() / n_fields.max(1);
@@ -404,7 +481,9 @@ pub fn micro_f1_difference(first: (&BackendExtraction, usize), second: (&Backend
         }
         Prf::of(totals).f1
     };
-    crate::stats::bootstrap_interval(items, bootstrap, |idx| micro(&b, idx) - micro(&a, idx)).ok().map(|r| r.interval)
+    crate::stats::bootstrap_interval(items, bootstrap, |idx| micro(&b, idx) - micro(&a, idx))
+        .ok()
+        .map(|r| r.interval)
 }
 
 #[cfg(test)]
@@ -413,7 +492,12 @@ mod tests {
     use crate::extract::FieldType;
 
     fn spec(name: &str) -> FieldSpec {
-        FieldSpec { name: name.into(), ty: FieldType::Date { day_first: true }, required: false, description: None }
+        FieldSpec {
+            name: name.into(),
+            ty: FieldType::Date { day_first: true },
+            required: false,
+            description: None,
+        }
     }
 
     /// Random marks: the counts add up, P/R/F1 follow from TP/FP/FN, and the bootstrap's
@@ -422,28 +506,68 @@ mod tests {
     fn counts_add_up_on_random_marks() {
         use rand::{Rng, SeedableRng};
         use Mark::*;
-        let all = [Unscored, Correct, Wrong, Missed, Spurious, BothAbsent, InvalidWithGold, InvalidWithoutGold];
+        let all = [
+            Unscored,
+            Correct,
+            Wrong,
+            Missed,
+            Spurious,
+            BothAbsent,
+            InvalidWithGold,
+            InvalidWithoutGold,
+        ];
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
         let mut checked = 0;
         for round in 0..50 {
-            let (items, n_fields, epochs) = (rng.random_range(1..40), rng.random_range(1..5), rng.random_range(1..3));
+            let (items, n_fields, epochs) =
+                (rng.random_range(1..40), rng.random_range(1..5), rng.random_range(1..3));
             let fields: Vec<FieldSpec> = (0..n_fields).map(|f| spec(&format!("f{f}"))).collect();
-            let marks: Vec<Mark> = (0..items * epochs * n_fields).map(|_| all[rng.random_range(0..all.len())]).collect();
+            let marks: Vec<Mark> = (0..items * epochs * n_fields)
+                .map(|_| all[rng.random_range(0..all.len())])
+                .collect();
             let ids: Vec<String> = (0..items).map(|i| i.to_string()).collect();
-            let b = summarize(&fields, marks.clone(), epochs, &Candidates::default(), &ids).unwrap();
+            let b =
+                summarize(&fields, marks.clone(), epochs, &Candidates::default(), &ids).unwrap();
             let (mut tp, mut fp, mut fn_) = (0, 0, 0);
             for (f, s) in b.fields.iter().enumerate() {
                 let column: Vec<Mark> = marks.iter().skip(f).step_by(n_fields).copied().collect();
-                assert_eq!(s.counted, s.correct + s.wrong + s.missed + s.spurious + s.invalid, "round {round}");
-                assert_eq!(s.counted + s.both_absent + column.iter().filter(|m| **m == Unscored).count() as u64, column.len() as u64);
+                assert_eq!(
+                    s.counted,
+                    s.correct + s.wrong + s.missed + s.spurious + s.invalid,
+                    "round {round}"
+                );
+                assert_eq!(
+                    s.counted
+                        + s.both_absent
+                        + column.iter().filter(|m| **m == Unscored).count() as u64,
+                    column.len() as u64
+                );
                 assert_eq!(s.true_positives, s.correct);
                 assert_eq!(s.false_positives, s.wrong + s.spurious);
-                assert_eq!(s.false_negatives, s.wrong + s.missed + column.iter().filter(|m| **m == InvalidWithGold).count() as u64);
-                (tp, fp, fn_) = (tp + s.true_positives, fp + s.false_positives, fn_ + s.false_negatives);
+                assert_eq!(
+                    s.false_negatives,
+                    s.wrong
+                        + s.missed
+                        + column.iter().filter(|m| **m == InvalidWithGold).count() as u64
+                );
+                (tp, fp, fn_) =
+                    (tp + s.true_positives, fp + s.false_positives, fn_ + s.false_negatives);
             }
             assert_eq!(b.micro, Prf::of([tp, fp, fn_]));
-            let intervals = overall_intervals(&b, epochs, n_fields, &BootstrapConfig { seed: round, resamples: 50, confidence: 0.95 });
-            let point = [b.micro.precision, b.micro.recall, b.micro.f1, b.macro_avg.precision, b.macro_avg.recall, b.macro_avg.f1];
+            let intervals = overall_intervals(
+                &b,
+                epochs,
+                n_fields,
+                &BootstrapConfig { seed: round, resamples: 50, confidence: 0.95 },
+            );
+            let point = [
+                b.micro.precision,
+                b.micro.recall,
+                b.micro.f1,
+                b.macro_avg.precision,
+                b.macro_avg.recall,
+                b.macro_avg.f1,
+            ];
             for (i, p) in intervals.iter().zip(point) {
                 if let Some(i) = i {
                     assert!((i.estimate - p).abs() < 1e-12, "round {round}: {} vs {p}", i.estimate);
@@ -459,27 +583,41 @@ mod tests {
     fn counts_follow_the_documented_semantics() {
         use Mark::*;
         let marks = vec![
-            Correct, Correct, //
-            Wrong, Missed, //
-            InvalidWithGold, InvalidWithoutGold, //
-            Spurious, BothAbsent, //
-            Correct, Unscored, // the second field of an unanswered item cannot happen alone, but is ignored
+            Correct,
+            Correct, //
+            Wrong,
+            Missed, //
+            InvalidWithGold,
+            InvalidWithoutGold, //
+            Spurious,
+            BothAbsent, //
+            Correct,
+            Unscored, // the second field of an unanswered item cannot happen alone, but is ignored
         ];
         let ids: Vec<String> = (0..5).map(|i| i.to_string()).collect();
         let b = summarize(&[spec("a"), spec("b")], marks, 1, &Candidates::default(), &ids).unwrap();
         let (a, bb) = (&b.fields[0], &b.fields[1]);
         // a: correct 2, wrong 1, invalid 1, spurious 1 → counted 5; TP 2, FP 2, FN 2.
-        assert_eq!((a.counted, a.correct, a.true_positives, a.false_positives, a.false_negatives), (5, 2, 2, 2, 2));
+        assert_eq!(
+            (a.counted, a.correct, a.true_positives, a.false_positives, a.false_negatives),
+            (5, 2, 2, 2, 2)
+        );
         assert_eq!(a.accuracy.estimate, 0.4);
         assert_eq!(a.prf, Prf { precision: 0.5, recall: 0.5, f1: 0.5 });
         // b: correct 1, missed 1, invalid 1 (no gold), both absent 1 → counted 3; TP 1, FP 0, FN 1.
-        assert_eq!((bb.counted, bb.correct, bb.true_positives, bb.false_positives, bb.false_negatives), (3, 1, 1, 0, 1));
+        assert_eq!(
+            (bb.counted, bb.correct, bb.true_positives, bb.false_positives, bb.false_negatives),
+            (3, 1, 1, 0, 1)
+        );
         assert_eq!(bb.prf, Prf { precision: 1.0, recall: 0.5, f1: 2.0 / 3.0 });
         // Micro: TP 3, FP 2, FN 3.
         assert_eq!(b.micro, Prf { precision: 0.6, recall: 0.5, f1: 6.0 / 11.0 });
         assert!((b.macro_avg.f1 - (0.5 + 2.0 / 3.0) / 2.0).abs() < 1e-15);
-        let intervals = overall_intervals(&b, 1, 2, &BootstrapConfig { seed: 1, ..BootstrapConfig::default() });
+        let intervals =
+            overall_intervals(&b, 1, 2, &BootstrapConfig { seed: 1, ..BootstrapConfig::default() });
         assert_eq!(intervals[2].unwrap().estimate, 6.0 / 11.0);
-        assert!(intervals.iter().all(|i| i.is_some_and(|i| i.low <= i.estimate && i.estimate <= i.high)));
+        assert!(intervals
+            .iter()
+            .all(|i| i.is_some_and(|i| i.low <= i.estimate && i.estimate <= i.high)));
     }
 }

@@ -5,4 +5,7 @@ pub mod compare;
 pub mod cost;
 pub mod extraction;
 
-pub use classification::{clustered_accuracy, percentile, ClusteredAccuracy, score_run, AccuracyMethod, CONFIDENCE, BackendScores, ClassScores, Outcome, RunScores};
+pub use classification::{
+    clustered_accuracy, percentile, score_run, AccuracyMethod, BackendScores, ClassScores,
+    ClusteredAccuracy, Outcome, RunScores, CONFIDENCE,
+};

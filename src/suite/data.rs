@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-
 use serde_json::Value;
 
 use crate::error::SuiteProblem;
@@ -49,10 +48,12 @@ fn open(path: &Path) -> Result<std::fs::File, SuiteProblem> {
 
 fn read_delimited(path: &Path, delimiter: u8) -> Result<RawTable, SuiteProblem> {
     let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut open(path)?, &mut bytes).map_err(|e| SuiteProblem::new(path, format!("cannot read data file: {e}")))?;
+    std::io::Read::read_to_end(&mut open(path)?, &mut bytes)
+        .map_err(|e| SuiteProblem::new(path, format!("cannot read data file: {e}")))?;
     // Line numbers from byte offsets: the csv crate's own line count is off by one after
     // CRLF line endings (Windows and Excel exports, banking77).
-    let newlines: Vec<usize> = bytes.iter().enumerate().filter(|(_, &b)| b == b'\n').map(|(i, _)| i).collect();
+    let newlines: Vec<usize> =
+        bytes.iter().enumerate().filter(|(_, &b)| b == b'\n').map(|(i, _)| i).collect();
     let line_at = |byte: u64| {
         // A record's position can point at the line break that ends the previous one.
         let mut at = byte as usize;
@@ -82,9 +83,12 @@ fn read_delimited(path: &Path, delimiter: u8) -> Result<RawTable, SuiteProblem> 
                 .hint("give every column a name in the header row"));
         }
         if columns.contains(&name) {
-            return Err(SuiteProblem::new(path, format!("column `{name}` appears twice in the header"))
-                .line(1)
-                .hint("column names must be unique"));
+            return Err(SuiteProblem::new(
+                path,
+                format!("column `{name}` appears twice in the header"),
+            )
+            .line(1)
+            .hint("column names must be unique"));
         }
         columns.push(name);
     }
@@ -113,9 +117,13 @@ fn csv_problem(path: &Path, error: csv::Error) -> SuiteProblem {
 }
 
 fn read_jsonl(path: &Path) -> Result<RawTable, SuiteProblem> {
-    let text = std::fs::read(path).map_err(|e| SuiteProblem::new(path, format!("cannot read data file: {e}")))?;
+    let text = std::fs::read(path)
+        .map_err(|e| SuiteProblem::new(path, format!("cannot read data file: {e}")))?;
     let text = String::from_utf8(text).map_err(|e| {
-        let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count();
+        let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
         SuiteProblem::new(path, "text is not valid UTF-8").line(line as u64)
     })?;
     let mut columns: Vec<String> = Vec::new();
@@ -132,9 +140,9 @@ fn read_jsonl(path: &Path) -> Result<RawTable, SuiteProblem> {
                 .hint("each line must be one JSON object")
         })?;
         let Value::Object(map) = value else {
-            return Err(SuiteProblem::new(path, "line is not a JSON object")
-                .line(line)
-                .hint("each line must be one JSON object, like {\"text\": \"...\", \"label\": \"...\"}"));
+            return Err(SuiteProblem::new(path, "line is not a JSON object").line(line).hint(
+                "each line must be one JSON object, like {\"text\": \"...\", \"label\": \"...\"}",
+            ));
         };
         rows.push(RawRow { line, values: align(&mut columns, map) });
     }
@@ -142,15 +150,23 @@ fn read_jsonl(path: &Path) -> Result<RawTable, SuiteProblem> {
 }
 
 /// Rows written inline in the suite; they all carry the line of the list that holds them.
-pub(crate) fn inline_table(suite_path: &Path, line: u64, rows: Vec<BTreeMap<String, Value>>) -> RawTable {
+pub(crate) fn inline_table(
+    suite_path: &Path,
+    line: u64,
+    rows: Vec<BTreeMap<String, Value>>,
+) -> RawTable {
     let mut columns: Vec<String> = Vec::new();
-    let rows = rows.into_iter().map(|row| RawRow { line, values: align(&mut columns, row) }).collect();
+    let rows =
+        rows.into_iter().map(|row| RawRow { line, values: align(&mut columns, row) }).collect();
     RawTable { origin: suite_path.to_path_buf(), columns, rows }
 }
 
 /// A keyed row as values aligned with `columns`, adding columns it is the first to have. Rows
 /// read earlier are shorter; [`RawRow::take`] reads past their end as absent.
-fn align(columns: &mut Vec<String>, row: impl IntoIterator<Item = (String, Value)>) -> Vec<Option<Value>> {
+fn align(
+    columns: &mut Vec<String>,
+    row: impl IntoIterator<Item = (String, Value)>,
+) -> Vec<Option<Value>> {
     let mut values: Vec<Option<Value>> = vec![None; columns.len()];
     for (key, value) in row {
         let i = match columns.iter().position(|c| *c == key) {

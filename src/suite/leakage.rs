@@ -32,7 +32,12 @@ pub fn find(suite: &Suite) -> Vec<Leak> {
         .iter()
         .filter_map(|item| {
             let twin = seen.get(&normalized_text(item))?;
-            Some(Leak { test_id: item.id.clone(), test_line: item.line, train_id: twin.id.clone(), train_line: twin.line })
+            Some(Leak {
+                test_id: item.id.clone(),
+                test_line: item.line,
+                train_id: twin.id.clone(),
+                train_line: twin.line,
+            })
         })
         .collect()
 }
@@ -46,11 +51,17 @@ fn normalized_text(item: &Item) -> String {
         // Text, or lists of text lines (receipts given as OCR lines).
         let texts: Vec<&str> = match item.fields.get(name) {
             Some(serde_json::Value::String(text)) => vec![text],
-            Some(serde_json::Value::Array(lines)) => lines.iter().filter_map(|l| l.as_str()).collect(),
+            Some(serde_json::Value::Array(lines)) => {
+                lines.iter().filter_map(|l| l.as_str()).collect()
+            }
             _ => Vec::new(),
         };
         for text in texts {
-            words.extend(text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase));
+            words.extend(
+                text.split(|c: char| !c.is_alphanumeric())
+                    .filter(|w| !w.is_empty())
+                    .map(str::to_lowercase),
+            );
         }
     }
     words.join(" ")

@@ -10,10 +10,13 @@ use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
 use super::data::{self, RawTable};
-use super::schema::{self, DataSource, FewShotFile, FieldTypeName, ProviderKind, StrategyFile, StructuredOutputFile, SuiteFile};
+use super::schema::{
+    self, DataSource, FewShotFile, FieldTypeName, ProviderKind, StrategyFile, StructuredOutputFile,
+    SuiteFile,
+};
 use super::{
-    BackendSpec, Dataset, FewShot, Fields, Item, Price, Provider, Selection, Strategy, Suite, Task, TaskKind, DEFAULT_CONCURRENCY,
-    OPENAI_BASE_URL, OPENAI_KEY_ENV,
+    BackendSpec, Dataset, FewShot, Fields, Item, Price, Provider, Selection, Strategy, Suite, Task,
+    TaskKind, DEFAULT_CONCURRENCY, OPENAI_BASE_URL, OPENAI_KEY_ENV,
 };
 use crate::cost::{PriceTable, Pricing};
 use crate::error::{SuiteErrors, SuiteProblem};
@@ -30,7 +33,8 @@ pub fn load(path: &Path) -> Result<Suite, SuiteErrors> {
         let problem = SuiteProblem::new(path, format!("cannot read suite: {e}"));
         SuiteErrors::from(problem)
     })?;
-    let text = String::from_utf8(bytes).map_err(|_| SuiteProblem::new(path, "suite is not valid UTF-8"))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| SuiteProblem::new(path, "suite is not valid UTF-8"))?;
     load_str(path, &text)
 }
 
@@ -40,11 +44,12 @@ pub fn load_str(path: &Path, text: &str) -> Result<Suite, SuiteErrors> {
     let file: SuiteFile = serde_saphyr::from_str(text).map_err(|e| {
         let line = e.location().map(|l| l.line());
         let message = e.without_snippet().to_string();
-        SuiteProblem::new(path, message).line(line).hint(
-            "check the key names and value types against the suite format in the README",
-        )
+        SuiteProblem::new(path, message)
+            .line(line)
+            .hint("check the key names and value types against the suite format in the README")
     })?;
-    Resolver { path: path.to_path_buf(), problems: Vec::new(), gold_columns: Vec::new() }.resolve(file, sha256)
+    Resolver { path: path.to_path_buf(), problems: Vec::new(), gold_columns: Vec::new() }
+        .resolve(file, sha256)
 }
 
 fn data_hash(test: &Dataset, train: Option<&Dataset>) -> String {
@@ -54,7 +59,8 @@ fn data_hash(test: &Dataset, train: Option<&Dataset>) -> String {
         for item in data.map_or(&[][..], |d| &d.items[..]) {
             // JSON of (id, label, fields): an unambiguous encoding of everything a prompt or a
             // score can depend on.
-            let encoded = serde_json::to_vec(&(&item.id, &item.label, &item.fields)).unwrap_or_default();
+            let encoded =
+                serde_json::to_vec(&(&item.id, &item.label, &item.fields)).unwrap_or_default();
             hasher.update((encoded.len() as u64).to_be_bytes());
             hasher.update(&encoded);
         }
@@ -74,7 +80,13 @@ struct Resolver {
 }
 
 impl Resolver {
-    fn problem(&mut self, line: u64, key: &str, message: impl Into<String>, hint: impl Into<String>) {
+    fn problem(
+        &mut self,
+        line: u64,
+        key: &str,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
         let hint = hint.into();
         let mut problem = SuiteProblem::new(&self.path, message).line(line).key(key);
         if !hint.is_empty() {
@@ -94,7 +106,12 @@ impl Resolver {
         }
         let name = file.name.value.trim().to_string();
         if name.is_empty() {
-            self.problem(line(&file.name), "name", "the suite name is empty", "name the suite, e.g. `name: support-tickets`");
+            self.problem(
+                line(&file.name),
+                "name",
+                "the suite name is empty",
+                "name the suite, e.g. `name: support-tickets`",
+            );
         }
         let task = self.resolve_task(&file.task);
         let (test, train) = self.resolve_data(&file.data, &task);
@@ -103,7 +120,12 @@ impl Resolver {
         if let Some(volume) = &file.volume {
             let rpd = volume.value.requests_per_day;
             if !(rpd.is_finite() && rpd > 0.0) {
-                self.problem(line(volume), "volume.requests_per_day", "requests per day must be a positive number", "e.g. `volume: { requests_per_day: 50000 }`");
+                self.problem(
+                    line(volume),
+                    "volume.requests_per_day",
+                    "requests per day must be a positive number",
+                    "e.g. `volume: { requests_per_day: 50000 }`",
+                );
             }
         }
 
@@ -134,7 +156,12 @@ impl Resolver {
             return self.resolve_extraction(task);
         }
         if let Some(fields) = &task.fields {
-            self.problem(line(fields), "task.fields", "`fields` belong to extraction tasks", "use `kind: extraction`, or remove `fields` and list `labels`");
+            self.problem(
+                line(fields),
+                "task.fields",
+                "`fields` belong to extraction tasks",
+                "use `kind: extraction`, or remove `fields` and list `labels`",
+            );
         }
         let Some(labels) = &task.labels else {
             self.problem(
@@ -150,14 +177,29 @@ impl Resolver {
         for (i, label) in labels.value.iter().enumerate() {
             let value = label.value.trim().to_string();
             if value.is_empty() {
-                self.problem(line(label), &format!("task.labels[{i}]"), "a label is empty", "remove it or name it");
+                self.problem(
+                    line(label),
+                    &format!("task.labels[{i}]"),
+                    "a label is empty",
+                    "remove it or name it",
+                );
             } else if !seen.insert(value.clone()) {
-                self.problem(line(label), &format!("task.labels[{i}]"), format!("label `{value}` is listed twice"), "");
+                self.problem(
+                    line(label),
+                    &format!("task.labels[{i}]"),
+                    format!("label `{value}` is listed twice"),
+                    "",
+                );
             }
             names.push(value);
         }
         if names.len() < 2 {
-            self.problem(line(labels), "task.labels", "a classification task needs at least two labels", "");
+            self.problem(
+                line(labels),
+                "task.labels",
+                "a classification task needs at least two labels",
+                "",
+            );
         }
         Some(Task {
             kind: task.kind.value,
@@ -171,7 +213,12 @@ impl Resolver {
 
     fn resolve_extraction(&mut self, task: &schema::TaskFile) -> Option<Task> {
         if let Some(labels) = &task.labels {
-            self.problem(line(labels), "task.labels", "an extraction task has `fields`, not `labels`", "remove `labels`, or use `kind: classification`");
+            self.problem(
+                line(labels),
+                "task.labels",
+                "an extraction task has `fields`, not `labels`",
+                "remove `labels`, or use `kind: classification`",
+            );
         }
         let Some(fields) = &task.fields else {
             self.problem(
@@ -183,7 +230,12 @@ impl Resolver {
             return None;
         };
         if fields.value.0.is_empty() {
-            self.problem(line(fields), "task.fields", "an extraction task needs at least one field", "");
+            self.problem(
+                line(fields),
+                "task.fields",
+                "an extraction task needs at least one field",
+                "",
+            );
         }
         let mut specs: Vec<FieldSpec> = Vec::with_capacity(fields.value.0.len());
         for (name, f) in &fields.value.0 {
@@ -202,29 +254,54 @@ impl Resolver {
             let is_text = matches!(ty_name, FieldTypeName::String | FieldTypeName::List);
             let rule = match &f.match_rule {
                 Some(m) if !is_text => {
-                    self.problem(line(m), &format!("{key}.match"), "`match` applies to string and list fields", "remove `match`");
+                    self.problem(
+                        line(m),
+                        &format!("{key}.match"),
+                        "`match` applies to string and list fields",
+                        "remove `match`",
+                    );
                     StringMatch::Normalized
                 }
                 Some(m) => m.value.parse::<StringMatch>().unwrap_or_else(|e| {
-                    self.problem(line(m), &format!("{key}.match"), e, "e.g. `match: exact`, `match: normalized` or `match: fuzzy(0.85)`");
+                    self.problem(
+                        line(m),
+                        &format!("{key}.match"),
+                        e,
+                        "e.g. `match: exact`, `match: normalized` or `match: fuzzy(0.85)`",
+                    );
                     StringMatch::Normalized
                 }),
                 None => StringMatch::Normalized,
             };
             let tolerance = match &f.tolerance {
                 Some(t) if ty_name != FieldTypeName::Number => {
-                    self.problem(line(t), &format!("{key}.tolerance"), "`tolerance` applies to number fields", "remove `tolerance`");
+                    self.problem(
+                        line(t),
+                        &format!("{key}.tolerance"),
+                        "`tolerance` applies to number fields",
+                        "remove `tolerance`",
+                    );
                     0.0
                 }
                 Some(t) if !(t.value.is_finite() && t.value >= 0.0) => {
-                    self.problem(line(t), &format!("{key}.tolerance"), "tolerance must be a number, 0 or more", "e.g. `tolerance: 0.01`");
+                    self.problem(
+                        line(t),
+                        &format!("{key}.tolerance"),
+                        "tolerance must be a number, 0 or more",
+                        "e.g. `tolerance: 0.01`",
+                    );
                     0.0
                 }
                 Some(t) => t.value,
                 None => 0.0,
             };
             if let Some(d) = f.day_first.as_ref().filter(|_| ty_name != FieldTypeName::Date) {
-                self.problem(line(d), &format!("{key}.day_first"), "`day_first` applies to date fields", "remove `day_first`");
+                self.problem(
+                    line(d),
+                    &format!("{key}.day_first"),
+                    "`day_first` applies to date fields",
+                    "remove `day_first`",
+                );
             }
             let values = match (&f.values, ty_name) {
                 (Some(v), FieldTypeName::Enum) => {
@@ -232,22 +309,42 @@ impl Resolver {
                     for value in &v.value {
                         let folded = crate::extract::normalize(value);
                         if folded.is_empty() {
-                            self.problem(line(v), &format!("{key}.values"), "an enum value is empty", "");
+                            self.problem(
+                                line(v),
+                                &format!("{key}.values"),
+                                "an enum value is empty",
+                                "",
+                            );
                         } else if !seen.insert(folded) {
                             self.problem(line(v), &format!("{key}.values"), format!("`{value}` is listed twice (values are compared ignoring case and punctuation)"), "");
                         }
                     }
                     if v.value.is_empty() {
-                        self.problem(line(v), &format!("{key}.values"), "an enum needs at least one value", "");
+                        self.problem(
+                            line(v),
+                            &format!("{key}.values"),
+                            "an enum needs at least one value",
+                            "",
+                        );
                     }
                     v.value.iter().map(|x| x.trim().to_string()).collect()
                 }
                 (Some(v), _) => {
-                    self.problem(line(v), &format!("{key}.values"), "`values` applies to enum fields", "remove `values`, or use `type: enum`");
+                    self.problem(
+                        line(v),
+                        &format!("{key}.values"),
+                        "`values` applies to enum fields",
+                        "remove `values`, or use `type: enum`",
+                    );
                     Vec::new()
                 }
                 (None, FieldTypeName::Enum) => {
-                    self.problem(line(&f.ty), &format!("{key}.values"), "an enum field needs its `values`", "e.g. `values: [card, cash, transfer]`");
+                    self.problem(
+                        line(&f.ty),
+                        &format!("{key}.values"),
+                        "an enum field needs its `values`",
+                        "e.g. `values: [card, cash, transfer]`",
+                    );
                     Vec::new()
                 }
                 (None, _) => Vec::new(),
@@ -256,14 +353,20 @@ impl Resolver {
                 FieldTypeName::String => FieldType::String(rule),
                 FieldTypeName::List => FieldType::List(rule),
                 FieldTypeName::Number => FieldType::Number { tolerance },
-                FieldTypeName::Date => FieldType::Date { day_first: f.day_first.as_ref().is_none_or(|d| d.value) },
+                FieldTypeName::Date => {
+                    FieldType::Date { day_first: f.day_first.as_ref().is_none_or(|d| d.value) }
+                }
                 FieldTypeName::Enum => FieldType::Enum(values),
             };
             specs.push(FieldSpec {
                 name: field,
                 ty,
                 required: f.required.as_ref().is_some_and(|r| r.value),
-                description: f.description.as_ref().map(|d| d.trim().to_string()).filter(|d| !d.is_empty()),
+                description: f
+                    .description
+                    .as_ref()
+                    .map(|d| d.trim().to_string())
+                    .filter(|d| !d.is_empty()),
             });
         }
         Some(Task {
@@ -276,20 +379,38 @@ impl Resolver {
         })
     }
 
-    fn resolve_data(&mut self, data: &schema::DataFile, task: &Option<Task>) -> (Option<Dataset>, Option<Dataset>) {
-        let label_column = data.label_column.as_ref().map_or("label".to_string(), |c| c.value.clone());
+    fn resolve_data(
+        &mut self,
+        data: &schema::DataFile,
+        task: &Option<Task>,
+    ) -> (Option<Dataset>, Option<Dataset>) {
+        let label_column =
+            data.label_column.as_ref().map_or("label".to_string(), |c| c.value.clone());
         let id_column = data.id_column.as_ref().map_or("id".to_string(), |c| c.value.clone());
         let extraction = task.as_ref().filter(|t| t.kind == TaskKind::Extraction);
         if let (Some(_), Some(c)) = (extraction, &data.label_column) {
-            self.problem(line(c), "data.label_column", "an extraction task has no label column", "remove `label_column`; gold comes from `expected_column` or a column per field");
+            self.problem(
+                line(c),
+                "data.label_column",
+                "an extraction task has no label column",
+                "remove `label_column`; gold comes from `expected_column` or a column per field",
+            );
         }
         if let (None, Some(c)) = (extraction, &data.expected_column) {
-            self.problem(line(c), "data.expected_column", "`expected_column` is for extraction tasks", "remove it, or use `kind: extraction`");
+            self.problem(
+                line(c),
+                "data.expected_column",
+                "`expected_column` is for extraction tasks",
+                "remove it, or use `kind: extraction`",
+            );
         }
         let gold = match extraction {
             Some(task) => Gold::Fields {
                 fields: task.fields.clone(),
-                expected: data.expected_column.as_ref().map_or("expected".to_string(), |c| c.value.trim().to_string()),
+                expected: data
+                    .expected_column
+                    .as_ref()
+                    .map_or("expected".to_string(), |c| c.value.trim().to_string()),
                 expected_explicit: data.expected_column.is_some(),
             },
             None => Gold::Label { labels: task.as_ref().map(|t| t.labels.clone()) },
@@ -304,17 +425,30 @@ impl Resolver {
 
         let test_table = match (&data.test, &data.examples) {
             (Some(_), Some(examples)) => {
-                self.problem(line(examples), "data.examples", "both `test` and `examples` are given", "keep one of them");
+                self.problem(
+                    line(examples),
+                    "data.examples",
+                    "both `test` and `examples` are given",
+                    "keep one of them",
+                );
                 None
             }
             (Some(source), None) => self.read_source(source, "data.test"),
-            (None, Some(examples)) => Some(data::inline_table(&self.path, line(examples), examples.value.clone())),
+            (None, Some(examples)) => {
+                Some(data::inline_table(&self.path, line(examples), examples.value.clone()))
+            }
             (None, None) => {
-                self.problem(0, "data.test", "the suite has no test data", "add `data: { test: path/to/test.csv }`");
+                self.problem(
+                    0,
+                    "data.test",
+                    "the suite has no test data",
+                    "add `data: { test: path/to/test.csv }`",
+                );
                 None
             }
         };
-        let train_table = data.train.as_ref().and_then(|source| self.read_source(source, "data.train"));
+        let train_table =
+            data.train.as_ref().and_then(|source| self.read_source(source, "data.train"));
         let test = test_table.and_then(|t| self.build_dataset(t, &columns, &gold, "test"));
         let train = train_table.and_then(|t| self.build_dataset(t, &columns, &gold, "train"));
         (test, train)
@@ -334,15 +468,24 @@ impl Resolver {
                     }
                 }
             }
-            DataSource::Inline(rows) => Some(data::inline_table(&self.path, line(source), rows.clone())),
+            DataSource::Inline(rows) => {
+                Some(data::inline_table(&self.path, line(source), rows.clone()))
+            }
         }
     }
 
-    fn build_dataset(&mut self, table: RawTable, columns: &Columns, gold: &Gold, split: &str) -> Option<Dataset> {
+    fn build_dataset(
+        &mut self,
+        table: RawTable,
+        columns: &Columns,
+        gold: &Gold,
+        split: &str,
+    ) -> Option<Dataset> {
         let origin = table.origin.clone();
         if table.rows.is_empty() {
             self.problems.push(
-                SuiteProblem::new(&origin, format!("the {split} data has no rows")).hint("add labelled examples"),
+                SuiteProblem::new(&origin, format!("the {split} data has no rows"))
+                    .hint("add labelled examples"),
             );
             return None;
         }
@@ -351,13 +494,16 @@ impl Resolver {
             Gold::Label { labels } => {
                 let Some(at) = index_of(&columns.label) else {
                     self.problems.push(
-                        SuiteProblem::new(&origin, format!("no `{}` column with the gold label", columns.label))
-                            .line(1)
-                            .key(&columns.label)
-                            .hint(format!(
-                                "columns are: {}; set `data.label_column` to the one holding the label",
-                                table.columns.join(", ")
-                            )),
+                        SuiteProblem::new(
+                            &origin,
+                            format!("no `{}` column with the gold label", columns.label),
+                        )
+                        .line(1)
+                        .key(&columns.label)
+                        .hint(format!(
+                            "columns are: {}; set `data.label_column` to the one holding the label",
+                            table.columns.join(", ")
+                        )),
                     );
                     return None;
                 };
@@ -376,18 +522,28 @@ impl Resolver {
                         return None;
                     }
                     None => {
-                        let at: Vec<Option<usize>> = fields.iter().map(|f| index_of(&f.name)).collect();
-                        let missing: Vec<&str> = fields.iter().zip(&at).filter(|(_, a)| a.is_none()).map(|(f, _)| f.name.as_str()).collect();
+                        let at: Vec<Option<usize>> =
+                            fields.iter().map(|f| index_of(&f.name)).collect();
+                        let missing: Vec<&str> = fields
+                            .iter()
+                            .zip(&at)
+                            .filter(|(_, a)| a.is_none())
+                            .map(|(f, _)| f.name.as_str())
+                            .collect();
                         if !missing.is_empty() {
                             // A column of objects with the fields' names is most likely the gold
                             // under another name (SROIE calls it `entities`): say so.
                             let holds_fields = |i: usize| {
                                 table.rows.iter().take(20).any(|r| match r.values.get(i) {
-                                    Some(Some(serde_json::Value::Object(m))) => fields.iter().any(|f| m.contains_key(&f.name)),
+                                    Some(Some(serde_json::Value::Object(m))) => {
+                                        fields.iter().any(|f| m.contains_key(&f.name))
+                                    }
                                     _ => false,
                                 })
                             };
-                            let suggestion = (0..table.columns.len()).find(|&i| holds_fields(i)).map(|i| &table.columns[i]);
+                            let suggestion = (0..table.columns.len())
+                                .find(|&i| holds_fields(i))
+                                .map(|i| &table.columns[i]);
                             for name in &missing {
                                 self.problems.push(
                                     SuiteProblem::new(&origin, format!("no gold for field `{name}`: the data has no `{expected}` object and no `{name}` column"))
@@ -407,11 +563,20 @@ impl Resolver {
                         FieldSource::Columns(at.into_iter().flatten().collect())
                     }
                 };
-                GoldReader::Fields { fields, source, expected: expected.clone(), test: split == "test", present: vec![0; fields.len()] }
+                GoldReader::Fields {
+                    fields,
+                    source,
+                    expected: expected.clone(),
+                    test: split == "test",
+                    present: vec![0; fields.len()],
+                }
             }
         };
         // A column the suite names must exist; an unnamed one is optional.
-        for (name, explicit, what) in [(&columns.id, columns.id_explicit, "id"), (&columns.group, columns.group_explicit, "group")] {
+        for (name, explicit, what) in [
+            (&columns.id, columns.id_explicit, "id"),
+            (&columns.group, columns.group_explicit, "group"),
+        ] {
             if explicit && !table.columns.contains(name) {
                 self.problems.push(
                     SuiteProblem::new(&origin, format!("no `{name}` {what} column"))
@@ -440,16 +605,24 @@ impl Resolver {
         let mut row_problems = Vec::new();
         let mut items = Vec::with_capacity(table.rows.len());
         for (index, mut row) in table.rows.into_iter().enumerate() {
-            let Some(label) = reader.read(&mut row, &origin, &columns.label, &mut row_problems) else { continue };
+            let Some(label) = reader.read(&mut row, &origin, &columns.label, &mut row_problems)
+            else {
+                continue;
+            };
             let id = if has_id {
                 match row.get(id_at).and_then(crate::text::scalar_text) {
                     Some(id) if !id.trim().is_empty() => id.trim().to_string(),
                     _ => {
                         row_problems.push(
-                            SuiteProblem::new(&origin, format!("row has an empty `{}`", columns.id))
-                                .line(row.line)
-                                .key(&columns.id)
-                                .hint("give every row a unique id, or drop the id column to number rows"),
+                            SuiteProblem::new(
+                                &origin,
+                                format!("row has an empty `{}`", columns.id),
+                            )
+                            .line(row.line)
+                            .key(&columns.id)
+                            .hint(
+                                "give every row a unique id, or drop the id column to number rows",
+                            ),
                         );
                         continue;
                     }
@@ -459,23 +632,33 @@ impl Resolver {
             };
             if let Some(first) = ids.get(&id) {
                 row_problems.push(
-                    SuiteProblem::new(&origin, format!("duplicate id `{id}` (first on line {first})"))
-                        .line(row.line)
-                        .key(&columns.id)
-                        .hint("ids must be unique within a split"),
+                    SuiteProblem::new(
+                        &origin,
+                        format!("duplicate id `{id}` (first on line {first})"),
+                    )
+                    .line(row.line)
+                    .key(&columns.id)
+                    .hint("ids must be unique within a split"),
                 );
                 continue;
             }
             ids.insert(id.clone(), row.line);
             let group = if has_group {
-                match row.get(group_at).and_then(crate::text::scalar_text).map(|g| g.trim().to_string()) {
+                match row
+                    .get(group_at)
+                    .and_then(crate::text::scalar_text)
+                    .map(|g| g.trim().to_string())
+                {
                     Some(g) if !g.is_empty() => Some(g),
                     _ => {
                         row_problems.push(
-                            SuiteProblem::new(&origin, format!("row has an empty `{}`", columns.group))
-                                .line(row.line)
-                                .key(&columns.group)
-                                .hint("every row needs its group when the data has a group column"),
+                            SuiteProblem::new(
+                                &origin,
+                                format!("row has an empty `{}`", columns.group),
+                            )
+                            .line(row.line)
+                            .key(&columns.group)
+                            .hint("every row needs its group when the data has a group column"),
                         );
                         continue;
                     }
@@ -483,8 +666,15 @@ impl Resolver {
             } else {
                 None
             };
-            let values: Box<[Option<serde_json::Value>]> = kept.iter().map(|&i| row.values.get_mut(i).and_then(Option::take)).collect();
-            items.push(Item { id, fields: Fields::new(names.clone(), values), label, line: row.line, group });
+            let values: Box<[Option<serde_json::Value>]> =
+                kept.iter().map(|&i| row.values.get_mut(i).and_then(Option::take)).collect();
+            items.push(Item {
+                id,
+                fields: Fields::new(names.clone(), values),
+                label,
+                line: row.line,
+                group,
+            });
         }
         self.problems.extend(reader.finish(&origin, &columns.label));
         let total = row_problems.len();
@@ -505,7 +695,12 @@ impl Resolver {
         train: Option<&Dataset>,
     ) -> Vec<BackendSpec> {
         if backends.value.is_empty() {
-            self.problem(line(backends), "backends", "the suite has no backends", "add at least one, e.g. `- { id: baseline, provider: local }`");
+            self.problem(
+                line(backends),
+                "backends",
+                "the suite has no backends",
+                "add at least one, e.g. `- { id: baseline, provider: local }`",
+            );
         }
         let mut seen: BTreeMap<String, u64> = BTreeMap::new();
         let mut out = Vec::new();
@@ -513,11 +708,22 @@ impl Resolver {
             let key = format!("backends[{i}]");
             let id = b.id.value.trim().to_string();
             let id_line = line(&b.id);
-            if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                self.problem(id_line, &format!("{key}.id"), format!("backend id `{id}` is not allowed"), "use letters, digits, `-`, `_` and `.` only");
+            if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                self.problem(
+                    id_line,
+                    &format!("{key}.id"),
+                    format!("backend id `{id}` is not allowed"),
+                    "use letters, digits, `-`, `_` and `.` only",
+                );
             }
             if let Some(first) = seen.insert(id.clone(), id_line) {
-                self.problem(id_line, &format!("{key}.id"), format!("backend id `{id}` is used twice (first on line {first})"), "give each backend a unique id");
+                self.problem(
+                    id_line,
+                    &format!("{key}.id"),
+                    format!("backend id `{id}` is used twice (first on line {first})"),
+                    "give each backend a unique id",
+                );
             }
             if let Some(spec) = self.resolve_backend(b, &key, id, task, train) {
                 out.push(spec);
@@ -538,22 +744,42 @@ impl Resolver {
         let concurrency = b.concurrency.as_ref().map_or(DEFAULT_CONCURRENCY, |c| c.value);
         if let Some(c) = &b.concurrency {
             if c.value == 0 {
-                self.problem(line(c), &format!("{key}.concurrency"), "concurrency must be at least 1", "");
+                self.problem(
+                    line(c),
+                    &format!("{key}.concurrency"),
+                    "concurrency must be at least 1",
+                    "",
+                );
             }
         }
         let timeout_secs = b.timeout_secs.as_ref().map_or(60.0, |t| t.value);
         if !(timeout_secs.is_finite() && timeout_secs > 0.0) {
             let l = b.timeout_secs.as_ref().map_or(id_line, line);
-            self.problem(l, &format!("{key}.timeout_secs"), "timeout must be a positive number of seconds", "");
+            self.problem(
+                l,
+                &format!("{key}.timeout_secs"),
+                "timeout must be a positive number of seconds",
+                "",
+            );
         }
         let max_attempts = b.max_attempts.as_ref().map_or(6, |m| m.value);
         if max_attempts == 0 {
-            self.problem(id_line, &format!("{key}.max_attempts"), "max_attempts must be at least 1", "");
+            self.problem(
+                id_line,
+                &format!("{key}.max_attempts"),
+                "max_attempts must be at least 1",
+                "",
+            );
         }
         let temperature = b.temperature.as_ref().map_or(0.0, |t| t.value);
         if !(0.0..=2.0).contains(&temperature) {
             let l = b.temperature.as_ref().map_or(id_line, line);
-            self.problem(l, &format!("{key}.temperature"), "temperature must be between 0 and 2", "");
+            self.problem(
+                l,
+                &format!("{key}.temperature"),
+                "temperature must be between 0 and 2",
+                "",
+            );
         }
         let provider = match b.provider.value {
             ProviderKind::Openai => Provider::Openai,
@@ -562,11 +788,25 @@ impl Resolver {
         let strategy = match provider {
             Provider::Local => {
                 if let Some(s) = &b.strategy {
-                    self.problem(line(s), &format!("{key}.strategy"), "the local backend takes no strategy", "remove `strategy`; it is a trained classifier, not a prompt");
+                    self.problem(
+                        line(s),
+                        &format!("{key}.strategy"),
+                        "the local backend takes no strategy",
+                        "remove `strategy`; it is a trained classifier, not a prompt",
+                    );
                 }
-                for (name, given) in [("model", b.model.is_some()), ("base_url", b.base_url.is_some()), ("api_key_env", b.api_key_env.is_some())] {
+                for (name, given) in [
+                    ("model", b.model.is_some()),
+                    ("base_url", b.base_url.is_some()),
+                    ("api_key_env", b.api_key_env.is_some()),
+                ] {
                     if given {
-                        self.problem(id_line, &format!("{key}.{name}"), format!("the local backend takes no `{name}`"), format!("remove `{name}`"));
+                        self.problem(
+                            id_line,
+                            &format!("{key}.{name}"),
+                            format!("the local backend takes no `{name}`"),
+                            format!("remove `{name}`"),
+                        );
                     }
                 }
                 if task.as_ref().is_some_and(|t| t.kind == TaskKind::Extraction) {
@@ -577,23 +817,42 @@ impl Resolver {
                         "remove this backend, or use an `openai` backend (any OpenAI-compatible server, e.g. vLLM or Ollama on your own machine)",
                     );
                 } else if train.is_none() {
-                    self.problem(id_line, key, "the local backend needs training data", "add `data.train`");
+                    self.problem(
+                        id_line,
+                        key,
+                        "the local backend needs training data",
+                        "add `data.train`",
+                    );
                 }
                 Strategy::Local
             }
             Provider::Openai => {
                 if b.model.as_ref().is_none_or(|m| m.value.trim().is_empty()) {
-                    self.problem(id_line, &format!("{key}.model"), "an openai backend needs a `model`", "e.g. `model: gpt-4o-mini`");
+                    self.problem(
+                        id_line,
+                        &format!("{key}.model"),
+                        "an openai backend needs a `model`",
+                        "e.g. `model: gpt-4o-mini`",
+                    );
                 }
                 if let Some(url) = &b.base_url {
                     let u = url.value.trim();
-                    if !(u.starts_with("http://") || u.starts_with("https://")) || reqwest::Url::parse(u).is_err() {
-                        self.problem(line(url), &format!("{key}.base_url"), format!("`{u}` is not an http(s) URL"), "e.g. `base_url: http://localhost:8000/v1`");
+                    if !(u.starts_with("http://") || u.starts_with("https://"))
+                        || reqwest::Url::parse(u).is_err()
+                    {
+                        self.problem(
+                            line(url),
+                            &format!("{key}.base_url"),
+                            format!("`{u}` is not an http(s) URL"),
+                            "e.g. `base_url: http://localhost:8000/v1`",
+                        );
                     }
                 }
                 if let Some(env) = &b.api_key_env {
                     let name = env.value.trim();
-                    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    if name.is_empty()
+                        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    {
                         self.problem(line(env), &format!("{key}.api_key_env"), format!("`{name}` is not an environment variable name"), "name the variable that holds the key (e.g. OPENAI_API_KEY), never the key itself");
                     }
                 }
@@ -604,7 +863,11 @@ impl Resolver {
             }
         };
         let base_url = match provider {
-            Provider::Openai => Some(b.base_url.as_ref().map_or(OPENAI_BASE_URL.to_string(), |u| u.value.trim().trim_end_matches('/').to_string())),
+            Provider::Openai => {
+                Some(b.base_url.as_ref().map_or(OPENAI_BASE_URL.to_string(), |u| {
+                    u.value.trim().trim_end_matches('/').to_string()
+                }))
+            }
             Provider::Local => None,
         };
         // The OpenAI key is only assumed for the OpenAI API itself; self-hosted servers usually
@@ -618,22 +881,47 @@ impl Resolver {
         let epochs = b.epochs.as_ref().map_or(1, |e| e.value);
         if let Some(e) = &b.epochs {
             if e.value == 0 || e.value > 100 {
-                self.problem(line(e), &format!("{key}.epochs"), "epochs must be between 1 and 100", "");
+                self.problem(
+                    line(e),
+                    &format!("{key}.epochs"),
+                    "epochs must be between 1 and 100",
+                    "",
+                );
             } else if e.value > 1 && provider == Provider::Local {
-                self.problem(line(e), &format!("{key}.epochs"), "the local backend is deterministic; repeated sampling adds nothing", "remove `epochs`");
+                self.problem(
+                    line(e),
+                    &format!("{key}.epochs"),
+                    "the local backend is deterministic; repeated sampling adds nothing",
+                    "remove `epochs`",
+                );
             }
         }
-        for (name, limit) in [("requests_per_minute", &b.requests_per_minute), ("tokens_per_minute", &b.tokens_per_minute)] {
+        for (name, limit) in [
+            ("requests_per_minute", &b.requests_per_minute),
+            ("tokens_per_minute", &b.tokens_per_minute),
+        ] {
             if let Some(l) = limit {
                 if !(l.value.is_finite() && l.value > 0.0) {
-                    self.problem(line(l), &format!("{key}.{name}"), format!("{name} must be a positive number"), "");
+                    self.problem(
+                        line(l),
+                        &format!("{key}.{name}"),
+                        format!("{name} must be a positive number"),
+                        "",
+                    );
                 }
             }
         }
         let max_retry_delay = match &b.max_retry_delay_secs {
-            Some(d) if d.value.is_finite() && d.value >= 0.0 => Some(Duration::from_secs_f64(d.value)),
+            Some(d) if d.value.is_finite() && d.value >= 0.0 => {
+                Some(Duration::from_secs_f64(d.value))
+            }
             Some(d) => {
-                self.problem(line(d), &format!("{key}.max_retry_delay_secs"), "the delay must be a number of seconds, 0 or more", "");
+                self.problem(
+                    line(d),
+                    &format!("{key}.max_retry_delay_secs"),
+                    "the delay must be a number of seconds, 0 or more",
+                    "",
+                );
                 None
             }
             None => None,
@@ -641,11 +929,21 @@ impl Resolver {
         let extraction = task.as_ref().is_some_and(|t| t.kind == TaskKind::Extraction);
         let structured_output = match (&b.structured_output, extraction) {
             (Some(s), false) => {
-                self.problem(line(s), &format!("{key}.structured_output"), "`structured_output` applies to extraction tasks", "remove it");
+                self.problem(
+                    line(s),
+                    &format!("{key}.structured_output"),
+                    "`structured_output` applies to extraction tasks",
+                    "remove it",
+                );
                 false
             }
             (Some(s), true) if provider == Provider::Local => {
-                self.problem(line(s), &format!("{key}.structured_output"), "the local backend takes no `structured_output`", "remove it");
+                self.problem(
+                    line(s),
+                    &format!("{key}.structured_output"),
+                    "the local backend takes no `structured_output`",
+                    "remove it",
+                );
                 false
             }
             (Some(s), true) => match s.value {
@@ -653,13 +951,19 @@ impl Resolver {
                 StructuredOutputFile::Off => false,
                 StructuredOutputFile::Auto => supports_json_schema(base_url.as_deref()),
             },
-            (None, true) => provider == Provider::Openai && supports_json_schema(base_url.as_deref()),
+            (None, true) => {
+                provider == Provider::Openai && supports_json_schema(base_url.as_deref())
+            }
             (None, false) => false,
         };
         Some(BackendSpec {
             structured_output,
             max_retry_delay,
-            requests_per_minute: b.requests_per_minute.as_ref().map(|l| l.value).filter(|v| *v > 0.0),
+            requests_per_minute: b
+                .requests_per_minute
+                .as_ref()
+                .map(|l| l.value)
+                .filter(|v| *v > 0.0),
             tokens_per_minute: b.tokens_per_minute.as_ref().map(|l| l.value).filter(|v| *v > 0.0),
             epochs: epochs.max(1),
             price,
@@ -672,28 +976,51 @@ impl Resolver {
             concurrency: concurrency.max(1),
             temperature,
             max_tokens: b.max_tokens.as_ref().map(|m| m.value),
-            timeout: Duration::from_secs_f64(if timeout_secs.is_finite() && timeout_secs > 0.0 { timeout_secs } else { 60.0 }),
+            timeout: Duration::from_secs_f64(if timeout_secs.is_finite() && timeout_secs > 0.0 {
+                timeout_secs
+            } else {
+                60.0
+            }),
             max_attempts: max_attempts.max(1),
             line: id_line,
         })
     }
 
-    fn resolve_compare(&mut self, compare: Option<&Spanned<Vec<Vec<String>>>>, backends: &[BackendSpec]) -> Vec<(String, String)> {
+    fn resolve_compare(
+        &mut self,
+        compare: Option<&Spanned<Vec<Vec<String>>>>,
+        backends: &[BackendSpec],
+    ) -> Vec<(String, String)> {
         let Some(compare) = compare else { return Vec::new() };
         let mut pairs = Vec::new();
         for (i, pair) in compare.value.iter().enumerate() {
             let key = format!("compare[{i}]");
             let [a, b] = pair.as_slice() else {
-                self.problem(line(compare), &key, "each comparison is a pair of backend ids", "e.g. `compare: [[mini-zero, mini-5shot]]`");
+                self.problem(
+                    line(compare),
+                    &key,
+                    "each comparison is a pair of backend ids",
+                    "e.g. `compare: [[mini-zero, mini-5shot]]`",
+                );
                 continue;
             };
             for id in [a, b] {
                 if !backends.iter().any(|s| &s.id == id) {
-                    self.problem(line(compare), &key, format!("no backend has id `{id}`"), "use ids from `backends`");
+                    self.problem(
+                        line(compare),
+                        &key,
+                        format!("no backend has id `{id}`"),
+                        "use ids from `backends`",
+                    );
                 }
             }
             if a == b {
-                self.problem(line(compare), &key, "a backend compared with itself", "name two different backends");
+                self.problem(
+                    line(compare),
+                    &key,
+                    "a backend compared with itself",
+                    "name two different backends",
+                );
             }
             pairs.push((a.clone(), b.clone()));
         }
@@ -701,38 +1028,76 @@ impl Resolver {
     }
 
     /// The suite's price if it gives one, else the built-in table's for the model, else unknown.
-    fn resolve_price(&mut self, b: &schema::BackendFile, key: &str, provider: Provider) -> Option<Price> {
+    fn resolve_price(
+        &mut self,
+        b: &schema::BackendFile,
+        key: &str,
+        provider: Provider,
+    ) -> Option<Price> {
         let key = format!("{key}.pricing");
         if let Some(p) = &b.pricing {
             let f = &p.value;
-            let per_token = f.input_per_mtok.is_some() || f.output_per_mtok.is_some() || f.cached_input_per_mtok.is_some();
+            let per_token = f.input_per_mtok.is_some()
+                || f.output_per_mtok.is_some()
+                || f.cached_input_per_mtok.is_some();
             let fixed = f.monthly_usd.is_some() || f.capacity_rps.is_some();
             let pricing = match (per_token, fixed) {
                 (true, true) => {
-                    self.problem(line(p), &key, "pricing mixes per-token and fixed prices", "give either input_per_mtok/output_per_mtok or monthly_usd/capacity_rps");
+                    self.problem(
+                        line(p),
+                        &key,
+                        "pricing mixes per-token and fixed prices",
+                        "give either input_per_mtok/output_per_mtok or monthly_usd/capacity_rps",
+                    );
                     return None;
                 }
                 (true, false) => match (f.input_per_mtok, f.output_per_mtok) {
-                    (Some(input), Some(output)) => Pricing::PerToken { input_per_mtok: input, output_per_mtok: output, cached_input_per_mtok: f.cached_input_per_mtok },
+                    (Some(input), Some(output)) => Pricing::PerToken {
+                        input_per_mtok: input,
+                        output_per_mtok: output,
+                        cached_input_per_mtok: f.cached_input_per_mtok,
+                    },
                     _ => {
-                        self.problem(line(p), &key, "per-token pricing needs both input_per_mtok and output_per_mtok", "prices are USD per million tokens");
+                        self.problem(
+                            line(p),
+                            &key,
+                            "per-token pricing needs both input_per_mtok and output_per_mtok",
+                            "prices are USD per million tokens",
+                        );
                         return None;
                     }
                 },
                 (false, true) => match f.monthly_usd {
-                    Some(monthly) => Pricing::Fixed { monthly_usd: monthly, capacity_rps: f.capacity_rps },
+                    Some(monthly) => {
+                        Pricing::Fixed { monthly_usd: monthly, capacity_rps: f.capacity_rps }
+                    }
                     None => {
-                        self.problem(line(p), &key, "fixed pricing needs monthly_usd", "e.g. `pricing: { monthly_usd: 450, capacity_rps: 25 }`");
+                        self.problem(
+                            line(p),
+                            &key,
+                            "fixed pricing needs monthly_usd",
+                            "e.g. `pricing: { monthly_usd: 450, capacity_rps: 25 }`",
+                        );
                         return None;
                     }
                 },
                 (false, false) => {
-                    self.problem(line(p), &key, "pricing is empty", "give input_per_mtok and output_per_mtok, or monthly_usd");
+                    self.problem(
+                        line(p),
+                        &key,
+                        "pricing is empty",
+                        "give input_per_mtok and output_per_mtok, or monthly_usd",
+                    );
                     return None;
                 }
             };
             if let Err(e) = pricing.validate() {
-                self.problem(line(p), &key, format!("invalid price: {e}"), "prices must be finite and not negative");
+                self.problem(
+                    line(p),
+                    &key,
+                    format!("invalid price: {e}"),
+                    "prices must be finite and not negative",
+                );
                 return None;
             }
             return Some(Price { pricing, origin: "suite".into(), as_of: None, source: None });
@@ -749,7 +1114,13 @@ impl Resolver {
         })
     }
 
-    fn resolve_strategy(&mut self, s: &Spanned<StrategyFile>, key: &str, task: &Option<Task>, train: Option<&Dataset>) -> Strategy {
+    fn resolve_strategy(
+        &mut self,
+        s: &Spanned<StrategyFile>,
+        key: &str,
+        task: &Option<Task>,
+        train: Option<&Dataset>,
+    ) -> Strategy {
         let key = format!("{key}.strategy");
         match &s.value {
             StrategyFile::ZeroShot => Strategy::ZeroShot,
@@ -758,13 +1129,31 @@ impl Resolver {
         }
     }
 
-    fn resolve_few_shot(&mut self, f: &FewShotFile, l: u64, key: &str, task: &Option<Task>, train: Option<&Dataset>) -> Strategy {
+    fn resolve_few_shot(
+        &mut self,
+        f: &FewShotFile,
+        l: u64,
+        key: &str,
+        task: &Option<Task>,
+        train: Option<&Dataset>,
+    ) -> Strategy {
         let extraction = task.as_ref().is_some_and(|t| t.kind == TaskKind::Extraction);
         // Extraction has no classes to stratify by: its demonstrations are drawn at random.
-        let default = if f.ids.is_some() { Selection::Fixed } else if extraction { Selection::Random } else { Selection::Stratified };
+        let default = if f.ids.is_some() {
+            Selection::Fixed
+        } else if extraction {
+            Selection::Random
+        } else {
+            Selection::Stratified
+        };
         let select = f.select.unwrap_or(default);
         if extraction && select == Selection::Stratified {
-            self.problem(l, &format!("{key}.select"), "`stratified` needs classes; an extraction task has none", "use `select: random` or `select: fixed`");
+            self.problem(
+                l,
+                &format!("{key}.select"),
+                "`stratified` needs classes; an extraction task has none",
+                "use `select: random` or `select: fixed`",
+            );
         }
         let Some(train) = train else {
             self.problem(l, key, "few-shot needs a pool of demonstrations", "add `data.train`");
@@ -774,30 +1163,60 @@ impl Resolver {
         let k = match select {
             Selection::Fixed => {
                 if ids.is_empty() {
-                    self.problem(l, &format!("{key}.ids"), "`select: fixed` needs the train ids to show", "e.g. `ids: [tr-0001, tr-0042]`");
+                    self.problem(
+                        l,
+                        &format!("{key}.ids"),
+                        "`select: fixed` needs the train ids to show",
+                        "e.g. `ids: [tr-0001, tr-0042]`",
+                    );
                 }
                 let known: HashSet<&str> = train.items.iter().map(|i| i.id.as_str()).collect();
                 for id in &ids {
                     if !known.contains(id.as_str()) {
-                        self.problem(l, &format!("{key}.ids"), format!("train has no item with id `{id}`"), format!("ids come from {}", train.origin.display()));
+                        self.problem(
+                            l,
+                            &format!("{key}.ids"),
+                            format!("train has no item with id `{id}`"),
+                            format!("ids come from {}", train.origin.display()),
+                        );
                     }
                 }
                 if let Some(k) = f.k {
                     if k != ids.len() {
-                        self.problem(l, &format!("{key}.k"), format!("k is {k} but {} ids are listed", ids.len()), "drop `k` or make it match");
+                        self.problem(
+                            l,
+                            &format!("{key}.k"),
+                            format!("k is {k} but {} ids are listed", ids.len()),
+                            "drop `k` or make it match",
+                        );
                     }
                 }
                 ids.len()
             }
             Selection::Random | Selection::Stratified => {
                 if !ids.is_empty() {
-                    self.problem(l, &format!("{key}.ids"), "`ids` only applies to `select: fixed`", "remove `ids` or use `select: fixed`");
+                    self.problem(
+                        l,
+                        &format!("{key}.ids"),
+                        "`ids` only applies to `select: fixed`",
+                        "remove `ids` or use `select: fixed`",
+                    );
                 }
                 let k = f.k.unwrap_or(5);
                 if k == 0 {
-                    self.problem(l, &format!("{key}.k"), "k must be at least 1", "use zero-shot for no demonstrations");
+                    self.problem(
+                        l,
+                        &format!("{key}.k"),
+                        "k must be at least 1",
+                        "use zero-shot for no demonstrations",
+                    );
                 } else if k >= train.items.len() {
-                    self.problem(l, &format!("{key}.k"), format!("k is {k} but train has only {} items", train.items.len()), "use a smaller k");
+                    self.problem(
+                        l,
+                        &format!("{key}.k"),
+                        format!("k is {k} but train has only {} items", train.items.len()),
+                        "use a smaller k",
+                    );
                 }
                 k
             }
@@ -805,24 +1224,50 @@ impl Resolver {
         Strategy::FewShot(FewShot { k, select, seed: f.seed.unwrap_or(0), ids })
     }
 
-    fn check_templates(&mut self, file: &schema::TaskFile, task: &Task, test: &Dataset, train: Option<&Dataset>) {
+    fn check_templates(
+        &mut self,
+        file: &schema::TaskFile,
+        task: &Task,
+        test: &Dataset,
+        train: Option<&Dataset>,
+    ) {
         match PromptTemplates::compile(task) {
             Ok(templates) => {
-                let mut columns: Vec<&str> = test.items.first().map(|i| i.fields.keys().collect()).unwrap_or_default();
+                let mut columns: Vec<&str> =
+                    test.items.first().map(|i| i.fields.keys().collect()).unwrap_or_default();
                 columns.sort_unstable();
                 let fine_tuned = file.fine_tuned_instructions.as_ref();
-                let checked = [("input", Some(&file.input)), ("instructions", Some(&file.instructions)), ("fine_tuned_instructions", fine_tuned)];
+                let checked = [
+                    ("input", Some(&file.input)),
+                    ("instructions", Some(&file.instructions)),
+                    ("fine_tuned_instructions", fine_tuned),
+                ];
                 for (name, span) in checked.into_iter().filter_map(|(n, s)| Some((n, s?))) {
                     for var in templates.variables(name) {
                         if (var == "labels" || var == "fields") && name != "input" {
                             continue;
                         }
                         let (message, hint) = if self.gold_columns.contains(&var) {
-                            (format!("template uses `{var}`, which holds the gold {}", if task.kind == TaskKind::Extraction { "fields" } else { "label" }), "the prompt must not contain the answer; remove it".to_string())
+                            (
+                                format!(
+                                    "template uses `{var}`, which holds the gold {}",
+                                    if task.kind == TaskKind::Extraction {
+                                        "fields"
+                                    } else {
+                                        "label"
+                                    }
+                                ),
+                                "the prompt must not contain the answer; remove it".to_string(),
+                            )
                         } else if name != "input" {
                             (format!("template uses `{var}`, which instructions do not have"), "instructions see only `labels` (and `fields` in extraction tasks); put item columns in `input`".to_string())
                         } else if !columns.contains(&var.as_str()) {
-                            (format!("template uses `{var}`, which is not a column of the test data"), format!("columns are: {}", columns.join(", ")))
+                            (
+                                format!(
+                                    "template uses `{var}`, which is not a column of the test data"
+                                ),
+                                format!("columns are: {}", columns.join(", ")),
+                            )
                         } else {
                             continue;
                         };
@@ -847,8 +1292,19 @@ impl Resolver {
                 }
             }
             Err((name, e)) => {
-                let span = if name == "input" { &file.input } else if name == "instructions" { &file.instructions } else { file.fine_tuned_instructions.as_ref().unwrap_or(&file.input) };
-                self.problem(line(span), &format!("task.{name}"), format!("invalid template: {e}"), "templates use Jinja syntax, e.g. `Ticket: {{ text }}`");
+                let span = if name == "input" {
+                    &file.input
+                } else if name == "instructions" {
+                    &file.instructions
+                } else {
+                    file.fine_tuned_instructions.as_ref().unwrap_or(&file.input)
+                };
+                self.problem(
+                    line(span),
+                    &format!("task.{name}"),
+                    format!("invalid template: {e}"),
+                    "templates use Jinja syntax, e.g. `Ticket: {{ text }}`",
+                );
             }
         }
     }
@@ -900,10 +1356,20 @@ impl GoldReader<'_> {
 
     /// The row's gold as the item's `label` text, taken out of the row; `None` after recording a
     /// problem.
-    fn read(&mut self, row: &mut data::RawRow, origin: &Path, label_column: &str, problems: &mut Vec<SuiteProblem>) -> Option<String> {
+    fn read(
+        &mut self,
+        row: &mut data::RawRow,
+        origin: &Path,
+        label_column: &str,
+        problems: &mut Vec<SuiteProblem>,
+    ) -> Option<String> {
         match self {
             GoldReader::Label { at, labels, unknown } => {
-                let label = row.take(Some(*at)).as_ref().and_then(crate::text::scalar_text).map(|s| s.trim().to_string());
+                let label = row
+                    .take(Some(*at))
+                    .as_ref()
+                    .and_then(crate::text::scalar_text)
+                    .map(|s| s.trim().to_string());
                 let Some(label) = label.filter(|l| !l.is_empty()) else {
                     problems.push(
                         SuiteProblem::new(origin, format!("row has no `{label_column}` value"))
@@ -923,13 +1389,18 @@ impl GoldReader<'_> {
                 let (raw, prefix): (Vec<serde_json::Value>, Option<&str>) = match source {
                     FieldSource::Object(at) => match row.take(Some(*at)) {
                         Some(serde_json::Value::Object(mut map)) => {
-                            let values = fields.iter().map(|f| map.remove(&f.name).unwrap_or(serde_json::Value::Null)).collect();
+                            let values = fields
+                                .iter()
+                                .map(|f| map.remove(&f.name).unwrap_or(serde_json::Value::Null))
+                                .collect();
                             (values, Some(expected.as_str()))
                         }
                         other => {
                             let what = match other {
                                 None | Some(serde_json::Value::Null) => "is missing".to_string(),
-                                Some(serde_json::Value::String(_)) => "is text, not a JSON object".to_string(),
+                                Some(serde_json::Value::String(_)) => {
+                                    "is text, not a JSON object".to_string()
+                                }
                                 Some(_) => "is not a JSON object".to_string(),
                             };
                             problems.push(
@@ -942,11 +1413,15 @@ impl GoldReader<'_> {
                         }
                     },
                     FieldSource::Columns(at) => {
-                        let values = at.iter().map(|&i| row.take(Some(i)).unwrap_or(serde_json::Value::Null)).collect();
+                        let values = at
+                            .iter()
+                            .map(|&i| row.take(Some(i)).unwrap_or(serde_json::Value::Null))
+                            .collect();
                         (values, None)
                     }
                 };
-                let key_of = |name: &str| prefix.map_or(name.to_string(), |p| format!("{p}.{name}"));
+                let key_of =
+                    |name: &str| prefix.map_or(name.to_string(), |p| format!("{p}.{name}"));
                 let mut shown = Vec::with_capacity(fields.len());
                 let mut ok = true;
                 for (i, (f, value)) in fields.iter().zip(&raw).enumerate() {
@@ -967,10 +1442,19 @@ impl GoldReader<'_> {
                         }
                         Err(e) => {
                             problems.push(
-                                SuiteProblem::new(origin, format!("the gold `{}` does not fit its type `{}`: {e}", f.name, f.ty.name()))
-                                    .line(row.line)
-                                    .key(key_of(&f.name))
-                                    .hint("fix the value, or change the field's `type` in `task.fields`"),
+                                SuiteProblem::new(
+                                    origin,
+                                    format!(
+                                        "the gold `{}` does not fit its type `{}`: {e}",
+                                        f.name,
+                                        f.ty.name()
+                                    ),
+                                )
+                                .line(row.line)
+                                .key(key_of(&f.name))
+                                .hint(
+                                    "fix the value, or change the field's `type` in `task.fields`",
+                                ),
                             );
                             ok = false;
                         }
@@ -1028,7 +1512,10 @@ struct Columns {
 /// differ by version and flags, so they get the instructions and the reply is parsed, unless
 /// the suite says `structured_output: on`.
 fn supports_json_schema(base_url: Option<&str>) -> bool {
-    let Some(host) = base_url.and_then(|u| reqwest::Url::parse(u).ok()).and_then(|u| u.host_str().map(str::to_ascii_lowercase)) else {
+    let Some(host) = base_url
+        .and_then(|u| reqwest::Url::parse(u).ok())
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+    else {
         return false;
     };
     host == "api.openai.com" || host.ends_with(".openai.azure.com")
@@ -1085,7 +1572,8 @@ volume: { requests_per_day: 1000 }
     #[test]
     fn mutated_suites_never_panic() {
         let mut rng = ChaCha8Rng::seed_from_u64(42);
-        let alphabet: Vec<char> = "{}[]:-\"'\n\t #&*!|>%@`,?\\0123456789abcxyzé🙂\u{0}".chars().collect();
+        let alphabet: Vec<char> =
+            "{}[]:-\"'\n\t #&*!|>%@`,?\\0123456789abcxyzé🙂\u{0}".chars().collect();
         for _ in 0..3000 {
             let mut text: Vec<char> = VALID.chars().collect();
             for _ in 0..rng.random_range(1..6) {
@@ -1123,7 +1611,18 @@ volume: { requests_per_day: 1000 }
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let dir = std::env::temp_dir().join(format!("evalgate-fuzz-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let pieces: [&[u8]; 10] = [b"id,text,label\n", b"a,b,c\n", b"\"", b",", b"\n", b"\xff\xfe", b"{\"text\": 1}", b"label", b"billing", b"\r\n"];
+        let pieces: [&[u8]; 10] = [
+            b"id,text,label\n",
+            b"a,b,c\n",
+            b"\"",
+            b",",
+            b"\n",
+            b"\xff\xfe",
+            b"{\"text\": 1}",
+            b"label",
+            b"billing",
+            b"\r\n",
+        ];
         for i in 0..400 {
             let mut bytes = Vec::new();
             for _ in 0..rng.random_range(0..30) {
@@ -1161,7 +1660,11 @@ mod line_numbers {
         ] {
             std::fs::write(dir.join("t.csv"), csv).unwrap();
             let errors = load_str(&dir.join("suite.yaml"), suite).unwrap_err();
-            let problem = errors.0.iter().find(|p| p.message.contains("`y`")).expect("the undeclared label is reported");
+            let problem = errors
+                .0
+                .iter()
+                .find(|p| p.message.contains("`y`"))
+                .expect("the undeclared label is reported");
             assert_eq!(problem.line, Some(line), "{csv:?}");
         }
         let _ = std::fs::remove_dir_all(&dir);

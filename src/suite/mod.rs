@@ -110,7 +110,11 @@ impl Fields {
 
     /// Names of the columns this row has, in column order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.names.iter().zip(self.values.iter()).filter(|(_, v)| v.is_some()).map(|(n, _)| n.as_str())
+        self.names
+            .iter()
+            .zip(self.values.iter())
+            .filter(|(_, v)| v.is_some())
+            .map(|(n, _)| n.as_str())
     }
 }
 

@@ -81,9 +81,14 @@ impl<'de> Deserialize<'de> for FieldsFile {
         impl<'de> serde::de::Visitor<'de> for Visitor {
             type Value = FieldsFile;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a mapping of field names to declarations, e.g. `total: { type: number }`")
+                f.write_str(
+                    "a mapping of field names to declarations, e.g. `total: { type: number }`",
+                )
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<FieldsFile, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FieldsFile, A::Error> {
                 let mut out = Vec::new();
                 while let Some(entry) = map.next_entry::<Spanned<String>, FieldFile>()? {
                     out.push(entry);
@@ -260,7 +265,9 @@ impl<'de> Deserialize<'de> for StructuredOutputFile {
                 "auto" => Ok(StructuredOutputFile::Auto),
                 "on" | "true" | "yes" => Ok(StructuredOutputFile::On),
                 "off" | "false" | "no" => Ok(StructuredOutputFile::Off),
-                other => Err(serde::de::Error::custom(format!("structured_output must be auto, on or off, not `{other}`"))),
+                other => Err(serde::de::Error::custom(format!(
+                    "structured_output must be auto, on or off, not `{other}`"
+                ))),
             },
         }
     }

@@ -35,17 +35,26 @@ fn quickstart_runs_offline_and_report_rebuilds_it() {
     let run = ws.run_dir("run");
     let out = output(evalgate(ws.path()).arg("run").arg(&suite).arg("--out").arg(&run));
     assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
-    assert_eq!(out.stdout.trim(), run.join("report.md").display().to_string(), "stdout is the report path");
+    assert_eq!(
+        out.stdout.trim(),
+        run.join("report.md").display().to_string(),
+        "stdout is the report path"
+    );
 
     let first = results(&run);
-    let backends: Vec<&str> = first["backends"].as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
+    let backends: Vec<&str> =
+        first["backends"].as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
     assert_eq!(backends, ["baseline"]);
     let baseline = backend(&first, "baseline");
     let accuracy = f(&baseline["accuracy"]["estimate"]);
     assert!(accuracy >= 0.8, "baseline accuracy {accuracy}");
     // The fixture test.csv has 240 rows (counted with Python's csv module).
-    assert_eq!((u(&baseline["items"]), u(&baseline["answered"]), u(&baseline["errors"])), (240, 240, 0));
-    let skipped: HashSet<&str> = first["skipped"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        (u(&baseline["items"]), u(&baseline["answered"]), u(&baseline["errors"])),
+        (240, 240, 0)
+    );
+    let skipped: HashSet<&str> =
+        first["skipped"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
     assert_eq!(skipped, HashSet::from(["mini-zero", "mini-5shot", "ft-mini"]));
     for s in first["skipped"].as_array().unwrap() {
         assert!(s["reason"].as_str().unwrap().contains("OPENAI_API_KEY"), "{s}");
@@ -61,8 +70,16 @@ fn quickstart_runs_offline_and_report_rebuilds_it() {
     let out = output(evalgate(ws.path()).arg("report").arg(&run));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(results(&run), first, "results.json rebuilt identically");
-    assert_eq!(std::fs::read_to_string(run.join("report.md")).unwrap(), markdown, "report.md rebuilt identically");
-    assert_eq!(std::fs::read(run.join("records.csv")).unwrap(), csv_before, "records.csv rebuilt identically");
+    assert_eq!(
+        std::fs::read_to_string(run.join("report.md")).unwrap(),
+        markdown,
+        "report.md rebuilt identically"
+    );
+    assert_eq!(
+        std::fs::read(run.join("records.csv")).unwrap(),
+        csv_before,
+        "records.csv rebuilt identically"
+    );
 }
 
 #[test]
@@ -71,7 +88,9 @@ fn run_refuses_to_overwrite_a_run() {
     let ws = Workspace::new();
     let run = ws.run_dir("run");
     ws.write("run/records.jsonl", "");
-    let out = output(evalgate(ws.path()).arg("run").arg(&suite).arg("--out").arg(&run).arg("--limit").arg("3"));
+    let out = output(
+        evalgate(ws.path()).arg("run").arg(&suite).arg("--out").arg(&run).arg("--limit").arg("3"),
+    );
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("already holds a run"), "{}", out.stderr);
 }
@@ -101,13 +120,19 @@ fn keyed_workspace(base: &str, var: &str) -> (Workspace, std::path::PathBuf) {
     let ws = Workspace::new();
     ws.write(
         "test.csv",
-        &rows_csv(&[row("k-1", "charged twice", "billing"), row("k-2", "app crashes", "technical"), row("k-3", "refund please", "billing")]),
+        &rows_csv(&[
+            row("k-1", "charged twice", "billing"),
+            row("k-2", "app crashes", "technical"),
+            row("k-3", "refund please", "billing"),
+        ]),
     );
     let suite = ws.write("suite.yaml", &KEYED_SUITE.replace("@BASE@", base).replace("@VAR@", var));
     (ws, suite)
 }
 
-fn answer_billing() -> impl Fn(&crate::support::openai_server::RecordedRequest, usize) -> Reply + Send + Sync + 'static {
+fn answer_billing(
+) -> impl Fn(&crate::support::openai_server::RecordedRequest, usize) -> Reply + Send + Sync + 'static
+{
     |_, _| Reply::chat("billing")
 }
 
@@ -117,9 +142,14 @@ fn a_backend_without_its_key_is_skipped_or_fails_with_require_all() {
     let var = unique("EVALGATE_TEST_UNSET_KEY");
     let (ws, suite) = keyed_workspace(&server.base_url(), &var);
     let run = ws.run_dir("run");
-    let out = output(evalgate(ws.path()).arg("run").arg(&suite).arg("--out").arg(&run).env_remove(&var));
+    let out =
+        output(evalgate(ws.path()).arg("run").arg(&suite).arg("--out").arg(&run).env_remove(&var));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(out.stderr.contains("locked") && out.stderr.contains(&var), "a visible note: {}", out.stderr);
+    assert!(
+        out.stderr.contains("locked") && out.stderr.contains(&var),
+        "a visible note: {}",
+        out.stderr
+    );
     assert_eq!(server.request_count(), 3, "only `served` sends requests");
     assert!(server.requests().iter().all(|r| r.model() == Some("m-served")));
 
@@ -128,13 +158,25 @@ fn a_backend_without_its_key_is_skipped_or_fails_with_require_all() {
     assert_eq!(skipped.len(), 1, "{results}");
     assert_eq!(skipped[0]["id"], "locked");
     assert!(skipped[0]["reason"].as_str().unwrap().contains(&var), "{}", skipped[0]);
-    let ids: Vec<&str> = results["backends"].as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> =
+        results["backends"].as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["served"]);
     let markdown = std::fs::read_to_string(run.join("report.md")).unwrap();
-    assert!(markdown.contains("`locked`") && markdown.contains(&var), "report.md mentions the skipped backend:\n{markdown}");
+    assert!(
+        markdown.contains("`locked`") && markdown.contains(&var),
+        "report.md mentions the skipped backend:\n{markdown}"
+    );
 
     let strict = ws.run_dir("strict");
-    let out = output(evalgate(ws.path()).arg("run").arg(&suite).arg("--out").arg(&strict).arg("--require-all").env_remove(&var));
+    let out = output(
+        evalgate(ws.path())
+            .arg("run")
+            .arg(&suite)
+            .arg("--out")
+            .arg(&strict)
+            .arg("--require-all")
+            .env_remove(&var),
+    );
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("locked") && out.stderr.contains(&var), "{}", out.stderr);
     assert_eq!(server.request_count(), 3, "--require-all fails before any request");
@@ -149,7 +191,11 @@ fn assert_nowhere(secret: &str, dir: &Path, out: &Outcome) {
     assert!(files.len() >= 5, "expected a full run directory, got {files:?}");
     for file in files {
         let bytes = std::fs::read(&file).unwrap();
-        assert!(!String::from_utf8_lossy(&bytes).contains(secret), "key found in {}", file.display());
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(secret),
+            "key found in {}",
+            file.display()
+        );
     }
 }
 
@@ -158,7 +204,12 @@ fn the_api_key_goes_only_into_the_authorization_header() {
     // One item fails with 401 so that error paths are covered too.
     let server = TestServer::start_in_thread(|req, _| {
         if req.last_user_text().as_deref() == Some("Ticket: refund please") {
-            Reply::openai_error(401, "Incorrect API key provided.", "invalid_request_error", Some("invalid_api_key"))
+            Reply::openai_error(
+                401,
+                "Incorrect API key provided.",
+                "invalid_request_error",
+                Some("invalid_api_key"),
+            )
         } else {
             Reply::chat("billing")
         }
@@ -167,7 +218,8 @@ fn the_api_key_goes_only_into_the_authorization_header() {
     let key = unique("sk-evalgate-secret");
     let (ws, suite) = keyed_workspace(&server.base_url(), &var);
     let run = ws.run_dir("run");
-    let out = output(evalgate(ws.path()).arg("run").arg(&suite).arg("--out").arg(&run).env(&var, &key));
+    let out =
+        output(evalgate(ws.path()).arg("run").arg(&suite).arg("--out").arg(&run).env(&var, &key));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
 
     let requests = server.requests();
@@ -177,7 +229,10 @@ fn the_api_key_goes_only_into_the_authorization_header() {
         assert_eq!(r.header("authorization"), Some(bearer.as_str()));
     }
     for r in requests.iter().filter(|r| r.model() == Some("m-served")) {
-        assert!(!r.header("authorization").unwrap_or_default().contains(&key), "key sent to a backend that names no key");
+        assert!(
+            !r.header("authorization").unwrap_or_default().contains(&key),
+            "key sent to a backend that names no key"
+        );
     }
     assert_eq!(u(&backend(&results(&run), "locked")["errors"]), 1);
     assert_nowhere(&key, &run, &out);
@@ -193,10 +248,18 @@ fn a_key_with_a_trailing_newline_is_trimmed() {
     let var = unique("EVALGATE_TEST_KEY_NL");
     let key = unique("sk-evalgate-newline");
     let (ws, suite) = keyed_workspace(&server.base_url(), &var);
-    let out = output(evalgate(ws.path()).arg("run").arg(&suite).arg("--out").arg(ws.run_dir("run")).env(&var, format!("{key}\n")));
+    let out = output(
+        evalgate(ws.path())
+            .arg("run")
+            .arg(&suite)
+            .arg("--out")
+            .arg(ws.run_dir("run"))
+            .env(&var, format!("{key}\n")),
+    );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let bearer = format!("Bearer {key}");
-    let locked: Vec<_> = server.requests().into_iter().filter(|r| r.model() == Some("m-locked")).collect();
+    let locked: Vec<_> =
+        server.requests().into_iter().filter(|r| r.model() == Some("m-locked")).collect();
     assert_eq!(locked.len(), 3);
     for r in locked {
         assert_eq!(r.header("authorization"), Some(bearer.as_str()));
@@ -224,7 +287,10 @@ fn the_openai_key_is_not_sent_to_a_self_hosted_server() {
     assert_eq!(requests.len(), 3);
     for r in requests {
         for (name, value) in &r.headers {
-            assert!(!value.contains(&openai_key), "OPENAI_API_KEY leaked to a self-hosted server in `{name}`");
+            assert!(
+                !value.contains(&openai_key),
+                "OPENAI_API_KEY leaked to a self-hosted server in `{name}`"
+            );
         }
     }
 }
@@ -235,15 +301,26 @@ fn limit_and_backend_choose_items_and_backends() {
     let var = unique("EVALGATE_TEST_UNUSED");
     let (ws, suite) = keyed_workspace(&server.base_url(), &var);
     let run = ws.run_dir("run");
-    let out = output(evalgate(ws.path()).args(["run", "--limit", "2", "--backend", "served", "--quiet", "--out"]).arg(&run).arg(&suite));
+    let out = output(
+        evalgate(ws.path())
+            .args(["run", "--limit", "2", "--backend", "served", "--quiet", "--out"])
+            .arg(&run)
+            .arg(&suite),
+    );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(server.request_count(), 2);
     let results = results(&run);
     assert_eq!(results["items"], 2);
     assert_eq!(results["skipped"], serde_json::json!([]), "an unselected backend is not skipped");
-    let ids: Vec<&str> = results["backends"].as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> =
+        results["backends"].as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["served"]);
-    let out = output(evalgate(ws.path()).args(["run", "--backend", "nope", "--out"]).arg(ws.run_dir("other")).arg(&suite));
+    let out = output(
+        evalgate(ws.path())
+            .args(["run", "--backend", "nope", "--out"])
+            .arg(ws.run_dir("other"))
+            .arg(&suite),
+    );
     assert_eq!(out.code, Some(2));
     assert!(out.stderr.contains("nope") && out.stderr.contains("served"), "{}", out.stderr);
 }
@@ -259,7 +336,13 @@ fn a_key_that_cannot_be_a_header_is_an_error_not_a_dropped_item() {
     let key = unique("sk-evalgate-bad");
     let (ws, suite) = keyed_workspace(&server.base_url(), &var);
     let run = ws.run_dir("run");
-    let out = output(evalgate(ws.path()).args(["run", "--backend", "locked", "--out"]).arg(&run).arg(&suite).env(&var, format!("{key}\nsecond-line")));
+    let out = output(
+        evalgate(ws.path())
+            .args(["run", "--backend", "locked", "--out"])
+            .arg(&run)
+            .arg(&suite)
+            .env(&var, format!("{key}\nsecond-line")),
+    );
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     assert!(!out.stderr.contains(&key), "the key must not be printed");
     match out.code {

@@ -26,7 +26,8 @@ fn quoted(text: &str) -> String {
 async fn banking77_local_baseline() {
     let Some(root) = datasets_dir() else { return };
     let dir = root.join("banking77");
-    let labels: Vec<String> = serde_json::from_value(read_json(&dir.join("categories.json"))).expect("categories.json is a list of strings");
+    let labels: Vec<String> = serde_json::from_value(read_json(&dir.join("categories.json")))
+        .expect("categories.json is a list of strings");
     assert_eq!(labels.len(), 77);
     let suite = format!(
         "schema_version: 1
@@ -67,12 +68,26 @@ fn snips_texts(path: &Path, intent: &str) -> Vec<String> {
         .as_array()
         .unwrap_or_else(|| panic!("{} has no `{intent}` list", path.display()))
         .iter()
-        .map(|entry| entry["data"].as_array().expect("data chunks").iter().map(|c| c["text"].as_str().expect("chunk text")).collect::<String>())
+        .map(|entry| {
+            entry["data"]
+                .as_array()
+                .expect("data chunks")
+                .iter()
+                .map(|c| c["text"].as_str().expect("chunk text"))
+                .collect::<String>()
+        })
         .collect()
 }
 
-const SNIPS_INTENTS: [&str; 7] =
-    ["AddToPlaylist", "BookRestaurant", "GetWeather", "PlayMusic", "RateBook", "SearchCreativeWork", "SearchScreeningEvent"];
+const SNIPS_INTENTS: [&str; 7] = [
+    "AddToPlaylist",
+    "BookRestaurant",
+    "GetWeather",
+    "PlayMusic",
+    "RateBook",
+    "SearchCreativeWork",
+    "SearchScreeningEvent",
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snips_intents_local_baseline() {
@@ -83,8 +98,11 @@ async fn snips_intents_local_baseline() {
     let mut test = String::new();
     let (mut n_train, mut n_test) = (0, 0);
     for intent in SNIPS_INTENTS {
-        for (split, out, n) in [("train", &mut train, &mut n_train), ("validate", &mut test, &mut n_test)] {
-            let texts = snips_texts(&dir.join(intent).join(format!("{split}_{intent}.json")), intent);
+        for (split, out, n) in
+            [("train", &mut train, &mut n_train), ("validate", &mut test, &mut n_test)]
+        {
+            let texts =
+                snips_texts(&dir.join(intent).join(format!("{split}_{intent}.json")), intent);
             for (i, text) in texts.iter().enumerate() {
                 let line = json!({ "id": format!("{split}-{intent}-{i}"), "text": text.trim(), "label": intent });
                 out.push_str(&line.to_string());

@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 use crate::support::openai_server::{RecordedRequest, Reply, TestServer};
 use crate::support::*;
 
-const FIELDS: [&str; 7] = ["company", "date", "address", "total", "payment", "items", "loyalty_number"];
+const FIELDS: [&str; 7] =
+    ["company", "date", "address", "total", "payment", "items", "loyalty_number"];
 
 fn fixture(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/receipts").join(name)
@@ -20,7 +21,9 @@ fn fixture(name: &str) -> std::path::PathBuf {
 /// The receipts example suite, with its backends replaced by two on the test server and its data
 /// paths made absolute.
 fn receipts_suite(base: &str) -> String {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("suites/receipts.yaml")).unwrap();
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("suites/receipts.yaml"))
+            .unwrap();
     let head = &text[..text.find("backends:").expect("backends section")];
     let head = head.replace("../fixtures/receipts/", &format!("{}/", fixture("").display()));
     format!(
@@ -38,7 +41,10 @@ fn receipts_by_prompt() -> Receipts {
     for line in text.lines() {
         let row: Value = serde_json::from_str(line).unwrap();
         let n: u32 = row["id"].as_str().unwrap()[5..].parse().unwrap();
-        out.insert(format!("Receipt:\n{}", row["text"].as_str().unwrap()), (n, row["expected"].as_object().unwrap().clone()));
+        out.insert(
+            format!("Receipt:\n{}", row["text"].as_str().unwrap()),
+            (n, row["expected"].as_object().unwrap().clone()),
+        );
     }
     Arc::new(out)
 }
@@ -61,9 +67,15 @@ fn reply_for(model: &str, n: u32, gold: &serde_json::Map<String, Value>) -> (Str
         "m-schema" => (n % 11 == 0, n % 5 == 0, n % 7 == 0, n % 4 == 1),
         _ => (n % 13 == 0, n % 3 == 0, n % 8 == 0, n % 6 == 1),
     };
-    let mut expect: Vec<Expect> = FIELDS.iter().map(|f| if gold[*f].is_null() { Expect::BothAbsent } else { Expect::Correct }).collect();
+    let mut expect: Vec<Expect> = FIELDS
+        .iter()
+        .map(|f| if gold[*f].is_null() { Expect::BothAbsent } else { Expect::Correct })
+        .collect();
     if invalid {
-        return ("I'm sorry, the receipt is unreadable.".into(), vec![Expect::Invalid; FIELDS.len()]);
+        return (
+            "I'm sorry, the receipt is unreadable.".into(),
+            vec![Expect::Invalid; FIELDS.len()],
+        );
     }
     let mut reply = gold.clone();
     // Right answers in other forms: an ISO date, a number for the total, shouted text.
@@ -85,7 +97,11 @@ fn reply_for(model: &str, n: u32, gold: &serde_json::Map<String, Value>) -> (Str
         expect[6] = if gold["loyalty_number"].is_null() { Expect::Spurious } else { Expect::Wrong };
     }
     let body = Value::Object(reply).to_string();
-    let text = if n % 2 == 0 { format!("Here are the fields:\n```json\n{body}\n```\nAnything else?") } else { body };
+    let text = if n % 2 == 0 {
+        format!("Here are the fields:\n```json\n{body}\n```\nAnything else?")
+    } else {
+        body
+    };
     (text, expect)
 }
 
@@ -110,7 +126,11 @@ struct FieldCounts {
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
-    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
 }
 
 #[test]
@@ -132,12 +152,17 @@ fn receipts_example_scores_every_field_against_hand_counts() {
         for (n, gold) in receipts.values() {
             let (_, expect) = reply_for(model, *n, gold);
             invalid += u64::from(expect[0] == Expect::Invalid);
-            exact += u64::from(expect.iter().all(|e| matches!(e, Expect::Correct | Expect::BothAbsent)));
+            exact +=
+                u64::from(expect.iter().all(|e| matches!(e, Expect::Correct | Expect::BothAbsent)));
             for (c, (e, name)) in counts.iter_mut().zip(expect.iter().zip(FIELDS)) {
                 let gold_present = !gold[name].is_null();
                 match e {
-                    Expect::Correct => (c.correct, c.counted, c.tp) = (c.correct + 1, c.counted + 1, c.tp + 1),
-                    Expect::Wrong => (c.counted, c.fp, c.fn_) = (c.counted + 1, c.fp + 1, c.fn_ + 1),
+                    Expect::Correct => {
+                        (c.correct, c.counted, c.tp) = (c.correct + 1, c.counted + 1, c.tp + 1)
+                    }
+                    Expect::Wrong => {
+                        (c.counted, c.fp, c.fn_) = (c.counted + 1, c.fp + 1, c.fn_ + 1)
+                    }
                     Expect::Missed => (c.counted, c.fn_) = (c.counted + 1, c.fn_ + 1),
                     Expect::Spurious => (c.counted, c.fp) = (c.counted + 1, c.fp + 1),
                     Expect::BothAbsent => {}
@@ -152,9 +177,16 @@ fn receipts_example_scores_every_field_against_hand_counts() {
         let n = receipts.len() as u64;
         assert_eq!(u(&b["answered"]), n);
         assert_eq!(u(&b["invalid"]), invalid, "{id}: invalid replies");
-        assert!(invalid > 0 && exact > 0 && exact < n - invalid, "{id}: the perturbations must bite");
+        assert!(
+            invalid > 0 && exact > 0 && exact < n - invalid,
+            "{id}: the perturbations must bite"
+        );
         assert_close(f(&b["invalid_json"]), invalid as f64 / n as f64, "invalid_json");
-        assert_close(f(&b["accuracy"]["estimate"]), exact as f64 / n as f64, "exact-match accuracy");
+        assert_close(
+            f(&b["accuracy"]["estimate"]),
+            exact as f64 / n as f64,
+            "exact-match accuracy",
+        );
         assert_eq!(b["exact_match"], b["accuracy"]);
         let (lo, hi) = wilson(exact, n);
         assert_close(f(&b["exact_match"]["low"]), lo, "exact match low");
@@ -165,8 +197,20 @@ fn receipts_example_scores_every_field_against_hand_counts() {
             assert_eq!(u(&field["correct"]), c.correct, "{id}.{name} correct");
             assert_eq!(u(&field["counted"]), c.counted, "{id}.{name} counted");
             assert_eq!(u(&field["invalid"]), c.invalid, "{id}.{name} invalid");
-            assert_eq!((u(&field["true_positives"]), u(&field["false_positives"]), u(&field["false_negatives"])), (c.tp, c.fp, c.fn_), "{id}.{name}");
-            assert_close(f(&field["accuracy"]["estimate"]), ratio(c.correct, c.counted), "field accuracy");
+            assert_eq!(
+                (
+                    u(&field["true_positives"]),
+                    u(&field["false_positives"]),
+                    u(&field["false_negatives"])
+                ),
+                (c.tp, c.fp, c.fn_),
+                "{id}.{name}"
+            );
+            assert_close(
+                f(&field["accuracy"]["estimate"]),
+                ratio(c.correct, c.counted),
+                "field accuracy",
+            );
             let (lo, hi) = wilson(c.correct, c.counted);
             assert_close(f(&field["accuracy"]["low"]), lo, "field accuracy low");
             assert_close(f(&field["accuracy"]["high"]), hi, "field accuracy high");
@@ -187,7 +231,12 @@ fn receipts_example_scores_every_field_against_hand_counts() {
     let c = &results["comparisons"][0];
     let (mut both, mut only_schema, mut only_shots, mut neither) = (0, 0, 0, 0);
     for (n, gold) in receipts.values() {
-        let right = |m| reply_for(m, *n, gold).1.iter().all(|e| matches!(e, Expect::Correct | Expect::BothAbsent));
+        let right = |m| {
+            reply_for(m, *n, gold)
+                .1
+                .iter()
+                .all(|e| matches!(e, Expect::Correct | Expect::BothAbsent))
+        };
         match (right("m-schema"), right("m-shots")) {
             (true, true) => both += 1,
             (true, false) => only_schema += 1,
@@ -196,17 +245,22 @@ fn receipts_example_scores_every_field_against_hand_counts() {
         }
     }
     assert_eq!((c["first"].as_str(), c["second"].as_str()), (Some("schema"), Some("shots")));
-    assert_eq!((u(&c["both_correct"]), u(&c["only_first"]), u(&c["only_second"]), u(&c["both_wrong"])), (both, only_schema, only_shots, neither));
+    assert_eq!(
+        (u(&c["both_correct"]), u(&c["only_first"]), u(&c["only_second"]), u(&c["both_wrong"])),
+        (both, only_schema, only_shots, neither)
+    );
     assert!(c["micro_f1_difference"]["estimate"].is_f64() && c["macro_f1_difference"].is_null());
 
     // Requests: a JSON schema for one backend; instructions and gold-JSON demonstrations for the other.
     let requests = server.requests();
-    let schema_req = requests.iter().find(|r| r.model() == Some("m-schema")).unwrap().json.clone().unwrap();
+    let schema_req =
+        requests.iter().find(|r| r.model() == Some("m-schema")).unwrap().json.clone().unwrap();
     let format = &schema_req["response_format"];
     assert_eq!(format["type"], "json_schema");
     assert_eq!(format["json_schema"]["strict"], true);
     let schema = &format["json_schema"]["schema"];
-    let keys: Vec<&str> = schema["properties"].as_object().unwrap().keys().map(String::as_str).collect();
+    let keys: Vec<&str> =
+        schema["properties"].as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys, FIELDS);
     assert_eq!(schema["required"], json!(FIELDS));
     assert_eq!(schema["properties"]["total"]["type"], json!("number"));
@@ -218,11 +272,23 @@ fn receipts_example_scores_every_field_against_hand_counts() {
     let messages = shots.messages();
     assert_eq!(messages.len(), 6, "system, two demonstrations, the receipt");
     assert!(messages[0].1.contains("Answer with one JSON object"), "{}", messages[0].1);
-    assert!(messages[0].1.contains("\"total\" (number; the amount paid, without currency)"), "{}", messages[0].1);
-    let train: Vec<Value> = std::fs::read_to_string(fixture("train.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(
+        messages[0].1.contains("\"total\" (number; the amount paid, without currency)"),
+        "{}",
+        messages[0].1
+    );
+    let train: Vec<Value> = std::fs::read_to_string(fixture("train.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     for pair in messages[1..5].chunks(2) {
-        let demo = train.iter().find(|t| format!("Receipt:\n{}", t["text"].as_str().unwrap()) == pair[0].1).expect("a demonstration is a train receipt");
-        let shown: Value = serde_json::from_str(&pair[1].1).expect("the demonstration answer is JSON");
+        let demo = train
+            .iter()
+            .find(|t| format!("Receipt:\n{}", t["text"].as_str().unwrap()) == pair[0].1)
+            .expect("a demonstration is a train receipt");
+        let shown: Value =
+            serde_json::from_str(&pair[1].1).expect("the demonstration answer is JSON");
         let gold = &demo["expected"];
         // Gold as the model should write it: dates in ISO 8601, numbers as numbers.
         let date = gold["date"].as_str().unwrap();
@@ -231,7 +297,10 @@ fn receipts_example_scores_every_field_against_hand_counts() {
         assert_eq!(shown["total"].as_f64(), Some(total), "{shown}");
         assert_eq!(shown["company"], gold["company"]);
         assert_eq!(shown["loyalty_number"], gold["loyalty_number"]);
-        assert_eq!(shown.as_object().unwrap().keys().collect::<Vec<_>>(), FIELDS.iter().collect::<Vec<_>>());
+        assert_eq!(
+            shown.as_object().unwrap().keys().collect::<Vec<_>>(),
+            FIELDS.iter().collect::<Vec<_>>()
+        );
     }
 
     // The report: per-field tables, weakest first, and field errors beside their gold.
@@ -242,11 +311,17 @@ fn receipts_example_scores_every_field_against_hand_counts() {
         .iter()
         .min_by(|a, b| {
             let acc = |n: &&str| f(&schema["fields"][*n]["accuracy"]["estimate"]);
-            acc(a).total_cmp(&acc(b)).then_with(|| f(&schema["fields"][**a]["f1"]).total_cmp(&f(&schema["fields"][**b]["f1"]))).then(a.cmp(b))
+            acc(a)
+                .total_cmp(&acc(b))
+                .then_with(|| {
+                    f(&schema["fields"][**a]["f1"]).total_cmp(&f(&schema["fields"][**b]["f1"]))
+                })
+                .then(a.cmp(b))
         })
         .unwrap();
     let table = &md[md.find("### schema").unwrap()..];
-    let first_row = table.lines().find(|l| l.starts_with("| ") && !l.starts_with("| field")).unwrap();
+    let first_row =
+        table.lines().find(|l| l.starts_with("| ") && !l.starts_with("| field")).unwrap();
     assert!(first_row.starts_with(&format!("| {weakest} |")), "weakest field first: {first_row}");
     assert!(table.contains("Example field errors"), "{table}");
     assert!(md.contains("| RM "), "a wrong total is shown as the model wrote it:\n{md}");
@@ -263,7 +338,11 @@ fn receipts_example_scores_every_field_against_hand_counts() {
 fn gold_from_csv_columns_and_a_record_per_item() {
     let server = TestServer::start_in_thread(|req: &RecordedRequest, _| {
         let text = req.last_user_text().unwrap_or_default();
-        Reply::chat(if text.contains("ACME") { r#"{"vendor": "Acme", "amount": "1,250.00", "when": "3 Feb 2024"}"# } else { r#"{"Vendor": "Bolt Ltd", "amount": 12}"# })
+        Reply::chat(if text.contains("ACME") {
+            r#"{"vendor": "Acme", "amount": "1,250.00", "when": "3 Feb 2024"}"#
+        } else {
+            r#"{"Vendor": "Bolt Ltd", "amount": 12}"#
+        })
     });
     let ws = Workspace::new();
     ws.write("test.csv", "id,text,vendor,amount,when\nr1,ACME invoice,ACME,$1250,02/03/2024\nr2,Bolt receipt,Bolt Ltd,12.50,\n");
@@ -299,14 +378,25 @@ backends:
     assert_eq!(r2["correct"], false);
     let results = results(&run);
     let b = backend(&results, "m");
-    assert_eq!((u(&b["fields"]["vendor"]["correct"]), u(&b["fields"]["amount"]["correct"]), u(&b["fields"]["when"]["correct"])), (2, 1, 1));
+    assert_eq!(
+        (
+            u(&b["fields"]["vendor"]["correct"]),
+            u(&b["fields"]["amount"]["correct"]),
+            u(&b["fields"]["when"]["correct"])
+        ),
+        (2, 1, 1)
+    );
     assert_eq!(u(&b["fields"]["when"]["counted"]), 1, "absent on both sides is not counted");
     // The gold columns are not item columns: a template may not use them.
     let leaked = suite.replace(r#"input: "{{ text }}""#, r#"input: "{{ text }} {{ amount }}""#);
     ws.write("leak.yaml", &leaked);
     let out = output(evalgate(ws.path()).args(["validate", "leak.yaml"]));
     assert_eq!(out.code, Some(2));
-    assert!(out.stderr.contains("template uses `amount`, which holds the gold fields"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("template uses `amount`, which holds the gold fields"),
+        "{}",
+        out.stderr
+    );
 }
 
 const SUITE: &str = r#"schema_version: 1
@@ -351,37 +441,106 @@ fn extraction_validation_errors_name_file_line_and_key() {
     let ok = validate_with(&[], DATA);
     assert_eq!(ok.code, Some(0), "{}", ok.stderr);
     assert!(ok.stdout.contains("3 fields"), "{}", ok.stdout);
-    assert!(ok.stdout.contains("  company (string, normalized, required): gold in 2 of 2 test items"), "{}", ok.stdout);
-    assert!(ok.stdout.contains("  total (number, tolerance 0.01): gold in 2 of 2 test items"), "{}", ok.stdout);
+    assert!(
+        ok.stdout.contains("  company (string, normalized, required): gold in 2 of 2 test items"),
+        "{}",
+        ok.stdout
+    );
+    assert!(
+        ok.stdout.contains("  total (number, tolerance 0.01): gold in 2 of 2 test items"),
+        "{}",
+        ok.stdout
+    );
 
     // A gold value that does not fit its type: the data file, its line and the key.
     let bad_date = DATA.replace("\"30 DEC 17\"", "\"next tuesday\"");
-    assert_problem(&validate_with(&[], &bad_date), "test.jsonl:2", &["expected.date", "does not fit its type `date`", "next tuesday"]);
+    assert_problem(
+        &validate_with(&[], &bad_date),
+        "test.jsonl:2",
+        &["expected.date", "does not fit its type `date`", "next tuesday"],
+    );
     let bad_total = DATA.replace("\"9.90\"", "\"nine\"");
-    assert_problem(&validate_with(&[], &bad_total), "test.jsonl:1", &["expected.total", "not a number"]);
+    assert_problem(
+        &validate_with(&[], &bad_total),
+        "test.jsonl:1",
+        &["expected.total", "not a number"],
+    );
     // A required field without gold on a row.
     let no_company = DATA.replace("\"company\": \"BOLT\", ", "");
-    assert_problem(&validate_with(&[], &no_company), "test.jsonl:2", &["expected.company", "required"]);
+    assert_problem(
+        &validate_with(&[], &no_company),
+        "test.jsonl:2",
+        &["expected.company", "required"],
+    );
     // A field no row has gold for (a misspelt name).
-    assert_problem(&validate_with(&[("    total:", "    totl:")], DATA), "test.jsonl:1", &["expected.totl", "no test row has a gold value for field `totl`"]);
+    assert_problem(
+        &validate_with(&[("    total:", "    totl:")], DATA),
+        "test.jsonl:1",
+        &["expected.totl", "no test row has a gold value for field `totl`"],
+    );
     // No gold object at all, and no column named after a field.
     let flat = DATA.replace("\"expected\"", "\"gold\"");
-    assert_problem(&validate_with(&[], &flat), "test.jsonl:1", &["no gold for field `company`", "set `data.expected_column: gold`"]);
+    assert_problem(
+        &validate_with(&[], &flat),
+        "test.jsonl:1",
+        &["no gold for field `company`", "set `data.expected_column: gold`"],
+    );
     let no_gold = "{\"id\": \"a\", \"text\": \"x\", \"other\": {\"k\": 1}}\n";
-    assert_problem(&validate_with(&[], no_gold), "test.jsonl:1", &["no gold for field `company`", "columns are: id, text, other"]);
+    assert_problem(
+        &validate_with(&[], no_gold),
+        "test.jsonl:1",
+        &["no gold for field `company`", "columns are: id, text, other"],
+    );
     // The expected column holds text, not an object.
     let text_gold = "{\"id\": \"a\", \"text\": \"x\", \"expected\": \"ACME\"}\n";
-    assert_problem(&validate_with(&[], text_gold), "test.jsonl:1", &["expected", "not a JSON object"]);
+    assert_problem(
+        &validate_with(&[], text_gold),
+        "test.jsonl:1",
+        &["expected", "not a JSON object"],
+    );
     // Suite-level declarations: the suite file, its line and the key.
-    assert_problem(&validate_with(&[("match: normalized", "match: fuzzy(1.5)")], DATA), "suite.yaml:6", &["task.fields.company.match", "out of range"]);
-    assert_problem(&validate_with(&[("{ type: date }", "{ type: date, tolerance: 1 }")], DATA), "suite.yaml:7", &["task.fields.date.tolerance", "number fields"]);
-    assert_problem(&validate_with(&[("{ type: date }", "{ type: enum }")], DATA), "suite.yaml:7", &["task.fields.date.values", "needs its `values`"]);
-    assert_problem(&validate_with(&[("{ type: number, tolerance: 0.01 }", "{ type: number, day_first: false }")], DATA), "suite.yaml:8", &["task.fields.total.day_first", "date fields"]);
-    assert_problem(&validate_with(&[("  kind: extraction\n", "  kind: extraction\n  labels: [a, b]\n")], DATA), "suite.yaml:5", &["task.labels", "fields"]);
+    assert_problem(
+        &validate_with(&[("match: normalized", "match: fuzzy(1.5)")], DATA),
+        "suite.yaml:6",
+        &["task.fields.company.match", "out of range"],
+    );
+    assert_problem(
+        &validate_with(&[("{ type: date }", "{ type: date, tolerance: 1 }")], DATA),
+        "suite.yaml:7",
+        &["task.fields.date.tolerance", "number fields"],
+    );
+    assert_problem(
+        &validate_with(&[("{ type: date }", "{ type: enum }")], DATA),
+        "suite.yaml:7",
+        &["task.fields.date.values", "needs its `values`"],
+    );
+    assert_problem(
+        &validate_with(
+            &[("{ type: number, tolerance: 0.01 }", "{ type: number, day_first: false }")],
+            DATA,
+        ),
+        "suite.yaml:8",
+        &["task.fields.total.day_first", "date fields"],
+    );
+    assert_problem(
+        &validate_with(&[("  kind: extraction\n", "  kind: extraction\n  labels: [a, b]\n")], DATA),
+        "suite.yaml:5",
+        &["task.labels", "fields"],
+    );
     assert_problem(&validate_with(&[("    company: { type: string, match: normalized, required: true }\n    date: { type: date }\n    total: { type: number, tolerance: 0.01 }\n", "")], DATA), "suite.yaml", &["task.fields"]);
     // The local backend classifies; it cannot extract.
-    let local = validate_with(&[("  - id: m\n    provider: openai\n    model: m\n    base_url: http://127.0.0.1:9/v1\n", "  - id: baseline\n    provider: local\n")], DATA);
-    assert_problem(&local, "suite.yaml:14", &["backends[0].provider", "cannot answer extraction tasks"]);
+    let local = validate_with(
+        &[(
+            "  - id: m\n    provider: openai\n    model: m\n    base_url: http://127.0.0.1:9/v1\n",
+            "  - id: baseline\n    provider: local\n",
+        )],
+        DATA,
+    );
+    assert_problem(
+        &local,
+        "suite.yaml:14",
+        &["backends[0].provider", "cannot answer extraction tasks"],
+    );
     // Stratified demonstrations need classes.
     let stratified = validate_with(
         &[("data:\n  test: test.jsonl\n", "data:\n  test: test.jsonl\n  train: test.jsonl\n"), ("    base_url: http://127.0.0.1:9/v1\n", "    base_url: http://127.0.0.1:9/v1\n    strategy: { few-shot: { k: 1, select: stratified } }\n")],
@@ -389,9 +548,23 @@ fn extraction_validation_errors_name_file_line_and_key() {
     );
     assert_problem(&stratified, "suite.yaml", &["select", "stratified"]);
     // A template that uses the gold object would hand the model the answer.
-    assert_problem(&validate_with(&[("input: \"{{ text }}\"", "input: \"{{ text }} {{ expected }}\"")], DATA), "suite.yaml:10", &["task.input", "`expected`, which holds the gold fields"]);
+    assert_problem(
+        &validate_with(&[("input: \"{{ text }}\"", "input: \"{{ text }} {{ expected }}\"")], DATA),
+        "suite.yaml:10",
+        &["task.input", "`expected`, which holds the gold fields"],
+    );
     // structured_output is an extraction setting with three values.
-    assert_problem(&validate_with(&[("    base_url: http://127.0.0.1:9/v1\n", "    base_url: http://127.0.0.1:9/v1\n    structured_output: sometimes\n")], DATA), "suite.yaml", &["structured_output", "auto, on or off"]);
+    assert_problem(
+        &validate_with(
+            &[(
+                "    base_url: http://127.0.0.1:9/v1\n",
+                "    base_url: http://127.0.0.1:9/v1\n    structured_output: sometimes\n",
+            )],
+            DATA,
+        ),
+        "suite.yaml",
+        &["structured_output", "auto, on or off"],
+    );
 }
 
 /// `report.md` and `results.json` of an extraction run, snapshot: fixed replies per backend with
@@ -400,15 +573,25 @@ fn extraction_validation_errors_name_file_line_and_key() {
 fn extraction_report_snapshot() {
     fn reply(model: &str, id: &str) -> &'static str {
         match (model, id) {
-            (_, "inv-1") => r#"{"vendor": "Acme Ltd", "amount": 120.5, "due": "2024-03-01", "status": "paid"}"#,
-            ("m-a", "inv-2") => r#"Sure: {"vendor": "Bolt", "amount": "$99.00", "due": null, "status": "open"}"#,
-            ("m-b", "inv-2") => r#"{"vendor": "Bolt", "amount": 98, "due": "2024-04-02", "status": "open"}"#,
-            ("m-a", "inv-3") => r#"{"vendor": "Cobalt | Sons", "amount": 10, "due": "5 May 2024", "status": "overdue"}"#,
+            (_, "inv-1") => {
+                r#"{"vendor": "Acme Ltd", "amount": 120.5, "due": "2024-03-01", "status": "paid"}"#
+            }
+            ("m-a", "inv-2") => {
+                r#"Sure: {"vendor": "Bolt", "amount": "$99.00", "due": null, "status": "open"}"#
+            }
+            ("m-b", "inv-2") => {
+                r#"{"vendor": "Bolt", "amount": 98, "due": "2024-04-02", "status": "open"}"#
+            }
+            ("m-a", "inv-3") => {
+                r#"{"vendor": "Cobalt | Sons", "amount": 10, "due": "5 May 2024", "status": "overdue"}"#
+            }
             ("m-b", "inv-3") => "I cannot help with that.",
             ("m-a", "inv-4") => r#"{"vendor": "Dyna", "amount": 7, "due": null, "status": "paid"}"#,
-            ("m-b", "inv-4") => r#"```json
+            ("m-b", "inv-4") => {
+                r#"```json
 {"vendor": "Dyna", "amount": 7, "due": null, "status": "paid"}
-```"#,
+```"#
+            }
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -454,7 +637,8 @@ backends:
     insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
         insta::assert_snapshot!("extraction_report_md", crate::run_openai::redact_report(&markdown, &run));
     });
-    let mut results: Value = serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    let mut results: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
     for key in ["started_at", "finished_at", "suite_sha256", "evalgate_version"] {
         results[key] = Value::String(format!("<{key}>"));
     }

@@ -18,7 +18,10 @@ const FIELDS: [&str; 4] = ["company", "date", "address", "total"];
 
 /// `sroie2019/<split>/metadata.jsonl`, or `None` (with a note) when the datasets are absent.
 fn sroie_split(split: &str) -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/sroie2019").join(split).join("metadata.jsonl");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/datasets/sroie2019")
+        .join(split)
+        .join("metadata.jsonl");
     if path.is_file() {
         Some(path.canonicalize().expect("canonical dataset path"))
     } else {
@@ -37,7 +40,9 @@ struct Receipt {
 impl Receipt {
     /// A gold field as written, `None` when the key is missing.
     fn gold(&self, field: &str) -> Option<&str> {
-        self.entities.get(field).map(|v| v.as_str().unwrap_or_else(|| panic!("{}: `{field}` is not a string", self.key)))
+        self.entities.get(field).map(|v| {
+            v.as_str().unwrap_or_else(|| panic!("{}: `{field}` is not a string", self.key))
+        })
     }
 
     fn gold_total(&self) -> f64 {
@@ -47,12 +52,18 @@ impl Receipt {
 }
 
 fn load(path: &Path) -> Vec<Receipt> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|line| {
             let v: Value = serde_json::from_str(line).expect("metadata line is JSON");
-            let words: Vec<&str> = v["words"].as_array().expect("words list").iter().map(|w| w.as_str().expect("word is a string")).collect();
+            let words: Vec<&str> = v["words"]
+                .as_array()
+                .expect("words list")
+                .iter()
+                .map(|w| w.as_str().expect("word is a string"))
+                .collect();
             Receipt {
                 key: v["key"].as_str().expect("key").to_string(),
                 text: words.join("\n"),
@@ -79,7 +90,11 @@ fn plain_number(raw: &str) -> Option<f64> {
 /// The documented `normalized` text form, written out again: lowercase, anything but letters,
 /// digits and whitespace becomes a space, whitespace collapsed, trimmed.
 fn norm(s: &str) -> String {
-    let mapped: String = s.to_lowercase().chars().map(|c| if c.is_alphanumeric() || c.is_whitespace() { c } else { ' ' }).collect();
+    let mapped: String = s
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_alphanumeric() || c.is_whitespace() { c } else { ' ' })
+        .collect();
     mapped.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -89,7 +104,8 @@ fn iso_of(date: &str) -> Option<String> {
     let sep = if date.contains('/') { '/' } else { '-' };
     let parts: Vec<&str> = date.trim().split(sep).collect();
     let [d, m, y] = parts.as_slice() else { return None };
-    let digits = |s: &str, lens: &[usize]| lens.contains(&s.len()) && s.chars().all(|c| c.is_ascii_digit());
+    let digits =
+        |s: &str, lens: &[usize]| lens.contains(&s.len()) && s.chars().all(|c| c.is_ascii_digit());
     if !(digits(d, &[1, 2]) && digits(m, &[1, 2]) && digits(y, &[2, 4])) {
         return None;
     }
@@ -173,8 +189,16 @@ fn value_for(which: Which, i: usize, r: &Receipt, field: &str, mark: Mark) -> Op
             1 => gold.to_lowercase(),
             _ => format!("  {}.", gold.replace(' ', "  ")),
         })),
-        ("address", Mark::Correct) => Some(json!(if i % 2 == 0 { gold.to_string() } else { gold.replace(',', " ").to_lowercase() })),
-        ("date", Mark::Correct) => Some(json!(if i % 2 == 1 { iso_of(gold).unwrap_or_else(|| gold.to_string()) } else { gold.to_string() })),
+        ("address", Mark::Correct) => Some(json!(if i % 2 == 0 {
+            gold.to_string()
+        } else {
+            gold.replace(',', " ").to_lowercase()
+        })),
+        ("date", Mark::Correct) => Some(json!(if i % 2 == 1 {
+            iso_of(gold).unwrap_or_else(|| gold.to_string())
+        } else {
+            gold.to_string()
+        })),
         ("total", Mark::Correct) => {
             let v = r.gold_total();
             Some(match i % 4 {
@@ -187,7 +211,9 @@ fn value_for(which: Which, i: usize, r: &Receipt, field: &str, mark: Mark) -> Op
         // Wrong values.
         ("company", Mark::Wrong) => Some(json!(WRONG_COMPANY)),
         ("address", Mark::Wrong) => Some(json!(WRONG_ADDRESS)),
-        ("date", Mark::Wrong) => Some(json!(if which == Which::A { "1999-01-01" } else { "31/12/1999" })),
+        ("date", Mark::Wrong) => {
+            Some(json!(if which == Which::A { "1999-01-01" } else { "31/12/1999" }))
+        }
         ("total", Mark::Wrong) => Some(match which {
             Which::A => json!(r.gold_total() + 1.0),
             Which::B => json!(format!("RM {:.2}", r.gold_total() + 2.5)),
@@ -216,11 +242,14 @@ fn reply_for(which: Which, i: usize, r: &Receipt) -> String {
         .collect();
     match style {
         1 => entries.reverse(),
-        4 => entries.iter_mut().for_each(|(k, _)| *k = format!("{}{}", k[..1].to_uppercase(), &k[1..])),
+        4 => entries
+            .iter_mut()
+            .for_each(|(k, _)| *k = format!("{}{}", k[..1].to_uppercase(), &k[1..])),
         _ => {}
     }
     let object = |sep: &str| {
-        let parts: Vec<String> = entries.iter().map(|(k, v)| format!("{}: {v}", quoted(k))).collect();
+        let parts: Vec<String> =
+            entries.iter().map(|(k, v)| format!("{}: {v}", quoted(k))).collect();
         format!("{{{}}}", parts.join(sep))
     };
     match style {
@@ -300,7 +329,9 @@ fn weakest_first(e: &Expected) -> Vec<&'static str> {
         .enumerate()
         .map(|(k, c)| (k, c.correct as f64 / c.counted() as f64, prf(c.confusion()).2))
         .collect();
-    order.sort_by(|x, y| x.1.total_cmp(&y.1).then(x.2.total_cmp(&y.2)).then(FIELDS[x.0].cmp(FIELDS[y.0])));
+    order.sort_by(|x, y| {
+        x.1.total_cmp(&y.1).then(x.2.total_cmp(&y.2)).then(FIELDS[x.0].cmp(FIELDS[y.0]))
+    });
     order.into_iter().map(|(k, _, _)| FIELDS[k]).collect()
 }
 
@@ -355,7 +386,8 @@ fn sroie_test_split_field_scores_match_hand_counts() {
         assert_ne!(norm(r.gold("address").unwrap()), norm(WRONG_ADDRESS));
         assert!(!r.gold("date").unwrap().contains("1999"), "{}", r.key);
     }
-    let by_text: Arc<HashMap<String, usize>> = Arc::new(receipts.iter().enumerate().map(|(i, r)| (r.text.clone(), i)).collect());
+    let by_text: Arc<HashMap<String, usize>> =
+        Arc::new(receipts.iter().enumerate().map(|(i, r)| (r.text.clone(), i)).collect());
     assert_eq!(by_text.len(), n, "receipt texts are distinct");
 
     let server = {
@@ -368,7 +400,14 @@ fn sroie_test_split_field_scores_match_hand_counts() {
             let which = match req.model() {
                 Some("m-a") => Which::A,
                 Some("m-b") => Which::B,
-                other => return Reply::openai_error(400, &format!("unknown model {other:?}"), "invalid_request_error", None),
+                other => {
+                    return Reply::openai_error(
+                        400,
+                        &format!("unknown model {other:?}"),
+                        "invalid_request_error",
+                        None,
+                    )
+                }
             };
             Reply::chat(reply_for(which, i, &receipts[i]))
         })
@@ -376,10 +415,13 @@ fn sroie_test_split_field_scores_match_hand_counts() {
     let ws = Workspace::new();
     let suite = ws.write(
         "sroie.yaml",
-        &sroie_suite("sroie", TEST_SUITE).replace("@TEST@", &quoted(&test_path.display().to_string())).replace("@BASE@", &quoted(&server.base_url())),
+        &sroie_suite("sroie", TEST_SUITE)
+            .replace("@TEST@", &quoted(&test_path.display().to_string()))
+            .replace("@BASE@", &quoted(&server.base_url())),
     );
     let run = ws.run_dir("run");
-    let out = output(evalgate(ws.path()).arg("run").arg(&suite).arg("--out").arg(&run).arg("--no-cache"));
+    let out =
+        output(evalgate(ws.path()).arg("run").arg(&suite).arg("--out").arg(&run).arg("--no-cache"));
     assert_eq!(out.code, Some(0), "stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
 
     // Requests: one per receipt and backend; the input is the words joined by '\n'.
@@ -389,7 +431,10 @@ fn sroie_test_split_field_scores_match_hand_counts() {
         let mine: Vec<_> = requests.iter().filter(|r| r.model() == Some(model)).collect();
         let texts: HashSet<String> = mine.iter().map(|r| r.last_user_text().unwrap()).collect();
         assert_eq!(texts.len(), n, "{model}: one request per receipt");
-        assert!(texts.iter().all(|t| by_text.contains_key(t)), "{model}: every user turn is a receipt's words joined by '\\n'");
+        assert!(
+            texts.iter().all(|t| by_text.contains_key(t)),
+            "{model}: every user turn is a receipt's words joined by '\\n'"
+        );
         for req in mine {
             let messages = req.messages();
             assert_eq!(messages.len(), 2, "{model}: system + user: {messages:?}");
@@ -402,16 +447,36 @@ fn sroie_test_split_field_scores_match_hand_counts() {
                     assert_eq!(format["type"], "json_schema", "{format}");
                     assert_eq!(format["json_schema"]["strict"], true, "{format}");
                     let schema = &format["json_schema"]["schema"];
-                    let keys: Vec<&str> = schema["properties"].as_object().expect("schema properties").keys().map(String::as_str).collect();
+                    let keys: Vec<&str> = schema["properties"]
+                        .as_object()
+                        .expect("schema properties")
+                        .keys()
+                        .map(String::as_str)
+                        .collect();
                     assert_eq!(keys, FIELDS, "{schema}");
-                    assert_eq!(schema["required"], json!(FIELDS), "strict mode lists every key as required");
+                    assert_eq!(
+                        schema["required"],
+                        json!(FIELDS),
+                        "strict mode lists every key as required"
+                    );
                     assert_eq!(schema["additionalProperties"], false);
-                    assert_eq!(schema["properties"]["total"]["type"], json!(["number", "null"]), "optional fields are nullable");
+                    assert_eq!(
+                        schema["properties"]["total"]["type"],
+                        json!(["number", "null"]),
+                        "optional fields are nullable"
+                    );
                     assert_eq!(schema["properties"]["company"]["type"], json!(["string", "null"]));
                 }
                 Which::B => {
-                    assert!(body.get("response_format").is_none(), "structured_output: off sends no response_format: {body}");
-                    assert!(messages[0].1.contains("Answer with one JSON object"), "{}", messages[0].1);
+                    assert!(
+                        body.get("response_format").is_none(),
+                        "structured_output: off sends no response_format: {body}"
+                    );
+                    assert!(
+                        messages[0].1.contains("Answer with one JSON object"),
+                        "{}",
+                        messages[0].1
+                    );
                 }
             }
         }
@@ -424,7 +489,11 @@ fn sroie_test_split_field_scores_match_hand_counts() {
     let eb = expected(Which::B, n);
     for (id, e) in [("a", &ea), ("b", &eb)] {
         let b = backend(&results, id);
-        assert_eq!((u(&b["items"]), u(&b["answered"]), u(&b["errors"]), u(&b["missing"])), (n as u64, n as u64, 0, 0), "{id}");
+        assert_eq!(
+            (u(&b["items"]), u(&b["answered"]), u(&b["errors"]), u(&b["missing"])),
+            (n as u64, n as u64, 0, 0),
+            "{id}"
+        );
         let mut totals = (0, 0, 0);
         let mut f1s = 0.0;
         for (k, name) in FIELDS.iter().enumerate() {
@@ -433,13 +502,23 @@ fn sroie_test_split_field_scores_match_hand_counts() {
             let what = |s: &str| format!("{id}.{name}.{s}");
             assert_eq!(c.counted(), n as u64, "all gold is present: every answered item counts");
             assert_eq!(
-                ["correct", "counted", "wrong", "missed", "spurious", "both_absent", "invalid"].map(|key| u(&got[key])),
+                ["correct", "counted", "wrong", "missed", "spurious", "both_absent", "invalid"]
+                    .map(|key| u(&got[key])),
                 [c.correct, c.counted(), c.wrong, c.missed, 0, 0, c.invalid],
                 "{id}.{name}: {got:#}"
             );
             let (tp, fp, fn_) = c.confusion();
-            assert_eq!([u(&got["true_positives"]), u(&got["false_positives"]), u(&got["false_negatives"])], [tp, fp, fn_], "{id}.{name}");
-            assert_eq!(f(&got["accuracy"]["estimate"]), c.correct as f64 / c.counted() as f64, "{}", what("accuracy"));
+            assert_eq!(
+                [u(&got["true_positives"]), u(&got["false_positives"]), u(&got["false_negatives"])],
+                [tp, fp, fn_],
+                "{id}.{name}"
+            );
+            assert_eq!(
+                f(&got["accuracy"]["estimate"]),
+                c.correct as f64 / c.counted() as f64,
+                "{}",
+                what("accuracy")
+            );
             let (low, high) = wilson(c.correct, c.counted());
             assert_close(f(&got["accuracy"]["low"]), low, &what("accuracy.low"));
             assert_close(f(&got["accuracy"]["high"]), high, &what("accuracy.high"));
@@ -464,12 +543,20 @@ fn sroie_test_split_field_scores_match_hand_counts() {
         assert_close(f(&b["exact_match"]["low"]), low, &format!("{id} exact match low"));
         assert_close(f(&b["exact_match"]["high"]), high, &format!("{id} exact match high"));
         assert_eq!(u(&b["invalid"]), e.invalid, "{id}: invalid replies");
-        assert_close(f(&b["invalid_json"]), e.invalid as f64 / n as f64, &format!("{id} invalid_json"));
+        assert_close(
+            f(&b["invalid_json"]),
+            e.invalid as f64 / n as f64,
+            &format!("{id} invalid_json"),
+        );
         println!(
             "sroie {id}: exact {}/{n}, invalid {}, fields {:?}",
             e.exact,
             e.invalid,
-            FIELDS.iter().zip(&e.fields).map(|(name, c)| format!("{name} {}/{}", c.correct, c.counted())).collect::<Vec<_>>()
+            FIELDS
+                .iter()
+                .zip(&e.fields)
+                .map(|(name, c)| format!("{name} {}/{}", c.correct, c.counted()))
+                .collect::<Vec<_>>()
         );
     }
 
@@ -485,11 +572,16 @@ fn sroie_test_split_field_scores_match_hand_counts() {
             (false, false) => 3,
         }] += 1;
     }
-    assert_eq!(["both_correct", "only_first", "only_second", "both_wrong"].map(|k| u(&cmp[k])), table, "{cmp:#}");
+    assert_eq!(
+        ["both_correct", "only_first", "only_second", "both_wrong"].map(|k| u(&cmp[k])),
+        table,
+        "{cmp:#}"
+    );
     assert!(table[1] > 0 && table[2] > 0, "the rules give discordant items both ways");
 
     // records.jsonl: one record per receipt and backend, flags as planned.
-    let index: HashMap<&str, usize> = receipts.iter().enumerate().map(|(i, r)| (r.key.as_str(), i)).collect();
+    let index: HashMap<&str, usize> =
+        receipts.iter().enumerate().map(|(i, r)| (r.key.as_str(), i)).collect();
     let records = records(&run);
     assert_eq!(records.len(), 2 * n);
     let mut seen = HashSet::new();
@@ -501,20 +593,38 @@ fn sroie_test_split_field_scores_match_hand_counts() {
             "b" => &eb,
             other => panic!("unexpected backend {other}"),
         };
-        assert!(seen.insert((id.to_string(), rec["backend"].as_str().unwrap().to_string())), "duplicate record {id}");
+        assert!(
+            seen.insert((id.to_string(), rec["backend"].as_str().unwrap().to_string())),
+            "duplicate record {id}"
+        );
         let (exact, invalid) = e.items[i];
-        assert_eq!((&rec["correct"], &rec["invalid"]), (&json!(exact), &json!(invalid)), "item {i} ({id}): {rec}");
+        assert_eq!(
+            (&rec["correct"], &rec["invalid"]),
+            (&json!(exact), &json!(invalid)),
+            "item {i} ({id}): {rec}"
+        );
         assert_eq!(rec["answer"].is_null(), invalid, "an invalid reply has no answer: {rec}");
         assert!(rec["error"].is_null(), "{rec}");
     }
 
     // report.md: the per-field section lists each backend's fields weakest first.
     let markdown = std::fs::read_to_string(run.join("report.md")).unwrap();
-    let section = &markdown[markdown.find("## Per-field results").expect("a Per-field results section")..];
+    let section =
+        &markdown[markdown.find("## Per-field results").expect("a Per-field results section")..];
     for (id, e) in [("a", &ea), ("b", &eb)] {
-        let start = section.find(&format!("### {id}\n")).unwrap_or_else(|| panic!("no `### {id}` in:\n{section}"));
-        let rows: Vec<&str> = section[start..].lines().skip_while(|l| !l.starts_with("|---")).skip(1).take_while(|l| l.starts_with('|')).collect();
-        let names: Vec<&str> = rows.iter().map(|row| row.trim_start_matches('|').split('|').next().unwrap().trim()).collect();
+        let start = section
+            .find(&format!("### {id}\n"))
+            .unwrap_or_else(|| panic!("no `### {id}` in:\n{section}"));
+        let rows: Vec<&str> = section[start..]
+            .lines()
+            .skip_while(|l| !l.starts_with("|---"))
+            .skip(1)
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        let names: Vec<&str> = rows
+            .iter()
+            .map(|row| row.trim_start_matches('|').split('|').next().unwrap().trim())
+            .collect();
         let order = weakest_first(e);
         assert_eq!(names, order, "{id}: fields weakest first:\n{}", rows.join("\n"));
         let k = FIELDS.iter().position(|f| *f == order[0]).unwrap();
@@ -564,33 +674,45 @@ fn demo_matches(demo: &Map<String, Value>, r: &Receipt) -> bool {
     // Dates with a month name are not converted here; they must still come out as ISO 8601.
     let date_ok = match r.gold("date").and_then(iso_of) {
         Some(iso) => demo["date"] == json!(iso),
-        None => demo["date"].as_str().is_some_and(|d| d.len() == 10 && d.as_bytes()[4] == b'-' && d.as_bytes()[7] == b'-'),
+        None => demo["date"]
+            .as_str()
+            .is_some_and(|d| d.len() == 10 && d.as_bytes()[4] == b'-' && d.as_bytes()[7] == b'-'),
     };
     ["company", "address"].iter().all(|f| demo[*f] == text(f)) && total_ok && date_ok
 }
 
 #[test]
 fn sroie_train_split_feeds_gold_demonstrations() {
-    let (Some(test_path), Some(train_path)) = (sroie_split("test"), sroie_split("train")) else { return };
+    let (Some(test_path), Some(train_path)) = (sroie_split("test"), sroie_split("train")) else {
+        return;
+    };
     let test = Arc::new(load(&test_path));
     let train = load(&train_path);
     assert_eq!(train.len(), 626, "receipts in the SROIE train split (dataset README)");
     let no_address: Vec<&Receipt> = train.iter().filter(|r| r.gold("address").is_none()).collect();
-    let no_total: Vec<&Receipt> = train.iter().filter(|r| r.gold("total").is_some_and(|t| t.trim().is_empty())).collect();
-    assert_eq!((no_address.len(), no_total.len()), (1, 1), "dataset README: one receipt lacks `address`, one has an empty `total`");
+    let no_total: Vec<&Receipt> =
+        train.iter().filter(|r| r.gold("total").is_some_and(|t| t.trim().is_empty())).collect();
+    assert_eq!(
+        (no_address.len(), no_total.len()),
+        (1, 1),
+        "dataset README: one receipt lacks `address`, one has an empty `total`"
+    );
     let mut train_by_text: HashMap<&str, Vec<&Receipt>> = HashMap::new();
     for r in &train {
         train_by_text.entry(r.text.as_str()).or_default().push(r);
     }
 
     const LIMIT: usize = 20;
-    let test_by_text: Arc<HashMap<String, usize>> = Arc::new(test.iter().enumerate().map(|(i, r)| (r.text.clone(), i)).collect());
+    let test_by_text: Arc<HashMap<String, usize>> =
+        Arc::new(test.iter().enumerate().map(|(i, r)| (r.text.clone(), i)).collect());
     let server = {
         let (test, test_by_text) = (test.clone(), test_by_text.clone());
         // The gold fields exactly as the dataset writes them.
-        TestServer::start_in_thread(move |req, _| match test_by_text.get(&req.last_user_text().unwrap_or_default()) {
-            Some(&i) => Reply::chat(Value::Object(test[i].entities.clone()).to_string()),
-            None => Reply::openai_error(400, "unknown receipt", "invalid_request_error", None),
+        TestServer::start_in_thread(move |req, _| {
+            match test_by_text.get(&req.last_user_text().unwrap_or_default()) {
+                Some(&i) => Reply::chat(Value::Object(test[i].entities.clone()).to_string()),
+                None => Reply::openai_error(400, "unknown receipt", "invalid_request_error", None),
+            }
         })
     };
     let ws = Workspace::new();
@@ -604,7 +726,16 @@ fn sroie_train_split_feeds_gold_demonstrations() {
             .replace("@FIXED@", &fixed_ids),
     );
     let run = ws.run_dir("run");
-    let out = output(evalgate(ws.path()).arg("run").arg(&suite).arg("--out").arg(&run).arg("--no-cache").arg("--limit").arg(LIMIT.to_string()));
+    let out = output(
+        evalgate(ws.path())
+            .arg("run")
+            .arg(&suite)
+            .arg("--out")
+            .arg(&run)
+            .arg("--no-cache")
+            .arg("--limit")
+            .arg(LIMIT.to_string()),
+    );
     assert_eq!(out.code, Some(0), "stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
 
     let requests = server.requests();
@@ -615,7 +746,11 @@ fn sroie_train_split_feeds_gold_demonstrations() {
         let mine: Vec<_> = requests.iter().filter(|r| r.model() == Some(model)).collect();
         assert_eq!(mine.len(), LIMIT, "{model}");
         let items: HashSet<String> = mine.iter().map(|r| r.last_user_text().unwrap()).collect();
-        assert_eq!(items.iter().map(String::as_str).collect::<HashSet<_>>(), first, "{model}: --limit runs the first {LIMIT} test receipts");
+        assert_eq!(
+            items.iter().map(String::as_str).collect::<HashSet<_>>(),
+            first,
+            "{model}: --limit runs the first {LIMIT} test receipts"
+        );
         for req in mine {
             let messages = req.messages();
             let roles: Vec<&str> = messages.iter().map(|(role, _)| role.as_str()).collect();
@@ -626,19 +761,46 @@ fn sroie_train_split_feeds_gold_demonstrations() {
             let mut demos = Vec::new();
             for pair in messages[1..messages.len() - 1].chunks(2) {
                 let (input, answer) = (&pair[0].1, &pair[1].1);
-                let candidates = train_by_text.get(input.as_str()).unwrap_or_else(|| panic!("{model}: a demonstration input is not a train receipt's words:\n{input}"));
-                let demo: Value = serde_json::from_str(answer).unwrap_or_else(|e| panic!("{model}: demonstration answer is not JSON ({e}): {answer}"));
-                let demo = demo.as_object().unwrap_or_else(|| panic!("{model}: demonstration answer is not an object: {answer}"));
-                assert_eq!(demo.keys().map(String::as_str).collect::<Vec<_>>(), FIELDS, "{model}: exactly the four keys, in order: {answer}");
-                let r = candidates.iter().find(|r| demo_matches(demo, r)).unwrap_or_else(|| panic!("{model}: {answer} is not the gold of {}", candidates[0].key));
+                let candidates = train_by_text.get(input.as_str()).unwrap_or_else(|| {
+                    panic!(
+                        "{model}: a demonstration input is not a train receipt's words:\n{input}"
+                    )
+                });
+                let demo: Value = serde_json::from_str(answer).unwrap_or_else(|e| {
+                    panic!("{model}: demonstration answer is not JSON ({e}): {answer}")
+                });
+                let demo = demo.as_object().unwrap_or_else(|| {
+                    panic!("{model}: demonstration answer is not an object: {answer}")
+                });
+                assert_eq!(
+                    demo.keys().map(String::as_str).collect::<Vec<_>>(),
+                    FIELDS,
+                    "{model}: exactly the four keys, in order: {answer}"
+                );
+                let r = candidates.iter().find(|r| demo_matches(demo, r)).unwrap_or_else(|| {
+                    panic!("{model}: {answer} is not the gold of {}", candidates[0].key)
+                });
                 demos.push(r.key.clone());
             }
             assert_ne!(demos[0], demos[1], "{model}: two different demonstrations");
             if model == "m-fixed" {
-                assert_eq!(demos, [no_address[0].key.clone(), no_total[0].key.clone()], "fixed ids, in order");
-                let answers: Vec<Value> = [2, 4].map(|m| serde_json::from_str(&messages[m].1).unwrap()).to_vec();
-                assert!(answers[0]["address"].is_null(), "a missing gold key is shown as null: {}", messages[2].1);
-                assert!(answers[1]["total"].is_null(), "an empty gold value is shown as null: {}", messages[4].1);
+                assert_eq!(
+                    demos,
+                    [no_address[0].key.clone(), no_total[0].key.clone()],
+                    "fixed ids, in order"
+                );
+                let answers: Vec<Value> =
+                    [2, 4].map(|m| serde_json::from_str(&messages[m].1).unwrap()).to_vec();
+                assert!(
+                    answers[0]["address"].is_null(),
+                    "a missing gold key is shown as null: {}",
+                    messages[2].1
+                );
+                assert!(
+                    answers[1]["total"].is_null(),
+                    "an empty gold value is shown as null: {}",
+                    messages[4].1
+                );
             } else {
                 demo_sets.insert(demos);
             }
@@ -651,9 +813,17 @@ fn sroie_train_split_feeds_gold_demonstrations() {
     assert_eq!(results["items"], LIMIT);
     for id in ["random", "fixed"] {
         let b = backend(&results, id);
-        assert_eq!((u(&b["answered"]), u(&b["correct"]), u(&b["invalid"]), u(&b["errors"])), (LIMIT as u64, LIMIT as u64, 0, 0), "{id}");
+        assert_eq!(
+            (u(&b["answered"]), u(&b["correct"]), u(&b["invalid"]), u(&b["errors"])),
+            (LIMIT as u64, LIMIT as u64, 0, 0),
+            "{id}"
+        );
         for name in FIELDS {
-            assert_eq!((u(&b["fields"][name]["correct"]), u(&b["fields"][name]["counted"])), (LIMIT as u64, LIMIT as u64), "{id}.{name}");
+            assert_eq!(
+                (u(&b["fields"][name]["correct"]), u(&b["fields"][name]["counted"])),
+                (LIMIT as u64, LIMIT as u64),
+                "{id}.{name}"
+            );
         }
     }
 }

@@ -21,7 +21,8 @@ fn gold(i: usize) -> &'static str {
 /// A suite of `n` items (`it-N`, text `item N`) with one openai backend at `base`.
 fn workspace(n: usize, base: &str, extra: &str) -> (Workspace, PathBuf) {
     let ws = Workspace::new();
-    let rows: Vec<Row> = (0..n).map(|i| row(&format!("it-{i}"), &format!("item {i}"), gold(i))).collect();
+    let rows: Vec<Row> =
+        (0..n).map(|i| row(&format!("it-{i}"), &format!("item {i}"), gold(i))).collect();
     ws.write("test.csv", &rows_csv(&rows));
     let suite = format!(
         "schema_version: 1\nname: reliability\ntask:\n  kind: classification\n  labels: [billing, technical, other]\n  instructions: \"Route it.\"\n  input: \"{{{{ text }}}}\"\ndata:\n  test: test.csv\nbackends:\n  - id: api\n    provider: openai\n    base_url: {base}\n    model: m\n    concurrency: 8\n{extra}"
@@ -39,7 +40,16 @@ fn answer(req: &RecordedRequest) -> Reply {
 
 fn run(ws: &Workspace, suite: &Path, out: &Path, extra: &[&str]) -> Outcome {
     let cache = ws.path().join("cache.sqlite");
-    let out = output(evalgate(ws.path()).arg("run").arg(suite).arg("--out").arg(out).arg("--cache").arg(cache).args(extra));
+    let out = output(
+        evalgate(ws.path())
+            .arg("run")
+            .arg(suite)
+            .arg("--out")
+            .arg(out)
+            .arg("--cache")
+            .arg(cache)
+            .args(extra),
+    );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     out
 }
@@ -108,12 +118,28 @@ fn the_cache_never_holds_the_api_key() {
     let (ws, suite) = workspace(10, &server.base_url(), &format!("    api_key_env: {var}\n"));
     let dir = ws.run_dir("run");
     let cache = ws.path().join("cache.sqlite");
-    let out = output(evalgate(ws.path()).arg("run").arg(&suite).arg("--out").arg(&dir).arg("--cache").arg(&cache).env(&var, &key));
+    let out = output(
+        evalgate(ws.path())
+            .arg("run")
+            .arg(&suite)
+            .arg("--out")
+            .arg(&dir)
+            .arg("--cache")
+            .arg(&cache)
+            .env(&var, &key),
+    );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(server.requests().iter().all(|r| r.header("authorization") == Some(&format!("Bearer {key}"))));
+    assert!(server
+        .requests()
+        .iter()
+        .all(|r| r.header("authorization") == Some(&format!("Bearer {key}"))));
     for file in files_under(ws.path()) {
         let bytes = std::fs::read(&file).unwrap();
-        assert!(!bytes.windows(key.len()).any(|w| w == key.as_bytes()), "the key is in {}", file.display());
+        assert!(
+            !bytes.windows(key.len()).any(|w| w == key.as_bytes()),
+            "the key is in {}",
+            file.display()
+        );
     }
 }
 
@@ -123,10 +149,20 @@ fn shards_merged_give_the_results_of_one_run() {
         // Wrong on every fifth item, so accuracy, comparisons and the bootstrap have work.
         let text = req.last_user_text().unwrap_or_default();
         let n: usize = text.trim_start_matches("item ").parse().unwrap_or(0);
-        if n % 5 == 0 { Reply::chat("other") } else { answer(req) }
+        if n % 5 == 0 {
+            Reply::chat("other")
+        } else {
+            answer(req)
+        }
     });
     let n = 90;
-    let (ws, suite) = workspace(n, &server.base_url(), "  - id: second\n    provider: openai\n    base_url: BASE\n    model: m2\n".replace("BASE", &server.base_url()).as_str());
+    let (ws, suite) = workspace(
+        n,
+        &server.base_url(),
+        "  - id: second\n    provider: openai\n    base_url: BASE\n    model: m2\n"
+            .replace("BASE", &server.base_url())
+            .as_str(),
+    );
     let single = ws.run_dir("single");
     run(&ws, &suite, &single, &["--no-cache"]);
     let mut parts = Vec::new();
@@ -135,7 +171,10 @@ fn shards_merged_give_the_results_of_one_run() {
         run(&ws, &suite, &dir, &["--no-cache", "--shard", &format!("{k}/3")]);
         parts.push(dir);
     }
-    let sizes: Vec<usize> = parts.iter().map(|p| read_json(&p.join("run.json"))["items"].as_array().unwrap().len()).collect();
+    let sizes: Vec<usize> = parts
+        .iter()
+        .map(|p| read_json(&p.join("run.json"))["items"].as_array().unwrap().len())
+        .collect();
     assert_eq!(sizes.iter().sum::<usize>(), n);
     assert!(sizes.iter().all(|&s| s > 0 && s < n), "each shard holds a part: {sizes:?}");
     let merged = ws.run_dir("merged");
@@ -152,7 +191,14 @@ fn shards_merged_give_the_results_of_one_run() {
     };
     assert_eq!(strip(results(&single)), strip(results(&merged)));
     // Merging the same shard twice is refused.
-    let out = output(evalgate(ws.path()).arg("merge").arg(&parts[0]).arg(&parts[0]).arg("--out").arg(ws.run_dir("twice")));
+    let out = output(
+        evalgate(ws.path())
+            .arg("merge")
+            .arg(&parts[0])
+            .arg(&parts[0])
+            .arg("--out")
+            .arg(ws.run_dir("twice")),
+    );
     assert_eq!(out.code, Some(2));
     assert!(out.stderr.contains("more than one run"), "{}", out.stderr);
 }

@@ -24,7 +24,8 @@ const INSTRUCTIONS: &str = "Answer with spam or ham.";
 /// A suite over `n` numbered items (`it-N`, text `item N`) with the given backends.
 fn workspace(n: usize, backends: &str) -> (Workspace, PathBuf) {
     let ws = Workspace::new();
-    let rows: Vec<Row> = (0..n).map(|i| row(&format!("it-{i}"), &format!("item {i}"), gold(i))).collect();
+    let rows: Vec<Row> =
+        (0..n).map(|i| row(&format!("it-{i}"), &format!("item {i}"), gold(i))).collect();
     ws.write("test.csv", &rows_csv(&rows));
     let suite = format!(
         r#"schema_version: 1
@@ -70,7 +71,12 @@ fn resume(ws: &Workspace, suite: &Path, run: &Path) -> Outcome {
 fn record_counts(run: &Path) -> HashMap<(String, String), usize> {
     let mut counts = HashMap::new();
     for r in records(run) {
-        *counts.entry((r["backend"].as_str().unwrap().to_string(), r["id"].as_str().unwrap().to_string())).or_insert(0) += 1;
+        *counts
+            .entry((
+                r["backend"].as_str().unwrap().to_string(),
+                r["id"].as_str().unwrap().to_string(),
+            ))
+            .or_insert(0) += 1;
     }
     counts
 }
@@ -83,7 +89,11 @@ fn journal_lines(run: &Path) -> usize {
 fn assert_accounted(results: &Value, items: u64) {
     for b in results["backends"].as_array().unwrap() {
         let (answered, errors, missing) = (u(&b["answered"]), u(&b["errors"]), u(&b["missing"]));
-        assert_eq!(answered + errors + missing, items, "every item is answered, an error or missing: {b}");
+        assert_eq!(
+            answered + errors + missing,
+            items,
+            "every item is answered, an error or missing: {b}"
+        );
     }
 }
 
@@ -101,7 +111,10 @@ fn kill_and_resume(after: Duration, tear: bool) {
         let i = item_number(req).expect("numbered item");
         Reply::chat(gold(i)).delayed(Duration::from_millis(20))
     });
-    let (ws, suite) = workspace(KILL_ITEMS, &backend_yaml("m", &server.base_url(), &format!("    concurrency: {KILL_CONCURRENCY}\n")));
+    let (ws, suite) = workspace(
+        KILL_ITEMS,
+        &backend_yaml("m", &server.base_url(), &format!("    concurrency: {KILL_CONCURRENCY}\n")),
+    );
     let run = ws.run_dir("run");
     let mut child = spawn_run(&ws, &suite, &run);
     wait_until(Duration::from_secs(20), "the first request", || server.request_count() > 0);
@@ -117,11 +130,16 @@ fn kill_and_resume(after: Duration, tear: bool) {
     let mut torn_id = None;
     if tear {
         // Half a record for an item without one, no newline: what a kill mid-write leaves.
-        let have: HashSet<String> = records(&run).iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
-        let id = (0..KILL_ITEMS).map(|i| format!("it-{i}")).find(|id| !have.contains(id)).expect("a missing item");
+        let have: HashSet<String> =
+            records(&run).iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
+        let id = (0..KILL_ITEMS)
+            .map(|i| format!("it-{i}"))
+            .find(|id| !have.contains(id))
+            .expect("a missing item");
         let full = serde_json::json!({ "id": id, "backend": "m", "prompt": [], "reply": "spam", "answer": "spam", "gold": "spam", "correct": true }).to_string();
         use std::io::Write;
-        let mut file = std::fs::OpenOptions::new().append(true).open(run.join("records.jsonl")).unwrap();
+        let mut file =
+            std::fs::OpenOptions::new().append(true).open(run.join("records.jsonl")).unwrap();
         file.write_all(&full.as_bytes()[..full.len() / 2]).unwrap();
         torn_id = Some(id);
     }
@@ -131,11 +149,16 @@ fn kill_and_resume(after: Duration, tear: bool) {
     let text = std::fs::read_to_string(run.join("records.jsonl")).unwrap();
     assert!(text.ends_with('\n'), "the journal ends with a complete line");
     for (n, line) in text.lines().enumerate() {
-        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("records.jsonl line {}: {e}: {line}", n + 1));
+        serde_json::from_str::<Value>(line)
+            .unwrap_or_else(|e| panic!("records.jsonl line {}: {e}: {line}", n + 1));
     }
     let counts = record_counts(&run);
     assert_eq!(counts.len(), KILL_ITEMS, "one (backend, id) per item");
-    assert!(counts.values().all(|&c| c == 1), "an item answered twice: {:?}", counts.iter().filter(|(_, &c)| c > 1).collect::<Vec<_>>());
+    assert!(
+        counts.values().all(|&c| c == 1),
+        "an item answered twice: {:?}",
+        counts.iter().filter(|(_, &c)| c > 1).collect::<Vec<_>>()
+    );
     let results = results(&run);
     let m = backend(&results, "m");
     assert_eq!((u(&m["answered"]), u(&m["errors"]), u(&m["missing"])), (KILL_ITEMS as u64, 0, 0));
@@ -146,7 +169,11 @@ fn kill_and_resume(after: Duration, tear: bool) {
         "killed after {after:?} with {before} records and {sent_before} requests; {total} requests in all, more than {KILL_ITEMS} + {KILL_CONCURRENCY} in flight"
     );
     if let Some(id) = torn_id {
-        let sent = server.requests().iter().filter(|r| item_number(r) == Some(id.trim_start_matches("it-").parse().unwrap())).count();
+        let sent = server
+            .requests()
+            .iter()
+            .filter(|r| item_number(r) == Some(id.trim_start_matches("it-").parse().unwrap()))
+            .count();
         assert!(sent >= 1, "the item of the torn line ({id}) was sent on resume");
     }
 }
@@ -160,10 +187,13 @@ fn resume_after_kill_9_sends_only_what_is_missing() {
 
 #[test]
 fn resume_refuses_a_changed_suite() {
-    let server = TestServer::start_in_thread(|req: &RecordedRequest, _| Reply::chat(gold(item_number(req).unwrap())));
+    let server = TestServer::start_in_thread(|req: &RecordedRequest, _| {
+        Reply::chat(gold(item_number(req).unwrap()))
+    });
     let (ws, suite) = workspace(3, &backend_yaml("m", &server.base_url(), ""));
     let run = ws.run_dir("run");
-    let out = output(evalgate(ws.path()).arg("run").arg(&suite).arg("--out").arg(&run).arg("--quiet"));
+    let out =
+        output(evalgate(ws.path()).arg("run").arg(&suite).arg("--out").arg(&run).arg("--quiet"));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let journal = std::fs::read(run.join("records.jsonl")).unwrap();
     let mut text = std::fs::read_to_string(&suite).unwrap();
@@ -192,9 +222,11 @@ fn errors_are_retried_on_resume() {
         }
     });
     let base = server.base_url();
-    let (ws, suite) = workspace(N, &format!("{}{}", backend_yaml("x", &base, ""), backend_yaml("y", &base, "")));
+    let (ws, suite) =
+        workspace(N, &format!("{}{}", backend_yaml("x", &base, ""), backend_yaml("y", &base, "")));
     let run = ws.run_dir("run");
-    let out = output(evalgate(ws.path()).arg("run").arg(&suite).arg("--out").arg(&run).arg("--quiet"));
+    let out =
+        output(evalgate(ws.path()).arg("run").arg(&suite).arg("--out").arg(&run).arg("--quiet"));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let first = results(&run);
     for id in ["x", "y"] {
@@ -209,11 +241,16 @@ fn errors_are_retried_on_resume() {
     let results = results(&run);
     for id in ["x", "y"] {
         let b = backend(&results, id);
-        assert_eq!((u(&b["answered"]), u(&b["correct"]), u(&b["errors"]), u(&b["missing"])), (N as u64, N as u64, 0, 0), "{b}");
+        assert_eq!(
+            (u(&b["answered"]), u(&b["correct"]), u(&b["errors"]), u(&b["missing"])),
+            (N as u64, N as u64, 0, 0),
+            "{b}"
+        );
     }
     let rows = csv_rows(&run);
     assert_eq!(rows.len(), 2 * N, "records.csv: one row per item and backend");
-    let keys: HashSet<(String, String)> = rows.iter().map(|r| (r[0].clone(), r[1].clone())).collect();
+    let keys: HashSet<(String, String)> =
+        rows.iter().map(|r| (r[0].clone(), r[1].clone())).collect();
     assert_eq!(keys.len(), 2 * N);
     assert!(rows.iter().all(|r| r[6].is_empty()), "no error left in records.csv");
     // The journal keeps the history: the 8 error records and their answers.
@@ -229,7 +266,9 @@ const PRICED: &str = "    pricing: { input_per_mtok: 2.5, output_per_mtok: 10 }\
 #[test]
 fn a_budget_below_the_estimate_refuses_to_start() {
     const N: usize = 5;
-    let server = TestServer::start_in_thread(|req: &RecordedRequest, _| Reply::chat(gold(item_number(req).unwrap())));
+    let server = TestServer::start_in_thread(|req: &RecordedRequest, _| {
+        Reply::chat(gold(item_number(req).unwrap()))
+    });
     let (ws, suite) = workspace(N, &backend_yaml("m", &server.base_url(), PRICED));
     // The estimate as the runner documents it: about 4 characters a token plus 4 per message,
     // and a reply of ⌈longest label / 4⌉ + 4 tokens (no max_tokens).
@@ -242,16 +281,34 @@ fn a_budget_below_the_estimate_refuses_to_start() {
         })
         .sum();
     let run = ws.run_dir("run");
-    let out = output(evalgate(ws.path()).arg("run").arg(&suite).arg("--out").arg(&run).args(["--max-cost-usd", "0.0000001"]));
+    let out = output(
+        evalgate(ws.path())
+            .arg("run")
+            .arg(&suite)
+            .arg("--out")
+            .arg(&run)
+            .args(["--max-cost-usd", "0.0000001"]),
+    );
     assert_eq!(out.code, Some(2), "{}", out.stderr);
-    assert!(out.stderr.contains(&format!("${estimate:.4}")), "the message names the estimate ${estimate:.4}: {}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("${estimate:.4}")),
+        "the message names the estimate ${estimate:.4}: {}",
+        out.stderr
+    );
     assert!(out.stderr.contains("--max-cost-usd"), "{}", out.stderr);
     assert_eq!(server.request_count(), 0);
     assert!(!run.join("records.jsonl").exists());
 
     // A backend without a price cannot be kept within a budget.
     let (ws, suite) = workspace(N, &backend_yaml("free", &server.base_url(), ""));
-    let out = output(evalgate(ws.path()).arg("run").arg(&suite).arg("--out").arg(ws.run_dir("run")).args(["--max-cost-usd", "1"]));
+    let out = output(
+        evalgate(ws.path())
+            .arg("run")
+            .arg(&suite)
+            .arg("--out")
+            .arg(ws.run_dir("run"))
+            .args(["--max-cost-usd", "1"]),
+    );
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("pricing") && out.stderr.contains("free"), "{}", out.stderr);
     assert_eq!(server.request_count(), 0);
@@ -267,12 +324,23 @@ fn a_budget_reached_during_the_run_stops_sending() {
             .with_usage(Some(Usage { prompt_tokens: 1_000_000, completion_tokens: 1 }))
             .delayed(Duration::from_millis(20))
     });
-    let (ws, suite) = workspace(N, &backend_yaml("m", &server.base_url(), &format!("{PRICED}    concurrency: 2\n")));
+    let (ws, suite) = workspace(
+        N,
+        &backend_yaml("m", &server.base_url(), &format!("{PRICED}    concurrency: 2\n")),
+    );
     let run = ws.run_dir("run");
-    let out = output(evalgate(ws.path()).arg("run").arg(&suite).arg("--out").arg(&run).args(["--max-cost-usd", "10"]));
+    let out = output(
+        evalgate(ws.path())
+            .arg("run")
+            .arg(&suite)
+            .arg("--out")
+            .arg(&run)
+            .args(["--max-cost-usd", "10"]),
+    );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let results = results(&run);
-    let stopped = results["stopped"].as_str().unwrap_or_else(|| panic!("stopped is set: {results}"));
+    let stopped =
+        results["stopped"].as_str().unwrap_or_else(|| panic!("stopped is set: {results}"));
     assert!(stopped.contains("budget"), "{stopped}");
     let sent = server.request_count();
     assert!(sent < N, "{sent} requests of {N}: the budget stops sending");
@@ -282,7 +350,11 @@ fn a_budget_reached_during_the_run_stops_sending() {
     assert_accounted(&results, N as u64);
     let counts = record_counts(&run);
     assert!(counts.values().all(|&c| c == 1));
-    assert_eq!(counts.len() as u64, u(&m["answered"]) + u(&m["errors"]), "every item with a record is counted");
+    assert_eq!(
+        counts.len() as u64,
+        u(&m["answered"]) + u(&m["errors"]),
+        "every item with a record is counted"
+    );
     let md = std::fs::read_to_string(run.join("report.md")).unwrap();
     assert!(md.contains("Incomplete run"), "{md}");
 }
@@ -302,13 +374,17 @@ fn ctrl_c_stops_with_130_and_a_report_of_what_finished() {
     let mut child = spawn_run(&ws, &suite, &run);
     wait_until(Duration::from_secs(20), "the first request", || server.request_count() > 0);
     std::thread::sleep(Duration::from_millis(150));
-    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("run kill");
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
     assert!(kill.success());
     let status = wait_child(&mut child, Duration::from_secs(15));
     assert_eq!(status.code(), Some(130), "{status:?}");
     assert!(run.join("report.md").exists() && run.join("records.csv").exists());
     let results = results(&run);
-    let stopped = results["stopped"].as_str().unwrap_or_else(|| panic!("stopped is set: {results}"));
+    let stopped =
+        results["stopped"].as_str().unwrap_or_else(|| panic!("stopped is set: {results}"));
     assert!(stopped.contains("interrupted"), "{stopped}");
     assert_accounted(&results, N as u64);
     let m = backend(&results, "m");
@@ -324,16 +400,31 @@ fn a_budget_reached_by_the_last_record_does_not_mark_a_complete_run_stopped() {
     // them" although no item is missing.
     const N: usize = 4;
     let server = TestServer::start_in_thread(|req: &RecordedRequest, _| {
-        Reply::chat(gold(item_number(req).unwrap())).with_usage(Some(Usage { prompt_tokens: 1_000_000, completion_tokens: 1 }))
+        Reply::chat(gold(item_number(req).unwrap()))
+            .with_usage(Some(Usage { prompt_tokens: 1_000_000, completion_tokens: 1 }))
     });
-    let (ws, suite) = workspace(N, &backend_yaml("m", &server.base_url(), &format!("{PRICED}    concurrency: 1\n")));
+    let (ws, suite) = workspace(
+        N,
+        &backend_yaml("m", &server.base_url(), &format!("{PRICED}    concurrency: 1\n")),
+    );
     let run = ws.run_dir("run");
-    let out = output(evalgate(ws.path()).arg("run").arg(&suite).arg("--out").arg(&run).args(["--max-cost-usd", "10"]));
+    let out = output(
+        evalgate(ws.path())
+            .arg("run")
+            .arg(&suite)
+            .arg("--out")
+            .arg(&run)
+            .args(["--max-cost-usd", "10"]),
+    );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let results = results(&run);
     let m = backend(&results, "m");
     assert_eq!((u(&m["answered"]), u(&m["missing"])), (N as u64, 0), "{m}");
-    assert!(results["stopped"].is_null(), "every item was answered, yet stopped = {}", results["stopped"]);
+    assert!(
+        results["stopped"].is_null(),
+        "every item was answered, yet stopped = {}",
+        results["stopped"]
+    );
     let md = std::fs::read_to_string(run.join("report.md")).unwrap();
     assert!(!md.contains("Incomplete run"), "{md}");
 }
@@ -343,12 +434,20 @@ fn resume_refuses_changed_test_data() {
     // run.json records the SHA-256 of the suite file only, so editing test.csv (here: the gold
     // label and text of an item that was already answered) is not noticed: the resumed run mixes
     // records made against the old data with the new data and exits 0.
-    let server = TestServer::start_in_thread(|req: &RecordedRequest, _| Reply::chat(gold(item_number(req).unwrap())));
+    let server = TestServer::start_in_thread(|req: &RecordedRequest, _| {
+        Reply::chat(gold(item_number(req).unwrap()))
+    });
     let (ws, suite) = workspace(4, &backend_yaml("m", &server.base_url(), ""));
     let run = ws.run_dir("run");
-    let out = output(evalgate(ws.path()).arg("run").arg(&suite).arg("--out").arg(&run).arg("--quiet"));
+    let out =
+        output(evalgate(ws.path()).arg("run").arg(&suite).arg("--out").arg(&run).arg("--quiet"));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let rows = vec![row("it-0", "item 0 rewritten", "ham"), row("it-1", "item 1", "ham"), row("it-2", "item 2", "spam"), row("it-3", "item 3", "ham")];
+    let rows = vec![
+        row("it-0", "item 0 rewritten", "ham"),
+        row("it-1", "item 1", "ham"),
+        row("it-2", "item 2", "spam"),
+        row("it-3", "item 3", "ham"),
+    ];
     ws.write("test.csv", &rows_csv(&rows));
     let out = resume(&ws, &suite, &run);
     assert_eq!(out.code, Some(2), "resume over changed data should be refused: {}", out.stderr);

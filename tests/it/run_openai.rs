@@ -30,7 +30,8 @@ fn train_rows() -> Vec<Row> {
 }
 
 /// The text of te-02 is full of template syntax: it must reach the model verbatim.
-const TEMPLATE_LIKE: &str = "Hi {{ customer_name }}, the dashboard shows {% if x %}nothing{% endif %} & <b>{{ 1 + 1 }}</b>";
+const TEMPLATE_LIKE: &str =
+    "Hi {{ customer_name }}, the dashboard shows {% if x %}nothing{% endif %} & <b>{{ 1 + 1 }}</b>";
 
 /// Test items; te-03 and te-04 have the same text as train items tr-09 and tr-05.
 fn test_rows() -> Vec<Row> {
@@ -54,12 +55,19 @@ fn gold_by_prompt(rows: &[Row]) -> Arc<HashMap<String, String>> {
 }
 
 /// A server that answers every request with the gold label of its last user message.
-fn oracle(gold: Arc<HashMap<String, String>>) -> impl Fn(&RecordedRequest, usize) -> Reply + Send + Sync + 'static {
+fn oracle(
+    gold: Arc<HashMap<String, String>>,
+) -> impl Fn(&RecordedRequest, usize) -> Reply + Send + Sync + 'static {
     move |req, _| {
         let text = req.last_user_text().unwrap_or_default();
         match gold.get(&text) {
             Some(label) => Reply::chat(label.clone()),
-            None => Reply::openai_error(400, &format!("unknown item {text:?}"), "invalid_request_error", None),
+            None => Reply::openai_error(
+                400,
+                &format!("unknown item {text:?}"),
+                "invalid_request_error",
+                None,
+            ),
         }
     }
 }
@@ -112,7 +120,10 @@ fn write_strategy_workspace(base_url: &str, suite: &str) -> (Workspace, std::pat
 }
 
 /// Splits a request's messages into (system, demo pairs, final user turn), checking the shape.
-fn split_messages(messages: &[(String, String)], with_system: bool) -> (Option<String>, Vec<(String, String)>, String) {
+fn split_messages(
+    messages: &[(String, String)],
+    with_system: bool,
+) -> (Option<String>, Vec<(String, String)>, String) {
     let mut rest = messages;
     let system = if with_system {
         assert_eq!(rest[0].0, "system", "first message should be the system prompt: {messages:?}");
@@ -120,7 +131,10 @@ fn split_messages(messages: &[(String, String)], with_system: bool) -> (Option<S
         rest = &rest[1..];
         Some(s)
     } else {
-        assert!(rest.iter().all(|(role, _)| role != "system"), "no system message expected: {messages:?}");
+        assert!(
+            rest.iter().all(|(role, _)| role != "system"),
+            "no system message expected: {messages:?}"
+        );
         None
     };
     let (last, demos) = rest.split_last().expect("at least the user turn");
@@ -129,7 +143,11 @@ fn split_messages(messages: &[(String, String)], with_system: bool) -> (Option<S
     let pairs = demos
         .chunks(2)
         .map(|pair| {
-            assert_eq!((pair[0].0.as_str(), pair[1].0.as_str()), ("user", "assistant"), "{messages:?}");
+            assert_eq!(
+                (pair[0].0.as_str(), pair[1].0.as_str()),
+                ("user", "assistant"),
+                "{messages:?}"
+            );
             (pair[0].1.clone(), pair[1].1.clone())
         })
         .collect();
@@ -140,7 +158,8 @@ fn split_messages(messages: &[(String, String)], with_system: bool) -> (Option<S
 fn by_model_and_item(requests: &[RecordedRequest]) -> BTreeMap<(String, String), RecordedRequest> {
     let mut out = BTreeMap::new();
     for r in requests {
-        let key = (r.model().unwrap_or_default().to_string(), r.last_user_text().unwrap_or_default());
+        let key =
+            (r.model().unwrap_or_default().to_string(), r.last_user_text().unwrap_or_default());
         assert!(out.insert(key.clone(), r.clone()).is_none(), "two requests for {key:?}");
     }
     out
@@ -156,7 +175,8 @@ async fn request_bodies_follow_each_strategy() {
 
     let tests = test_rows();
     let train = train_rows();
-    let train_by_prompt: HashMap<String, &Row> = train.iter().map(|r| (prompt_of(&r.text), r)).collect();
+    let train_by_prompt: HashMap<String, &Row> =
+        train.iter().map(|r| (prompt_of(&r.text), r)).collect();
     let requests = server.requests();
     // Exactly one request per item and backend: 6 items × 5 backends.
     assert_eq!(requests.len(), tests.len() * 5);
@@ -170,7 +190,9 @@ async fn request_bodies_follow_each_strategy() {
         pairs
             .iter()
             .map(|(input, label)| {
-                let r = train_by_prompt.get(input).unwrap_or_else(|| panic!("demo {input:?} is not a train item"));
+                let r = train_by_prompt
+                    .get(input)
+                    .unwrap_or_else(|| panic!("demo {input:?} is not a train item"));
                 assert_eq!(&r.label, label, "a demo's answer is its gold label");
                 r.id.clone()
             })
@@ -180,14 +202,22 @@ async fn request_bodies_follow_each_strategy() {
     for item in &tests {
         let input = prompt_of(&item.text);
         let get = |model: &str| {
-            let r = sent.get(&(model.to_string(), input.clone())).unwrap_or_else(|| panic!("no {model} request for {}", item.id));
+            let r = sent
+                .get(&(model.to_string(), input.clone()))
+                .unwrap_or_else(|| panic!("no {model} request for {}", item.id));
             assert_eq!(r.model(), Some(model));
             r.messages()
         };
 
         // zero-shot: [system, user].
         let zero = get("m-zero");
-        assert_eq!(zero, vec![("system".to_string(), INSTRUCTIONS_RENDERED.to_string()), ("user".to_string(), input.clone())]);
+        assert_eq!(
+            zero,
+            vec![
+                ("system".to_string(), INSTRUCTIONS_RENDERED.to_string()),
+                ("user".to_string(), input.clone())
+            ]
+        );
 
         // few-shot, stratified, k = 3 over 3 labels: one demonstration per label, never the item.
         let (system, pairs, last) = split_messages(&get("m-few"), true);
@@ -195,9 +225,18 @@ async fn request_bodies_follow_each_strategy() {
         assert_eq!(last, input);
         assert_eq!(pairs.len(), 3, "k = 3 demonstrations for {}", item.id);
         let ids = demo_ids(&pairs);
-        assert!(pairs.iter().all(|(demo, _)| demo != &input), "{}: the item itself is a demonstration", item.id);
+        assert!(
+            pairs.iter().all(|(demo, _)| demo != &input),
+            "{}: the item itself is a demonstration",
+            item.id
+        );
         let labels: HashSet<&str> = pairs.iter().map(|(_, l)| l.as_str()).collect();
-        assert_eq!(labels.len(), 3, "stratified demos should cover the 3 labels for {}: {ids:?}", item.id);
+        assert_eq!(
+            labels.len(),
+            3,
+            "stratified demos should cover the 3 labels for {}: {ids:?}",
+            item.id
+        );
         assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 3, "demos repeat for {}", item.id);
 
         // few-shot, fixed: exactly the listed ids in the listed order, minus the item itself.
@@ -217,7 +256,8 @@ async fn request_bodies_follow_each_strategy() {
         assert_eq!(ids.len(), 9, "9 distinct demos for {}", item.id);
         let leaked = train.iter().find(|t| t.text == item.text).map(|t| t.id.clone());
         if let Some(own) = &leaked {
-            let others: HashSet<String> = train.iter().filter(|t| &t.id != own).map(|t| t.id.clone()).collect();
+            let others: HashSet<String> =
+                train.iter().filter(|t| &t.id != own).map(|t| t.id.clone()).collect();
             assert_eq!(ids, others, "{}: random demos must be every train item but {own}", item.id);
         }
 
@@ -226,8 +266,12 @@ async fn request_bodies_follow_each_strategy() {
     }
 
     // Template syntax in an example is data: sent exactly as written.
-    let verbatim = sent.get(&("m-zero".to_string(), prompt_of(TEMPLATE_LIKE))).expect("te-02 request");
-    assert_eq!(verbatim.json.as_ref().unwrap()["messages"][1]["content"], json!(format!("Ticket: {TEMPLATE_LIKE}")));
+    let verbatim =
+        sent.get(&("m-zero".to_string(), prompt_of(TEMPLATE_LIKE))).expect("te-02 request");
+    assert_eq!(
+        verbatim.json.as_ref().unwrap()["messages"][1]["content"],
+        json!(format!("Ticket: {TEMPLATE_LIKE}"))
+    );
     assert!(String::from_utf8_lossy(&verbatim.body).contains("{{ customer_name }}"));
 
     // The oracle answers every item right.
@@ -256,7 +300,12 @@ async fn few_shot_requests_are_byte_identical_across_runs() {
     assert_eq!(a.len(), 30);
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     for (key, body) in &a {
-        assert!(body == &b[key], "request for {key:?} differs between runs:\n{}\n{}", String::from_utf8_lossy(body), String::from_utf8_lossy(&b[key]));
+        assert!(
+            body == &b[key],
+            "request for {key:?} differs between runs:\n{}\n{}",
+            String::from_utf8_lossy(body),
+            String::from_utf8_lossy(&b[key])
+        );
     }
     // Selection depends on the item: not every item got the same random demonstrations.
     let demo_sets: HashSet<Vec<(String, String)>> = a
@@ -264,7 +313,10 @@ async fn few_shot_requests_are_byte_identical_across_runs() {
         .filter(|((model, _), _)| model == "m-few")
         .map(|(_, body)| {
             let v: Value = serde_json::from_slice(body).unwrap();
-            v["messages"].as_array().unwrap()[1..7].iter().map(|m| (m["role"].to_string(), m["content"].to_string())).collect()
+            v["messages"].as_array().unwrap()[1..7]
+                .iter()
+                .map(|m| (m["role"].to_string(), m["content"].to_string()))
+                .collect()
         })
         .collect();
     assert!(demo_sets.len() > 1, "every item drew the same demonstrations");
@@ -301,10 +353,17 @@ backends:
     for r in &requests {
         assert_eq!(r.model(), Some("ft:acme-1"));
         let body = r.json.as_ref().unwrap();
-        assert_eq!((body["temperature"].as_f64(), body["max_tokens"].as_u64()), (Some(0.5), Some(8)), "{body}");
+        assert_eq!(
+            (body["temperature"].as_f64(), body["max_tokens"].as_u64()),
+            (Some(0.5), Some(8)),
+            "{body}"
+        );
         let messages = r.messages();
         assert_eq!(messages.len(), 2, "{messages:?}");
-        assert_eq!(messages[0], ("system".to_string(), "Route the ticket (billing/technical/account).".to_string()));
+        assert_eq!(
+            messages[0],
+            ("system".to_string(), "Route the ticket (billing/technical/account).".to_string())
+        );
         assert_eq!(messages[1].0, "user");
         assert!(test_rows().iter().any(|t| prompt_of(&t.text) == messages[1].1));
     }
@@ -335,7 +394,9 @@ fn plan(i: usize) -> Plan {
 }
 
 fn count_rows() -> Vec<Row> {
-    (1..=20).map(|i| row(&format!("c-{i:02}"), &format!("Customer case number {i}"), LABELS4[i % 4])).collect()
+    (1..=20)
+        .map(|i| row(&format!("c-{i:02}"), &format!("Customer case number {i}"), LABELS4[i % 4]))
+        .collect()
 }
 
 fn wrong_label(gold: &str) -> &'static str {
@@ -346,8 +407,12 @@ fn wrong_label(gold: &str) -> &'static str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_and_wilson_interval_match_hand_computation() {
     let rows = count_rows();
-    let by_text: Arc<HashMap<String, (usize, String)>> =
-        Arc::new(rows.iter().enumerate().map(|(i, r)| (prompt_of(&r.text), (i + 1, r.label.clone()))).collect());
+    let by_text: Arc<HashMap<String, (usize, String)>> = Arc::new(
+        rows.iter()
+            .enumerate()
+            .map(|(i, r)| (prompt_of(&r.text), (i + 1, r.label.clone())))
+            .collect(),
+    );
     let server = TestServer::start(move |req, _| {
         let (i, gold) = by_text[&req.last_user_text().unwrap()].clone();
         if req.model() == Some("m-b") {
@@ -384,13 +449,19 @@ backends:
     ws.write("test.csv", &rows_csv(&rows));
     let path = ws.write("suite.yaml", &suite.replace("@BASE@", &server.base_url()));
     let run = run_library(&path, &ws.run_dir("run")).await;
-    assert_eq!(server.requests().len(), 40, "4xx errors are not retried; one request per item and backend");
+    assert_eq!(
+        server.requests().len(),
+        40,
+        "4xx errors are not retried; one request per item and backend"
+    );
 
     let results = results(&run);
     assert_eq!(results["items"], 20);
     // Backend a, by hand: 10 right, 4 wrong, 3 "I am not sure", 3 failed with HTTP 400.
     let a = backend(&results, "a");
-    let counts = |b: &Value| ["items", "answered", "correct", "invalid", "errors", "missing"].map(|k| u(&b[k]));
+    let counts = |b: &Value| {
+        ["items", "answered", "correct", "invalid", "errors", "missing"].map(|k| u(&b[k]))
+    };
     assert_eq!(counts(a), [20, 17, 10, 3, 3, 0]);
     assert_close(f(&a["accuracy"]["estimate"]), 10.0 / 17.0, "accuracy = correct / answered");
     let (low, high) = wilson(10, 17);
@@ -401,11 +472,19 @@ backends:
     assert_close(high, 0.7838894320978518, "reference Wilson high");
     assert_eq!(a["accuracy"]["method"], "wilson");
     assert_close(f(&a["accuracy"]["confidence"]), 0.95, "confidence");
-    assert_close(f(&a["error_rate"]["estimate"]), 3.0 / 20.0, "error rate = errors / (answered + errors)");
+    assert_close(
+        f(&a["error_rate"]["estimate"]),
+        3.0 / 20.0,
+        "error rate = errors / (answered + errors)",
+    );
     assert_eq!(a["error_kinds"], json!({ "http": 3 }));
     // Tokens: 17 answered × 10 prompt tokens; completions: 14 one-word labels + 3 × 4 words.
     assert_eq!((u(&a["tokens"]["input"]), u(&a["tokens"]["output"])), (170, 26));
-    assert_close(f(&a["tokens"]["output_per_request"]), 26.0 / 17.0, "output tokens per answered request");
+    assert_close(
+        f(&a["tokens"]["output_per_request"]),
+        26.0 / 17.0,
+        "output tokens per answered request",
+    );
     assert_eq!(a["tokens"]["estimated"], false);
     // Confusion matrix by hand: rows gold, columns predicted then invalid.
     let mut confusion = vec![vec![0u64; 5]; 4];
@@ -432,13 +511,28 @@ backends:
     // records.jsonl: exactly one record per item and backend, with every documented key.
     let records = records(&run);
     assert_eq!(records.len(), 40);
-    let pairs: HashSet<(String, String)> =
-        records.iter().map(|r| (r["id"].as_str().unwrap().to_string(), r["backend"].as_str().unwrap().to_string())).collect();
+    let pairs: HashSet<(String, String)> = records
+        .iter()
+        .map(|r| {
+            (r["id"].as_str().unwrap().to_string(), r["backend"].as_str().unwrap().to_string())
+        })
+        .collect();
     let expected: HashSet<(String, String)> =
         rows.iter().flat_map(|r| ["a", "b"].map(|b| (r.id.clone(), b.to_string()))).collect();
     assert_eq!(pairs, expected);
     for r in &records {
-        for key in ["id", "backend", "prompt", "reply", "answer", "gold", "correct", "tokens", "latency_ms", "error"] {
+        for key in [
+            "id",
+            "backend",
+            "prompt",
+            "reply",
+            "answer",
+            "gold",
+            "correct",
+            "tokens",
+            "latency_ms",
+            "error",
+        ] {
             assert!(r.get(key).is_some(), "record lacks `{key}`: {r}");
         }
         assert!(r["tokens"].get("input").is_some() && r["tokens"].get("output").is_some(), "{r}");
@@ -446,16 +540,31 @@ backends:
     }
     let record = |id: &str| records.iter().find(|r| r["id"] == id && r["backend"] == "a").unwrap();
     let wrong = record("c-11");
-    assert_eq!((&wrong["gold"], &wrong["answer"], &wrong["correct"]), (&json!(LABELS4[11 % 4]), &json!(wrong_label(LABELS4[11 % 4])), &json!(false)));
+    assert_eq!(
+        (&wrong["gold"], &wrong["answer"], &wrong["correct"]),
+        (&json!(LABELS4[11 % 4]), &json!(wrong_label(LABELS4[11 % 4])), &json!(false))
+    );
     let unsure = record("c-15");
-    assert_eq!((&unsure["reply"], &unsure["answer"], &unsure["correct"], &unsure["invalid"]), (&json!("I am not sure"), &Value::Null, &json!(false), &json!(true)));
+    assert_eq!(
+        (&unsure["reply"], &unsure["answer"], &unsure["correct"], &unsure["invalid"]),
+        (&json!("I am not sure"), &Value::Null, &json!(false), &json!(true))
+    );
     let failed = record("c-18");
-    assert_eq!((&failed["reply"], &failed["answer"], &failed["correct"]), (&Value::Null, &Value::Null, &Value::Null));
+    assert_eq!(
+        (&failed["reply"], &failed["answer"], &failed["correct"]),
+        (&Value::Null, &Value::Null, &Value::Null)
+    );
     assert_eq!(failed["error"]["status"], 400);
     assert_eq!(failed["error"]["message"], "prompt is too long for this model");
     let right = record("c-01");
-    assert_eq!((&right["answer"], &right["correct"], &right["error"]), (&json!(LABELS4[1]), &json!(true), &Value::Null));
-    assert_eq!(right["prompt"].as_array().unwrap().last().unwrap()["content"], "Ticket: Customer case number 1");
+    assert_eq!(
+        (&right["answer"], &right["correct"], &right["error"]),
+        (&json!(LABELS4[1]), &json!(true), &Value::Null)
+    );
+    assert_eq!(
+        right["prompt"].as_array().unwrap().last().unwrap()["content"],
+        "Ticket: Customer case number 1"
+    );
 
     // records.csv: the same rows.
     let rows_csv = csv_rows(&run);
@@ -467,7 +576,11 @@ backends:
 // ---------------------------------------------------------------------------------------------
 
 fn four_rows() -> Vec<Row> {
-    LABELS4.iter().enumerate().map(|(i, l)| row(&format!("v-{i}"), &format!("Variant ticket {i}"), l)).collect()
+    LABELS4
+        .iter()
+        .enumerate()
+        .map(|(i, l)| row(&format!("v-{i}"), &format!("Variant ticket {i}"), l))
+        .collect()
 }
 
 fn suite_with_models(name: &str, base: &str, models: &[&str], extra: &str) -> String {
@@ -475,7 +588,9 @@ fn suite_with_models(name: &str, base: &str, models: &[&str], extra: &str) -> St
         "schema_version: 1\nname: {name}\ntask:\n  kind: classification\n  labels: [billing, technical, account, shipping]\n  instructions: \"Answer with one label.\"\n  input: \"Ticket: {{{{ text }}}}\"\ndata:\n  test: test.csv\nbackends:\n"
     );
     for m in models {
-        s.push_str(&format!("  - id: {m}\n    provider: openai\n    base_url: {base}\n    model: m-{m}\n{extra}"));
+        s.push_str(&format!(
+            "  - id: {m}\n    provider: openai\n    base_url: {base}\n    model: m-{m}\n{extra}"
+        ));
     }
     s
 }
@@ -511,7 +626,8 @@ async fn answers_survive_every_server_dialect() {
     let models = ["vllm", "ollama", "llamacpp", "tgi", "nullfinish", "parts"];
     let ws = Workspace::new();
     ws.write("test.csv", &rows_csv(&rows));
-    let path = ws.write("suite.yaml", &suite_with_models("dialects", &server.base_url(), &models, ""));
+    let path =
+        ws.write("suite.yaml", &suite_with_models("dialects", &server.base_url(), &models, ""));
     let run = run_library(&path, &ws.run_dir("run")).await;
     assert_eq!(server.requests().len(), 4 * models.len());
 
@@ -520,14 +636,20 @@ async fn answers_survive_every_server_dialect() {
         let b = backend(&results, m);
         let counts = ["answered", "correct", "invalid", "errors"].map(|k| u(&b[k]));
         assert_eq!(counts, [4, 4, 0, 0], "{m}: every answer kept: {b}");
-        assert_eq!(b["tokens"]["estimated"], m == "ollama", "{m}: tokens are estimated only without usage");
+        assert_eq!(
+            b["tokens"]["estimated"],
+            m == "ollama",
+            "{m}: tokens are estimated only without usage"
+        );
     }
     assert_eq!(u(&backend(&results, "vllm")["tokens"]["input"]), 40);
     assert_eq!(u(&backend(&results, "parts")["tokens"]["input"]), 28);
     assert!(u(&backend(&results, "ollama")["tokens"]["input"]) > 0, "estimated, not zero");
 
     let records = records(&run);
-    let finish = |m: &str| -> HashSet<Value> { records.iter().filter(|r| r["backend"] == m).map(|r| r["finish_reason"].clone()).collect() };
+    let finish = |m: &str| -> HashSet<Value> {
+        records.iter().filter(|r| r["backend"] == m).map(|r| r["finish_reason"].clone()).collect()
+    };
     assert_eq!(finish("vllm"), HashSet::from([json!("abort")]));
     assert_eq!(finish("parts"), HashSet::from([json!("eos_token")]));
     assert_eq!(finish("tgi"), HashSet::from([json!("eos_token")]));
@@ -543,15 +665,26 @@ async fn answers_survive_every_server_dialect() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_bodies_keep_status_and_message() {
     const OPENAI_MSG: &str = "The model `gpt-9` does not exist or you do not have access to it.";
-    const VLLM_MSG: &str = "This model's maximum context length is 2048 tokens. However, you requested 4000 tokens.";
+    const VLLM_MSG: &str =
+        "This model's maximum context length is 2048 tokens. However, you requested 4000 tokens.";
     const OLLAMA_MSG: &str = "model \"llama9\" not found, try pulling it first";
     let server = TestServer::start(|req, _| match req.model().unwrap() {
-        "m-openai" => Reply::openai_error(404, OPENAI_MSG, "invalid_request_error", Some("model_not_found")),
+        "m-openai" => {
+            Reply::openai_error(404, OPENAI_MSG, "invalid_request_error", Some("model_not_found"))
+        }
         "m-vllm" => Reply::vllm_error(400, VLLM_MSG),
         "m-ollama" => Reply::ollama_error(404, OLLAMA_MSG),
         // A proxy's HTML page with status 200, and a 200 whose JSON body is an error.
-        "m-html" => Reply::Raw { status: 200, content_type: "text/html".into(), body: b"<html><body>502 Bad Gateway</body></html>".to_vec() },
-        "m-apierr" => Reply::Raw { status: 200, content_type: "application/json".into(), body: br#"{"error":{"message":"backend exploded"}}"#.to_vec() },
+        "m-html" => Reply::Raw {
+            status: 200,
+            content_type: "text/html".into(),
+            body: b"<html><body>502 Bad Gateway</body></html>".to_vec(),
+        },
+        "m-apierr" => Reply::Raw {
+            status: 200,
+            content_type: "application/json".into(),
+            body: br#"{"error":{"message":"backend exploded"}}"#.to_vec(),
+        },
         other => panic!("unexpected model {other}"),
     })
     .await;
@@ -559,13 +692,18 @@ async fn error_bodies_keep_status_and_message() {
     let ws = Workspace::new();
     ws.write("test.csv", &rows_csv(&rows));
     let models = ["openai", "vllm", "ollama", "html", "apierr"];
-    let path = ws.write("suite.yaml", &suite_with_models("errors", &server.base_url(), &models, "    max_attempts: 1\n"));
+    let path = ws.write(
+        "suite.yaml",
+        &suite_with_models("errors", &server.base_url(), &models, "    max_attempts: 1\n"),
+    );
     let run = run_library(&path, &ws.run_dir("run")).await;
     assert_eq!(server.requests().len(), 4 * models.len(), "one attempt each");
 
     let results = results(&run);
     let records = records(&run);
-    for (m, status, message) in [("openai", 404, OPENAI_MSG), ("vllm", 400, VLLM_MSG), ("ollama", 404, OLLAMA_MSG)] {
+    for (m, status, message) in
+        [("openai", 404, OPENAI_MSG), ("vllm", 400, VLLM_MSG), ("ollama", 404, OLLAMA_MSG)]
+    {
         let b = backend(&results, m);
         assert_eq!(["answered", "correct", "errors"].map(|k| u(&b[k])), [0, 0, 4], "{m}: {b}");
         let mine: Vec<&Value> = records.iter().filter(|r| r["backend"] == m).collect();
@@ -579,7 +717,11 @@ async fn error_bodies_keep_status_and_message() {
     }
     for (m, kind) in [("html", "malformed_response"), ("apierr", "api_error")] {
         let b = backend(&results, m);
-        assert_eq!(["answered", "correct", "errors"].map(|k| u(&b[k])), [0, 0, 4], "{m}: an error, not a wrong answer: {b}");
+        assert_eq!(
+            ["answered", "correct", "errors"].map(|k| u(&b[k])),
+            [0, 0, 4],
+            "{m}: an error, not a wrong answer: {b}"
+        );
         for r in records.iter().filter(|r| r["backend"] == m) {
             assert_eq!(r["error"]["kind"], kind, "{r}");
         }
@@ -616,7 +758,8 @@ async fn transient_failures_are_retried_and_persistent_ones_are_errors() {
     .await;
     let ws = Workspace::new();
     ws.write("test.csv", &rows_csv(&rows));
-    let mut suite = suite_with_models("retries", &server.base_url(), &["r429", "r500", "reset", "trunc"], "");
+    let mut suite =
+        suite_with_models("retries", &server.base_url(), &["r429", "r500", "reset", "trunc"], "");
     suite.push_str(&format!("  - id: r503\n    provider: openai\n    base_url: {}\n    model: m-r503\n    max_attempts: 2\n", server.base_url()));
     let path = ws.write("suite.yaml", &suite);
     let run = run_library(&path, &ws.run_dir("run")).await;
@@ -639,8 +782,16 @@ async fn transient_failures_are_retried_and_persistent_ones_are_errors() {
     let b = backend(&results, "r503");
     assert_eq!(["answered", "correct", "invalid", "errors"].map(|k| u(&b[k])), [0, 0, 0, 3], "{b}");
     for r in records.iter().filter(|r| r["backend"] == "r503") {
-        assert_eq!((&r["error"]["status"], &r["error"]["message"]), (&json!(503), &json!("Service overloaded")), "{r}");
-        assert_eq!((&r["correct"], &r["answer"], &r["attempts"]), (&Value::Null, &Value::Null, &json!(2)), "{r}");
+        assert_eq!(
+            (&r["error"]["status"], &r["error"]["message"]),
+            (&json!(503), &json!("Service overloaded")),
+            "{r}"
+        );
+        assert_eq!(
+            (&r["correct"], &r["answer"], &r["attempts"]),
+            (&Value::Null, &Value::Null, &json!(2)),
+            "{r}"
+        );
     }
 }
 
@@ -661,9 +812,16 @@ async fn retry_after_is_honoured() {
     .await;
     let ws = Workspace::new();
     ws.write("test.csv", &rows_csv(&rows));
-    let path = ws.write("suite.yaml", &suite_with_models("retry-after", &server.base_url(), &["limited"], ""));
+    let path = ws.write(
+        "suite.yaml",
+        &suite_with_models("retry-after", &server.base_url(), &["limited"], ""),
+    );
     // Backoff alone would wait at most 1 ms: only Retry-After explains a longer wait.
-    let policy = evalgate::runner::RetryPolicy { max_attempts: 3, base_delay: Duration::from_millis(1), max_delay: Duration::from_secs(5) };
+    let policy = evalgate::runner::RetryPolicy {
+        max_attempts: 3,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_secs(5),
+    };
     let run = run_library_with(&path, &ws.run_dir("run"), policy).await;
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 2);
@@ -678,15 +836,26 @@ async fn a_reply_slower_than_the_timeout_is_retried() {
     let gold = gold_by_prompt(&rows);
     let server = TestServer::start(move |req, attempt| {
         let reply = Reply::chat(gold[&req.last_user_text().unwrap()].clone());
-        if attempt == 1 { reply.delayed(Duration::from_secs(3)) } else { reply }
+        if attempt == 1 {
+            reply.delayed(Duration::from_secs(3))
+        } else {
+            reply
+        }
     })
     .await;
     let ws = Workspace::new();
     ws.write("test.csv", &rows_csv(&rows));
-    let path = ws.write("suite.yaml", &suite_with_models("timeouts", &server.base_url(), &["slow"], "    timeout_secs: 0.2\n"));
+    let path = ws.write(
+        "suite.yaml",
+        &suite_with_models("timeouts", &server.base_url(), &["slow"], "    timeout_secs: 0.2\n"),
+    );
     let started = Instant::now();
     let run = run_library(&path, &ws.run_dir("run")).await;
-    assert!(started.elapsed() < Duration::from_secs(2), "the 3 s reply was not cut off: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the 3 s reply was not cut off: {:?}",
+        started.elapsed()
+    );
     assert_eq!(server.requests().len(), 4);
     let results = results(&run);
     let b = backend(&results, "slow");
@@ -699,7 +868,9 @@ async fn a_reply_slower_than_the_timeout_is_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_bounds_requests_in_flight() {
     const DELAY: Duration = Duration::from_millis(100);
-    let rows: Vec<Row> = (0..6).map(|i| row(&format!("p-{i}"), &format!("Parallel ticket {i}"), LABELS4[i % 4])).collect();
+    let rows: Vec<Row> = (0..6)
+        .map(|i| row(&format!("p-{i}"), &format!("Parallel ticket {i}"), LABELS4[i % 4]))
+        .collect();
     let gold = gold_by_prompt(&rows);
     let arrivals: Arc<Mutex<Vec<Instant>>> = Arc::default();
     let log = arrivals.clone();
@@ -710,14 +881,21 @@ async fn concurrency_bounds_requests_in_flight() {
     .await;
     let ws = Workspace::new();
     ws.write("test.csv", &rows_csv(&rows));
-    let path = ws.write("suite.yaml", &suite_with_models("parallel", &server.base_url(), &["pair"], "    concurrency: 2\n"));
+    let path = ws.write(
+        "suite.yaml",
+        &suite_with_models("parallel", &server.base_url(), &["pair"], "    concurrency: 2\n"),
+    );
     run_library(&path, &ws.run_dir("run")).await;
     // A request is in flight from its arrival until at least DELAY later (the reply is sent after
     // the delay): the most requests whose windows overlap is a lower bound on what was in flight,
     // and with concurrency 2 a third request can only arrive after a reply.
     let arrivals = arrivals.lock().unwrap().clone();
     assert_eq!(arrivals.len(), 6);
-    let most = arrivals.iter().map(|a| arrivals.iter().filter(|b| *b >= a && **b < *a + DELAY).count()).max().unwrap();
+    let most = arrivals
+        .iter()
+        .map(|a| arrivals.iter().filter(|b| *b >= a && **b < *a + DELAY).count())
+        .max()
+        .unwrap();
     assert_eq!(most, 2, "requests in flight at once");
 }
 
@@ -767,7 +945,13 @@ fn redact_timestamps(line: &str) -> String {
     let mut i = 0;
     while i < chars.len() {
         let fits = i + shape.len() <= chars.len()
-            && shape.chars().zip(&chars[i..]).all(|(s, c)| if s == 'd' { c.is_ascii_digit() } else { s == *c });
+            && shape.chars().zip(&chars[i..]).all(|(s, c)| {
+                if s == 'd' {
+                    c.is_ascii_digit()
+                } else {
+                    s == *c
+                }
+            });
         if fits {
             out.push_str("XXXX-XX-XXTXX:XX:XXZ");
             i += shape.len();
@@ -793,7 +977,13 @@ async fn report_markdown_snapshot() {
     // gets 2 of 5 answered right, with one invalid reply (a `|` and a line break) and one error.
     fn answer(model: &str, id: &str) -> &'static str {
         match (model, id) {
-            ("m-good", "s-1") | ("m-good", "s-5") | ("m-weak", "s-1") | ("m-weak", "s-3") => if id == "s-5" { "Billing." } else { "billing" },
+            ("m-good", "s-1") | ("m-good", "s-5") | ("m-weak", "s-1") | ("m-weak", "s-3") => {
+                if id == "s-5" {
+                    "Billing."
+                } else {
+                    "billing"
+                }
+            }
             ("m-good", "s-2") | ("m-weak", "s-6") => "technical",
             ("m-good", "s-3") | ("m-good", "s-6") => "account",
             ("m-good", "s-4") => "shipping",
@@ -803,7 +993,8 @@ async fn report_markdown_snapshot() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    let ids: HashMap<String, String> = rows.iter().map(|r| (prompt_of(&r.text), r.id.clone())).collect();
+    let ids: HashMap<String, String> =
+        rows.iter().map(|r| (prompt_of(&r.text), r.id.clone())).collect();
     let server = TestServer::start(move |req, _| {
         let id = &ids[&req.last_user_text().unwrap()];
         match answer(req.model().unwrap(), id) {
@@ -814,17 +1005,29 @@ async fn report_markdown_snapshot() {
     .await;
     let ws = Workspace::new();
     ws.write("test.csv", &rows_csv(&rows));
-    let path = ws.write("suite.yaml", &suite_with_models("snapshot-suite", &server.base_url(), &["good", "weak"], "    concurrency: 1\n"));
+    let path = ws.write(
+        "suite.yaml",
+        &suite_with_models(
+            "snapshot-suite",
+            &server.base_url(),
+            &["good", "weak"],
+            "    concurrency: 1\n",
+        ),
+    );
     let run = run_library(&path, &ws.run_dir("run")).await;
     let markdown = std::fs::read_to_string(run.join("report.md")).unwrap();
     let redacted = redact_report(&markdown, &run);
-    assert!(!redacted.contains(" ms |") || redacted.contains("<duration>"), "latencies must be redacted");
+    assert!(
+        !redacted.contains(" ms |") || redacted.contains("<duration>"),
+        "latencies must be redacted"
+    );
     insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
         insta::assert_snapshot!("report_md", redacted);
     });
 
     // results.json, with what varies between runs replaced.
-    let mut results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    let mut results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
     for key in ["started_at", "finished_at", "suite_sha256", "evalgate_version"] {
         results[key] = serde_json::Value::String(format!("<{key}>"));
     }
@@ -842,7 +1045,13 @@ async fn report_markdown_snapshot() {
     let latency = header.iter().position(|h| h == "latency_ms").unwrap();
     let mut rows: Vec<Vec<String>> = reader
         .records()
-        .map(|r| r.unwrap().iter().enumerate().map(|(i, v)| if i == latency { "<ms>".to_string() } else { v.to_string() }).collect())
+        .map(|r| {
+            r.unwrap()
+                .iter()
+                .enumerate()
+                .map(|(i, v)| if i == latency { "<ms>".to_string() } else { v.to_string() })
+                .collect()
+        })
         .collect();
     rows.sort();
     let mut out = header.join(",") + "\n";

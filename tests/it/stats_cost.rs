@@ -19,15 +19,22 @@ fn cli(args: &[&str]) -> Outcome {
 fn cli_json(args: &[&str]) -> Value {
     let out = cli(args);
     assert_eq!(out.code, Some(0), "evalgate {args:?}: {}", out.stderr);
-    serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("evalgate {args:?}: stdout is not JSON ({e}): {}", out.stdout))
+    serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("evalgate {args:?}: stdout is not JSON ({e}): {}", out.stdout))
 }
 
 fn close(actual: f64, expected: f64, tolerance: f64, what: &str) {
-    assert!((actual - expected).abs() <= tolerance, "{what}: got {actual}, expected {expected} (±{tolerance})");
+    assert!(
+        (actual - expected).abs() <= tolerance,
+        "{what}: got {actual}, expected {expected} (±{tolerance})"
+    );
 }
 
 fn close_rel(actual: f64, expected: f64, relative: f64, what: &str) {
-    assert!((actual - expected).abs() <= relative * expected.abs(), "{what}: got {actual}, expected {expected} (relative {relative})");
+    assert!(
+        (actual - expected).abs() <= relative * expected.abs(),
+        "{what}: got {actual}, expected {expected} (relative {relative})"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -122,7 +129,19 @@ const PROPORTION: &[(u64, u64, f64, &str, f64, f64)] = &[
 fn stats_proportion_matches_statsmodels() {
     for &(k, n, confidence, method, low, high) in PROPORTION {
         let (ks, ns, cs) = (k.to_string(), n.to_string(), confidence.to_string());
-        let v = cli_json(&["stats", "proportion", "--correct", &ks, "--total", &ns, "--confidence", &cs, "--method", method, "--json"]);
+        let v = cli_json(&[
+            "stats",
+            "proportion",
+            "--correct",
+            &ks,
+            "--total",
+            &ns,
+            "--confidence",
+            &cs,
+            "--method",
+            method,
+            "--json",
+        ]);
         let what = format!("{k}/{n} at {confidence} ({method})");
         assert_eq!(v["estimate"].as_f64(), Some(k as f64 / n as f64), "{what}: estimate");
         close(f(&v["low"]), low, 1e-6, &format!("{what}: low"));
@@ -171,8 +190,19 @@ fn stats_paired_matches_mcnemar_and_newcombe() {
     for &(a, b, c, d, confidence, p, low, high) in PAIRED {
         let s = |x: u64| x.to_string();
         let v = cli_json(&[
-            "stats", "paired", "--both-correct", &s(a), "--only-first", &s(b), "--only-second", &s(c), "--both-wrong", &s(d),
-            "--confidence", &confidence.to_string(), "--json",
+            "stats",
+            "paired",
+            "--both-correct",
+            &s(a),
+            "--only-first",
+            &s(b),
+            "--only-second",
+            &s(c),
+            "--both-wrong",
+            &s(d),
+            "--confidence",
+            &confidence.to_string(),
+            "--json",
         ]);
         let what = format!("table {a}/{b}/{c}/{d} at {confidence}");
         let n = (a + b + c + d) as f64;
@@ -183,8 +213,14 @@ fn stats_paired_matches_mcnemar_and_newcombe() {
         close(f(&v["second"]["estimate"]), (a + c) as f64 / n, 1e-15, &format!("{what}: second"));
         close(f(&v["mcnemar_p"]), p, 1e-9, &format!("{what}: McNemar exact p"));
         let (lo, hi) = (f(&diff["low"]), f(&diff["high"]));
-        assert!((-1.0..=1.0).contains(&lo) && (-1.0..=1.0).contains(&hi), "{what}: [{lo}, {hi}] leaves [−1, 1]");
-        assert!(lo <= estimate && estimate <= hi, "{what}: [{lo}, {hi}] does not contain {estimate}");
+        assert!(
+            (-1.0..=1.0).contains(&lo) && (-1.0..=1.0).contains(&hi),
+            "{what}: [{lo}, {hi}] leaves [−1, 1]"
+        );
+        assert!(
+            lo <= estimate && estimate <= hi,
+            "{what}: [{lo}, {hi}] does not contain {estimate}"
+        );
         close(lo, low, 1e-9, &format!("{what}: Newcombe low"));
         close(hi, high, 1e-9, &format!("{what}: Newcombe high"));
         assert_eq!(diff["method"], "newcombe-hybrid-score");
@@ -216,8 +252,14 @@ fn stats_sample_size_matches_the_formulas() {
     // (ψ 0.2, d 0.05, power 0.8, 95%) → 625.55 → 626; (ψ 0.1, d −0.03, power 0.9, 95%) →
     // 1163.33 → 1164; (ψ 0.3, d 0.1, power 0.8, 99%) → 347.47 → 348.
     assert_eq!(items(&["--paired", "--discordance", "0.2", "--difference", "0.05"]), 626);
-    assert_eq!(items(&["--paired", "--discordance", "0.1", "--difference", "-0.03", "--power", "0.9"]), 1164);
-    assert_eq!(items(&["--paired", "--discordance", "0.3", "--difference", "0.1", "--confidence", "0.99"]), 348);
+    assert_eq!(
+        items(&["--paired", "--discordance", "0.1", "--difference", "-0.03", "--power", "0.9"]),
+        1164
+    );
+    assert_eq!(
+        items(&["--paired", "--discordance", "0.3", "--difference", "0.1", "--confidence", "0.99"]),
+        348
+    );
 }
 
 #[test]
@@ -225,16 +267,46 @@ fn stats_bad_inputs_exit_two_with_a_message() {
     let cases: &[(&[&str], &str)] = &[
         (&["stats", "proportion", "--correct", "11", "--total", "10"], "exceed"),
         (&["stats", "proportion", "--correct", "1", "--total", "10", "--confidence", "1.5"], "1.5"),
-        (&["stats", "paired", "--both-correct", "1", "--only-first", "1", "--only-second", "1", "--both-wrong", "1", "--confidence", "1.5"], "1.5"),
-        (&["stats", "sample-size", "--baseline", "0.5", "--target", "0.6", "--power", "0"], "power"),
+        (
+            &[
+                "stats",
+                "paired",
+                "--both-correct",
+                "1",
+                "--only-first",
+                "1",
+                "--only-second",
+                "1",
+                "--both-wrong",
+                "1",
+                "--confidence",
+                "1.5",
+            ],
+            "1.5",
+        ),
+        (
+            &["stats", "sample-size", "--baseline", "0.5", "--target", "0.6", "--power", "0"],
+            "power",
+        ),
         (&["stats", "sample-size", "--baseline", "0.5", "--target", "0.5"], "difference"),
-        (&["stats", "proportion", "--correct", "1", "--total", "10", "--frobnicate"], "--frobnicate"),
+        (
+            &["stats", "proportion", "--correct", "1", "--total", "10", "--frobnicate"],
+            "--frobnicate",
+        ),
     ];
     for (args, needle) in cases {
         let out = cli(args);
         assert_eq!(out.code, Some(2), "evalgate {args:?}: {}", out.stderr);
-        assert!(out.stderr.contains(needle), "evalgate {args:?}: stderr should mention `{needle}`: {}", out.stderr);
-        assert!(out.stdout.trim().is_empty(), "evalgate {args:?}: nothing on stdout: {}", out.stdout);
+        assert!(
+            out.stderr.contains(needle),
+            "evalgate {args:?}: stderr should mention `{needle}`: {}",
+            out.stderr
+        );
+        assert!(
+            out.stdout.trim().is_empty(),
+            "evalgate {args:?}: nothing on stdout: {}",
+            out.stdout
+        );
     }
 }
 
@@ -252,7 +324,10 @@ fn cost_calculator_reproduces_hand_arithmetic() {
     };
     // 500 tokens × $10/M = $0.005 a request; × 50,000 = $250 a day; × 365 = $91,250.
     let v = cost(&["--input-tokens", "500", "--input-price", "10"]);
-    assert_eq!((f(&v["per_request_usd"]), f(&v["daily_usd"]), f(&v["annual_usd"])), (0.005, 250.0, 91250.0));
+    assert_eq!(
+        (f(&v["per_request_usd"]), f(&v["daily_usd"]), f(&v["annual_usd"])),
+        (0.005, 250.0, 91250.0)
+    );
     // 500 × $0.15/M × 50,000 = $3.75 a day, $1,368.75 a year (exact in decimal; must print exactly).
     let v = cost(&["--input-tokens", "500", "--input-price", "0.15"]);
     assert_eq!((f(&v["daily_usd"]), f(&v["annual_usd"])), (3.75, 1368.75));
@@ -294,7 +369,11 @@ fn gold(i: usize) -> &'static str {
 }
 
 fn other(label: &str) -> &'static str {
-    if label == LABELS[0] { LABELS[1] } else { LABELS[0] }
+    if label == LABELS[0] {
+        LABELS[1]
+    } else {
+        LABELS[0]
+    }
 }
 
 /// Test rows `it-0 .. it-{n-1}` with text `item N`, gold alternating spam/ham.
@@ -319,13 +398,18 @@ fn openai_backend(id: &str, model: &str, base: &str, extra: &str) -> String {
 }
 
 fn run_ok(ws: &Workspace, suite: &std::path::Path, run: &std::path::Path) {
-    let out = output(evalgate(ws.path()).arg("run").arg(suite).arg("--out").arg(run).arg("--quiet"));
+    let out =
+        output(evalgate(ws.path()).arg("run").arg(suite).arg("--out").arg(run).arg("--quiet"));
     assert_eq!(out.code, Some(0), "run failed: {}", out.stderr);
 }
 
 /// The records of `backend`, by item id (the last record per item, as scoring keeps).
 fn records_of(run: &std::path::Path, backend: &str) -> BTreeMap<String, Value> {
-    records(run).into_iter().filter(|r| r["backend"] == backend).map(|r| (r["id"].as_str().unwrap().to_string(), r)).collect()
+    records(run)
+        .into_iter()
+        .filter(|r| r["backend"] == backend)
+        .map(|r| (r["id"].as_str().unwrap().to_string(), r))
+        .collect()
 }
 
 /// Usage the server reports for item i of the per-token backend.
@@ -366,9 +450,19 @@ fn run_cost_is_recomputed_from_the_journal() {
     ws.write("test.csv", &rows_csv(&numbered_rows(N)));
     let suite = format!(
         "{RUN_HEAD}backends:\n{}{}{}volume: {{ requests_per_day: 10000 }}\n",
-        openai_backend("priced", "acme-priced", &base, "    pricing: { input_per_mtok: 2.5, output_per_mtok: 10 }\n"),
+        openai_backend(
+            "priced",
+            "acme-priced",
+            &base,
+            "    pricing: { input_per_mtok: 2.5, output_per_mtok: 10 }\n"
+        ),
         openai_backend("unpriced", "my-llama", &base, ""),
-        openai_backend("fixed", "my-ft", &base, "    pricing: { monthly_usd: 450, capacity_rps: 25 }\n"),
+        openai_backend(
+            "fixed",
+            "my-ft",
+            &base,
+            "    pricing: { monthly_usd: 450, capacity_rps: 25 }\n"
+        ),
     );
     let suite = ws.write("suite.yaml", &suite);
     let run = ws.run_dir("run");
@@ -383,7 +477,11 @@ fn run_cost_is_recomputed_from_the_journal() {
     for (id, r) in &recs {
         let i: usize = id.trim_start_matches("it-").parse().unwrap();
         let (input, out) = (u(&r["tokens"]["input"]), u(&r["tokens"]["output"]));
-        assert_eq!((input, out), (usage_of(i).prompt_tokens, usage_of(i).completion_tokens), "{id}: journal tokens are the server's usage");
+        assert_eq!(
+            (input, out),
+            (usage_of(i).prompt_tokens, usage_of(i).completion_tokens),
+            "{id}: journal tokens are the server's usage"
+        );
         total += (input as f64 * 2.5 + out as f64 * 10.0) / 1e6;
         correct += u64::from(r["correct"] == true);
     }
@@ -398,17 +496,30 @@ fn run_cost_is_recomputed_from_the_journal() {
     close(f(&c["per_1k_requests_usd"]), per_request * 1000.0, 1e-12, "per_1k_requests_usd");
     let pc = &c["per_correct_usd"];
     close(f(&pc["estimate"]), total / correct as f64, 1e-12, "per_correct_usd.estimate");
-    assert!(f(&pc["low"]) <= f(&pc["estimate"]) && f(&pc["estimate"]) <= f(&pc["high"]), "per_correct interval: {pc}");
+    assert!(
+        f(&pc["low"]) <= f(&pc["estimate"]) && f(&pc["estimate"]) <= f(&pc["high"]),
+        "per_correct interval: {pc}"
+    );
     close(f(&c["daily_usd"]), per_request * 10000.0, 1e-9, "daily_usd");
     close(f(&c["annual_usd"]), per_request * 10000.0 * 365.0, 1e-9, "annual_usd");
     assert_eq!(c["price_origin"], "suite");
 
     // No price: every figure is null, never 0.
     let unpriced = &backend(&results, "unpriced")["cost"];
-    for key in ["pricing", "total_usd", "per_request_usd", "per_1k_requests_usd", "per_correct_usd", "daily_usd", "annual_usd", "instances_needed"] {
+    for key in [
+        "pricing",
+        "total_usd",
+        "per_request_usd",
+        "per_1k_requests_usd",
+        "per_correct_usd",
+        "daily_usd",
+        "annual_usd",
+        "instances_needed",
+    ] {
         assert!(unpriced[key].is_null(), "unpriced `{key}` should be null: {unpriced}");
     }
-    let notes: Vec<&str> = unpriced["notes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    let notes: Vec<&str> =
+        unpriced["notes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
     assert!(notes.iter().any(|n| n.contains("pricing") && n.contains("my-llama")), "{notes:?}");
 
     // Fixed price: $450 a month, one instance (10,000/day ≪ 25 req/s × 86,400 s).
@@ -416,24 +527,49 @@ fn run_cost_is_recomputed_from_the_journal() {
     assert_eq!(f(&fixed["annual_usd"]), 5400.0);
     assert_eq!(u(&fixed["instances_needed"]), 1);
     close_rel(f(&fixed["daily_usd"]), 5400.0 / 365.0, 1e-12, "fixed daily_usd");
-    close_rel(f(&fixed["per_request_usd"]), 5400.0 / 365.0 / 10000.0, 1e-12, "fixed per_request_usd");
-    close_rel(f(&fixed["total_usd"]), N as f64 * 5400.0 / 365.0 / 10000.0, 1e-12, "fixed total_usd");
+    close_rel(
+        f(&fixed["per_request_usd"]),
+        5400.0 / 365.0 / 10000.0,
+        1e-12,
+        "fixed per_request_usd",
+    );
+    close_rel(
+        f(&fixed["total_usd"]),
+        N as f64 * 5400.0 / 365.0 / 10000.0,
+        1e-12,
+        "fixed total_usd",
+    );
 
     // Break-even: 450 × 12 / 365 dollars a day over the per-token backend's cost per request.
     let be = results["break_even"].as_array().unwrap();
     assert_eq!(be.len(), 1, "{be:?}");
-    assert_eq!((be[0]["per_token"].as_str(), be[0]["fixed"].as_str()), (Some("priced"), Some("fixed")));
+    assert_eq!(
+        (be[0]["per_token"].as_str(), be[0]["fixed"].as_str()),
+        (Some("priced"), Some("fixed"))
+    );
     let volume = 450.0 * 12.0 / 365.0 / per_request;
     close_rel(f(&be[0]["requests_per_day"]), volume, 1e-6, "break_even.requests_per_day");
     // One instance serves 25 req/s (2.16 M a day), far above the crossing: no later step lets the
     // per-token backend win again, so the fixed one stays cheaper from the first crossing on.
-    close_rel(f(&be[0]["sustained_requests_per_day"]), volume, 1e-6, "break_even.sustained_requests_per_day");
+    close_rel(
+        f(&be[0]["sustained_requests_per_day"]),
+        volume,
+        1e-6,
+        "break_even.sustained_requests_per_day",
+    );
     let sentence = be[0]["sentence"].as_str().unwrap();
-    assert!(sentence.contains(&format!("Above about {} requests a day", thousands(volume.ceil() as u64))), "{sentence}");
+    assert!(
+        sentence
+            .contains(&format!("Above about {} requests a day", thousands(volume.ceil() as u64))),
+        "{sentence}"
+    );
 
     let svg = std::fs::read_to_string(run.join("chart.svg")).expect("chart.svg");
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{svg}");
-    assert!(svg.contains("priced") && svg.contains("fixed") && !svg.contains(">unpriced<"), "one point per priced backend:\n{svg}");
+    assert!(
+        svg.contains("priced") && svg.contains("fixed") && !svg.contains(">unpriced<"),
+        "one point per priced backend:\n{svg}"
+    );
     // The chart is a pure function of the results: the same run draws the same bytes.
     insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
         insta::assert_snapshot!("chart_svg", svg);
@@ -507,7 +643,10 @@ fn comparisons_are_recomputed_from_the_journal() {
     let correct: HashMap<&str, HashMap<String, bool>> = ["a", "b", "c"]
         .iter()
         .map(|&b| {
-            let by_id = records_of(&run, b).into_iter().filter_map(|(id, r)| r["correct"].as_bool().map(|c| (id, c))).collect();
+            let by_id = records_of(&run, b)
+                .into_iter()
+                .filter_map(|(id, r)| r["correct"].as_bool().map(|c| (id, c)))
+                .collect();
             (b, by_id)
         })
         .collect();
@@ -515,20 +654,45 @@ fn comparisons_are_recomputed_from_the_journal() {
     let comparisons = results["comparisons"].as_array().unwrap();
     assert_eq!(comparisons.len(), 3);
     for (c, &(first, second, a, b, cc, d, p, holm)) in comparisons.iter().zip(COMPARISONS) {
-        assert_eq!((c["first"].as_str(), c["second"].as_str()), (Some(first), Some(second)), "pairs in run order");
+        assert_eq!(
+            (c["first"].as_str(), c["second"].as_str()),
+            (Some(first), Some(second)),
+            "pairs in run order"
+        );
         let mut table = [0u64; 4];
         for (id, &x) in &correct[first] {
             if let Some(&y) = correct[second].get(id) {
-                table[match (x, y) { (true, true) => 0, (true, false) => 1, (false, true) => 2, (false, false) => 3 }] += 1;
+                table[match (x, y) {
+                    (true, true) => 0,
+                    (true, false) => 1,
+                    (false, true) => 2,
+                    (false, false) => 3,
+                }] += 1;
             }
         }
-        assert_eq!(table, [a, b, cc, d], "{first} vs {second}: the journal's table is the constructed one");
-        let got = [u(&c["both_correct"]), u(&c["only_first"]), u(&c["only_second"]), u(&c["both_wrong"])];
+        assert_eq!(
+            table,
+            [a, b, cc, d],
+            "{first} vs {second}: the journal's table is the constructed one"
+        );
+        let got =
+            [u(&c["both_correct"]), u(&c["only_first"]), u(&c["only_second"]), u(&c["both_wrong"])];
         assert_eq!(got, table, "{first} vs {second}: results.json table");
         let n = table.iter().sum::<u64>() as f64;
-        close(f(&c["difference"]["estimate"]), (cc as f64 - b as f64) / n, 1e-12, "difference.estimate");
+        close(
+            f(&c["difference"]["estimate"]),
+            (cc as f64 - b as f64) / n,
+            1e-12,
+            "difference.estimate",
+        );
         let (lo, hi) = (f(&c["difference"]["low"]), f(&c["difference"]["high"]));
-        assert!(-1.0 <= lo && lo <= f(&c["difference"]["estimate"]) && f(&c["difference"]["estimate"]) <= hi && hi <= 1.0, "{c}");
+        assert!(
+            -1.0 <= lo
+                && lo <= f(&c["difference"]["estimate"])
+                && f(&c["difference"]["estimate"]) <= hi
+                && hi <= 1.0,
+            "{c}"
+        );
         close(f(&c["p_value"]), p, 1e-9, &format!("{first} vs {second}: p_value"));
         close(f(&c["p_value_holm"]), holm, 1e-9, &format!("{first} vs {second}: p_value_holm"));
     }
@@ -545,7 +709,11 @@ fn comparisons_are_recomputed_from_the_journal() {
     let before = std::fs::read(run.join("results.json")).unwrap();
     let out = output(evalgate(ws.path()).arg("report").arg(&run));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(std::fs::read(run.join("results.json")).unwrap(), before, "results.json rebuilt byte for byte");
+    assert_eq!(
+        std::fs::read(run.join("results.json")).unwrap(),
+        before,
+        "results.json rebuilt byte for byte"
+    );
 }
 
 #[test]
@@ -559,12 +727,17 @@ fn compare_restricts_and_validates_pairs() {
     run_ok(&ws, &suite, &run);
     let comparisons = results(&run)["comparisons"].as_array().unwrap().clone();
     assert_eq!(comparisons.len(), 1, "{comparisons:?}");
-    assert_eq!((comparisons[0]["first"].as_str(), comparisons[0]["second"].as_str()), (Some("c"), Some("a")));
+    assert_eq!(
+        (comparisons[0]["first"].as_str(), comparisons[0]["second"].as_str()),
+        (Some("c"), Some("a"))
+    );
     // One comparison: Holm changes nothing.
     assert_eq!(f(&comparisons[0]["p_value_holm"]), f(&comparisons[0]["p_value"]));
 
     let requests = server.request_count();
-    let text = std::fs::read_to_string(&suite).unwrap().replace("compare: [[c, a]]", "compare: [[a, nope]]");
+    let text = std::fs::read_to_string(&suite)
+        .unwrap()
+        .replace("compare: [[c, a]]", "compare: [[a, nope]]");
     let bad = ws.write("bad.yaml", &text);
     let line = line_of(&text, "compare:");
     for command in ["validate", "run"] {
@@ -575,7 +748,11 @@ fn compare_restricts_and_validates_pairs() {
         }
         let out = output(&mut cmd);
         assert_eq!(out.code, Some(2), "{command}: {}", out.stderr);
-        assert!(out.stderr.contains(&format!("bad.yaml:{line}")), "{command}: names the line {line}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!("bad.yaml:{line}")),
+            "{command}: names the line {line}: {}",
+            out.stderr
+        );
         assert!(out.stderr.contains("nope"), "{command}: {}", out.stderr);
     }
     assert_eq!(server.request_count(), requests, "an invalid suite sends nothing");
@@ -595,10 +772,16 @@ fn a_group_column_gives_clustered_accuracy() {
         Reply::chat(if right(i) { gold(i) } else { other(gold(i)) })
     });
     let ws = Workspace::new();
-    let rows: Vec<Vec<String>> =
-        (0..N).map(|i| vec![format!("it-{i}"), format!("item {i}"), gold(i).to_string(), format!("g{}", i % 7)]).collect();
+    let rows: Vec<Vec<String>> = (0..N)
+        .map(|i| {
+            vec![format!("it-{i}"), format!("item {i}"), gold(i).to_string(), format!("g{}", i % 7)]
+        })
+        .collect();
     ws.write("test.csv", &csv(&["id", "text", "label", "group"], &rows));
-    let suite = ws.write("suite.yaml", &format!("{RUN_HEAD}backends:\n{}", openai_backend("m", "m-1", &server.base_url(), "")));
+    let suite = ws.write(
+        "suite.yaml",
+        &format!("{RUN_HEAD}backends:\n{}", openai_backend("m", "m-1", &server.base_url(), "")),
+    );
     let run = ws.run_dir("run");
     run_ok(&ws, &suite, &run);
     let results = results(&run);
@@ -634,7 +817,10 @@ fn a_group_column_gives_clustered_accuracy() {
     let plain = numbered_rows(N);
     let ws2 = Workspace::new();
     ws2.write("test.csv", &rows_csv(&plain));
-    let suite2 = ws2.write("suite.yaml", &format!("{RUN_HEAD}backends:\n{}", openai_backend("m", "m-1", &server.base_url(), "")));
+    let suite2 = ws2.write(
+        "suite.yaml",
+        &format!("{RUN_HEAD}backends:\n{}", openai_backend("m", "m-1", &server.base_url(), "")),
+    );
     let run2 = ws2.run_dir("run");
     run_ok(&ws2, &suite2, &run2);
     assert!(backend(&crate::support::results(&run2), "m")["accuracy_clustered"].is_null());

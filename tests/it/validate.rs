@@ -73,27 +73,40 @@ fn a_valid_suite_passes() {
     let out = validate(&ws);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(out.stdout.contains("ok"), "{}", out.stdout);
-    assert!(out.stdout.contains("3 test items") && out.stdout.contains("9 train items"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("3 test items") && out.stdout.contains("9 train items"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
 fn unknown_key_names_its_line() {
     let (ws, suite) = workspace(&[("    temperature: 0\n", "    tempurature: 0\n")]);
     let out = validate(&ws);
-    assert_problem(&out, &format!("suite.yaml:{}", line_of(&suite, "tempurature")), &["tempurature"]);
+    assert_problem(
+        &out,
+        &format!("suite.yaml:{}", line_of(&suite, "tempurature")),
+        &["tempurature"],
+    );
 }
 
 #[test]
 fn missing_data_file() {
     let (ws, suite) = workspace(&[("  test: test.csv", "  test: missing.csv")]);
     let out = validate(&ws);
-    assert_problem(&out, "missing.csv", &["data.test", &format!("suite line {}", line_of(&suite, "missing.csv"))]);
+    assert_problem(
+        &out,
+        "missing.csv",
+        &["data.test", &format!("suite line {}", line_of(&suite, "missing.csv"))],
+    );
 }
 
 #[test]
 fn csv_without_the_label_column() {
     let (ws, _) = workspace(&[]);
-    let rows: Vec<Vec<String>> = test().iter().map(|r| vec![r.id.clone(), r.text.clone(), r.label.clone()]).collect();
+    let rows: Vec<Vec<String>> =
+        test().iter().map(|r| vec![r.id.clone(), r.text.clone(), r.label.clone()]).collect();
     ws.write("test.csv", &csv(&["id", "text", "category"], &rows));
     let out = validate(&ws);
     assert_problem(&out, "test.csv:1", &["`label`", "gold label", "category"]);
@@ -131,16 +144,28 @@ fn empty_data_file() {
 
 #[test]
 fn template_with_an_undefined_variable() {
-    let (ws, suite) = workspace(&[(r#"input: "Ticket: {{ text }}""#, r#"input: "Ticket: {{ body }}""#)]);
+    let (ws, suite) =
+        workspace(&[(r#"input: "Ticket: {{ text }}""#, r#"input: "Ticket: {{ body }}""#)]);
     let out = validate(&ws);
-    assert_problem(&out, &format!("suite.yaml:{}", line_of(&suite, "{{ body }}")), &["task.input", "`body`", "text"]);
+    assert_problem(
+        &out,
+        &format!("suite.yaml:{}", line_of(&suite, "{{ body }}")),
+        &["task.input", "`body`", "text"],
+    );
 }
 
 #[test]
 fn template_using_the_gold_label() {
-    let (ws, suite) = workspace(&[(r#"input: "Ticket: {{ text }}""#, r#"input: "Ticket: {{ text }} ({{ label }})""#)]);
+    let (ws, suite) = workspace(&[(
+        r#"input: "Ticket: {{ text }}""#,
+        r#"input: "Ticket: {{ text }} ({{ label }})""#,
+    )]);
     let out = validate(&ws);
-    assert_problem(&out, &format!("suite.yaml:{}", line_of(&suite, "{{ label }}")), &["task.input", "gold label"]);
+    assert_problem(
+        &out,
+        &format!("suite.yaml:{}", line_of(&suite, "{{ label }}")),
+        &["task.input", "gold label"],
+    );
 }
 
 #[test]
@@ -149,26 +174,47 @@ fn fine_tuned_instructions_with_an_item_column() {
     // passes `validate` (exit 0), then `run` exits 2 with "backend `mini`: undefined value:
     // `text` is undefined (in fine_tuned_instructions:1)".
     let (ws, suite) = workspace(&[
-        ("  input: \"Ticket: {{ text }}\"", "  input: \"Ticket: {{ text }}\"\n  fine_tuned_instructions: \"Route: {{ text }}\""),
-        ("    strategy: { few-shot: { k: 3, select: stratified, seed: 7 } }", "    strategy: fine-tuned"),
+        (
+            "  input: \"Ticket: {{ text }}\"",
+            "  input: \"Ticket: {{ text }}\"\n  fine_tuned_instructions: \"Route: {{ text }}\"",
+        ),
+        (
+            "    strategy: { few-shot: { k: 3, select: stratified, seed: 7 } }",
+            "    strategy: fine-tuned",
+        ),
     ]);
     let out = validate(&ws);
-    assert_problem(&out, &format!("suite.yaml:{}", line_of(&suite, "fine_tuned_instructions:")), &["task.fine_tuned_instructions", "`text`"]);
+    assert_problem(
+        &out,
+        &format!("suite.yaml:{}", line_of(&suite, "fine_tuned_instructions:")),
+        &["task.fine_tuned_instructions", "`text`"],
+    );
 }
 
 #[test]
 fn few_shot_k_larger_than_train() {
     let (ws, suite) = workspace(&[("k: 3,", "k: 50,")]);
     let out = validate(&ws);
-    assert_problem(&out, &format!("suite.yaml:{}", line_of(&suite, "k: 50")), &["backends[1].strategy.k", "50", "9"]);
+    assert_problem(
+        &out,
+        &format!("suite.yaml:{}", line_of(&suite, "k: 50")),
+        &["backends[1].strategy.k", "50", "9"],
+    );
 }
 
 #[test]
 fn local_backend_without_train() {
     // Without train the few-shot backend would be a second problem; make it zero-shot.
-    let (ws, suite) = workspace(&[("  train: train.csv\n", ""), ("    strategy: { few-shot: { k: 3, select: stratified, seed: 7 } }\n", "")]);
+    let (ws, suite) = workspace(&[
+        ("  train: train.csv\n", ""),
+        ("    strategy: { few-shot: { k: 3, select: stratified, seed: 7 } }\n", ""),
+    ]);
     let out = validate(&ws);
-    assert_problem(&out, &format!("suite.yaml:{}", line_of(&suite, "id: baseline")), &["backends[0]", "training data", "data.train"]);
+    assert_problem(
+        &out,
+        &format!("suite.yaml:{}", line_of(&suite, "id: baseline")),
+        &["backends[0]", "training data", "data.train"],
+    );
 }
 
 #[test]
@@ -181,7 +227,10 @@ fn unsupported_schema_version() {
 #[test]
 fn malformed_yaml_names_the_line() {
     // A key indented deeper than its siblings: not valid YAML.
-    let (ws, suite) = workspace(&[("  input: \"Ticket: {{ text }}\"", "  input: \"Ticket: {{ text }}\"\n   oops: 1")]);
+    let (ws, suite) = workspace(&[(
+        "  input: \"Ticket: {{ text }}\"",
+        "  input: \"Ticket: {{ text }}\"\n   oops: 1",
+    )]);
     let out = validate(&ws);
     assert_problem(&out, &format!("suite.yaml:{}", line_of(&suite, "   oops:")), &[]);
 }
@@ -210,21 +259,33 @@ fn over_indented_key_after_a_scalar_names_its_line() {
 fn duplicate_backend_ids() {
     let (ws, suite) = workspace(&[("  - id: mini", "  - id: baseline")]);
     let out = validate(&ws);
-    let second = suite.lines().enumerate().filter(|(_, l)| l.contains("id: baseline")).nth(1).unwrap().0 + 1;
+    let second =
+        suite.lines().enumerate().filter(|(_, l)| l.contains("id: baseline")).nth(1).unwrap().0 + 1;
     assert_problem(
         &out,
         &format!("suite.yaml:{second}"),
-        &["backends[1].id", "baseline", &format!("first on line {}", line_of(&suite, "id: baseline"))],
+        &[
+            "backends[1].id",
+            "baseline",
+            &format!("first on line {}", line_of(&suite, "id: baseline")),
+        ],
     );
 }
 
 #[test]
 fn every_problem_is_reported_at_once() {
-    let (ws, _) = workspace(&[("schema_version: 1", "schema_version: 2"), ("  - id: mini", "  - id: baseline")]);
+    let (ws, _) = workspace(&[
+        ("schema_version: 1", "schema_version: 2"),
+        ("  - id: mini", "  - id: baseline"),
+    ]);
     let out = validate(&ws);
     assert_eq!(out.code, Some(2));
     assert!(out.stderr.contains("2 problems"), "{}", out.stderr);
-    assert!(out.stderr.contains("schema_version") && out.stderr.contains("used twice"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("schema_version") && out.stderr.contains("used twice"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -246,7 +307,9 @@ fn an_invalid_suite_sends_no_request() {
     rows.push(row("te-4", "money back please", "refunds"));
     ws.write("test.csv", &rows_csv(&rows));
     let out_dir = ws.run_dir("run");
-    let out = output(evalgate(ws.path()).arg("run").arg(ws.path().join("suite.yaml")).arg("--out").arg(&out_dir));
+    let out = output(
+        evalgate(ws.path()).arg("run").arg(ws.path().join("suite.yaml")).arg("--out").arg(&out_dir),
+    );
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("refunds"), "{}", out.stderr);
     assert_eq!(server.request_count(), 0, "no request may be sent for an invalid suite");

@@ -39,7 +39,9 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new() -> Workspace {
-        Workspace { dir: tempfile::Builder::new().prefix("evalgate-it-").tempdir().expect("temp dir") }
+        Workspace {
+            dir: tempfile::Builder::new().prefix("evalgate-it-").tempdir().expect("temp dir"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -88,7 +90,8 @@ pub fn row(id: &str, text: &str, label: &str) -> Row {
 
 /// `id,text,label` CSV of rows.
 pub fn rows_csv(rows: &[Row]) -> String {
-    let rows: Vec<Vec<String>> = rows.iter().map(|r| vec![r.id.clone(), r.text.clone(), r.label.clone()]).collect();
+    let rows: Vec<Vec<String>> =
+        rows.iter().map(|r| vec![r.id.clone(), r.text.clone(), r.label.clone()]).collect();
     csv(&["id", "text", "label"], &rows)
 }
 
@@ -122,7 +125,8 @@ pub fn output(cmd: &mut Command) -> Outcome {
 }
 
 pub fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
 }
 
@@ -133,7 +137,10 @@ pub fn results(run: &Path) -> Value {
 /// Every line of `records.jsonl`, parsed.
 pub fn records(run: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(run.join("records.jsonl")).expect("read records.jsonl");
-    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("record is JSON")).collect()
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("record is JSON"))
+        .collect()
 }
 
 /// Data rows of `records.csv` (header excluded), parsed as CSV so quoted line breaks count once.
@@ -164,7 +171,9 @@ pub fn f(v: &Value) -> f64 {
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
     format!("{prefix}_{}_{}_{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
@@ -197,12 +206,24 @@ pub async fn run_library(suite: &Path, out: &Path) -> PathBuf {
     run_library_with(suite, out, policy).await
 }
 
-pub async fn run_library_with(suite: &Path, out: &Path, retry: evalgate::runner::RetryPolicy) -> PathBuf {
-    let suite = Arc::new(evalgate::suite::load(suite).unwrap_or_else(|e| panic!("suite should load: {e}")));
-    let options = evalgate::runner::RunOptions { out_dir: Some(out.to_path_buf()), retry, ..Default::default() };
+pub async fn run_library_with(
+    suite: &Path,
+    out: &Path,
+    retry: evalgate::runner::RetryPolicy,
+) -> PathBuf {
+    let suite =
+        Arc::new(evalgate::suite::load(suite).unwrap_or_else(|e| panic!("suite should load: {e}")));
+    let options = evalgate::runner::RunOptions {
+        out_dir: Some(out.to_path_buf()),
+        retry,
+        ..Default::default()
+    };
     let events: evalgate::runner::EventSink = Arc::new(|_| {});
     let stop = Arc::new(evalgate::runner::StopSignal::default());
-    let dir = evalgate::runner::run(suite, &options, events, stop).await.unwrap_or_else(|e| panic!("run failed: {e}")).dir;
+    let dir = evalgate::runner::run(suite, &options, events, stop)
+        .await
+        .unwrap_or_else(|e| panic!("run failed: {e}"))
+        .dir;
     evalgate::report::write_outputs(&dir).unwrap_or_else(|e| panic!("write_outputs failed: {e}"));
     dir
 }

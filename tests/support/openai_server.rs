@@ -49,10 +49,7 @@ pub struct RecordedRequest {
 impl RecordedRequest {
     /// First value of a header (name matched case-insensitively).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// Content of the last message with role "user": string content, or the text parts of an
@@ -68,21 +65,14 @@ impl RecordedRequest {
     /// `(role, content)` of every entry of the body's `messages` array, in order. Content is
     /// the string content, the concatenated `text` of array parts, or "" (null/missing/other).
     pub fn messages(&self) -> Vec<(String, String)> {
-        let Some(msgs) = self
-            .json
-            .as_ref()
-            .and_then(|j| j.get("messages"))
-            .and_then(Value::as_array)
+        let Some(msgs) =
+            self.json.as_ref().and_then(|j| j.get("messages")).and_then(Value::as_array)
         else {
             return Vec::new();
         };
         msgs.iter()
             .map(|m| {
-                let role = m
-                    .get("role")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_owned();
+                let role = m.get("role").and_then(Value::as_str).unwrap_or("").to_owned();
                 (role, content_text(m.get("content")))
             })
             .collect()
@@ -103,10 +93,8 @@ fn content_text(content: Option<&Value>) -> String {
                 match part {
                     Value::String(s) => out.push_str(s),
                     Value::Object(o) => {
-                        let is_text = o
-                            .get("type")
-                            .and_then(Value::as_str)
-                            .is_none_or(|t| t == "text");
+                        let is_text =
+                            o.get("type").and_then(Value::as_str).is_none_or(|t| t == "text");
                         if let (true, Some(t)) = (is_text, o.get("text").and_then(Value::as_str)) {
                             out.push_str(t);
                         }
@@ -167,17 +155,9 @@ pub enum Reply {
     /// An error status with a body and extra headers (e.g. 429 + Retry-After). Content-Type is
     /// application/json unless `headers` sets one; Content-Length/Transfer-Encoding in
     /// `headers` are ignored (hyper computes them).
-    Error {
-        status: u16,
-        body: String,
-        headers: Vec<(String, String)>,
-    },
+    Error { status: u16, body: String, headers: Vec<(String, String)> },
     /// Anything: status, content type, raw body bytes.
-    Raw {
-        status: u16,
-        content_type: String,
-        body: Vec<u8>,
-    },
+    Raw { status: u16, content_type: String, body: Vec<u8> },
     /// Wait, then reply (the request is recorded before the wait).
     Delay(Duration, Box<Reply>),
     /// Accept the request, then drop the TCP connection without any response (RST: SO_LINGER 0).
@@ -196,10 +176,7 @@ impl Reply {
         let completion_tokens = content.split_whitespace().count().max(1) as u64;
         Reply::Chat {
             content,
-            usage: Some(Usage {
-                prompt_tokens: DEFAULT_PROMPT_TOKENS,
-                completion_tokens,
-            }),
+            usage: Some(Usage { prompt_tokens: DEFAULT_PROMPT_TOKENS, completion_tokens }),
             style: WireStyle::OpenAi,
             finish_reason: None,
         }
@@ -251,11 +228,7 @@ impl Reply {
         let body = json!({
             "error": { "message": message, "type": kind, "param": null, "code": code }
         });
-        Reply::Error {
-            status,
-            body: body.to_string(),
-            headers: Vec::new(),
-        }
+        Reply::Error { status, body: body.to_string(), headers: Vec::new() }
     }
 
     /// 429 with `Retry-After: retry_after` and OpenAI's rate-limit error body.
@@ -286,20 +259,12 @@ impl Reply {
         let body = json!({
             "object": "error", "message": message, "type": kind, "param": null, "code": status
         });
-        Reply::Error {
-            status,
-            body: body.to_string(),
-            headers: Vec::new(),
-        }
+        Reply::Error { status, body: body.to_string(), headers: Vec::new() }
     }
 
     /// Ollama's shape: `{"error":"..."}`.
     pub fn ollama_error(status: u16, message: &str) -> Reply {
-        Reply::Error {
-            status,
-            body: json!({ "error": message }).to_string(),
-            headers: Vec::new(),
-        }
+        Reply::Error { status, body: json!({ "error": message }).to_string(), headers: Vec::new() }
     }
 }
 
@@ -316,9 +281,7 @@ pub struct ServerOptions {
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        ServerOptions {
-            record_requests: true,
-        }
+        ServerOptions { record_requests: true }
     }
 }
 
@@ -365,9 +328,7 @@ impl TestServer {
     where
         F: Fn(&RecordedRequest, usize) -> Reply + Send + Sync + 'static,
     {
-        let listener = TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .expect("bind 127.0.0.1:0");
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local_addr");
         let shared = Arc::new(Shared {
             handler: Box::new(handler),
@@ -378,12 +339,7 @@ impl TestServer {
         });
         let (tx, rx) = watch::channel(());
         tokio::spawn(accept_loop(listener, shared.clone(), rx));
-        TestServer {
-            addr,
-            shared,
-            shutdown: Some(tx),
-            thread_guard: None,
-        }
+        TestServer { addr, shared, shutdown: Some(tx), thread_guard: None }
     }
 
     /// Like `start`, but on a runtime of its own in a background thread: for synchronous
@@ -417,9 +373,7 @@ impl TestServer {
                 rt.shutdown_background();
             })
             .expect("spawn test server thread");
-        let mut server = server_rx
-            .recv()
-            .expect("test server thread failed to start");
+        let mut server = server_rx.recv().expect("test server thread failed to start");
         server.thread_guard = Some(guard_tx);
         server
     }
@@ -480,14 +434,9 @@ async fn serve_connection(
     mut shutdown: watch::Receiver<()>,
 ) {
     let reset = Arc::new(AtomicBool::new(false));
-    let io = ConnIo {
-        inner: TokioIo::new(stream),
-        reset: reset.clone(),
-    };
+    let io = ConnIo { inner: TokioIo::new(stream), reset: reset.clone() };
     let service = service_fn(move |req| handle(shared.clone(), req, reset.clone()));
-    let conn = http1::Builder::new()
-        .keep_alive(true)
-        .serve_connection(io, service);
+    let conn = http1::Builder::new().keep_alive(true).serve_connection(io, service);
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => {}
@@ -531,10 +480,7 @@ async fn handle(
             .headers
             .iter()
             .map(|(n, v)| {
-                (
-                    n.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
+                (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned())
             })
             .collect(),
         json: serde_json::from_slice(&body).ok(),
@@ -595,37 +541,14 @@ async fn render(
                 tokio::time::sleep(d).await;
                 reply = *inner;
             }
-            Reply::Chat {
-                content,
-                usage,
-                style,
-                finish_reason,
-            } => {
+            Reply::Chat { content, usage, style, finish_reason } => {
                 let body = chat_body(&content, usage, style, finish_reason.as_deref(), model);
-                return Ok(full(
-                    200,
-                    "application/json",
-                    body.to_string().into_bytes(),
-                    &[],
-                ));
+                return Ok(full(200, "application/json", body.to_string().into_bytes(), &[]));
             }
-            Reply::Error {
-                status,
-                body,
-                headers,
-            } => {
-                return Ok(full(
-                    status,
-                    "application/json",
-                    body.into_bytes(),
-                    &headers,
-                ));
+            Reply::Error { status, body, headers } => {
+                return Ok(full(status, "application/json", body.into_bytes(), &headers));
             }
-            Reply::Raw {
-                status,
-                content_type,
-                body,
-            } => {
+            Reply::Raw { status, content_type, body } => {
                 return Ok(full(status, &content_type, body, &[]));
             }
             Reply::ResetConnection => {
@@ -649,8 +572,7 @@ async fn render(
                 *resp.status_mut() = StatusCode::OK;
                 resp.headers_mut()
                     .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                resp.headers_mut()
-                    .insert(CONTENT_LENGTH, HeaderValue::from(declared));
+                resp.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(declared));
                 return Ok(resp);
             }
         }
@@ -671,10 +593,9 @@ fn full(
     }
     let mut custom_type = false;
     for (name, value) in headers {
-        let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) else {
+        let (Ok(n), Ok(v)) =
+            (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value))
+        else {
             continue;
         };
         // A Content-Length that disagrees with the body trips a debug assertion in hyper.
@@ -702,14 +623,8 @@ fn chat_body(
         Some(FINISH_REASON_NULL) => Value::Null,
         Some(s) => Value::from(s),
     };
-    let id = format!(
-        "chatcmpl-test{:012x}",
-        NEXT_ID.fetch_add(1, Ordering::Relaxed)
-    );
-    let created = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let id = format!("chatcmpl-test{:012x}", NEXT_ID.fetch_add(1, Ordering::Relaxed));
+    let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let usage_json = |details: bool| {
         usage.map(|u| {
             let mut v = json!({
@@ -771,9 +686,7 @@ fn chat_body(
             }],
         }),
         WireStyle::LlamaCpp => {
-            let (p, c) = usage
-                .map(|u| (u.prompt_tokens, u.completion_tokens))
-                .unwrap_or((0, 0));
+            let (p, c) = usage.map(|u| (u.prompt_tokens, u.completion_tokens)).unwrap_or((0, 0));
             json!({
                 "choices": [{
                     "finish_reason": finish_reason,
