@@ -402,7 +402,7 @@ fn validate(path: &std::path::Path) -> Result<u8, Error> {
     // few of them, which a reader should know before trusting its accuracy.
     let mut with_gold = vec![0usize; suite.task.fields.len()];
     for item in &suite.test.items {
-        if let Ok(gold) = crate::extract::gold_values(&suite.task.fields, &item.label) {
+        if let Ok(gold) = crate::field::value::gold_values(&suite.task.fields, &item.label) {
             for (n, g) in with_gold.iter_mut().zip(gold) {
                 *n += usize::from(g.is_some());
             }
@@ -410,14 +410,14 @@ fn validate(path: &std::path::Path) -> Result<u8, Error> {
     }
     for (field, with_gold) in suite.task.fields.iter().zip(with_gold) {
         let rule = match &field.ty {
-            crate::extract::FieldType::String(m) | crate::extract::FieldType::List(m) => {
+            crate::field::FieldType::String(m) | crate::field::FieldType::List(m) => {
                 format!(", {m}")
             }
-            crate::extract::FieldType::Number { tolerance } if *tolerance > 0.0 => {
+            crate::field::FieldType::Number { tolerance } if *tolerance > 0.0 => {
                 format!(", tolerance {tolerance}")
             }
-            crate::extract::FieldType::Date { day_first: false } => ", month first".to_string(),
-            crate::extract::FieldType::Enum(values) => format!(": {}", values.join(", ")),
+            crate::field::FieldType::Date { day_first: false } => ", month first".to_string(),
+            crate::field::FieldType::Enum(values) => format!(": {}", values.join(", ")),
             _ => String::new(),
         };
         let required = if field.required { ", required" } else { "" };

@@ -19,6 +19,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::time::{days_from_civil, is_valid_date};
+
 /// A price whose `as_of` date is more than this many days before today is
 /// flagged as stale in reports.
 pub const STALE_AFTER_DAYS: i64 = 180;
@@ -325,32 +327,11 @@ fn parse_date(s: &str) -> Option<i64> {
         part.parse().ok()
     };
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+    let (month, day) = (u32::try_from(month).ok()?, u32::try_from(day).ok()?);
+    if !is_valid_date(year, month, day) {
         return None;
     }
     Some(days_from_civil(year, month, day))
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Proleptic Gregorian date → days since the Unix epoch (Howard Hinnant's
-/// `days_from_civil`: shifts the year to start in March so leap days fall at
-/// the end and the month lengths follow a linear formula).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400; // [0, 399]
-    let mp = (month + 9) % 12; // March = 0
-    let doy = (153 * mp + 2) / 5 + day - 1; // [0, 365]
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // [0, 146096]
-    era * 146_097 + doe - 719_468
 }
 
 /// Today (UTC) as days since 1970-01-01, for [`price_age_days`]. `None` if the

@@ -151,7 +151,7 @@ pub struct TaskMeta {
     /// An extraction task's fields, with their types and match rules, so the run can be scored
     /// again without the suite.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub fields: Vec<crate::extract::FieldSpec>,
+    pub fields: Vec<crate::field::FieldSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

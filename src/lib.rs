@@ -8,9 +8,7 @@ pub mod backend;
 pub mod cli;
 pub mod cost;
 pub mod error;
-/// Extraction tasks: declared fields, reading a reply's JSON object, canonical values and match
-/// rules, the JSON schema requests carry.
-pub mod extract;
+pub mod field;
 pub mod journal;
 pub mod local_model;
 pub mod merge;

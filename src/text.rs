@@ -20,6 +20,19 @@ pub fn scalar_text(value: &serde_json::Value) -> Option<String> {
     }
 }
 
+/// The one text normaliser, for comparing what people would call the same text: Unicode
+/// lowercase; every char that is not alphanumeric or whitespace becomes a space; whitespace runs
+/// collapsed to one space; trimmed. Extraction's `normalized` match rule and the train–test
+/// leakage check both use it.
+pub fn normalize(s: &str) -> String {
+    let mapped: String = s
+        .chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| if c.is_alphanumeric() || c.is_whitespace() { c } else { ' ' })
+        .collect();
+    mapped.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// FNV-1a over `text`'s bytes: a hash that is the same on every machine and in every release,
 /// for choices that must be reproducible (few-shot draws, shard membership).
 pub fn stable_hash(text: &str) -> u64 {
@@ -52,6 +65,14 @@ pub fn p_phrase(p: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn normalize_rules() {
+        assert_eq!(normalize("  ACME  Sdn. Bhd.,  (M) "), "acme sdn bhd m");
+        assert_eq!(normalize("Ünï—Cödé"), "ünï cödé");
+        assert_eq!(normalize("---"), "");
+        assert_eq!(normalize("a\t\nb"), "a b");
+    }
 
     #[test]
     fn excerpts_and_hashes() {

@@ -1,4 +1,5 @@
-//! UTC timestamps (RFC 3339) and HTTP dates, without a date-time dependency.
+//! The one calendar: UTC timestamps (RFC 3339), HTTP dates, civil dates and month names,
+//! without a date-time dependency. Receipt dates, price-table dates and `Retry-After` all use it.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -47,18 +48,72 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Days in `month` (1–12) of `year` in the proleptic Gregorian calendar; 0 for a month out of
+/// range.
+pub fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        _ => 0,
+    }
+}
+
+/// Whether `year-month-day` is a real date.
+pub fn is_valid_date(year: i64, month: u32, day: u32) -> bool {
+    (1..=days_in_month(year, month)).contains(&day)
+}
+
+const MONTH_NAMES: [&str; 12] = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
+
+const WEEKDAY_NAMES: [&str; 7] =
+    ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+
+/// The month (1–12) an English month name or its three-letter abbreviation names, in any case;
+/// `Sept` too.
+pub fn month_from_name(word: &str) -> Option<u32> {
+    let w = word.to_ascii_lowercase();
+    if w == "sept" {
+        return Some(9);
+    }
+    MONTH_NAMES
+        .iter()
+        .position(|m| *m == w || (w.len() == 3 && m.starts_with(&w)))
+        .map(|i| i as u32 + 1)
+}
+
+/// Whether `word` is an English weekday name or its three-letter abbreviation, in any case.
+pub fn is_weekday_name(word: &str) -> bool {
+    let w = word.to_ascii_lowercase();
+    WEEKDAY_NAMES.iter().any(|d| *d == w || (w.len() == 3 && d.starts_with(&w)))
+}
+
 /// Parses an IMF-fixdate HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`), the form `Retry-After` uses.
 pub fn parse_http_date(text: &str) -> Option<SystemTime> {
     let parts: Vec<&str> = text.split_whitespace().collect();
     let [_, day, month, year, clock, "GMT"] = parts.as_slice() else { return None };
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let month = MONTHS.iter().position(|m| m == month)? as u32 + 1;
+    // IMF-fixdate spells months as capitalised three-letter abbreviations, and nothing else.
+    let month = month_from_name(month)
+        .filter(|_| month.len() == 3 && month.starts_with(char::is_uppercase))?;
     let day: u32 = day.parse().ok()?;
     let year: i64 = year.parse().ok()?;
     let hms: Vec<u64> = clock.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
     let [h, mi, s] = hms.as_slice() else { return None };
-    if !(1..=31).contains(&day) || *h > 23 || *mi > 59 || *s > 60 {
+    if !is_valid_date(year, month, day) || *h > 23 || *mi > 59 || *s > 60 {
         return None;
     }
     let days = days_from_civil(year, month, day);
@@ -78,5 +133,27 @@ mod tests {
         assert_eq!(parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT"), Some(t));
         assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
         assert_eq!(parse_http_date("21 Oct 2015"), None);
+        assert_eq!(parse_http_date("Wed, 21 oct 2015 07:28:00 GMT"), None);
+    }
+
+    #[test]
+    fn calendar() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2026, 1, 1), 20_454);
+        assert_eq!(
+            (days_in_month(2024, 2), days_in_month(2025, 2), days_in_month(1900, 2)),
+            (29, 28, 28)
+        );
+        assert_eq!(days_in_month(2000, 2), 29);
+        assert!(
+            !is_valid_date(2025, 2, 29)
+                && is_valid_date(2024, 2, 29)
+                && !is_valid_date(2024, 13, 1)
+        );
+        assert_eq!(
+            (month_from_name("Sept"), month_from_name("DEC"), month_from_name("ju")),
+            (Some(9), Some(12), None)
+        );
+        assert!(is_weekday_name("Tue") && is_weekday_name("sunday") && !is_weekday_name("sun day"));
     }
 }

@@ -4,6 +4,7 @@
 //! that contains `{{ ... }}` appears in the prompt exactly as written.
 
 mod fewshot;
+pub mod schema;
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::{Deserialize, Serialize};
@@ -133,7 +134,7 @@ impl PromptBuilder {
         if !suite.task.fields.is_empty()
             && matches!(strategy, Strategy::ZeroShot | Strategy::FewShot(_))
         {
-            let format = crate::extract::format_instructions(&suite.task.fields);
+            let format = schema::format_instructions(&suite.task.fields);
             system = Some(match system {
                 Some(s) => format!("{s}\n\n{format}"),
                 None => format,

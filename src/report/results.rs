@@ -134,7 +134,7 @@ pub struct TaskResult {
     pub labels: Vec<String>,
     /// An extraction task's fields, in declared order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub fields: Vec<crate::extract::FieldSpec>,
+    pub fields: Vec<crate::field::FieldSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -471,10 +471,7 @@ pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
     })
 }
 
-fn field_result(
-    spec: &crate::extract::FieldSpec,
-    f: &score_extraction::FieldScores,
-) -> FieldResult {
+fn field_result(spec: &crate::field::FieldSpec, f: &score_extraction::FieldScores) -> FieldResult {
     let method = match f.accuracy_method {
         crate::score::AccuracyMethod::Wilson => IntervalMethodName::Wilson,
         crate::score::AccuracyMethod::Clustered => IntervalMethodName::Clustered,

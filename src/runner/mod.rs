@@ -23,6 +23,7 @@ use crate::journal::{
     SuiteMeta, TaskMeta, Tokens,
 };
 use crate::prompt::{ChatMessage, PromptBuilder, PromptTemplates};
+use crate::score::judge::{self, Judgement};
 use crate::suite::{BackendSpec, Item, Provider, Strategy, Suite, TaskKind};
 
 /// How to run a suite; the CLI's flags, resolved.
@@ -225,8 +226,9 @@ pub async fn run(
         };
         let client = match spec.provider {
             Provider::Openai => {
-                let schema =
-                    spec.structured_output.then(|| crate::extract::json_schema(&suite.task.fields));
+                let schema = spec
+                    .structured_output
+                    .then(|| crate::prompt::schema::json_schema(&suite.task.fields));
                 BackendClient::OpenAi(OpenAiBackend::new(
                     &spec,
                     api_key.as_deref(),
@@ -811,15 +813,15 @@ fn answered_record(
     latency_ms: f64,
     attempts: u32,
 ) -> Record {
-    let (answer, correct) = match suite.task.kind {
-        TaskKind::Classification => {
-            let answer =
-                suite.label_parser.parse(&completion.text).map(|i| suite.task.labels[i].clone());
-            let correct = answer.as_deref() == Some(item.label.as_str());
-            (answer, correct)
-        }
+    let Judgement { answer, correct } = match suite.task.kind {
+        TaskKind::Classification => judge::classification(
+            &suite.label_parser,
+            &suite.task.labels,
+            &item.label,
+            &completion.text,
+        ),
         TaskKind::Extraction => {
-            extraction_answer(&suite.task.fields, &item.label, &completion.text)
+            judge::extraction(&suite.task.fields, &item.label, &completion.text)
         }
     };
     let tokens = match completion.usage {
@@ -884,26 +886,6 @@ fn failed_record(
         epoch: 0,
         cached: false,
     }
-}
-
-/// An extraction reply as an answer: the declared fields of the first JSON object in the reply,
-/// as a compact object (`None` when the reply holds no object: invalid), and whether every field
-/// matches the gold.
-fn extraction_answer(
-    fields: &[crate::extract::FieldSpec],
-    gold: &str,
-    reply: &str,
-) -> (Option<String>, bool) {
-    let Some(object) = crate::extract::first_json_object(reply) else { return (None, false) };
-    let predicted = crate::extract::project(fields, &object);
-    // The gold was checked when the suite was loaded, so it parses.
-    let correct = match crate::extract::gold_values(fields, gold) {
-        Ok(gold) => {
-            crate::extract::exact_match(&crate::extract::field_outcomes(fields, &gold, &predicted))
-        }
-        Err(_) => false,
-    };
-    (Some(crate::extract::object_text(fields, predicted)), correct)
 }
 
 /// The reply tokens a request is assumed to use, for budgets and token limits: `max_tokens`, or

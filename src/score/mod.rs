@@ -4,6 +4,7 @@ mod classification;
 pub mod compare;
 pub mod cost;
 pub mod extraction;
+pub mod judge;
 
 pub use classification::{
     clustered_accuracy, percentile, score_run, AccuracyMethod, BackendScores, ClassScores,

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use super::{Item, Suite};
+use crate::text::normalize;
 
 /// A test item whose text matches a train item.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,13 +57,7 @@ fn normalized_text(item: &Item) -> String {
             }
             _ => Vec::new(),
         };
-        for text in texts {
-            words.extend(
-                text.split(|c: char| !c.is_alphanumeric())
-                    .filter(|w| !w.is_empty())
-                    .map(str::to_lowercase),
-            );
-        }
+        words.extend(texts.into_iter().map(normalize).filter(|w| !w.is_empty()));
     }
     words.join(" ")
 }

@@ -20,7 +20,7 @@ use super::{
 };
 use crate::cost::{PriceTable, Pricing};
 use crate::error::{SuiteErrors, SuiteProblem};
-use crate::extract::{FieldSpec, FieldType, StringMatch};
+use crate::field::{FieldSpec, FieldType, StringMatch};
 use crate::prompt::PromptTemplates;
 
 /// At most this many problems of one kind are listed for a data file; a file with thousands of
@@ -307,7 +307,7 @@ impl Resolver {
                 (Some(v), FieldTypeName::Enum) => {
                     let mut seen = HashSet::new();
                     for value in &v.value {
-                        let folded = crate::extract::normalize(value);
+                        let folded = crate::text::normalize(value);
                         if folded.is_empty() {
                             self.problem(
                                 line(v),
@@ -1425,7 +1425,7 @@ impl GoldReader<'_> {
                 let mut shown = Vec::with_capacity(fields.len());
                 let mut ok = true;
                 for (i, (f, value)) in fields.iter().zip(&raw).enumerate() {
-                    match crate::extract::canonicalize(value, &f.ty) {
+                    match crate::field::value::canonicalize(value, &f.ty) {
                         Ok(canonical) => {
                             if canonical.is_some() {
                                 present[i] += 1;
@@ -1438,7 +1438,10 @@ impl GoldReader<'_> {
                                 );
                                 ok = false;
                             }
-                            shown.push(crate::extract::display_value(value, canonical.as_ref()));
+                            shown.push(crate::field::value::display_value(
+                                value,
+                                canonical.as_ref(),
+                            ));
                         }
                         Err(e) => {
                             problems.push(
@@ -1460,7 +1463,7 @@ impl GoldReader<'_> {
                         }
                     }
                 }
-                ok.then(|| crate::extract::object_text(fields, shown))
+                ok.then(|| crate::field::value::object_text(fields, shown))
             }
         }
     }

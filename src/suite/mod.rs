@@ -47,7 +47,7 @@ pub struct Task {
     pub input: String,
     pub fine_tuned_instructions: Option<String>,
     /// The fields of an extraction task, in declared order; empty for classification.
-    pub fields: Vec<crate::extract::FieldSpec>,
+    pub fields: Vec<crate::field::FieldSpec>,
 }
 
 impl Task {
@@ -72,7 +72,7 @@ pub struct Item {
     /// name; what templates see.
     pub fields: Fields,
     /// The gold answer as the model should write it: the label, or for an extraction task the
-    /// gold object as compact JSON (see [`crate::extract::display_value`]).
+    /// gold object as compact JSON (see [`crate::field::value::display_value`]).
     pub label: String,
     /// 1-based line in the data file (or in the suite, for inline rows).
     pub line: u64,

@@ -1,4 +1,7 @@
-//! Model replies to answers.
+//! Model replies to answers: a label ([`LabelParser`]), or the JSON object of an extraction
+//! reply ([`json_object`]).
+
+pub mod json_object;
 
 /// Maps a classification reply to one of `labels`, or `None` when it names none of them.
 ///

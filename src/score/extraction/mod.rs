@@ -1,7 +1,7 @@
 //! Extraction scores: each field, all fields together, and whole records.
 //!
 //! For every answered sample and field, the gold and the predicted value are compared under the
-//! field's type and match rule ([`crate::extract::compare`]):
+//! field's type and match rule ([`rules::compare`]):
 //! - *correct*: both present and matching — a true positive;
 //! - *wrong*: both present, not matching — a false positive and a false negative;
 //! - *missed*: gold present, prediction absent (missing key, null, empty) — a false negative;
@@ -20,55 +20,17 @@
 
 use serde_json::Value;
 
-use crate::extract::{FieldOutcome, FieldSpec};
+use crate::field::value::gold_values;
+use crate::field::FieldSpec;
+use crate::parse::json_object::project;
 use crate::stats::{bootstrap_intervals, wilson_interval, BootstrapConfig, Interval};
 
 use super::{AccuracyMethod, BackendScores, Outcome, CONFIDENCE};
 use crate::journal::RunMeta;
 
-/// What one sample says about one field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mark {
-    /// No answer: the request failed, or the run did not reach the item.
-    Unscored,
-    Correct,
-    Wrong,
-    Missed,
-    Spurious,
-    BothAbsent,
-    /// The reply had no JSON object; the gold has a value for the field.
-    InvalidWithGold,
-    /// The reply had no JSON object; the gold has no value for the field.
-    InvalidWithoutGold,
-}
+pub mod rules;
 
-impl Mark {
-    pub fn from_outcome(o: FieldOutcome) -> Mark {
-        match o {
-            FieldOutcome::Correct => Mark::Correct,
-            FieldOutcome::Wrong => Mark::Wrong,
-            FieldOutcome::Missed => Mark::Missed,
-            FieldOutcome::Spurious => Mark::Spurious,
-            FieldOutcome::BothAbsent => Mark::BothAbsent,
-        }
-    }
-
-    /// Whether the sample enters the field's accuracy.
-    fn counted(self) -> bool {
-        !matches!(self, Mark::Unscored | Mark::BothAbsent)
-    }
-
-    /// True positives, false positives and false negatives.
-    fn confusion(self) -> [u32; 3] {
-        match self {
-            Mark::Correct => [1, 0, 0],
-            Mark::Wrong => [0, 1, 1],
-            Mark::Missed | Mark::InvalidWithGold => [0, 0, 1],
-            Mark::Spurious => [0, 1, 0],
-            Mark::Unscored | Mark::BothAbsent | Mark::InvalidWithoutGold => [0, 0, 0],
-        }
-    }
-}
+pub use rules::Mark;
 
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Prf {
@@ -266,7 +228,7 @@ impl Tally {
             marks.fill(Mark::Unscored);
             return Ok(Outcome::Error);
         }
-        let canonical = crate::extract::gold_values(&self.fields, gold)?;
+        let canonical = gold_values(&self.fields, gold)?;
         let object = match answer.map(serde_json::from_str::<serde_json::Value>) {
             Some(Ok(serde_json::Value::Object(object))) => Some(object),
             Some(_) => return Err("the answer is not a JSON object".into()),
@@ -274,11 +236,8 @@ impl Tally {
         };
         let correct = match object {
             Some(object) => {
-                let predicted = crate::extract::project(&self.fields, &object);
-                let outcomes = crate::extract::field_outcomes(&self.fields, &canonical, &predicted);
-                for (m, o) in marks.iter_mut().zip(&outcomes) {
-                    *m = Mark::from_outcome(*o);
-                }
+                let predicted = project(&self.fields, &object);
+                marks.copy_from_slice(&rules::field_marks(&self.fields, &canonical, &predicted));
                 if epoch == 0
                     && marks
                         .iter()
@@ -290,12 +249,12 @@ impl Tally {
                 }
                 return Ok(Outcome::Answered {
                     predicted: Some(0),
-                    correct: crate::extract::exact_match(&outcomes),
+                    correct: rules::exact_match(marks),
                 });
             }
             None => {
                 for (m, g) in marks.iter_mut().zip(&canonical) {
-                    *m = if g.is_some() { Mark::InvalidWithGold } else { Mark::InvalidWithoutGold };
+                    *m = Mark::invalid(g.is_some());
                 }
                 false
             }
@@ -489,7 +448,7 @@ pub fn micro_f1_difference(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::extract::FieldType;
+    use crate::field::FieldType;
 
     fn spec(name: &str) -> FieldSpec {
         FieldSpec {

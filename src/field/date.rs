@@ -1,0 +1,297 @@
+//! Dates as receipts and models write them, read to ISO 8601.
+
+use crate::time::{is_valid_date, is_weekday_name, month_from_name};
+
+#[derive(Debug)]
+enum Tok {
+    Num(String),
+    Word(String),
+}
+
+/// Parse a date to ISO `YYYY-MM-DD`. Accepted (case-insensitive, English month names, full or
+/// 3-letter, plus `Sept`):
+/// * `2018-03-14`, `2018/03/14`, `2018.03.14` (4-digit year first → Y-M-D);
+/// * `14/03/2018`, `14-03-2018`, `14.03.2018`, `14/03/18` — **day first** (SROIE / Malaysian
+///   receipts). Only if the day-first reading is invalid and the month-first one is valid
+///   (`12/30/2017`) is it read month-first. Separators must be the same on both sides;
+/// * `30 DEC 17`, `30-Dec-2017`, `30 December 2017`, `30th Dec 2017`;
+/// * `Dec 30, 2017`, `December 30 2017`, `Dec. 30th, 2017`;
+/// * `2017 Dec 30`;
+/// * an optional leading weekday (`Sat, 30 Dec 2017`) and a trailing time
+///   (`2018-03-14T10:00:00Z`, `25/12/2018 10:30 PM`) are ignored.
+///
+/// Two-digit years mean 2000+yy. Years must be 1000–9999; months and days are range-checked
+/// with leap years. Also accepted: the compact forms `20171230` and `30122017` (years 1900–2099
+/// only, so other 8-digit numbers are not read as dates), and any of the above wrapped in parentheses or
+/// brackets (`(14/03/2018)`, as some receipts print it). Everything else (e.g. `31/02/2018`,
+/// `Dec 2017`, `2017123`) is rejected.
+pub fn parse_date(s: &str) -> Option<String> {
+    parse_date_ordered(s, true)
+}
+
+/// [`parse_date`], reading all-numeric dates month first when `day_first` is false
+/// (`03/04/2018` is March 4, `03042018` too; `30/12/2017`, invalid that way, is still read day
+/// first). Dates with a month name or a 4-digit year first are read the same either way.
+pub fn parse_date_ordered(s: &str, day_first: bool) -> Option<String> {
+    let mut s = s.trim();
+    while let Some(inner) = s.strip_prefix(['(', '[']).and_then(|r| r.strip_suffix([')', ']'])) {
+        s = inner.trim();
+    }
+    if s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit()) {
+        // YYYYMMDD, else DDMMYYYY. Both readings cannot be valid with years in 1900–2099: the
+        // last four digits of a YYYYMMDD date are a month and day, never such a year.
+        let ymd = (num(&s[..4])?, num(&s[4..6])?, num(&s[6..])?);
+        let (first, second) = (num(&s[..2])?, num(&s[2..4])?);
+        let dmy =
+            if day_first { (num(&s[4..])?, second, first) } else { (num(&s[4..])?, first, second) };
+        return [ymd, dmy]
+            .into_iter()
+            .find(|&(y, m, d)| (1900..=2099).contains(&y) && is_valid_date(i64::from(y), m, d))
+            .map(|(y, m, d)| format!("{y:04}-{m:02}-{d:02}"));
+    }
+    let s = strip_time(s);
+    let (toks, seps) = tokenize_date(s)?;
+    let (y, m, d) = match toks.as_slice() {
+        [Tok::Num(a), Tok::Num(b), Tok::Num(c)] => {
+            let sep = seps[0].trim();
+            if sep != seps[1].trim() || !matches!(sep, "/" | "-" | ".") {
+                return None;
+            }
+            if a.len() == 4 && (1..=2).contains(&b.len()) && (1..=2).contains(&c.len()) {
+                (year(a)?, num(b)?, num(c)?)
+            } else if (1..=2).contains(&a.len()) && (1..=2).contains(&b.len()) {
+                let y = year(c)?;
+                // (day, month) in the preferred order, the other order as a fallback.
+                let (p, q) = if day_first { (num(a)?, num(b)?) } else { (num(b)?, num(a)?) };
+                if is_valid_date(i64::from(y), q, p) {
+                    (y, q, p)
+                } else {
+                    (y, p, q) // the other reading; validated below
+                }
+            } else {
+                return None;
+            }
+        }
+        [Tok::Num(a), Tok::Word(w), Tok::Num(c)] => {
+            let m = month_from_name(w)?;
+            if (1..=2).contains(&a.len()) {
+                (year(c)?, m, num(a)?)
+            } else if a.len() == 4 && (1..=2).contains(&c.len()) {
+                (year(a)?, m, num(c)?)
+            } else {
+                return None;
+            }
+        }
+        [Tok::Word(w), Tok::Num(b), Tok::Num(c)] if (1..=2).contains(&b.len()) => {
+            (year(c)?, month_from_name(w)?, num(b)?)
+        }
+        _ => return None,
+    };
+    if !is_valid_date(i64::from(y), m, d) {
+        return None;
+    }
+    Some(format!("{y:04}-{m:02}-{d:02}"))
+}
+
+fn num(s: &str) -> Option<u32> {
+    s.parse().ok()
+}
+
+fn year(s: &str) -> Option<u32> {
+    match s.len() {
+        2 => Some(2000 + num(s)?),
+        4 => num(s).filter(|y| (1000..=9999).contains(y)),
+        _ => None,
+    }
+}
+
+// `%` rather than `is_multiple_of` (stable only since 1.87; evalgate's rust-version is 1.85).
+#[allow(clippy::manual_is_multiple_of)]
+/// Tokens (digit runs, ASCII-letter runs) and the separator text between consecutive tokens.
+/// Drops ordinal suffixes glued to numbers and a leading weekday. Other characters → None.
+fn tokenize_date(s: &str) -> Option<(Vec<Tok>, Vec<String>)> {
+    let mut toks: Vec<Tok> = Vec::new();
+    let mut seps: Vec<String> = Vec::new();
+    let mut sep = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_ascii_digit() || c.is_ascii_alphabetic() {
+            let digit = c.is_ascii_digit();
+            let mut run = String::new();
+            while let Some(&c2) = chars.peek() {
+                if (digit && c2.is_ascii_digit()) || (!digit && c2.is_ascii_alphabetic()) {
+                    run.push(c2);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            if run.len() > 9 {
+                return None;
+            }
+            let is_ordinal = !digit
+                && sep.is_empty()
+                && matches!(toks.last(), Some(Tok::Num(_)))
+                && matches!(run.to_ascii_lowercase().as_str(), "st" | "nd" | "rd" | "th");
+            if is_ordinal {
+                continue;
+            }
+            if !toks.is_empty() {
+                seps.push(std::mem::take(&mut sep));
+            } else {
+                sep.clear();
+            }
+            toks.push(if digit { Tok::Num(run) } else { Tok::Word(run) });
+        } else if c.is_whitespace() || matches!(c, '/' | '-' | '.' | ',') {
+            sep.push(c);
+            chars.next();
+        } else {
+            return None;
+        }
+        if toks.len() > 4 {
+            return None;
+        }
+    }
+    if let Some(Tok::Word(w)) = toks.first() {
+        if is_weekday_name(w) && toks.len() > 1 {
+            toks.remove(0);
+            seps.remove(0);
+        }
+    }
+    Some((toks, seps))
+}
+
+/// Remove a trailing time of day: the first whitespace (or `T` after a digit) followed by text
+/// that starts like `H:MM` and contains only time characters.
+fn strip_time(s: &str) -> &str {
+    let mut prev: Option<char> = None;
+    for (i, c) in s.char_indices() {
+        let cut = c.is_whitespace() || (c == 'T' && prev.is_some_and(|p| p.is_ascii_digit()));
+        if cut {
+            let rest = s[i + c.len_utf8()..].trim();
+            if is_time_like(rest) {
+                return s[..i].trim_end();
+            }
+        }
+        prev = Some(c);
+    }
+    s
+}
+
+fn is_time_like(r: &str) -> bool {
+    let digits = r.chars().take_while(|c| c.is_ascii_digit()).count();
+    (1..=2).contains(&digits)
+        && r[digits..].starts_with(':')
+        && r.chars().all(|c| {
+            c.is_ascii_digit()
+                || c.is_whitespace()
+                || matches!(
+                    c,
+                    ':' | '.' | '+' | '-' | 'Z' | 'z' | 'a' | 'A' | 'p' | 'P' | 'm' | 'M'
+                )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::field::value::{canonicalize, Canonical};
+    use crate::field::FieldType;
+    use serde_json::json;
+
+    #[test]
+    fn date_formats() {
+        let cases: &[(&str, &str)] = &[
+            ("2018-03-14", "2018-03-14"),
+            ("14/03/2018", "2018-03-14"),
+            ("14-03-2018", "2018-03-14"),
+            ("14.03.2018", "2018-03-14"),
+            ("14/03/18", "2018-03-14"),
+            ("4/3/18", "2018-03-04"),
+            ("30 DEC 17", "2017-12-30"),
+            ("30 Dec 2017", "2017-12-30"),
+            ("30-Dec-2017", "2017-12-30"),
+            ("30th December 2017", "2017-12-30"),
+            ("Dec 30, 2017", "2017-12-30"),
+            ("December 30 2017", "2017-12-30"),
+            ("Dec. 1st, 2017", "2017-12-01"),
+            ("Sept 9 2019", "2019-09-09"),
+            ("2017/12/30", "2017-12-30"),
+            ("2017.12.30", "2017-12-30"),
+            ("2017 Dec 30", "2017-12-30"),
+            ("Sat, 30 Dec 2017", "2017-12-30"),
+            ("2018-03-14T10:00:00Z", "2018-03-14"),
+            ("25/12/2018 10:30 PM", "2018-12-25"),
+            ("30 Dec 2017 09:15:01", "2017-12-30"),
+            ("12/30/2017", "2017-12-30"), // day-first invalid, month-first valid
+            ("29/02/2020", "2020-02-29"),
+            ("29/02/2000", "2000-02-29"),
+            (" 2018 - 03 - 14 ", "2018-03-14"),
+        ];
+        for (s, want) in cases {
+            assert_eq!(parse_date(s).as_deref(), Some(*want), "{s}");
+        }
+    }
+
+    #[test]
+    fn invalid_dates_rejected() {
+        let rejects = [
+            "31/02/2018",
+            "29/02/2019",
+            "29/02/1900",
+            "32/01/2018",
+            "00/01/2018",
+            "13/13/2018",
+            "31/04/2018",
+            "2018-13-01",
+            "2018-00-10",
+            "30 Foo 2017",
+            "Dec 2017",
+            "2017123",
+            "12345678",
+            "20171332",
+            "14/03-2018",
+            "14 03 2018",
+            "14/03/218",
+            "2018/3",
+            "yesterday",
+            "",
+            "12:30",
+            "30 Dec 17 garbage",
+            "0999-01-01",
+            "1/2/3",
+            "Monday",
+            "30 Dec 2017 T",
+            "3O/12/2017",
+        ];
+        for s in rejects {
+            assert_eq!(parse_date(s), None, "{s} should be rejected");
+        }
+        // Forms SROIE's train split uses.
+        assert_eq!(parse_date("20171230").as_deref(), Some("2017-12-30"));
+        assert_eq!(parse_date("25032018").as_deref(), Some("2018-03-25"));
+        assert_eq!(parse_date("(14/03/2018)").as_deref(), Some("2018-03-14"));
+        // Month first, for US-style data.
+        for (s, want) in [
+            ("03/04/2018", "2018-03-04"),
+            ("12/30/2017", "2017-12-30"),
+            ("30/12/2017", "2017-12-30"),
+            ("03042018", "2018-03-04"),
+            ("4 Mar 2018", "2018-03-04"),
+            ("2018-03-04", "2018-03-04"),
+        ] {
+            assert_eq!(parse_date_ordered(s, false).as_deref(), Some(want), "{s}");
+        }
+        let us = FieldType::Date { day_first: false };
+        assert_eq!(
+            canonicalize(&json!("03/04/2018"), &us).unwrap(),
+            Some(Canonical::Date("2018-03-04".into()))
+        );
+        let e =
+            canonicalize(&json!("31/02/2018"), &FieldType::Date { day_first: true }).unwrap_err();
+        assert!(e.contains("'31/02/2018' is not a recognised date"), "{e}");
+        assert!(canonicalize(&json!(20171230), &FieldType::Date { day_first: true })
+            .unwrap_err()
+            .contains("a number"));
+    }
+}
