@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::journal::{self, RecordError, RunMeta, Tokens};
-use crate::stats::{wilson_interval, Interval};
+use crate::stats::{quantile, wilson_interval, Interval};
 
 // Samples are stored item-major: sample `s` is item `s / epochs`, epoch `s % epochs`.
 
@@ -336,8 +336,8 @@ fn summarize(
         classes,
         confusion,
         tokens,
-        latency_p50_ms: percentile(&latencies, 0.50),
-        latency_p95_ms: percentile(&latencies, 0.95),
+        latency_p50_ms: quantile(&latencies, 0.50).unwrap_or(0.0),
+        latency_p95_ms: quantile(&latencies, 0.95).unwrap_or(0.0),
         error_kinds,
         item_tokens: tally.tokens,
         outcomes: tally.outcomes,
@@ -384,19 +384,6 @@ fn ratio(a: u64, b: u64) -> f64 {
     }
 }
 
-/// Percentile with linear interpolation between order statistics (numpy's default); 0 for no data.
-pub fn percentile(values: &[f64], q: f64) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let pos = q * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,9 +392,9 @@ mod tests {
     fn percentiles_match_numpy() {
         // numpy.percentile([1, 2, 3, 4, 10], [50, 95]) == [3.0, 8.8]
         let v = [10.0, 1.0, 3.0, 2.0, 4.0];
-        assert_eq!(percentile(&v, 0.5), 3.0);
-        assert!((percentile(&v, 0.95) - 8.8).abs() < 1e-12);
-        assert_eq!(percentile(&[], 0.5), 0.0);
+        assert_eq!(quantile(&v, 0.5), Some(3.0));
+        assert!((quantile(&v, 0.95).unwrap() - 8.8).abs() < 1e-12);
+        assert_eq!(quantile(&[], 0.5), None);
     }
 
     #[test]

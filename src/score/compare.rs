@@ -124,7 +124,10 @@ pub fn compare(
                 DifferenceMethod::NewcombeMcNemar,
             )
         } else {
-            let (d, p) = paired_item_means(oa, ea, ob, eb, scores.items.len(), confidence)?;
+            let (d, p) = crate::stats::paired_mean_difference(
+                &item_differences(oa, ea, ob, eb, scores.items.len()),
+                confidence,
+            )?;
             (d, p, DifferenceMethod::PairedItemMeans)
         };
         out.push(Comparison {
@@ -147,47 +150,22 @@ pub fn compare(
     Ok(out)
 }
 
-/// The mean over items of (accuracy of second − accuracy of first) on that item's samples, with a
-/// normal interval and two-sided p-value from the standard error of the per-item differences.
-fn paired_item_means(
+/// Per item, the accuracy of second minus the accuracy of first on that item's answered samples;
+/// items either backend left unanswered are left out.
+fn item_differences(
     oa: &[Outcome],
     ea: usize,
     ob: &[Outcome],
     eb: usize,
     items: usize,
-    confidence: f64,
-) -> Result<(Interval, f64)> {
+) -> Vec<f64> {
     let mean_of = |o: &[Outcome], e: usize, i: usize| {
         let answered: Vec<bool> =
             o[i * e..(i + 1) * e].iter().filter_map(|x| x.correct()).collect();
         (!answered.is_empty())
             .then(|| answered.iter().filter(|&&c| c).count() as f64 / answered.len() as f64)
     };
-    let d: Vec<f64> =
-        (0..items).filter_map(|i| Some(mean_of(ob, eb, i)? - mean_of(oa, ea, i)?)).collect();
-    let n = d.len();
-    if n < 2 {
-        return Ok((
-            Interval { estimate: d.first().copied().unwrap_or(0.0), low: -1.0, high: 1.0 },
-            1.0,
-        ));
-    }
-    let mean = d.iter().sum::<f64>() / n as f64;
-    let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n as f64 - 1.0);
-    let se = (var / n as f64).sqrt();
-    let z = crate::stats::normal_quantile(1.0 - (1.0 - confidence) / 2.0)?;
-    let p = if se > 0.0 {
-        let t = (mean / se).abs();
-        (2.0 * crate::stats::normal_cdf(-t)).clamp(0.0, 1.0)
-    } else if mean == 0.0 {
-        1.0
-    } else {
-        0.0
-    };
-    Ok((
-        Interval { estimate: mean, low: (mean - z * se).max(-1.0), high: (mean + z * se).min(1.0) },
-        p,
-    ))
+    (0..items).filter_map(|i| Some(mean_of(ob, eb, i)? - mean_of(oa, ea, i)?)).collect()
 }
 
 /// Every unordered pair of backends that answered at least one item, in run order.

@@ -7,6 +7,6 @@ pub mod extraction;
 pub mod judge;
 
 pub use classification::{
-    clustered_accuracy, percentile, score_run, AccuracyMethod, BackendScores, ClassScores,
-    ClusteredAccuracy, Outcome, RunScores, CONFIDENCE,
+    clustered_accuracy, score_run, AccuracyMethod, BackendScores, ClassScores, ClusteredAccuracy,
+    Outcome, RunScores, CONFIDENCE,
 };
