@@ -426,7 +426,7 @@ fn make_extraction_suite(config: &Config, server: &TestServer, items: usize) -> 
         answer["date"] = json!(format!("{day:02}/{month:02}/2024"));
         answer["total"] = json!(format!(
             "RM {}.{:02}",
-            evalgate::report::results::group_thousands((cents / 100) as u64),
+            evalgate::text::group_thousands((cents / 100) as u64),
             cents % 100
         ));
         answer["vendor"] = json!(format!("VENDOR {} LTD.", i % 997));

@@ -44,6 +44,19 @@ pub fn stable_hash(text: &str) -> u64 {
     h
 }
 
+/// `1234567` as `1,234,567`.
+pub fn group_thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
 /// A p-value as a report prints it: three decimals, or `< 0.001`.
 pub fn p_number(p: f64) -> String {
     if p < 0.001 {

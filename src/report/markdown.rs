@@ -362,7 +362,7 @@ fn write_costs(md: &mut String, r: &Results, ranked: &[&BackendResult]) -> std::
     }
     match r.volume {
         Some(v) => {
-            writeln!(md, "At your volume of {} requests a day:\n", super::results::group_thousands(v.requests_per_day.round() as u64))?;
+            writeln!(md, "At your volume of {} requests a day:\n", crate::text::group_thousands(v.requests_per_day.round() as u64))?;
             writeln!(md, "| backend | price | per request | per day | per year | instances |")?;
             writeln!(md, "|---|---|---|---|---|---|")?;
             for b in ranked {
@@ -418,7 +418,7 @@ fn money(v: f64) -> String {
     if a == 0.0 {
         "$0".into()
     } else if a >= 100.0 {
-        format!("${}", super::results::group_thousands(v.round() as u64))
+        format!("${}", crate::text::group_thousands(v.round() as u64))
     } else if a >= 1.0 {
         format!("${v:.2}")
     } else {

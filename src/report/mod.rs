@@ -4,6 +4,7 @@
 pub mod chart;
 mod csv;
 pub mod markdown;
+pub mod prose;
 pub mod results;
 
 use std::collections::HashMap;
@@ -27,13 +28,14 @@ pub const CHART_FILE: &str = "chart.svg";
 /// Scores the run in `dir` and writes every output; returns the results and the markdown.
 pub fn write_outputs(dir: &Path) -> Result<(Results, String)> {
     let meta = RunMeta::read(dir)?;
-    let scores = score::score_run(dir, &meta)?;
-    let results = results::build(&meta, &scores)?;
+    let analysis = score::analysis::analyse(dir, &meta)?;
+    let results = results::build(&meta, &analysis);
+    let scores = &analysis.scores;
 
     // Extraction answers differ field by field; the report shows field errors instead.
     let top_two = top_two(&results).filter(|_| scores.extraction.is_none());
     let disagreements = match top_two {
-        Some((a, b)) => disagreements(dir, &meta, &scores, a, b)?,
+        Some((a, b)) => disagreements(dir, &meta, scores, a, b)?,
         None => Vec::new(),
     };
     let markdown = markdown::render(&results, top_two, &disagreements);

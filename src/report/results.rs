@@ -13,14 +13,15 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
 use crate::journal::{RunMeta, Skipped};
+use crate::score::analysis::Analysis;
 use crate::score::compare::{self, Comparison};
-use crate::score::cost as score_cost;
+use crate::score::cost::CostSummary;
 use crate::score::extraction as score_extraction;
 use crate::score::{RunScores, CONFIDENCE};
-use crate::stats::{BootstrapConfig, Interval};
-use crate::text::{p_number, p_phrase};
+use crate::stats::Interval;
+
+use super::prose;
 
 pub const RESULTS_SCHEMA_VERSION: u32 = 1;
 
@@ -297,13 +298,11 @@ pub struct ClassResult {
     pub f1: f64,
 }
 
-/// Builds the results of a run from its metadata and scores.
-pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
-    let bootstrap = BootstrapConfig {
-        seed: BOOTSTRAP_SEED,
-        confidence: CONFIDENCE,
-        ..BootstrapConfig::default()
-    };
+/// The results of a run from its metadata and analysis: a mapping, with the sentences from
+/// [`super::prose`].
+pub fn build(meta: &RunMeta, analysis: &Analysis) -> Results {
+    let scores = &analysis.scores;
+    let bootstrap = &analysis.bootstrap;
     let backends: Vec<BackendResult> = meta
         .backends
         .iter()
@@ -311,13 +310,9 @@ pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
         .enumerate()
         .map(|(index, (m, s))| {
             let extraction = scores.extraction.as_ref().map(|e| (e, &e.backends[index]));
-            let overall = extraction.map(|(e, b)| {
-                score_extraction::overall_intervals(b, s.epochs, e.fields.len(), &bootstrap)
-            });
-            let f1 = match &overall {
-                Some(o) => o[5],
-                None => compare::macro_f1_interval(scores, index, &bootstrap),
-            };
+            let figures = &analysis.backends[index];
+            let overall = figures.overall;
+            let f1 = figures.macro_f1;
             let metric = |estimate: f64, interval: Option<Interval>| MetricResult {
                 estimate,
                 low: interval.map(|i| i.low),
@@ -333,11 +328,15 @@ pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
                     crate::score::AccuracyMethod::Clustered => IntervalMethodName::Clustered,
                 },
             );
-            let clustered = meta
-                .groups
-                .as_ref()
-                .and_then(|groups| clustered_accuracy(groups, &s.outcomes, s.epochs));
-            let cost = cost_result(m, &score_cost::summarize(meta, scores, index, &bootstrap));
+            let clustered = figures.clustered_by_group.map(|c| ClusteredResult {
+                estimate: c.interval.estimate,
+                low: c.interval.low,
+                high: c.interval.high,
+                standard_error: c.standard_error,
+                clusters: c.clusters,
+                confidence: CONFIDENCE,
+            });
+            let cost = cost_result(m, &figures.cost);
             let per =
                 |total: u64| if s.answered == 0 { 0.0 } else { total as f64 / s.answered as f64 };
             BackendResult {
@@ -421,33 +420,39 @@ pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
             }
         })
         .collect();
-    let pairs = if meta.compare.is_empty() {
-        compare::all_pairs(scores)
-    } else {
-        let index = |id: &str| scores.backends.iter().position(|b| b.id == id && b.answered > 0);
-        meta.compare.iter().filter_map(|(a, b)| Some((index(a)?, index(b)?))).collect()
-    };
-    let raw = compare::compare(scores, &pairs, CONFIDENCE, &bootstrap)?;
-    let mut warnings = Vec::new();
-    for c in &raw {
-        let n = c.counts.total().unwrap_or(0);
-        if let Some(needed) =
-            c.items_needed.filter(|&needed| needed > n && c.p_value_holm >= 1.0 - CONFIDENCE)
-        {
-            warnings.push(format!(
-                "The suite is too small to tell `{}` and `{}` apart: {} items were answered by both, and detecting a 3-point difference at 80% power needs about {}.",
-                scores.backends[c.first].id,
-                scores.backends[c.second].id,
-                group_thousands(n),
-                group_thousands(needed)
-            ));
-        }
-    }
-    let comparisons: Vec<ComparisonResult> =
-        raw.iter().map(|c| comparison_result(c, scores, pairs.len())).collect();
-    let break_even = break_even_results(meta, scores);
-    let recommendation = recommend(&backends, &comparisons, meta.requests_per_day, &meta.skipped);
-    Ok(Results {
+    let id = |i: usize| scores.backends[i].id.as_str();
+    let warnings = analysis
+        .underpowered
+        .iter()
+        .map(|u| prose::underpowered(id(u.first), id(u.second), u.answered_by_both, u.items_needed))
+        .collect();
+    let comparisons: Vec<ComparisonResult> = analysis
+        .comparisons
+        .iter()
+        .map(|c| comparison_result(c, scores, analysis.pairs_compared))
+        .collect();
+    let break_even = analysis
+        .break_even
+        .iter()
+        .map(|b| {
+            let (per_token, fixed) = (id(b.per_token), id(b.fixed));
+            BreakEvenResult {
+                per_token: per_token.to_string(),
+                fixed: fixed.to_string(),
+                requests_per_day: b.requests_per_day,
+                sustained_requests_per_day: b.sustained_requests_per_day,
+                sentence: prose::break_even(
+                    per_token,
+                    fixed,
+                    b.requests_per_day,
+                    b.sustained_requests_per_day,
+                ),
+            }
+        })
+        .collect();
+    let recommendation =
+        prose::recommendation(&backends, &comparisons, meta.requests_per_day, &meta.skipped);
+    Results {
         recommendation,
         break_even,
         volume: meta.requests_per_day.map(|requests_per_day| VolumeResult { requests_per_day }),
@@ -468,7 +473,7 @@ pub fn build(meta: &RunMeta, scores: &RunScores) -> Result<Results> {
         items: meta.items.len(),
         backends,
         skipped: meta.skipped.clone(),
-    })
+    }
 }
 
 fn field_result(spec: &crate::field::FieldSpec, f: &score_extraction::FieldScores) -> FieldResult {
@@ -495,7 +500,7 @@ fn field_result(spec: &crate::field::FieldSpec, f: &score_extraction::FieldScore
     }
 }
 
-fn cost_result(m: &crate::journal::BackendMeta, c: &score_cost::CostSummary) -> CostResult {
+fn cost_result(m: &crate::journal::BackendMeta, c: &CostSummary) -> CostResult {
     CostResult {
         pricing: m.price.as_ref().map(|p| p.pricing.clone()),
         price_origin: m.price.as_ref().map(|p| p.origin.clone()),
@@ -517,185 +522,10 @@ fn cost_result(m: &crate::journal::BackendMeta, c: &score_cost::CostSummary) -> 
     }
 }
 
-fn break_even_results(meta: &RunMeta, scores: &RunScores) -> Vec<BreakEvenResult> {
-    let kind = |i: usize| {
-        meta.backends[i]
-            .price
-            .as_ref()
-            .map(|p| matches!(p.pricing, crate::cost::Pricing::Fixed { .. }))
-    };
-    let mut out = Vec::new();
-    for pt in 0..meta.backends.len() {
-        for fx in 0..meta.backends.len() {
-            if kind(pt) != Some(false)
-                || kind(fx) != Some(true)
-                || scores.backends[pt].answered == 0
-            {
-                continue;
-            }
-            let (a, b) = (&meta.backends[pt].id, &meta.backends[fx].id);
-            let (volume, sustained) = score_cost::break_even(meta, scores, pt, fx);
-            let mut sentence = match volume {
-                Some(v) => format!(
-                    "Above about {} requests a day, `{b}` (fixed price) costs less than `{a}` (per token) at `{a}`'s measured tokens per request",
-                    group_thousands(v.ceil() as u64)
-                ),
-                None => format!("`{b}` (fixed price) never costs less than `{a}` (per token) within one instance's capacity"),
-            };
-            // Each extra instance is a step in the fixed cost, so the per-token backend can win
-            // again just past a step; say from where the fixed one stays cheaper.
-            match sustained {
-                Some(s) if volume.is_none_or(|v| s > v * (1.0 + 1e-9)) => {
-                    sentence.push_str(&format!(
-                        "; it stays cheaper at every volume above about {} a day",
-                        group_thousands(s.ceil() as u64)
-                    ));
-                }
-                _ => {}
-            }
-            sentence.push('.');
-            out.push(BreakEvenResult {
-                per_token: a.clone(),
-                fixed: b.clone(),
-                requests_per_day: volume,
-                sustained_requests_per_day: sustained,
-                sentence,
-            });
-        }
-    }
-    out
-}
-
-/// The most accurate backend, and the cheapest per correct answer among those not detectably
-/// worse than it: the choice the report exists to support.
-fn recommend(
-    backends: &[BackendResult],
-    comparisons: &[ComparisonResult],
-    requests_per_day: Option<f64>,
-    skipped: &[Skipped],
-) -> String {
-    let answered: Vec<&BackendResult> = backends.iter().filter(|b| b.answered > 0).collect();
-    let Some(best) = answered
-        .iter()
-        .copied()
-        .max_by(|a, b| a.accuracy.estimate.total_cmp(&b.accuracy.estimate).then(b.id.cmp(&a.id)))
-    else {
-        return "No backend answered any item, so there is nothing to recommend.".into();
-    };
-    // For extraction, accuracy is the exact-match rate; say so.
-    let extraction = best.exact_match.is_some();
-    let pct = |b: &BackendResult| {
-        format!(
-            "{:.1}%{}",
-            b.accuracy.estimate * 100.0,
-            if extraction { " exact match" } else { "" }
-        )
-    };
-    if answered.len() == 1 {
-        let more = if skipped.is_empty() {
-            String::new()
-        } else {
-            " Set the key variables of the skipped backends to compare them with it.".to_string()
-        };
-        let what = if extraction { pct(best) } else { format!("{} accurate", pct(best)) };
-        return format!(
-            "Only `{}` ran ({what}); there is nothing to compare it with.{more}",
-            best.id
-        );
-    }
-    let not_worse = |b: &BackendResult| {
-        b.id == best.id
-            || comparisons.iter().any(|c| {
-                ((c.first == b.id && c.second == best.id)
-                    || (c.first == best.id && c.second == b.id))
-                    && c.p_value_holm >= 1.0 - CONFIDENCE
-            })
-    };
-    let per_correct = |b: &BackendResult| b.cost.per_correct_usd.map(|c| c.estimate);
-    let cheapest = answered
-        .iter()
-        .copied()
-        .filter(|b| not_worse(b))
-        .filter_map(|b| Some((b, per_correct(b)?)))
-        .min_by(|a, b| a.1.total_cmp(&b.1));
-    let mut text = if extraction {
-        format!("`{}` has the most exactly matched records ({}).", best.id, pct(best))
-    } else {
-        format!("`{}` is the most accurate backend ({}).", best.id, pct(best))
-    };
-    match cheapest {
-        Some((c, cost)) if c.id == best.id => text.push_str(&format!(" It is also the cheapest per correct answer among those not detectably worse (${cost:.6}).")),
-        Some((c, cost)) => {
-            text.push_str(&format!(
-                " `{}` ({}) is not detectably worse and costs ${cost:.6} per correct answer",
-                c.id,
-                pct(c)
-            ));
-            match per_correct(best) {
-                Some(best_cost) => text.push_str(&format!(" against ${best_cost:.6}")),
-                None => text.push_str(&format!(" (the price of `{}` is unknown)", best.id)),
-            }
-            if let (Some(rpd), Some(a), Some(b)) = (requests_per_day, best.cost.annual_usd, c.cost.annual_usd) {
-                if b < a {
-                    text.push_str(&format!(
-                        "; at {} requests a day it would save about ${} a year",
-                        group_thousands(rpd.round() as u64),
-                        group_thousands((a - b).round() as u64)
-                    ));
-                }
-            }
-            text.push_str(". Prefer it unless the remaining difference matters for the task.");
-        }
-        None => text.push_str(&format!(
-            " No price is known for `{}` or for the backends not detectably worse than it; add `pricing:` to compare their costs.",
-            best.id
-        )),
-    }
-    if comparisons.iter().any(|c| {
-        c.items_needed_for_3_points
-            .is_some_and(|n| n > c.both_correct + c.only_first + c.only_second + c.both_wrong)
-    }) {
-        text.push_str(" Some comparisons are underpowered (see the warnings): more items would sharpen this choice.");
-    }
-    text
-}
-
-/// Accuracy over answered items with errors clustered by group; `None` with fewer than two groups.
-fn clustered_accuracy(
-    groups: &[String],
-    outcomes: &[crate::score::Outcome],
-    epochs: usize,
-) -> Option<ClusteredResult> {
-    // Groups as small integers, in order of first appearance.
-    let mut ids: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    let cluster_of_item: Vec<usize> = groups
-        .iter()
-        .map(|g| {
-            let next = ids.len();
-            *ids.entry(g.as_str()).or_insert(next)
-        })
-        .collect();
-    if cluster_of_item.len() * epochs.max(1) != outcomes.len() {
-        return None;
-    }
-    let c = crate::score::clustered_accuracy(outcomes, |s| cluster_of_item[s / epochs.max(1)])?;
-    Some(ClusteredResult {
-        estimate: c.interval.estimate,
-        low: c.interval.low,
-        high: c.interval.high,
-        standard_error: c.standard_error,
-        clusters: c.clusters,
-        confidence: CONFIDENCE,
-    })
-}
-
-/// Seed of every bootstrap in a report, so a rebuilt report has identical intervals.
-pub const BOOTSTRAP_SEED: u64 = 20_261_127;
-
 fn comparison_result(c: &Comparison, scores: &RunScores, pairs: usize) -> ComparisonResult {
     let first = scores.backends[c.first].id.clone();
     let second = scores.backends[c.second].id.clone();
-    let verdict = verdict(&first, &second, c, pairs);
+    let verdict = prose::verdict(&first, &second, c, pairs);
     ComparisonResult {
         both_correct: c.counts.both_correct,
         only_first: c.counts.only_first,
@@ -732,49 +562,4 @@ fn comparison_result(c: &Comparison, scores: &RunScores, pairs: usize) -> Compar
         first,
         second,
     }
-}
-
-/// One sentence a reader can act on. The decision uses the Holm-adjusted p-value.
-pub fn verdict(first: &str, second: &str, c: &Comparison, pairs: usize) -> String {
-    let n = c.counts.total().unwrap_or(0);
-    if n == 0 {
-        return format!(
-            "`{first}` and `{second}` answered no item in common, so they cannot be compared."
-        );
-    }
-    let p = if pairs > 1 {
-        format!("{}, Holm-adjusted {}", p_phrase(c.p_value), p_number(c.p_value_holm))
-    } else {
-        p_phrase(c.p_value)
-    };
-    let (d, lo, hi) =
-        (c.difference.estimate * 100.0, c.difference.low * 100.0, c.difference.high * 100.0);
-    let level = (CONFIDENCE * 100.0).round();
-    if c.p_value_holm < 1.0 - CONFIDENCE {
-        let (winner, loser, d, lo, hi) =
-            if d > 0.0 { (second, first, d, lo, hi) } else { (first, second, -d, -hi, -lo) };
-        format!(
-            "`{winner}` beats `{loser}` by {d:.1} points ({level}% CI {lo:.1} to {hi:.1}, {p})."
-        )
-    } else {
-        let need = match c.items_needed {
-            Some(items) if items > n => format!("; about {} items would be needed to detect 3 points", group_thousands(items)),
-            Some(_) => "; the suite is large enough to detect 3 points, so any real difference is likely smaller".to_string(),
-            None => String::new(),
-        };
-        format!("No detectable difference between `{first}` and `{second}` ({d:+.1} points, {level}% CI {lo:.1} to {hi:.1}, {p}){need}.")
-    }
-}
-
-/// `1234567` as `1,234,567`.
-pub fn group_thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }

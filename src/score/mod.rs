@@ -1,5 +1,6 @@
 //! Scores computed from a run's journal: per backend, per class, per item.
 
+pub mod analysis;
 mod classification;
 pub mod compare;
 pub mod cost;
