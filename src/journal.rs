@@ -146,7 +146,7 @@ pub struct SuiteMeta {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskMeta {
-    pub kind: String,
+    pub kind: crate::suite::TaskKind,
     pub labels: Vec<String>,
     /// An extraction task's fields, with their types and match rules, so the run can be scored
     /// again without the suite.

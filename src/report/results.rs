@@ -466,7 +466,7 @@ pub fn build(meta: &RunMeta, analysis: &Analysis) -> Results {
         finished_at: meta.finished_at.clone(),
         stopped: meta.stopped.clone(),
         task: TaskResult {
-            kind: meta.task.kind.clone(),
+            kind: meta.task.kind.name().to_string(),
             labels: meta.task.labels.clone(),
             fields: meta.task.fields.clone(),
         },

@@ -337,7 +337,7 @@ pub async fn run(
             description: suite.description.clone(),
         },
         task: TaskMeta {
-            kind: suite.task.kind.name().into(),
+            kind: suite.task.kind,
             labels: suite.task.labels.clone(),
             fields: suite.task.fields.clone(),
         },

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::journal::{self, RecordError, RunMeta, Tokens};
 use crate::stats::{quantile, wilson_interval, Interval};
+use crate::suite::TaskKind;
 
 // Samples are stored item-major: sample `s` is item `s / epochs`, epoch `s % epochs`.
 
@@ -151,7 +152,7 @@ pub fn score_run(dir: &Path, meta: &RunMeta) -> Result<RunScores> {
     let mut gold: Vec<Option<u16>> = vec![None; meta.items.len()];
     let mut problem: Option<String> = None;
     let mut extraction =
-        (meta.task.kind == "extraction").then(|| super::extraction::Tally::new(meta));
+        (meta.task.kind == TaskKind::Extraction).then(|| super::extraction::Tally::new(meta));
 
     journal::read_records(dir, |r: ScoredRecord| {
         if problem.is_some() {
