@@ -1064,6 +1064,61 @@ async fn report_markdown_snapshot() {
     });
 }
 
+/// Regression: records.csv kept one row per item and backend, so with `epochs` > 1 it dropped all
+/// but the last sample of each item.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_csv_keeps_every_sample() {
+    const EPOCHS: usize = 3;
+    let rows = four_rows();
+    let gold = gold_by_prompt(&rows);
+    // Only the second sample (by arrival) of each item and model is right, so the samples differ.
+    let seen: Arc<Mutex<HashMap<(String, String), usize>>> = Arc::default();
+    let server = TestServer::start(move |req, _| {
+        let text = req.last_user_text().unwrap();
+        let mut seen = seen.lock().unwrap();
+        let n = seen.entry((req.model().unwrap().to_string(), text.clone())).or_default();
+        *n += 1;
+        Reply::chat(if *n == 2 { gold[&text].as_str() } else { wrong_label(&gold[&text]) })
+    })
+    .await;
+    let ws = Workspace::new();
+    ws.write("test.csv", &rows_csv(&rows));
+    let extra = format!("    epochs: {EPOCHS}\n    temperature: 1\n");
+    let path = ws.write(
+        "suite.yaml",
+        &suite_with_models("sampled", &server.base_url(), &["a", "b"], &extra),
+    );
+    let run = run_library(&path, &ws.run_dir("run")).await;
+
+    let text = std::fs::read_to_string(run.join("records.csv")).unwrap();
+    let mut reader = csv_reader(&text);
+    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_string).collect();
+    let samples: Vec<Vec<String>> =
+        reader.records().map(|r| r.unwrap().iter().map(str::to_string).collect()).collect();
+    assert_eq!(samples.len(), rows.len() * EPOCHS * 2, "items × epochs × backends");
+    assert_eq!(header[..3], ["id", "backend", "epoch"], "{header:?}");
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (id, backend, epoch, answer) = (0, 1, 2, column("answer"));
+    // Each row is one sample, once, and says what that sample's journal record says.
+    let journal: HashMap<(String, String, String), String> = records(&run)
+        .iter()
+        .map(|r| {
+            let key = (r["backend"].as_str().unwrap(), r["id"].as_str().unwrap());
+            let epoch = r.get("epoch").map_or(0, |e| e.as_u64().unwrap());
+            ((key.0.to_string(), key.1.to_string(), epoch.to_string()), r["answer"].to_string())
+        })
+        .collect();
+    assert_eq!(journal.len(), rows.len() * EPOCHS * 2);
+    let mut keys = HashSet::new();
+    for row in &samples {
+        let key = (row[backend].clone(), row[id].clone(), row[epoch].clone());
+        assert!(keys.insert(key.clone()), "{key:?} appears twice");
+        let recorded = journal.get(&key).unwrap_or_else(|| panic!("{key:?} is not in the journal"));
+        assert_eq!(&json!(row[answer]).to_string(), recorded, "{key:?}");
+    }
+    assert_eq!(keys.len(), journal.len());
+}
+
 fn csv_reader(text: &str) -> csv::Reader<&[u8]> {
     csv::ReaderBuilder::new().from_reader(text.as_bytes())
 }
