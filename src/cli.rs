@@ -1,7 +1,7 @@
 //! The command line: parse flags, call the library, print what happened. The only module that
 //! writes to the terminal.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -219,38 +219,57 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    match dispatch(cli) {
+    let mut stdout = std::io::stdout();
+    let outcome = dispatch(cli, &mut stdout).and_then(|code| {
+        stdout.flush()?;
+        Ok(code)
+    });
+    match outcome {
         Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(exit::ERROR)
-        }
+        // The library returns its own errors; a bare io::Error can only come from writing stdout.
+        Err(e) => match e.downcast_ref::<std::io::Error>() {
+            // The reader closed the pipe (`evalgate … | head`): it has what it wanted, so this is
+            // not an error (as in ripgrep).
+            Some(io) if io.kind() == std::io::ErrorKind::BrokenPipe => {
+                ExitCode::from(exit::SUCCESS)
+            }
+            Some(io) => {
+                eprintln!("error: cannot write to standard output: {io}");
+                ExitCode::from(exit::ERROR)
+            }
+            None => {
+                eprintln!("error: {e}");
+                ExitCode::from(exit::ERROR)
+            }
+        },
     }
 }
 
-fn dispatch(cli: Cli) -> Result<u8, Error> {
+/// Runs one command, writing its output to `out`; an error writing `out` ends it as an
+/// `io::Error`.
+fn dispatch(cli: Cli, out: &mut impl Write) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Validate { suite } => validate(&suite),
-        Command::Run(args) => run(args),
-        Command::Stats { command } => stats_calculator(command),
-        Command::Cost(args) => cost_calculator(args),
-        Command::Merge { runs, out } => {
-            crate::merge::merge(&runs, &out)?;
-            let (_, markdown) = report::write_outputs(&out)?;
+        Command::Validate { suite } => validate(&suite, out),
+        Command::Run(args) => run(args, out),
+        Command::Stats { command } => stats_calculator(command, out),
+        Command::Cost(args) => cost_calculator(args, out),
+        Command::Merge { runs, out: dir } => {
+            crate::merge::merge(&runs, &dir)?;
+            let (_, markdown) = report::write_outputs(&dir)?;
             write_step_summary(&markdown);
-            println!("{}", out.join(report::REPORT_FILE).display());
+            writeln!(out, "{}", dir.join(report::REPORT_FILE).display())?;
             Ok(exit::SUCCESS)
         }
         Command::Report { run_dir } => {
             let (_, markdown) = report::write_outputs(&run_dir)?;
             write_step_summary(&markdown);
-            println!("{}", run_dir.join(report::REPORT_FILE).display());
+            writeln!(out, "{}", run_dir.join(report::REPORT_FILE).display())?;
             Ok(exit::SUCCESS)
         }
     }
 }
 
-fn cost_calculator(args: CostArgs) -> Result<u8, Error> {
+fn cost_calculator(args: CostArgs, out: &mut impl Write) -> anyhow::Result<u8> {
     use crate::cost::{self, PriceTable, Pricing};
     let bad = |e: cost::CostError| Error::Usage(e.to_string());
     let (pricing, entry) = if let Some(input) = args.input_price {
@@ -288,23 +307,24 @@ fn cost_calculator(args: CostArgs) -> Result<u8, Error> {
             value["model"] =
                 serde_json::json!({ "model": e.model, "as_of": e.as_of, "source": e.source });
         }
-        println!("{value}");
+        writeln!(out, "{value}")?;
     } else {
         if let Some(e) = entry {
-            println!("{}: price as of {} ({})", e.model, e.as_of, e.source);
+            writeln!(out, "{}: price as of {} ({})", e.model, e.as_of, e.source)?;
         }
-        println!(
+        writeln!(
+            out,
             "per request ${:.6} · per day ${:.2} · per year ${:.2}",
             p.per_request_usd, p.daily_usd, p.annual_usd
-        );
+        )?;
         if let Some(n) = p.instances_needed {
-            println!("instances needed: {n}");
+            writeln!(out, "instances needed: {n}")?;
         }
     }
     Ok(exit::SUCCESS)
 }
 
-fn stats_calculator(command: StatsCommand) -> Result<u8, Error> {
+fn stats_calculator(command: StatsCommand, out: &mut impl Write) -> anyhow::Result<u8> {
     use crate::stats;
     let (json, text) = match command {
         StatsCommand::Proportion { correct, total, method, confidence, json } => {
@@ -376,13 +396,13 @@ fn stats_calculator(command: StatsCommand) -> Result<u8, Error> {
         }
     };
     match json {
-        Some(value) => println!("{value}"),
-        None => println!("{text}"),
+        Some(value) => writeln!(out, "{value}")?,
+        None => writeln!(out, "{text}")?,
     }
     Ok(exit::SUCCESS)
 }
 
-fn validate(path: &std::path::Path) -> Result<u8, Error> {
+fn validate(path: &std::path::Path, out: &mut impl Write) -> anyhow::Result<u8> {
     let suite = suite::load(path)?;
     report_leakage(&suite);
     let train = suite.train.as_ref().map_or(0, |t| t.items.len());
@@ -390,14 +410,15 @@ fn validate(path: &std::path::Path) -> Result<u8, Error> {
         suite::TaskKind::Classification => format!("{} labels", suite.task.labels.len()),
         suite::TaskKind::Extraction => format!("{} fields", suite.task.fields.len()),
     };
-    println!(
+    writeln!(
+        out,
         "{}: ok — suite `{}`, {task}, {} test items, {} train items, {} backends",
         path.display(),
         suite.name,
         suite.test.items.len(),
         train,
         suite.backends.len()
-    );
+    )?;
     // Each field with how many test items have gold for it: a field most items lack is scored on
     // few of them, which a reader should know before trusting its accuracy.
     let mut with_gold = vec![0usize; suite.task.fields.len()];
@@ -421,12 +442,13 @@ fn validate(path: &std::path::Path) -> Result<u8, Error> {
             _ => String::new(),
         };
         let required = if field.required { ", required" } else { "" };
-        println!(
+        writeln!(
+            out,
             "  {} ({}{rule}{required}): gold in {with_gold} of {} test items",
             field.name,
             field.ty.name(),
             suite.test.items.len()
-        );
+        )?;
     }
     Ok(exit::SUCCESS)
 }
@@ -457,7 +479,7 @@ fn report_leakage(suite: &suite::Suite) {
     eprintln!("  hint: remove them from one split; few-shot prompts and the local baseline could have seen the answers");
 }
 
-fn run(args: RunArgs) -> Result<u8, Error> {
+fn run(args: RunArgs, out: &mut impl Write) -> anyhow::Result<u8> {
     let suite = Arc::new(suite::load(&args.suite)?);
     if !args.quiet {
         report_leakage(&suite);
@@ -479,7 +501,8 @@ fn run(args: RunArgs) -> Result<u8, Error> {
         if !(limit.is_finite() && limit >= 0.0) {
             return Err(Error::Usage(format!(
                 "--max-cost-usd {limit}: give a number of dollars, 0 or more"
-            )));
+            ))
+            .into());
         }
     }
     let display = Arc::new(Mutex::new(ProgressDisplay::new(args.quiet)));
@@ -536,7 +559,7 @@ fn run(args: RunArgs) -> Result<u8, Error> {
             );
         }
     }
-    println!("{}", dir.join(report::REPORT_FILE).display());
+    writeln!(out, "{}", dir.join(report::REPORT_FILE).display())?;
     match outcome.stopped {
         Some(runner::StopReason::Interrupted) => {
             eprintln!("interrupted: the report covers the items that finished");

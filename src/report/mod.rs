@@ -52,7 +52,7 @@ pub fn write_outputs(dir: &Path) -> Result<(Results, String)> {
         }
         None => {}
     }
-    csv::write(dir)?;
+    csv::write(dir, &meta)?;
     Ok((results, markdown))
 }
 

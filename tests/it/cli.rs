@@ -95,6 +95,28 @@ fn run_refuses_to_overwrite_a_run() {
     assert!(out.stderr.contains("already holds a run"), "{}", out.stderr);
 }
 
+/// `evalgate … | head -0`: stdout is a pipe nobody reads. Every write fails with a broken pipe,
+/// which must end the command quietly with exit 0 (as in ripgrep), not with a panic (exit 101).
+#[test]
+fn broken_pipe_on_stdout_exits_zero_quietly() {
+    // None of these writes a file: they run in the repository, where `suites/` is.
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let commands: [&[&str]; 3] = [
+        &["stats", "proportion", "--correct", "90", "--total", "100"],
+        &["validate", "suites/quickstart.yaml"],
+        &["cost", "--requests-per-day", "1000", "--input-price", "0.15"],
+    ];
+    for args in commands {
+        // The read end is closed before the child starts, so its first write fails: no race.
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = output(evalgate(repo).args(args).stdout(writer));
+        assert!(!out.stderr.contains("panicked"), "{args:?} panicked:\n{}", out.stderr);
+        assert_eq!(out.code, Some(0), "{args:?}: stderr:\n{}", out.stderr);
+        assert_eq!(out.stderr, "", "{args:?}: a closed stdout is not an error");
+    }
+}
+
 const KEYED_SUITE: &str = r#"schema_version: 1
 name: keyed
 task:

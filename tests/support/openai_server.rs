@@ -2,8 +2,10 @@
 //!
 //! Binds `127.0.0.1:0` only and answers `POST /v1/chat/completions` with whatever a test's
 //! handler returns: a chat completion in the wire shape of OpenAI, vLLM, Ollama or llama.cpp,
-//! an error body of any of those servers, raw bytes, a delayed reply, a reset connection or a
-//! truncated body. Every other method or path gets a 404 with an OpenAI-shaped error.
+//! an error body of any of those servers, raw bytes, a delayed reply, a reply held until enough
+//! requests are in flight at once, a reset connection or a truncated body. Every other method or
+//! path gets a 404 with an OpenAI-shaped error. It counts requests in flight and the most there
+//! have been at once, so tests check concurrency by counting rather than by timing.
 //!
 //! Self-contained: uses only tokio, hyper, hyper-util, http-body-util, serde_json and futures
 //! (`hyper::body::Bytes` rather than the `bytes` crate), so it can be copied into `tests/support/`.
@@ -160,6 +162,10 @@ pub enum Reply {
     Raw { status: u16, content_type: String, body: Vec<u8> },
     /// Wait, then reply (the request is recorded before the wait).
     Delay(Duration, Box<Reply>),
+    /// Hold the reply until `n` requests have been in flight at once (this one included), then
+    /// reply; a hold that lasts `HOLD_LIMIT` gives up, and so does every later hold, so a test
+    /// whose client never gets there fails in seconds rather than hanging.
+    HoldUntilInFlight(usize, Box<Reply>),
     /// Accept the request, then drop the TCP connection without any response (RST: SO_LINGER 0).
     ResetConnection,
     /// 200 + `content-type: application/json` + `content-length: body.len() + 100`; writes all
@@ -216,9 +222,14 @@ impl Reply {
         Reply::Delay(d, Box::new(self))
     }
 
+    /// Builder: wrap in `HoldUntilInFlight`.
+    pub fn held_until_in_flight(self, n: usize) -> Reply {
+        Reply::HoldUntilInFlight(n, Box::new(self))
+    }
+
     fn chat_mut(&mut self) -> &mut Reply {
         match self {
-            Reply::Delay(_, inner) => inner.chat_mut(),
+            Reply::Delay(_, inner) | Reply::HoldUntilInFlight(_, inner) => inner.chat_mut(),
             other => other,
         }
     }
@@ -285,6 +296,9 @@ impl Default for ServerOptions {
     }
 }
 
+/// How long a `Reply::HoldUntilInFlight` waits at most: far longer than any test needs.
+pub const HOLD_LIMIT: Duration = Duration::from_secs(10);
+
 type Handler = dyn Fn(&RecordedRequest, usize) -> Reply + Send + Sync + 'static;
 
 struct Shared {
@@ -293,6 +307,37 @@ struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
     count: AtomicUsize,
     attempts: Mutex<HashMap<Bytes, usize>>,
+    /// Requests received whose response has not been produced yet (any path).
+    in_flight: AtomicUsize,
+    /// The most requests there have been in flight at once; held replies wait on it.
+    max_in_flight: watch::Sender<usize>,
+    /// Set when a hold reached `HOLD_LIMIT`: later holds give up at once.
+    hold_expired: AtomicBool,
+    /// Responses produced (resets and aborted connections are not responses).
+    responses: AtomicUsize,
+}
+
+/// Counts a request in flight from its arrival until its response is produced or it is dropped.
+struct InFlight(Arc<Shared>);
+
+impl InFlight {
+    fn enter(shared: Arc<Shared>) -> InFlight {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_in_flight.send_if_modified(|max| {
+            let more = now > *max;
+            if more {
+                *max = now;
+            }
+            more
+        });
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 pub struct TestServer {
@@ -336,6 +381,10 @@ impl TestServer {
             requests: Mutex::new(Vec::new()),
             count: AtomicUsize::new(0),
             attempts: Mutex::new(HashMap::new()),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: watch::Sender::new(0),
+            hold_expired: AtomicBool::new(false),
+            responses: AtomicUsize::new(0),
         });
         let (tx, rx) = watch::channel(());
         tokio::spawn(accept_loop(listener, shared.clone(), rx));
@@ -395,6 +444,20 @@ impl TestServer {
     /// Number of requests received (any path), recorded or not.
     pub fn request_count(&self) -> usize {
         self.shared.count.load(Ordering::SeqCst)
+    }
+
+    /// The most requests that have been in flight at once (any path). A request is in flight at
+    /// the server from its arrival until its response is produced: within the time the client
+    /// has it in flight, so this never exceeds what the client had in flight.
+    pub fn max_in_flight(&self) -> usize {
+        *self.shared.max_in_flight.borrow()
+    }
+
+    /// Number of responses produced so far (any path; resets and aborted connections are not
+    /// responses). A response counts before it is written, so one the client has received is
+    /// counted.
+    pub fn responses(&self) -> usize {
+        self.shared.responses.load(Ordering::SeqCst)
     }
 }
 
@@ -467,6 +530,7 @@ async fn handle(
     reset: Arc<AtomicBool>,
 ) -> Result<Response<ResponseBody>, AbortConnection> {
     shared.count.fetch_add(1, Ordering::SeqCst);
+    let _in_flight = InFlight::enter(shared.clone());
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -527,18 +591,33 @@ async fn handle(
     if shared.record {
         lock(&shared.requests).push(recorded);
     }
-    render(reply, &model, &reset).await
+    let response = render(reply, &model, &reset, &shared).await;
+    if response.is_ok() {
+        shared.responses.fetch_add(1, Ordering::SeqCst);
+    }
+    response
 }
 
 async fn render(
     mut reply: Reply,
     model: &str,
     reset: &AtomicBool,
+    shared: &Shared,
 ) -> Result<Response<ResponseBody>, AbortConnection> {
     loop {
         match reply {
             Reply::Delay(d, inner) => {
                 tokio::time::sleep(d).await;
+                reply = *inner;
+            }
+            Reply::HoldUntilInFlight(n, inner) => {
+                if !shared.hold_expired.load(Ordering::SeqCst) {
+                    let mut max = shared.max_in_flight.subscribe();
+                    let reached = tokio::time::timeout(HOLD_LIMIT, max.wait_for(|&m| m >= n));
+                    if reached.await.is_err() {
+                        shared.hold_expired.store(true, Ordering::SeqCst);
+                    }
+                }
                 reply = *inner;
             }
             Reply::Chat { content, usage, style, finish_reason } => {
