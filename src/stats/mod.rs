@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 mod binomial;
 mod bootstrap;
 mod clustered;
+pub mod decision;
 mod normal;
 mod paired;
 mod power;
