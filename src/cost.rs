@@ -13,7 +13,6 @@
 //! "unknown".
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -45,52 +44,31 @@ const MAX_BREAK_EVEN_INSTANCES: f64 = 1_000_000.0;
 const BUILTIN_PRICES_JSON: &str = include_str!("../data/prices.json");
 
 /// Why a cost could not be computed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CostError {
     /// A quantity (tokens, requests, price) was negative, NaN or infinite.
+    #[error("{what} must be a finite non-negative number, got {value}")]
     InvalidQuantity { what: &'static str, value: f64 },
     /// Cached input tokens exceeded total input tokens.
+    #[error("cached input tokens ({cached}) exceed total input tokens ({input})")]
     CachedExceedsInput { cached: f64, input: f64 },
     /// The operation needs the other pricing shape (e.g. token costs of a
     /// fixed-price backend).
+    #[error("expected {expected} pricing")]
     WrongPricingKind { expected: &'static str },
     /// Per-request cost of a fixed-price backend at zero volume is undefined.
+    #[error("requests per day must be above zero to spread a fixed cost per request")]
     ZeroRequestsPerDay,
     /// `capacity_rps` was zero, negative or NaN.
+    #[error("capacity_rps must be a positive number, got {0}")]
     InvalidCapacity(f64),
     /// The volume needs more instances than can be counted exactly.
+    #[error("volume needs {0} instances, which is beyond any sensible deployment")]
     TooManyInstances(f64),
     /// The price table could not be parsed or failed validation.
+    #[error("invalid price table: {0}")]
     PriceTable(String),
 }
-
-impl fmt::Display for CostError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CostError::InvalidQuantity { what, value } => {
-                write!(f, "{what} must be a finite non-negative number, got {value}")
-            }
-            CostError::CachedExceedsInput { cached, input } => {
-                write!(f, "cached input tokens ({cached}) exceed total input tokens ({input})")
-            }
-            CostError::WrongPricingKind { expected } => {
-                write!(f, "expected {expected} pricing")
-            }
-            CostError::ZeroRequestsPerDay => {
-                write!(f, "requests per day must be above zero to spread a fixed cost per request")
-            }
-            CostError::InvalidCapacity(v) => {
-                write!(f, "capacity_rps must be a positive number, got {v}")
-            }
-            CostError::TooManyInstances(n) => {
-                write!(f, "volume needs {n} instances, which is beyond any sensible deployment")
-            }
-            CostError::PriceTable(msg) => write!(f, "invalid price table: {msg}"),
-        }
-    }
-}
-
-impl std::error::Error for CostError {}
 
 /// How a backend is billed.
 ///

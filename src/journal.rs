@@ -248,6 +248,14 @@ pub fn read_records<T: for<'de> Deserialize<'de>>(
     dir: &Path,
     mut visit: impl FnMut(T),
 ) -> Result<()> {
+    read_numbered_records(dir, |record, _| visit(record))
+}
+
+/// [`read_records`], with each record's 1-based line number, for errors that name the line.
+pub fn read_numbered_records<T: for<'de> Deserialize<'de>>(
+    dir: &Path,
+    mut visit: impl FnMut(T, u64),
+) -> Result<()> {
     let path = dir.join(RECORDS_FILE);
     let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
@@ -266,7 +274,7 @@ pub fn read_records<T: for<'de> Deserialize<'de>>(
             continue;
         }
         match serde_json::from_str::<T>(text) {
-            Ok(record) => visit(record),
+            Ok(record) => visit(record, number),
             Err(_) if !complete => break,
             Err(e) => return Err(Error::Journal { path, line: number, message: e.to_string() }),
         }

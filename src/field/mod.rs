@@ -31,11 +31,28 @@ pub enum StringMatch {
     Fuzzy(f64),
 }
 
+/// A field declaration that cannot be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FieldSpecError {
+    #[error(
+        "fuzzy threshold {threshold} in match rule '{rule}' is out of range: must be in (0,1]"
+    )]
+    FuzzyOutOfRange { threshold: String, rule: String },
+    #[error("fuzzy threshold '{threshold}' in match rule '{rule}' is not a number; {MATCH_RULES}")]
+    FuzzyNotANumber { threshold: String, rule: String },
+    #[error("unknown match rule '{0}': {MATCH_RULES}")]
+    UnknownMatchRule(String),
+    #[error("unknown field type `{0}`")]
+    UnknownType(String),
+}
+
+const MATCH_RULES: &str = "expected exact, normalized, fuzzy or fuzzy(<threshold in (0,1]>)";
+
 impl FromStr for StringMatch {
-    type Err = String;
+    type Err = FieldSpecError;
     /// `exact` | `normalized` | `fuzzy` (= 0.9) | `fuzzy(<t>)` with t in (0, 1].
     /// Case-insensitive; surrounding whitespace ignored.
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, FieldSpecError> {
         let t = s.trim().to_ascii_lowercase();
         match t.as_str() {
             "exact" => return Ok(StringMatch::Exact),
@@ -43,24 +60,23 @@ impl FromStr for StringMatch {
             "fuzzy" => return Ok(StringMatch::Fuzzy(0.9)),
             _ => {}
         }
-        let expected = "expected exact, normalized, fuzzy or fuzzy(<threshold in (0,1]>)";
         if let Some(inner) = t.strip_prefix("fuzzy").map(str::trim_start) {
             if let Some(num) = inner.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
                 let num = num.trim();
                 return match num.parse::<f64>() {
                     Ok(v) if v.is_finite() && v > 0.0 && v <= 1.0 => Ok(StringMatch::Fuzzy(v)),
-                    Ok(_) => Err(format!(
-                        "fuzzy threshold {num} in match rule '{}' is out of range: must be in (0,1]",
-                        s.trim()
-                    )),
-                    Err(_) => Err(format!(
-                        "fuzzy threshold '{num}' in match rule '{}' is not a number; {expected}",
-                        s.trim()
-                    )),
+                    Ok(_) => Err(FieldSpecError::FuzzyOutOfRange {
+                        threshold: num.to_string(),
+                        rule: s.trim().to_string(),
+                    }),
+                    Err(_) => Err(FieldSpecError::FuzzyNotANumber {
+                        threshold: num.to_string(),
+                        rule: s.trim().to_string(),
+                    }),
                 };
             }
         }
-        Err(format!("unknown match rule '{}': {expected}", s.trim()))
+        Err(FieldSpecError::UnknownMatchRule(s.trim().to_string()))
     }
 }
 // ---------------------------------------------------------------------------------------------
@@ -146,8 +162,8 @@ impl From<FieldSpec> for FieldMeta {
 }
 
 impl TryFrom<FieldMeta> for FieldSpec {
-    type Error = String;
-    fn try_from(m: FieldMeta) -> Result<Self, String> {
+    type Error = FieldSpecError;
+    fn try_from(m: FieldMeta) -> Result<Self, FieldSpecError> {
         let rule = || m.match_rule.as_deref().map_or(Ok(StringMatch::Normalized), str::parse);
         let ty = match m.ty.as_str() {
             "string" => FieldType::String(rule()?),
@@ -155,7 +171,7 @@ impl TryFrom<FieldMeta> for FieldSpec {
             "number" => FieldType::Number { tolerance: m.tolerance.unwrap_or(0.0) },
             "date" => FieldType::Date { day_first: m.day_first.unwrap_or(true) },
             "enum" => FieldType::Enum(m.values.clone().unwrap_or_default()),
-            other => return Err(format!("unknown field type `{other}`")),
+            other => return Err(FieldSpecError::UnknownType(other.to_string())),
         };
         Ok(FieldSpec { name: m.name, ty, required: m.required, description: m.description })
     }
@@ -174,12 +190,15 @@ mod tests {
         assert_eq!("fuzzy( 1 )".parse::<StringMatch>(), Ok(StringMatch::Fuzzy(1.0)));
         for bad in ["fuzzy(0)", "fuzzy(1.5)", "fuzzy(-0.2)", "fuzzy(NaN)"] {
             let e = bad.parse::<StringMatch>().unwrap_err();
-            assert!(e.contains("(0,1]"), "{bad}: {e}");
+            assert!(e.to_string().contains("(0,1]"), "{bad}: {e}");
         }
         let e = "fuzzy(abc)".parse::<StringMatch>().unwrap_err();
-        assert!(e.contains("not a number"), "{e}");
+        assert!(e.to_string().contains("not a number"), "{e}");
         let e = "regex".parse::<StringMatch>().unwrap_err();
-        assert!(e.contains("unknown match rule 'regex'") && e.contains("exact"), "{e}");
+        assert!(
+            e.to_string().contains("unknown match rule 'regex'") && e.to_string().contains("exact"),
+            "{e}"
+        );
         assert!("fuzzy(0.8".parse::<StringMatch>().is_err());
         assert!("".parse::<StringMatch>().is_err());
     }

@@ -29,11 +29,37 @@ pub enum Canonical {
     Invalid(String),
 }
 
+/// Why a value does not fit its field's type. The messages name the value and what was expected;
+/// the caller adds the file, line and key.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ValueError {
+    #[error("expected {expected}, got {got}")]
+    WrongType { expected: &'static str, got: &'static str },
+    #[error("number {0} is out of range")]
+    OutOfRange(String),
+    #[error("'{0}' is not a number")]
+    NotANumber(String),
+    #[error("'{0}' is not a recognised date (e.g. 2018-03-14, 14/03/2018, 30 Dec 2017)")]
+    NotADate(String),
+    #[error("expected one of [{allowed}], got {got}")]
+    EnumWrongType { allowed: String, got: &'static str },
+    #[error("'{value}' is not one of the declared values [{allowed}]")]
+    NotInEnum { value: String, allowed: String },
+    #[error("list element {index} should be a string, got {got}")]
+    ListElement { index: usize, got: &'static str },
+    #[error("the gold value is not a JSON object")]
+    GoldNotObject,
+    #[error("the answer is not a JSON object")]
+    AnswerNotObject,
+    #[error("gold `{field}`: {source}")]
+    GoldField { field: String, source: Box<ValueError> },
+}
+
 /// Parse a gold or predicted JSON value for a field type. `Ok(None)` means absent (null, empty
 /// or whitespace-only string, empty list, or text that normalizes to nothing). `Err` explains
 /// why the value does not fit the type (for gold values the caller reports file/line; for
 /// predictions use [`canonicalize_prediction`]).
-pub fn canonicalize(value: &Value, ty: &FieldType) -> Result<Option<Canonical>, String> {
+pub fn canonicalize(value: &Value, ty: &FieldType) -> Result<Option<Canonical>, ValueError> {
     if value.is_null() {
         return Ok(None);
     }
@@ -45,7 +71,7 @@ pub fn canonicalize(value: &Value, ty: &FieldType) -> Result<Option<Canonical>, 
     match ty {
         FieldType::String(rule) => {
             let s = scalar_text(value)
-                .ok_or_else(|| format!("expected a string, got {}", describe(value)))?;
+                .ok_or(ValueError::WrongType { expected: "a string", got: describe(value) })?;
             Ok(text_form(&s, *rule).map(Canonical::Text))
         }
         FieldType::Number { .. } => match value {
@@ -53,38 +79,31 @@ pub fn canonicalize(value: &Value, ty: &FieldType) -> Result<Option<Canonical>, 
                 .as_f64()
                 .filter(|f| f.is_finite())
                 .map(|f| Some(Canonical::Number(f)))
-                .ok_or_else(|| format!("number {n} is out of range")),
+                .ok_or_else(|| ValueError::OutOfRange(n.to_string())),
             Value::String(s) => parse_number(s)
                 .map(|f| Some(Canonical::Number(f)))
-                .ok_or_else(|| format!("'{}' is not a number", excerpt(s, 60))),
-            other => Err(format!("expected a number, got {}", describe(other))),
+                .ok_or_else(|| ValueError::NotANumber(excerpt(s, 60))),
+            other => Err(ValueError::WrongType { expected: "a number", got: describe(other) }),
         },
         FieldType::Date { day_first } => match value {
             Value::String(s) => parse_date_ordered(s, *day_first)
                 .map(|d| Some(Canonical::Date(d)))
-                .ok_or_else(|| {
-                    format!(
-                        "'{}' is not a recognised date (e.g. 2018-03-14, 14/03/2018, 30 Dec 2017)",
-                        excerpt(s, 60)
-                    )
-                }),
-            other => Err(format!("expected a date string, got {}", describe(other))),
+                .ok_or_else(|| ValueError::NotADate(excerpt(s, 60))),
+            other => Err(ValueError::WrongType { expected: "a date string", got: describe(other) }),
         },
         FieldType::Enum(allowed) => {
-            let s = scalar_text(value).ok_or_else(|| {
-                format!("expected one of [{}], got {}", allowed.join(", "), describe(value))
+            let s = scalar_text(value).ok_or_else(|| ValueError::EnumWrongType {
+                allowed: allowed.join(", "),
+                got: describe(value),
             })?;
             let n = normalize(&s);
             allowed
                 .iter()
                 .find(|a| normalize(a) == n)
                 .map(|a| Some(Canonical::Enum(a.clone())))
-                .ok_or_else(|| {
-                    format!(
-                        "'{}' is not one of the declared values [{}]",
-                        excerpt(&s, 60),
-                        allowed.join(", ")
-                    )
+                .ok_or_else(|| ValueError::NotInEnum {
+                    value: excerpt(&s, 60),
+                    allowed: allowed.join(", "),
                 })
         }
         FieldType::List(rule) => {
@@ -92,7 +111,10 @@ pub fn canonicalize(value: &Value, ty: &FieldType) -> Result<Option<Canonical>, 
                 Value::Array(a) => a.iter().collect(),
                 Value::String(_) => vec![value],
                 other => {
-                    return Err(format!("expected a list of strings, got {}", describe(other)))
+                    return Err(ValueError::WrongType {
+                        expected: "a list of strings",
+                        got: describe(other),
+                    })
                 }
             };
             let mut out: Vec<String> = Vec::new();
@@ -100,9 +122,8 @@ pub fn canonicalize(value: &Value, ty: &FieldType) -> Result<Option<Canonical>, 
                 if item.is_null() {
                     continue;
                 }
-                let s = scalar_text(item).ok_or_else(|| {
-                    format!("list element {k} should be a string, got {}", describe(item))
-                })?;
+                let s = scalar_text(item)
+                    .ok_or(ValueError::ListElement { index: k, got: describe(item) })?;
                 if let Some(t) = text_form(&s, *rule) {
                     if !out.contains(&t) {
                         out.push(t);
@@ -189,15 +210,15 @@ pub fn object_text(fields: &[FieldSpec], values: impl IntoIterator<Item = Value>
 }
 
 /// The gold values of one item, canonical, parsed from the gold object text a record carries.
-pub fn gold_values(fields: &[FieldSpec], gold: &str) -> Result<Vec<Option<Canonical>>, String> {
+pub fn gold_values(fields: &[FieldSpec], gold: &str) -> Result<Vec<Option<Canonical>>, ValueError> {
     let Ok(Value::Object(map)) = serde_json::from_str::<Value>(gold) else {
-        return Err("the gold value is not a JSON object".into());
+        return Err(ValueError::GoldNotObject);
     };
     fields
         .iter()
         .map(|f| {
             canonicalize(map.get(&f.name).unwrap_or(&Value::Null), &f.ty)
-                .map_err(|e| format!("gold `{}`: {e}", f.name))
+                .map_err(|e| ValueError::GoldField { field: f.name.clone(), source: Box::new(e) })
         })
         .collect()
 }
@@ -217,7 +238,7 @@ mod tests {
         assert_eq!(canon(json!(45600), &ty), Some(Canonical::Text("45600".into())));
         assert_eq!(canon(json!("  "), &ty), None);
         assert_eq!(canon(json!("--"), &ty), None);
-        assert!(canonicalize(&json!({"a": 1}), &ty).unwrap_err().contains("an object"));
-        assert!(canonicalize(&json!(["a"]), &ty).unwrap_err().contains("a list"));
+        assert!(canonicalize(&json!({"a": 1}), &ty).unwrap_err().to_string().contains("an object"));
+        assert!(canonicalize(&json!(["a"]), &ty).unwrap_err().to_string().contains("a list"));
     }
 }

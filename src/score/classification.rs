@@ -150,28 +150,34 @@ pub fn score_run(dir: &Path, meta: &RunMeta) -> Result<RunScores> {
         })
         .collect();
     let mut gold: Vec<Option<u16>> = vec![None; meta.items.len()];
-    let mut problem: Option<String> = None;
+    let mut problem: Option<(u64, String)> = None;
     let mut extraction =
         (meta.task.kind == TaskKind::Extraction).then(|| super::extraction::Tally::new(meta));
 
-    journal::read_records(dir, |r: ScoredRecord| {
+    journal::read_numbered_records(dir, |r: ScoredRecord, line| {
         if problem.is_some() {
             return;
         }
         let (Some(&b), Some(&i)) =
             (backend_index.get(r.backend.as_str()), item_index.get(r.id.as_str()))
         else {
-            problem = Some(format!(
-                "record for backend `{}` and item `{}` is not part of this run",
-                r.backend, r.id
+            problem = Some((
+                line,
+                format!(
+                    "record for backend `{}` and item `{}` is not part of this run",
+                    r.backend, r.id
+                ),
             ));
             return;
         };
         let tally = &mut tallies[b];
         if r.epoch as usize >= tally.epochs {
-            problem = Some(format!(
-                "record for item `{}` has epoch {}, but backend `{}` runs {} epochs",
-                r.id, r.epoch, r.backend, tally.epochs
+            problem = Some((
+                line,
+                format!(
+                    "record for item `{}` has epoch {}, but backend `{}` runs {} epochs",
+                    r.id, r.epoch, r.backend, tally.epochs
+                ),
             ));
             return;
         }
@@ -182,17 +188,22 @@ pub fn score_run(dir: &Path, meta: &RunMeta) -> Result<RunScores> {
                 match ex.record(b, s, r.epoch, &r.gold, r.answer.as_deref(), r.error.is_some()) {
                     Ok(outcome) => outcome,
                     Err(message) => {
-                        problem =
-                            Some(format!("item `{}`, backend `{}`: {message}", r.id, r.backend));
+                        problem = Some((
+                            line,
+                            format!("item `{}`, backend `{}`: {message}", r.id, r.backend),
+                        ));
                         return;
                     }
                 }
             }
             None => {
                 let Some(&g) = label_index.get(r.gold.as_str()) else {
-                    problem = Some(format!(
-                        "item `{}` has gold label `{}`, which the task does not declare",
-                        r.id, r.gold
+                    problem = Some((
+                        line,
+                        format!(
+                            "item `{}` has gold label `{}`, which the task does not declare",
+                            r.id, r.gold
+                        ),
                     ));
                     return;
                 };
@@ -215,8 +226,8 @@ pub fn score_run(dir: &Path, meta: &RunMeta) -> Result<RunScores> {
         tally.latencies[s] = r.error.is_none().then_some(r.latency_ms);
         tally.tokens[s] = r.tokens;
     })?;
-    if let Some(message) = problem {
-        return Err(Error::Journal { path: dir.join(journal::RECORDS_FILE), line: 0, message });
+    if let Some((line, message)) = problem {
+        return Err(Error::Journal { path: dir.join(journal::RECORDS_FILE), line, message });
     }
 
     let mut backends: Vec<BackendScores> = meta

@@ -13,8 +13,6 @@
 //! * Randomness comes only from [`ChaCha8Rng::seed_from_u64`], so a seed reproduces the same
 //!   bootstrap resamples on every platform (for the same rand 0.9 / rand_chacha 0.9 versions).
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 mod binomial;
@@ -39,100 +37,58 @@ pub use proportion::*;
 
 /// Why a statistic could not be computed. Every public function in this module reports invalid
 /// input through this type rather than panicking or returning NaN.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StatsError {
     /// A confidence level outside the open interval (0, 1), or not finite.
+    #[error("confidence level must be strictly between 0 and 1, got {0}")]
     InvalidConfidence(f64),
     /// A power outside the open interval (0, 1) (or below 0.5 where a function requires that).
+    #[error("power must be strictly between 0 and 1, got {0}")]
     InvalidPower(f64),
     /// A probability or proportion outside its allowed range; `name` says which argument.
+    #[error("{name} is not a valid probability here: {value}")]
     InvalidProbability { name: &'static str, value: f64 },
     /// More successes than trials.
+    #[error("{successes} successes exceed {trials} trials")]
     SuccessesExceedTrials { successes: u64, trials: u64 },
     /// Counts whose total does not fit in a `u64`.
+    #[error("counts overflow a 64-bit total")]
     CountOverflow,
     /// Two per-item slices that must have the same length do not.
+    #[error("{name} has {actual} entries, expected {expected}")]
     LengthMismatch { name: &'static str, expected: usize, actual: usize },
     /// A per-item value that is NaN or infinite.
+    #[error("{name}[{index}] is NaN or infinite")]
     NonFiniteValue { name: &'static str, index: usize },
     /// Fewer items than the method needs.
+    #[error("need at least {needed} items, got {actual}")]
     TooFewItems { needed: usize, actual: usize },
     /// Fewer clusters than the method needs.
+    #[error("need at least {needed} clusters, got {actual}")]
     TooFewClusters { needed: usize, actual: usize },
     /// A bootstrap configuration asking for fewer than two resamples.
+    #[error("bootstrap needs at least 2 resamples, got {0}")]
     TooFewResamples(usize),
     /// The bootstrap statistic is NaN or infinite on the observed (un-resampled) data.
+    #[error("the statistic is undefined on the observed data (got {0})")]
     UndefinedStatistic(f64),
     /// Fewer than two bootstrap resamples gave a finite statistic.
+    #[error("only {defined} of {resamples} bootstrap resamples gave a finite statistic")]
     TooFewDefinedResamples { defined: usize, resamples: usize },
     /// A planned difference of exactly zero, which no sample size can detect.
+    #[error("a difference of zero cannot be detected at any sample size")]
     ZeroDifference,
     /// A paired difference larger in size than the discordant proportion allows (|delta| > psi).
+    #[error("a paired difference of {difference} is impossible with discordant proportion {discordance} (need |difference| <= discordance)")]
     DifferenceNotAchievable { discordance: f64, difference: f64 },
     /// A computed sample size too large to represent exactly (above 2^53).
+    #[error("required sample size {0:e} is too large to represent")]
     SampleSizeOverflow(f64),
     /// No difference within the achievable range reaches the requested power with `n` items.
+    #[error("with {n} items no achievable difference reaches the requested power")]
     NoDetectableDifference { n: u64 },
 }
-
-impl fmt::Display for StatsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StatsError::InvalidConfidence(c) => {
-                write!(f, "confidence level must be strictly between 0 and 1, got {c}")
-            }
-            StatsError::InvalidPower(p) => {
-                write!(f, "power must be strictly between 0 and 1, got {p}")
-            }
-            StatsError::InvalidProbability { name, value } => {
-                write!(f, "{name} is not a valid probability here: {value}")
-            }
-            StatsError::SuccessesExceedTrials { successes, trials } => {
-                write!(f, "{successes} successes exceed {trials} trials")
-            }
-            StatsError::CountOverflow => write!(f, "counts overflow a 64-bit total"),
-            StatsError::LengthMismatch { name, expected, actual } => {
-                write!(f, "{name} has {actual} entries, expected {expected}")
-            }
-            StatsError::NonFiniteValue { name, index } => {
-                write!(f, "{name}[{index}] is NaN or infinite")
-            }
-            StatsError::TooFewItems { needed, actual } => {
-                write!(f, "need at least {needed} items, got {actual}")
-            }
-            StatsError::TooFewClusters { needed, actual } => {
-                write!(f, "need at least {needed} clusters, got {actual}")
-            }
-            StatsError::TooFewResamples(r) => {
-                write!(f, "bootstrap needs at least 2 resamples, got {r}")
-            }
-            StatsError::UndefinedStatistic(v) => {
-                write!(f, "the statistic is undefined on the observed data (got {v})")
-            }
-            StatsError::TooFewDefinedResamples { defined, resamples } => write!(
-                f,
-                "only {defined} of {resamples} bootstrap resamples gave a finite statistic"
-            ),
-            StatsError::ZeroDifference => {
-                write!(f, "a difference of zero cannot be detected at any sample size")
-            }
-            StatsError::DifferenceNotAchievable { discordance, difference } => write!(
-                f,
-                "a paired difference of {difference} is impossible with discordant proportion \
-                 {discordance} (need |difference| <= discordance)"
-            ),
-            StatsError::SampleSizeOverflow(n) => {
-                write!(f, "required sample size {n:e} is too large to represent")
-            }
-            StatsError::NoDetectableDifference { n } => {
-                write!(f, "with {n} items no achievable difference reaches the requested power")
-            }
-        }
-    }
-}
-
-impl std::error::Error for StatsError {}
 
 /// Which single-proportion interval to report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -266,7 +266,7 @@ impl Resolver {
                     self.problem(
                         line(m),
                         &format!("{key}.match"),
-                        e,
+                        e.to_string(),
                         "e.g. `match: exact`, `match: normalized` or `match: fuzzy(0.85)`",
                     );
                     StringMatch::Normalized

@@ -20,7 +20,7 @@
 
 use serde_json::Value;
 
-use crate::field::value::gold_values;
+use crate::field::value::{gold_values, ValueError};
 use crate::field::FieldSpec;
 use crate::parse::json_object::project;
 use crate::stats::{bootstrap_intervals, wilson_interval, BootstrapConfig, Interval};
@@ -219,7 +219,7 @@ impl Tally {
         gold: &str,
         answer: Option<&str>,
         failed: bool,
-    ) -> Result<Outcome, String> {
+    ) -> Result<Outcome, ValueError> {
         use Mark;
         let n = self.fields.len();
         let marks = &mut self.marks[b][s * n..(s + 1) * n];
@@ -231,7 +231,7 @@ impl Tally {
         let canonical = gold_values(&self.fields, gold)?;
         let object = match answer.map(serde_json::from_str::<serde_json::Value>) {
             Some(Ok(serde_json::Value::Object(object))) => Some(object),
-            Some(_) => return Err("the answer is not a JSON object".into()),
+            Some(_) => return Err(ValueError::AnswerNotObject),
             None => None,
         };
         let correct = match object {
