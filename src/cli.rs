@@ -271,7 +271,7 @@ fn dispatch(cli: Cli, out: &mut impl Write) -> anyhow::Result<u8> {
 
 fn cost_calculator(args: CostArgs, out: &mut impl Write) -> anyhow::Result<u8> {
     use crate::cost::{self, PriceTable, Pricing};
-    let bad = |e: cost::CostError| Error::Usage(e.to_string());
+    let bad = Error::Cost;
     let (pricing, entry) = if let Some(input) = args.input_price {
         (
             Pricing::PerToken {
@@ -512,10 +512,8 @@ fn run(args: RunArgs, out: &mut impl Write) -> anyhow::Result<u8> {
             d.on_event(event);
         }
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Backend(format!("cannot start the async runtime: {e}")))?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(Error::Runtime)?;
     let stop = Arc::new(runner::StopSignal::default());
     let outcome = runtime.block_on(async {
         let on_ctrl_c = stop.clone();

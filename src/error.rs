@@ -91,8 +91,17 @@ pub enum Error {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}:{line}: {message}")]
     Journal { path: PathBuf, line: u64, message: String },
+    #[error(
+        "{path}: written with run schema version {found}; this evalgate reads version {supported}. \
+         Rebuild the report with the evalgate version that made the run, or run the suite again"
+    )]
+    SchemaVersion { path: PathBuf, found: u32, supported: u32 },
     #[error("{0}")]
     Usage(String),
+    #[error("{0}")]
+    Cost(#[from] crate::cost::CostError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
     #[error("statistics: {0}")]
     Stats(#[from] crate::stats::StatsError),
     #[error("{0}")]

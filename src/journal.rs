@@ -13,6 +13,8 @@ use crate::prompt::ChatMessage;
 
 pub const META_FILE: &str = "run.json";
 pub const RECORDS_FILE: &str = "records.jsonl";
+/// The version of `run.json` and `records.jsonl` this build writes and reads.
+pub const RUN_SCHEMA_VERSION: u32 = 1;
 
 /// What one backend produced for one item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -195,7 +197,7 @@ impl RunMeta {
     pub fn write(&self, dir: &Path) -> Result<()> {
         let path = dir.join(META_FILE);
         let tmp = dir.join(format!("{META_FILE}.tmp"));
-        let text = serde_json::to_string_pretty(self).map_err(|e| Error::Backend(e.to_string()))?;
+        let text = serde_json::to_string_pretty(self).map_err(|e| Error::io(&path, e.into()))?;
         // Write then rename, so a crash never leaves a half-written run.json.
         std::fs::write(&tmp, text + "\n").map_err(|e| Error::io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
@@ -204,11 +206,26 @@ impl RunMeta {
     pub fn read(dir: &Path) -> Result<RunMeta> {
         let path = dir.join(META_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        serde_json::from_str(&text).map_err(|e| Error::Journal {
-            path,
+        // The version is checked first, so a run.json of another schema is refused with its
+        // version rather than with whatever field it lacks.
+        #[derive(Deserialize)]
+        struct Version {
+            schema_version: u32,
+        }
+        let parse_error = |e: serde_json::Error| Error::Journal {
+            path: path.clone(),
             line: e.line() as u64,
             message: e.to_string(),
-        })
+        };
+        let version: Version = serde_json::from_str(&text).map_err(parse_error)?;
+        if version.schema_version != RUN_SCHEMA_VERSION {
+            return Err(Error::SchemaVersion {
+                path,
+                found: version.schema_version,
+                supported: RUN_SCHEMA_VERSION,
+            });
+        }
+        serde_json::from_str(&text).map_err(parse_error)
     }
 }
 
@@ -313,5 +330,21 @@ pub fn redact_url(url: &str) -> String {
             u.to_string().trim_end_matches('/').to_string()
         }
         Err(_) => "<invalid url>".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_json_of_another_schema_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(META_FILE), r#"{"schema_version": 2, "other": true}"#)
+            .unwrap();
+        let e = RunMeta::read(dir.path()).unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, Error::SchemaVersion { found: 2, supported: 1, .. }), "{text}");
+        assert!(text.contains("run.json") && text.contains("schema version 2"), "{text}");
     }
 }

@@ -40,8 +40,10 @@ pub fn write_outputs(dir: &Path) -> Result<(Results, String)> {
     };
     let markdown = markdown::render(&results, top_two, &disagreements);
 
-    let json = serde_json::to_string_pretty(&results).map_err(|e| Error::Backend(e.to_string()))?;
-    write_file(&dir.join(RESULTS_FILE), &(json + "\n"))?;
+    let results_path = dir.join(RESULTS_FILE);
+    let json =
+        serde_json::to_string_pretty(&results).map_err(|e| Error::io(&results_path, e.into()))?;
+    write_file(&results_path, &(json + "\n"))?;
     write_file(&dir.join(REPORT_FILE), &markdown)?;
     let chart_path = dir.join(CHART_FILE);
     match chart::render(&results) {

@@ -327,7 +327,7 @@ pub async fn run(
         None => prepare_dir(&suite, options.out_dir.as_deref())?,
     };
     let mut meta = RunMeta {
-        schema_version: 1,
+        schema_version: journal::RUN_SCHEMA_VERSION,
         evalgate_version: env!("CARGO_PKG_VERSION").to_string(),
         suite: SuiteMeta {
             name: suite.name.clone(),
