@@ -15,6 +15,8 @@
 //! - `stats_cost`: the calculators, and statistics and cost recomputed from the journal
 //! - `resilience`: kill -9 and resume, budget, Ctrl-C
 //! - `reliability`: 429 storms, the response cache, shards merged, rate limits
+//! - `report_formats`: each renderer (results.json, report.md, chart.svg, records.csv) snapshot
+//!   from a hand-built result or journal, not through a run
 
 mod support;
 
@@ -28,6 +30,8 @@ mod extraction;
 mod extraction_sroie;
 #[path = "it/reliability.rs"]
 mod reliability;
+#[path = "it/report_formats.rs"]
+mod report_formats;
 #[path = "it/resilience.rs"]
 mod resilience;
 #[path = "it/run_openai.rs"]

@@ -2,7 +2,7 @@
 //! `report.md` (plus the GitHub step summary when `GITHUB_STEP_SUMMARY` is set, by the CLI).
 
 pub mod chart;
-mod csv;
+pub mod csv;
 pub mod markdown;
 pub mod prose;
 pub mod results;
