@@ -64,8 +64,8 @@ enum Expect {
 /// perturbations are fixed by `n`, so the counts below follow from them by hand.
 fn reply_for(model: &str, n: u32, gold: &serde_json::Map<String, Value>) -> (String, Vec<Expect>) {
     let (invalid, bad_total, drop_company, spurious_loyalty) = match model {
-        "m-schema" => (n % 11 == 0, n % 5 == 0, n % 7 == 0, n % 4 == 1),
-        _ => (n % 13 == 0, n % 3 == 0, n % 8 == 0, n % 6 == 1),
+        "m-schema" => (n.is_multiple_of(11), n.is_multiple_of(5), n.is_multiple_of(7), n % 4 == 1),
+        _ => (n.is_multiple_of(13), n.is_multiple_of(3), n.is_multiple_of(8), n % 6 == 1),
     };
     let mut expect: Vec<Expect> = FIELDS
         .iter()
@@ -97,7 +97,7 @@ fn reply_for(model: &str, n: u32, gold: &serde_json::Map<String, Value>) -> (Str
         expect[6] = if gold["loyalty_number"].is_null() { Expect::Spurious } else { Expect::Wrong };
     }
     let body = Value::Object(reply).to_string();
-    let text = if n % 2 == 0 {
+    let text = if n.is_multiple_of(2) {
         format!("Here are the fields:\n```json\n{body}\n```\nAnything else?")
     } else {
         body

@@ -155,7 +155,7 @@ fn plan(which: Which, i: usize) -> Option<[Mark; 4]> {
             Some([
                 if i % 13 == 7 {
                     Wrong
-                } else if i % 17 == 0 {
+                } else if i.is_multiple_of(17) {
                     Missed
                 } else {
                     Correct
@@ -168,7 +168,7 @@ fn plan(which: Which, i: usize) -> Option<[Mark; 4]> {
                 } else {
                     Correct
                 },
-                if i % 5 == 0 { Wrong } else { Correct },
+                if i.is_multiple_of(5) { Wrong } else { Correct },
             ])
         }
     }
@@ -190,7 +190,7 @@ fn value_for(which: Which, i: usize, r: &Receipt, field: &str, mark: Mark) -> Op
             1 => gold.to_lowercase(),
             _ => format!("  {}.", gold.replace(' ', "  ")),
         })),
-        ("address", Mark::Correct) => Some(json!(if i % 2 == 0 {
+        ("address", Mark::Correct) => Some(json!(if i.is_multiple_of(2) {
             gold.to_string()
         } else {
             gold.replace(',', " ").to_lowercase()

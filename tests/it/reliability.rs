@@ -149,7 +149,7 @@ fn shards_merged_give_the_results_of_one_run() {
         // Wrong on every fifth item, so accuracy, comparisons and the bootstrap have work.
         let text = req.last_user_text().unwrap_or_default();
         let n: usize = text.trim_start_matches("item ").parse().unwrap_or(0);
-        if n % 5 == 0 {
+        if n.is_multiple_of(5) {
             Reply::chat("other")
         } else {
             answer(req)

@@ -214,7 +214,7 @@ fn errors_are_retried_on_resume() {
     let flag = healed.clone();
     let server = TestServer::start_in_thread(move |req: &RecordedRequest, _| {
         let i = item_number(req).expect("numbered item");
-        if i % 3 == 0 && !flag.load(Ordering::SeqCst) {
+        if i.is_multiple_of(3) && !flag.load(Ordering::SeqCst) {
             // 400 is not retried: an error record on the first attempt.
             Reply::openai_error(400, "bad request", "invalid_request_error", None)
         } else {

@@ -161,6 +161,9 @@ fn stats_proportion_matches_statsmodels() {
 // stats paired
 // ---------------------------------------------------------------------------------------------
 
+/// (a, b, c, d, estimate, low, high, p) of one reference row.
+type PairedRow = (u64, u64, u64, u64, f64, f64, f64, f64);
+
 /// (both_correct A, only_first B, only_second C, both_wrong D, confidence, McNemar p, Newcombe low,
 /// Newcombe high).
 /// - p: `statsmodels.stats.contingency_tables.mcnemar([[A, B], [C, D]], exact=True).pvalue`.
@@ -173,7 +176,7 @@ fn stats_proportion_matches_statsmodels() {
 ///   φ = corrected(AD − BC) / sqrt((A+B)(C+D)(A+C)(B+D)), corrected(x) = x − n/2 if x > n/2, 0 if
 ///   0 ≤ x ≤ n/2, x if x < 0, and φ = 0 when a margin is 0. That Python reproduces the paper's
 ///   example (a) (e, f, g, h = 36, 12, 2, 0): 0.0569 to 0.3404.
-const PAIRED: &[(u64, u64, u64, u64, f64, f64, f64, f64)] = &[
+const PAIRED: &[PairedRow] = &[
     (10, 3, 7, 5, 0.95, 0.34375, -0.09037627541723031, 0.3834224863675896),
     (27, 0, 0, 27, 0.95, 1.0, -0.03506966297161304, 0.03506966297161304),
     (0, 0, 0, 1, 0.95, 1.0, -0.7934506856227626, 0.7934506856227626),
@@ -422,7 +425,7 @@ fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -439,7 +442,7 @@ fn run_cost_is_recomputed_from_the_journal() {
         let i = item_number(req).expect("numbered item");
         match req.model() {
             Some("acme-priced") => {
-                let answer = if i % 4 == 0 { other(gold(i)) } else { gold(i) };
+                let answer = if i.is_multiple_of(4) { other(gold(i)) } else { gold(i) };
                 Reply::chat(answer).with_usage(Some(usage_of(i)))
             }
             _ => Reply::chat(gold(i)),
@@ -589,7 +592,7 @@ fn run_cost_is_recomputed_from_the_journal() {
 fn verdicts(model: &str, i: usize) -> Option<bool> {
     match model {
         "m-a" => Some(i < 50),
-        "m-b" => Some(i % 4 != 0),
+        "m-b" => Some(!i.is_multiple_of(4)),
         "m-c" => (i % 10 != 9).then_some(i >= 10),
         other => panic!("unknown model {other}"),
     }
@@ -618,11 +621,14 @@ fn three_backend_suite(ws: &Workspace, base: &str, extra: &str) -> std::path::Pa
     ws.write("suite.yaml", &suite)
 }
 
+/// (first, second, a, b, c, d, p, Holm p) of one expected comparison.
+type ComparisonRow = (&'static str, &'static str, u64, u64, u64, u64, f64, f64);
+
 /// (first, second, both_correct, only_first, only_second, both_wrong, p, Holm p), by construction
 /// from `verdicts` over the 80 items (72 for pairs with c, which fails on 8). p:
 /// `statsmodels.stats.contingency_tables.mcnemar([[A, B], [C, D]], exact=True).pvalue`; Holm:
 /// `statsmodels.stats.multitest.multipletests([p_ab, p_ac, p_bc], method='holm')[1]`.
-const COMPARISONS: &[(&str, &str, u64, u64, u64, u64, f64, f64)] = &[
+const COMPARISONS: &[ComparisonRow] = &[
     ("a", "b", 37, 13, 23, 7, 0.13249816396273675, 0.13249816396273675),
     ("a", "c", 36, 9, 27, 0, 0.00393317302223295, 0.01179951906669885),
     ("b", "c", 46, 6, 17, 3, 0.03468966484069824, 0.06937932968139648),
