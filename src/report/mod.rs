@@ -10,14 +10,12 @@ pub mod results;
 use std::collections::HashMap;
 use std::path::Path;
 
-use serde::Deserialize;
-
 pub use markdown::Disagreement;
 pub use results::Results;
 
 use crate::error::{Error, Result};
-use crate::journal::{self, RunMeta};
-use crate::prompt::{ChatMessage, Role};
+use crate::journal::{self, Record, RunMeta};
+use crate::prompt::Role;
 use crate::score::{self, Outcome};
 
 /// The files written for a run.
@@ -28,14 +26,24 @@ pub const CHART_FILE: &str = "chart.svg";
 /// Scores the run in `dir` and writes every output; returns the results and the markdown.
 pub fn write_outputs(dir: &Path) -> Result<(Results, String)> {
     let meta = RunMeta::read(dir)?;
-    let analysis = score::analysis::analyse(dir, &meta)?;
+    // One pass over the journal feeds scoring, records.csv and the inputs the report quotes.
+    let mut scoring = score::RunScoring::new(&meta);
+    let mut rows = csv::RowWriter::create(dir, &meta)?;
+    let mut inputs = ItemInputs::new(&meta);
+    journal::read_numbered_records(dir, |r: Record, line| {
+        scoring.add((&r).into(), line);
+        inputs.add(&r);
+        rows.add(r);
+    })?;
+    let analysis = score::analysis::derive(&meta, scoring.finish(dir)?)?;
+    rows.finish()?;
     let results = results::build(&meta, &analysis);
     let scores = &analysis.scores;
 
     // Extraction answers differ field by field; the report shows field errors instead.
     let top_two = top_two(&results).filter(|_| scores.extraction.is_none());
     let disagreements = match top_two {
-        Some((a, b)) => disagreements(dir, &meta, scores, a, b)?,
+        Some((a, b)) => disagreements(&meta, scores, &inputs, a, b),
         None => Vec::new(),
     };
     let markdown = markdown::render(&results, top_two, &disagreements);
@@ -54,7 +62,6 @@ pub fn write_outputs(dir: &Path) -> Result<(Results, String)> {
         }
         None => {}
     }
-    csv::write(dir, &meta)?;
     Ok((results, markdown))
 }
 
@@ -75,22 +82,43 @@ fn top_two(results: &Results) -> Option<(&str, &str)> {
 
 const DISAGREEMENT_SAMPLE: usize = 15;
 
-#[derive(Deserialize)]
-struct PromptRecord {
-    id: String,
-    backend: String,
-    prompt: Vec<ChatMessage>,
+/// Each item's input as the report quotes it: the last user turn of the item's first record (the
+/// item itself, rendered by the task's input template), cut to 120 characters.
+struct ItemInputs<'m> {
+    index: HashMap<&'m str, usize>,
+    inputs: Vec<Option<String>>,
+}
+
+impl<'m> ItemInputs<'m> {
+    fn new(meta: &'m RunMeta) -> Self {
+        ItemInputs {
+            index: meta.items.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect(),
+            inputs: vec![None; meta.items.len()],
+        }
+    }
+
+    fn add(&mut self, r: &Record) {
+        let Some(&i) = self.index.get(r.id.as_str()) else { return };
+        if self.inputs[i].is_none() {
+            self.inputs[i] = r
+                .prompt
+                .iter()
+                .rev()
+                .find(|m| m.role == Role::User)
+                .map(|m| crate::text::excerpt(&m.content, 120));
+        }
+    }
 }
 
 fn disagreements(
-    dir: &Path,
     meta: &RunMeta,
     scores: &score::RunScores,
+    inputs: &ItemInputs<'_>,
     first: &str,
     second: &str,
-) -> Result<Vec<Disagreement>> {
+) -> Vec<Disagreement> {
     let index = |id: &str| meta.backends.iter().position(|b| b.id == id);
-    let (Some(a), Some(b)) = (index(first), index(second)) else { return Ok(Vec::new()) };
+    let (Some(a), Some(b)) = (index(first), index(second)) else { return Vec::new() };
     let (oa, ob) = (&scores.backends[a].outcomes, &scores.backends[b].outcomes);
     // With repeated sampling, the first sample of each item stands for it here.
     let (ea, eb) = (scores.backends[a].epochs, scores.backends[b].epochs);
@@ -108,35 +136,10 @@ fn disagreements(
                         .unwrap_or_default(),
                     first: label(pa),
                     second: label(pb),
-                    input: String::new(),
+                    input: inputs.inputs[i].clone().unwrap_or_default(),
                 });
             }
         }
     }
-    if picked.is_empty() {
-        return Ok(picked);
-    }
-    // Fill in the inputs from the journal: the last user turn is the item itself.
-    let wanted: HashMap<String, usize> =
-        picked.iter().enumerate().map(|(i, d)| (d.id.clone(), i)).collect();
-    let mut inputs: Vec<Option<String>> = vec![None; picked.len()];
-    journal::read_records(dir, |r: PromptRecord| {
-        if r.backend != first && r.backend != second {
-            return;
-        }
-        if let Some(&i) = wanted.get(&r.id) {
-            if inputs[i].is_none() {
-                inputs[i] = r
-                    .prompt
-                    .iter()
-                    .rev()
-                    .find(|m| m.role == Role::User)
-                    .map(|m| crate::text::excerpt(&m.content, 120));
-            }
-        }
-    })?;
-    for (d, input) in picked.iter_mut().zip(inputs) {
-        d.input = input.unwrap_or_default();
-    }
-    Ok(picked)
+    picked
 }

@@ -76,7 +76,7 @@ pub fn analyse(dir: &Path, meta: &RunMeta) -> Result<Analysis> {
     derive(meta, scores)
 }
 
-/// Every figure derived from a run's scores.
+/// Every figure derived from a run's scores (for a reader that scored the journal itself).
 pub fn derive(meta: &RunMeta, scores: RunScores) -> Result<Analysis> {
     let bootstrap = bootstrap_config();
     let backends = (0..scores.backends.len())

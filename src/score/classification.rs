@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::journal::{self, RecordError, RunMeta, Tokens};
+use crate::journal::{self, Record, RecordError, RunMeta, Tokens};
 use crate::stats::{quantile, wilson_interval, Interval};
 use crate::suite::TaskKind;
 
@@ -107,12 +107,55 @@ struct ScoredRecord {
     backend: String,
     answer: Option<String>,
     gold: String,
-    correct: Option<bool>,
     tokens: Tokens,
     latency_ms: f64,
     error: Option<RecordError>,
     #[serde(default)]
     epoch: u32,
+}
+
+/// What scoring reads of one journal record, borrowed from whichever record type a reader
+/// deserialised (scoring alone skips prompts and replies; the report step reads whole records).
+#[derive(Debug, Clone, Copy)]
+pub struct RecordView<'a> {
+    pub id: &'a str,
+    pub backend: &'a str,
+    pub answer: Option<&'a str>,
+    pub gold: &'a str,
+    pub tokens: Tokens,
+    pub latency_ms: f64,
+    pub error_kind: Option<&'a str>,
+    pub epoch: u32,
+}
+
+impl<'a> From<&'a Record> for RecordView<'a> {
+    fn from(r: &'a Record) -> Self {
+        RecordView {
+            id: &r.id,
+            backend: &r.backend,
+            answer: r.answer.as_deref(),
+            gold: &r.gold,
+            tokens: r.tokens,
+            latency_ms: r.latency_ms,
+            error_kind: r.error.as_ref().map(|e| e.kind.as_str()),
+            epoch: r.epoch,
+        }
+    }
+}
+
+impl<'a> From<&'a ScoredRecord> for RecordView<'a> {
+    fn from(r: &'a ScoredRecord) -> Self {
+        RecordView {
+            id: &r.id,
+            backend: &r.backend,
+            answer: r.answer.as_deref(),
+            gold: &r.gold,
+            tokens: r.tokens,
+            latency_ms: r.latency_ms,
+            error_kind: r.error.as_ref().map(|e| e.kind.as_str()),
+            epoch: r.epoch,
+        }
+    }
 }
 
 /// Per-item results of one backend, latest record per item.
@@ -128,125 +171,147 @@ struct Tally {
 
 /// Scores every backend of the run in `dir`.
 pub fn score_run(dir: &Path, meta: &RunMeta) -> Result<RunScores> {
-    let labels = &meta.task.labels;
-    let label_index: HashMap<&str, u16> =
-        labels.iter().enumerate().map(|(i, l)| (l.as_str(), i as u16)).collect();
-    let item_index: HashMap<&str, usize> =
-        meta.items.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
-    let backend_index: HashMap<&str, usize> =
-        meta.backends.iter().enumerate().map(|(i, b)| (b.id.as_str(), i)).collect();
-    let mut tallies: Vec<Tally> = meta
-        .backends
-        .iter()
-        .map(|b| {
-            let samples = meta.items.len() * b.epochs.max(1) as usize;
-            Tally {
-                outcomes: vec![Outcome::Missing; samples],
-                latencies: vec![None; samples],
-                tokens: vec![Tokens::default(); samples],
-                error_kinds: vec![None; samples],
-                epochs: b.epochs.max(1) as usize,
-            }
-        })
-        .collect();
-    let mut gold: Vec<Option<u16>> = vec![None; meta.items.len()];
-    let mut problem: Option<(u64, String)> = None;
-    let mut extraction =
-        (meta.task.kind == TaskKind::Extraction).then(|| super::extraction::Tally::new(meta));
+    let mut scoring = RunScoring::new(meta);
+    journal::read_numbered_records(dir, |r: ScoredRecord, line| scoring.add((&r).into(), line))?;
+    scoring.finish(dir)
+}
 
-    journal::read_numbered_records(dir, |r: ScoredRecord, line| {
-        if problem.is_some() {
-            return;
-        }
-        let (Some(&b), Some(&i)) =
-            (backend_index.get(r.backend.as_str()), item_index.get(r.id.as_str()))
-        else {
-            problem = Some((
-                line,
-                format!(
-                    "record for backend `{}` and item `{}` is not part of this run",
-                    r.backend, r.id
-                ),
-            ));
-            return;
-        };
-        let tally = &mut tallies[b];
-        if r.epoch as usize >= tally.epochs {
-            problem = Some((
-                line,
-                format!(
-                    "record for item `{}` has epoch {}, but backend `{}` runs {} epochs",
-                    r.id, r.epoch, r.backend, tally.epochs
-                ),
-            ));
-            return;
-        }
-        let s = i * tally.epochs + r.epoch as usize;
-        // Correctness is recomputed from gold and answer rather than trusting the stored flag.
-        let outcome = match extraction.as_mut() {
-            Some(ex) => {
-                match ex.record(b, s, r.epoch, &r.gold, r.answer.as_deref(), r.error.is_some()) {
-                    Ok(outcome) => outcome,
-                    Err(message) => {
-                        problem = Some((
-                            line,
-                            format!("item `{}`, backend `{}`: {message}", r.id, r.backend),
-                        ));
-                        return;
+/// Scores a run from its journal records, fed one at a time in file order, so that a reader
+/// that also does other work with each record (the report step) reads the journal once.
+pub struct RunScoring<'m> {
+    meta: &'m RunMeta,
+    label_index: HashMap<&'m str, u16>,
+    item_index: HashMap<&'m str, usize>,
+    backend_index: HashMap<&'m str, usize>,
+    tallies: Vec<Tally>,
+    gold: Vec<Option<u16>>,
+    /// The first problem found, with its journal line.
+    problem: Option<(u64, String)>,
+    extraction: Option<super::extraction::Tally>,
+}
+
+impl<'m> RunScoring<'m> {
+    pub fn new(meta: &'m RunMeta) -> Self {
+        let labels = &meta.task.labels;
+        RunScoring {
+            meta,
+            label_index: labels.iter().enumerate().map(|(i, l)| (l.as_str(), i as u16)).collect(),
+            item_index: meta.items.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect(),
+            backend_index: meta
+                .backends
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (b.id.as_str(), i))
+                .collect(),
+            tallies: meta
+                .backends
+                .iter()
+                .map(|b| {
+                    let samples = meta.items.len() * b.epochs.max(1) as usize;
+                    Tally {
+                        outcomes: vec![Outcome::Missing; samples],
+                        latencies: vec![None; samples],
+                        tokens: vec![Tokens::default(); samples],
+                        error_kinds: vec![None; samples],
+                        epochs: b.epochs.max(1) as usize,
                     }
-                }
-            }
-            None => {
-                let Some(&g) = label_index.get(r.gold.as_str()) else {
-                    problem = Some((
-                        line,
-                        format!(
-                            "item `{}` has gold label `{}`, which the task does not declare",
-                            r.id, r.gold
-                        ),
-                    ));
-                    return;
-                };
-                gold[i] = Some(g);
-                match (&r.error, r.correct) {
-                    (Some(_), _) => Outcome::Error,
-                    (None, correct) => {
-                        let predicted =
-                            r.answer.as_deref().and_then(|a| label_index.get(a).copied());
-                        let right = predicted == Some(g);
-                        debug_assert!(correct.is_none() || correct == Some(right));
-                        Outcome::Answered { predicted, correct: right }
-                    }
-                }
-            }
-        };
-        // A later record for the same sample replaces an earlier one (a resumed run).
-        tally.outcomes[s] = outcome;
-        tally.error_kinds[s] = r.error.as_ref().map(|e| e.kind.clone());
-        tally.latencies[s] = r.error.is_none().then_some(r.latency_ms);
-        tally.tokens[s] = r.tokens;
-    })?;
-    if let Some((line, message)) = problem {
-        return Err(Error::Journal { path: dir.join(journal::RECORDS_FILE), line, message });
+                })
+                .collect(),
+            gold: vec![None; meta.items.len()],
+            problem: None,
+            extraction: (meta.task.kind == TaskKind::Extraction)
+                .then(|| super::extraction::Tally::new(meta)),
+        }
     }
 
-    let mut backends: Vec<BackendScores> = meta
-        .backends
-        .iter()
-        .zip(tallies)
-        .map(|(backend, tally)| summarize(&backend.id, labels, &gold, tally))
-        .collect::<Result<_, _>>()?;
-    let extraction = match extraction {
-        Some(ex) => {
-            let run = ex.finish(meta, &backends)?;
-            for (b, e) in backends.iter_mut().zip(&run.backends) {
-                b.macro_f1 = e.macro_avg.f1;
-            }
-            Some(run)
+    /// Takes one record, found on journal line `line`; a later record for the same sample
+    /// replaces an earlier one (a resumed run).
+    pub fn add(&mut self, r: RecordView<'_>, line: u64) {
+        if self.problem.is_some() {
+            return;
         }
-        None => None,
-    };
-    Ok(RunScores { labels: labels.clone(), items: meta.items.clone(), gold, backends, extraction })
+        if let Err(message) = self.try_add(r) {
+            self.problem = Some((line, message));
+        }
+    }
+
+    fn try_add(&mut self, r: RecordView<'_>) -> std::result::Result<(), String> {
+        let (Some(&b), Some(&i)) = (self.backend_index.get(r.backend), self.item_index.get(r.id))
+        else {
+            return Err(format!(
+                "record for backend `{}` and item `{}` is not part of this run",
+                r.backend, r.id
+            ));
+        };
+        let tally = &mut self.tallies[b];
+        if r.epoch as usize >= tally.epochs {
+            return Err(format!(
+                "record for item `{}` has epoch {}, but backend `{}` runs {} epochs",
+                r.id, r.epoch, r.backend, tally.epochs
+            ));
+        }
+        let s = i * tally.epochs + r.epoch as usize;
+        let failed = r.error_kind.is_some();
+        // Correctness is recomputed from gold and answer rather than trusting the stored flag.
+        let outcome = match self.extraction.as_mut() {
+            Some(ex) => ex
+                .record(b, s, r.epoch, r.gold, r.answer, failed)
+                .map_err(|e| format!("item `{}`, backend `{}`: {e}", r.id, r.backend))?,
+            None => {
+                let Some(&g) = self.label_index.get(r.gold) else {
+                    return Err(format!(
+                        "item `{}` has gold label `{}`, which the task does not declare",
+                        r.id, r.gold
+                    ));
+                };
+                self.gold[i] = Some(g);
+                if failed {
+                    Outcome::Error
+                } else {
+                    let predicted = r.answer.and_then(|a| self.label_index.get(a).copied());
+                    Outcome::Answered { predicted, correct: predicted == Some(g) }
+                }
+            }
+        };
+        tally.outcomes[s] = outcome;
+        tally.error_kinds[s] = r.error_kind.map(str::to_string);
+        tally.latencies[s] = (!failed).then_some(r.latency_ms);
+        tally.tokens[s] = r.tokens;
+        Ok(())
+    }
+
+    /// The scores, or the first problem found, naming the journal of the run in `dir`.
+    pub fn finish(self, dir: &Path) -> Result<RunScores> {
+        if let Some((line, message)) = self.problem {
+            return Err(Error::Journal { path: dir.join(journal::RECORDS_FILE), line, message });
+        }
+        let meta = self.meta;
+        let labels = &meta.task.labels;
+        let gold = self.gold;
+        let mut backends: Vec<BackendScores> = meta
+            .backends
+            .iter()
+            .zip(self.tallies)
+            .map(|(backend, tally)| summarize(&backend.id, labels, &gold, tally))
+            .collect::<Result<_, _>>()?;
+        let extraction = match self.extraction {
+            Some(ex) => {
+                let run = ex.finish(meta, &backends)?;
+                for (b, e) in backends.iter_mut().zip(&run.backends) {
+                    b.macro_f1 = e.macro_avg.f1;
+                }
+                Some(run)
+            }
+            None => None,
+        };
+        Ok(RunScores {
+            labels: labels.clone(),
+            items: meta.items.clone(),
+            gold,
+            backends,
+            extraction,
+        })
+    }
 }
 
 fn summarize(

@@ -9,5 +9,5 @@ pub mod judge;
 
 pub use classification::{
     clustered_accuracy, score_run, AccuracyMethod, BackendScores, ClassScores, ClusteredAccuracy,
-    Outcome, RunScores, CONFIDENCE,
+    Outcome, RecordView, RunScores, RunScoring, CONFIDENCE,
 };
