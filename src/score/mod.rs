@@ -8,6 +8,6 @@ pub mod extraction;
 pub mod judge;
 
 pub use classification::{
-    clustered_accuracy, score_run, AccuracyMethod, BackendScores, ClassScores, ClusteredAccuracy,
-    Outcome, RunScores, CONFIDENCE,
+    clustered_accuracy, repeated_samples_accuracy, score_run, AccuracyMethod, BackendScores,
+    ClassScores, ClusteredAccuracy, Outcome, RunScores, CONFIDENCE,
 };
