@@ -18,6 +18,8 @@ use super::{Outcome, RunScores};
 pub const PLANNING_DIFFERENCE: f64 = 0.03;
 /// The power used for sample-size estimates.
 pub const PLANNING_POWER: f64 = 0.8;
+/// The difference in accuracy that matters when a suite does not say (`decision.margin`): 2 points.
+pub const DEFAULT_MARGIN: f64 = 0.02;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Comparison {

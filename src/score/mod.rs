@@ -7,6 +7,8 @@ pub mod cost;
 pub mod extraction;
 pub mod judge;
 
+pub use compare::DEFAULT_MARGIN;
+
 pub use classification::{
     clustered_accuracy, repeated_samples_accuracy, score_run, AccuracyMethod, BackendScores,
     ClassScores, ClusteredAccuracy, Outcome, RunScores, CONFIDENCE,
