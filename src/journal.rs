@@ -89,6 +89,9 @@ pub struct RunMeta {
     /// Backend pairs the suite asks to compare; every pair when empty.
     #[serde(default)]
     pub compare: Vec<(String, String)>,
+    /// The suite's `decision.margin`; run.json files written before it existed get the default.
+    #[serde(default = "default_margin")]
+    pub margin: f64,
     /// Each item's cluster (aligned with `items`), when the data has a group column.
     #[serde(default)]
     pub groups: Option<Vec<String>>,
@@ -102,6 +105,10 @@ pub struct RunMeta {
     /// restore the order of an unsharded run.
     #[serde(default)]
     pub positions: Option<Vec<usize>>,
+}
+
+fn default_margin() -> f64 {
+    crate::score::DEFAULT_MARGIN
 }
 
 /// Part `index` (1-based) of `count`: the items whose id hashes to it.

@@ -159,8 +159,19 @@ fn write_report(
             r.comparisons.len(), if r.comparisons.len() == 1 { "" } else { "s" }, r.backends.first().map_or(0, |b| b.macro_f1.resamples))?;
         let (rate, f1_name) =
             if extraction { ("exact match", "micro-F1") } else { ("accuracy", "macro-F1") };
-        writeln!(md, "| first | second | only first right | only second right | Δ {rate} (95% CI) | p | Holm p | Δ {f1_name} (95% CI) |")?;
-        writeln!(md, "|---|---|---|---|---|---|---|---|")?;
+        let first = &r.comparisons[0];
+        let k = r.comparisons.len();
+        let family = if k > 1 {
+            format!("Each difference interval is at {}, so that the {k} verdicts hold together at {} (Bonferroni)", super::prose::level(first.difference.confidence), super::prose::level(crate::score::CONFIDENCE))
+        } else {
+            format!(
+                "The difference interval is at {}",
+                super::prose::level(first.difference.confidence)
+            )
+        };
+        writeln!(md, "{family}; the decision reads it against the suite's margin of {:.1} points. The p-values are supplementary.\n", first.margin * 100.0)?;
+        writeln!(md, "| first | second | only first right | only second right | Δ {rate} ({} CI) | decision (second vs first) | p | Holm p | Δ {f1_name} (95% CI) |", super::prose::level(first.difference.confidence))?;
+        writeln!(md, "|---|---|---|---|---|---|---|---|---|")?;
         for c in &r.comparisons {
             let f1 = c
                 .micro_f1_difference
@@ -171,7 +182,7 @@ fn write_report(
                 });
             writeln!(
                 md,
-                "| {} | {} | {} | {} | {:+.1} pts ({:+.1} to {:+.1}) | {} | {} | {} |",
+                "| {} | {} | {} | {} | {:+.1} pts ({:+.1} to {:+.1}) | {} | {} | {} | {} |",
                 cell(&c.first),
                 cell(&c.second),
                 c.only_first,
@@ -179,6 +190,7 @@ fn write_report(
                 c.difference.estimate * 100.0,
                 c.difference.low * 100.0,
                 c.difference.high * 100.0,
+                c.decision.phrase(),
                 crate::text::p_number(c.p_value),
                 crate::text::p_number(c.p_value_holm),
                 f1

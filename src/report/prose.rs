@@ -4,7 +4,9 @@
 use crate::journal::Skipped;
 use crate::score::compare::Comparison;
 use crate::score::CONFIDENCE;
-use crate::text::{group_thousands, p_number, p_phrase};
+use crate::stats::decision::{classify, Decision};
+use crate::stats::Interval;
+use crate::text::group_thousands;
 
 use super::results::{BackendResult, ComparisonResult};
 
@@ -41,8 +43,74 @@ pub fn break_even(a: &str, b: &str, volume: Option<f64>, sustained: Option<f64>)
     sentence
 }
 
-/// The most accurate backend, and the cheapest per correct answer among those not detectably
-/// worse than it: the choice the report exists to support.
+/// A confidence level in percent with at most one decimal: "95%", "97.5%", "98.3%".
+pub fn level(confidence: f64) -> String {
+    let pct = format!("{:.1}", confidence * 100.0);
+    format!("{}%", pct.strip_suffix(".0").unwrap_or(&pct))
+}
+
+/// A margin in points: "2-point", "1.5-point".
+fn margin_points(margin: f64) -> String {
+    let pts = format!("{:.1}", margin * 100.0);
+    format!("{}-point", pts.strip_suffix(".0").unwrap_or(&pts))
+}
+
+/// "97.5% CI 0.9 to 10.1; 95% family-wise over 2 comparisons, Bonferroni" (points), naming the
+/// family when several pairs share the report's confidence.
+fn ci_text(confidence: f64, pairs: usize, lo: f64, hi: f64) -> String {
+    let family = if pairs > 1 {
+        format!("; {} family-wise over {pairs} comparisons, Bonferroni", level(CONFIDENCE))
+    } else {
+        String::new()
+    };
+    format!("{} CI {lo:.1} to {hi:.1}{family}", level(confidence))
+}
+
+/// How `candidate` stands against `best`: the interval of candidate − best and its decision
+/// against the margin, read from whichever orientation the comparison was made in.
+struct Standing<'a> {
+    comparison: &'a ComparisonResult,
+    /// Accuracy of the candidate minus accuracy of the best, in points.
+    difference: Interval,
+    decision: Decision,
+}
+
+fn standing<'a>(
+    candidate: &str,
+    best: &str,
+    comparisons: &'a [ComparisonResult],
+) -> Option<Standing<'a>> {
+    comparisons.iter().find_map(|c| {
+        let d = &c.difference;
+        // `difference` is second − first.
+        let difference = if c.second == candidate && c.first == best {
+            Interval { estimate: d.estimate, low: d.low, high: d.high }
+        } else if c.first == candidate && c.second == best {
+            Interval { estimate: -d.estimate, low: -d.high, high: -d.low }
+        } else {
+            return None;
+        };
+        let decision = classify(&difference, c.margin).ok()?;
+        Some(Standing { comparison: c, difference, decision })
+    })
+}
+
+/// "-1.2 points, 97.5% CI -4.0 to 1.6"
+fn difference_phrase(s: &Standing) -> String {
+    format!(
+        "{:+.1} points, {} CI {:.1} to {:.1}",
+        s.difference.estimate * 100.0,
+        level(s.comparison.difference.confidence),
+        s.difference.low * 100.0,
+        s.difference.high * 100.0
+    )
+}
+
+/// The most accurate backend, and the cheapest per correct answer among those shown not worse
+/// than it by more than the suite's margin: the choice the report exists to support. Savings are
+/// promised only for such a backend; a cheaper one that is worse, or that the suite cannot yet
+/// place within the margin, is named with the reason. Unpriced backends are left out of cost
+/// conclusions with one note.
 pub fn recommendation(
     backends: &[BackendResult],
     comparisons: &[ComparisonResult],
@@ -78,19 +146,17 @@ pub fn recommendation(
             best.id
         );
     }
-    let not_worse = |b: &BackendResult| {
-        b.id == best.id
-            || comparisons.iter().any(|c| {
-                ((c.first == b.id && c.second == best.id)
-                    || (c.first == best.id && c.second == b.id))
-                    && c.p_value_holm >= 1.0 - CONFIDENCE
-            })
-    };
+    let margin = comparisons.first().map_or(crate::score::DEFAULT_MARGIN, |c| c.margin);
+    let margin_text = format!("the {} margin", margin_points(margin));
     let per_correct = |b: &BackendResult| b.cost.per_correct_usd.map(|c| c.estimate);
+    let shown_not_worse = |b: &BackendResult| {
+        b.id == best.id
+            || standing(&b.id, &best.id, comparisons).is_some_and(|s| s.decision.is_not_worse())
+    };
     let cheapest = answered
         .iter()
         .copied()
-        .filter(|b| not_worse(b))
+        .filter(|b| shown_not_worse(b))
         .filter_map(|b| Some((b, per_correct(b)?)))
         .min_by(|a, b| a.1.total_cmp(&b.1));
     let mut text = if extraction {
@@ -99,18 +165,25 @@ pub fn recommendation(
         format!("`{}` is the most accurate backend ({}).", best.id, pct(best))
     };
     match cheapest {
-        Some((c, cost)) if c.id == best.id => text.push_str(&format!(" It is also the cheapest per correct answer among those not detectably worse (${cost:.6}).")),
+        Some((c, cost)) if c.id == best.id => text.push_str(&format!(
+            " It is also the cheapest per correct answer (${cost:.6}) among the backends shown not worse than it by more than {margin_text}."
+        )),
         Some((c, cost)) => {
+            let s = standing(&c.id, &best.id, comparisons).expect("shown not worse");
             text.push_str(&format!(
-                " `{}` ({}) is not detectably worse and costs ${cost:.6} per correct answer",
+                " `{}` ({}) is shown not worse than `{}` by more than {margin_text} ({}) and costs ${cost:.6} per correct answer",
                 c.id,
-                pct(c)
+                pct(c),
+                best.id,
+                difference_phrase(&s)
             ));
             match per_correct(best) {
                 Some(best_cost) => text.push_str(&format!(" against ${best_cost:.6}")),
                 None => text.push_str(&format!(" (the price of `{}` is unknown)", best.id)),
             }
-            if let (Some(rpd), Some(a), Some(b)) = (requests_per_day, best.cost.annual_usd, c.cost.annual_usd) {
+            if let (Some(rpd), Some(a), Some(b)) =
+                (requests_per_day, best.cost.annual_usd, c.cost.annual_usd)
+            {
                 if b < a {
                     text.push_str(&format!(
                         "; at {} requests a day it would save about ${} a year",
@@ -119,23 +192,90 @@ pub fn recommendation(
                     ));
                 }
             }
-            text.push_str(". Prefer it unless the remaining difference matters for the task.");
+            text.push_str(". Prefer it unless a difference within the margin matters for the task.");
         }
-        None => text.push_str(&format!(
-            " No price is known for `{}` or for the backends not detectably worse than it; add `pricing:` to compare their costs.",
-            best.id
+        None if answered.iter().any(|b| per_correct(b).is_some()) => text.push_str(&format!(
+            " No backend shown not worse than it by more than {margin_text} has a known price, so no cost conclusion is drawn."
         )),
+        None => {}
     }
+    // The cheapest priced backend below the chosen cost that is not shown within the margin:
+    // say why no savings are promised for it.
+    let limit = cheapest.map_or(f64::INFINITY, |(_, cost)| cost);
+    let passed_over = answered
+        .iter()
+        .copied()
+        .filter(|b| !shown_not_worse(b))
+        .filter_map(|b| Some((b, per_correct(b)?)))
+        .filter(|&(_, cost)| cost < limit)
+        .min_by(|a, b| a.1.total_cmp(&b.1));
+    if let Some((b, cost)) = passed_over {
+        let lead = if cheapest.is_some() {
+            format!("`{}` costs less (${cost:.6} per correct answer, {})", b.id, pct(b))
+        } else {
+            format!("`{}` has a known price (${cost:.6} per correct answer, {})", b.id, pct(b))
+        };
+        match standing(&b.id, &best.id, comparisons) {
+            Some(s) if s.decision == Decision::Worse => text.push_str(&format!(
+                " {lead} but is worse than `{}` ({}), so no savings are claimed for it.",
+                best.id,
+                difference_phrase(&s)
+            )),
+            Some(s) => {
+                let c = s.comparison;
+                let n = c.both_correct + c.only_first + c.only_second + c.both_wrong;
+                let need = match c.items_to_settle {
+                    Some(items) => format!(
+                        "; about {} items answered by both would settle it ({} now)",
+                        group_thousands(items),
+                        group_thousands(n)
+                    ),
+                    None => String::new(),
+                };
+                text.push_str(&format!(
+                    " {lead}, but the suite cannot yet tell whether it is within {margin_text} of `{}` ({}){need}, so no savings are claimed for it.",
+                    best.id,
+                    difference_phrase(&s)
+                ));
+            }
+            None => text.push_str(&format!(
+                " {lead}, but it was not compared with `{}`, so no savings are claimed for it.",
+                best.id
+            )),
+        }
+    }
+    let unpriced: Vec<String> = answered
+        .iter()
+        .filter(|b| per_correct(b).is_none())
+        .map(|b| format!("`{}`", b.id))
+        .collect();
+    if !unpriced.is_empty() {
+        text.push_str(&format!(
+            " No price is known for {}, so {} left out of cost conclusions; add `pricing:` to include {}.",
+            match unpriced.split_last() {
+                Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+                _ => unpriced.join(""),
+            },
+            if unpriced.len() == 1 { "it is" } else { "they are" },
+            if unpriced.len() == 1 { "it" } else { "them" }
+        ));
+    }
+    // The comparisons the warnings call too small: no detectable difference, fewer items than a
+    // 3-point difference needs.
     if comparisons.iter().any(|c| {
-        c.items_needed_for_3_points
-            .is_some_and(|n| n > c.both_correct + c.only_first + c.only_second + c.both_wrong)
+        c.difference.low <= 0.0
+            && c.difference.high >= 0.0
+            && c.items_needed_for_3_points
+                .is_some_and(|n| n > c.both_correct + c.only_first + c.only_second + c.both_wrong)
     }) {
         text.push_str(" Some comparisons are underpowered (see the warnings): more items would sharpen this choice.");
     }
     text
 }
 
-/// One sentence a reader can act on. The decision uses the Holm-adjusted p-value.
+/// One sentence a reader can act on, read from the difference interval beside it (at the
+/// family level when several pairs are compared): "beats" exactly when the interval excludes
+/// 0, and the margin decision from the same interval.
 pub fn verdict(first: &str, second: &str, c: &Comparison, pairs: usize) -> String {
     let n = c.counts.total().unwrap_or(0);
     if n == 0 {
@@ -143,26 +283,107 @@ pub fn verdict(first: &str, second: &str, c: &Comparison, pairs: usize) -> Strin
             "`{first}` and `{second}` answered no item in common, so they cannot be compared."
         );
     }
-    let p = if pairs > 1 {
-        format!("{}, Holm-adjusted {}", p_phrase(c.p_value), p_number(c.p_value_holm))
-    } else {
-        p_phrase(c.p_value)
-    };
     let (d, lo, hi) =
         (c.difference.estimate * 100.0, c.difference.low * 100.0, c.difference.high * 100.0);
-    let level = (CONFIDENCE * 100.0).round();
-    if c.p_value_holm < 1.0 - CONFIDENCE {
+    let margin = format!("the {} margin", margin_points(c.margin));
+    if c.difference.low > 0.0 || c.difference.high < 0.0 {
         let (winner, loser, d, lo, hi) =
             if d > 0.0 { (second, first, d, lo, hi) } else { (first, second, -d, -hi, -lo) };
-        format!(
-            "`{winner}` beats `{loser}` by {d:.1} points ({level}% CI {lo:.1} to {hi:.1}, {p})."
-        )
-    } else {
-        let need = match c.items_needed {
-            Some(items) if items > n => format!("; about {} items would be needed to detect 3 points", group_thousands(items)),
-            Some(_) => "; the suite is large enough to detect 3 points, so any real difference is likely smaller".to_string(),
-            None => String::new(),
+        let within = if c.decision == Decision::Equivalent {
+            format!(", a difference within {margin}")
+        } else {
+            String::new()
         };
-        format!("No detectable difference between `{first}` and `{second}` ({d:+.1} points, {level}% CI {lo:.1} to {hi:.1}, {p}){need}.")
+        let ci = ci_text(c.confidence, pairs, lo, hi);
+        format!("`{winner}` beats `{loser}` by {d:.1} points ({ci}){within}.")
+    } else {
+        let decision = match c.decision {
+            Decision::Equivalent => format!("they are equivalent within {margin}"),
+            Decision::NotWorse => {
+                format!("`{second}` is not worse than `{first}` by more than {margin}")
+            }
+            _ => match c.items_to_settle {
+                Some(items) => format!(
+                    "the suite cannot yet tell whether they are within {margin}, and about {} items would settle it",
+                    group_thousands(items)
+                ),
+                None => format!("the suite cannot yet tell whether they are within {margin}"),
+            },
+        };
+        let ci = ci_text(c.confidence, pairs, lo, hi);
+        format!("No detectable difference between `{first}` and `{second}` ({d:+.1} points, {ci}); {decision}.")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::score::compare::DifferenceMethod;
+    use crate::stats::PairedCounts;
+
+    fn comparison(low: f64, estimate: f64, high: f64, confidence: f64) -> Comparison {
+        let difference = Interval { estimate, low, high };
+        let margin = 0.02;
+        Comparison {
+            first: 0,
+            second: 1,
+            counts: PairedCounts {
+                both_correct: 90,
+                only_first: 4,
+                only_second: 10,
+                both_wrong: 6,
+            },
+            difference,
+            confidence,
+            margin,
+            decision: classify(&difference, margin).unwrap(),
+            items_to_settle: Some(400),
+            p_value: 0.037,
+            p_value_holm: 0.074,
+            macro_f1_difference: None,
+            micro_f1_difference: None,
+            items_needed: Some(300),
+            method: DifferenceMethod::NewcombeMcNemar,
+        }
+    }
+
+    /// The verdict is read from the interval beside it, whatever the Holm p-value says: an
+    /// interval that excludes 0 "beats", one that includes it is "no detectable difference".
+    #[test]
+    fn the_verdict_never_contradicts_its_interval() {
+        // "+5.5 points, CI 0.9 to 10.1, Holm 0.074": the interval excludes 0.
+        let v = verdict("a", "b", &comparison(0.009, 0.055, 0.101, 0.975), 2);
+        assert_eq!(
+            v,
+            "`b` beats `a` by 5.5 points (97.5% CI 0.9 to 10.1; 95% family-wise over 2 comparisons, Bonferroni)."
+        );
+        // The same difference at the family level, wider and including 0.
+        let v = verdict("a", "b", &comparison(-0.004, 0.055, 0.112, 0.975), 2);
+        assert!(v.starts_with("No detectable difference") && v.contains("97.5% CI -0.4"), "{v}");
+        assert!(v.ends_with("`b` is not worse than `a` by more than the 2-point margin."), "{v}");
+        let v = verdict("a", "b", &comparison(-0.03, 0.01, 0.05, 0.975), 2);
+        assert!(v.contains("cannot yet tell") && v.contains("about 400 items"), "{v}");
+        // One pair: the report's own level.
+        let v = verdict("a", "b", &comparison(-0.01, 0.002, 0.012, 0.95), 1);
+        assert!(
+            v.contains(
+                "(+0.2 points, 95% CI -1.0 to 1.2); they are equivalent within the 2-point margin"
+            ),
+            "{v}"
+        );
+        for (lo, hi) in [(-0.05, -0.001), (-0.001, 0.05), (0.0, 0.03), (-0.03, 0.0), (0.001, 0.01)]
+        {
+            let v = verdict("a", "b", &comparison(lo, (lo + hi) / 2.0, hi, 0.95), 1);
+            assert_eq!(v.contains("beats"), lo > 0.0 || hi < 0.0, "[{lo}, {hi}]: {v}");
+        }
+    }
+
+    #[test]
+    fn levels_and_margins_read_naturally() {
+        assert_eq!(level(0.95), "95%");
+        assert_eq!(level(0.975), "97.5%");
+        assert_eq!(level(1.0 - 0.05 / 3.0), "98.3%");
+        assert_eq!(margin_points(0.02), "2-point");
+        assert_eq!(margin_points(0.015), "1.5-point");
     }
 }

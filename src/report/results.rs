@@ -3,7 +3,11 @@
 //! Schema version 1. Fields are only ever added; none is renamed or changes meaning.
 //! - `accuracy.estimate` = `correct / answered`; `errors` are items whose request failed after
 //!   every retry and are never counted as wrong; `missing` are items with no record at all.
-//! - Intervals carry their `method` and `confidence`.
+//! - Intervals carry their `method` and `confidence`. Comparison differences are at the report's
+//!   confidence shared among the compared pairs (Bonferroni), and each comparison's `decision`
+//!   reads that interval against the suite's `margin`.
+//! - With `epochs` > 1, `accuracy.method` is `clustered`: Wilson's interval on the effective
+//!   sample size, samples clustered by item.
 //! - Extraction: `accuracy` is the exact-record match rate (every field right, or absent on both
 //!   sides), also given as `exact_match`; `invalid` counts replies with no JSON object and
 //!   `invalid_json` is their share of answered items; `fields` scores each field, and
@@ -19,6 +23,7 @@ use crate::score::compare::{self, Comparison};
 use crate::score::cost::CostSummary;
 use crate::score::extraction as score_extraction;
 use crate::score::{RunScores, CONFIDENCE};
+use crate::stats::decision::Decision;
 use crate::stats::Interval;
 
 use super::prose;
@@ -103,11 +108,24 @@ pub struct ComparisonResult {
     pub only_first: u64,
     pub only_second: u64,
     pub both_wrong: u64,
-    /// Accuracy of `second` minus accuracy of `first`, over the items both answered.
+    /// Accuracy of `second` minus accuracy of `first`, over the items both answered, at the
+    /// report's confidence shared among the comparisons (Bonferroni: 97.5% for two pairs).
     pub difference: DifferenceResult,
-    /// McNemar's exact two-sided test on the discordant pairs.
+    /// What `difference` says about `second` against `first` given `margin`: `better`, `worse`,
+    /// `equivalent` (within the margin), `not-worse` (not worse by more than the margin) or
+    /// `inconclusive`.
+    pub decision: Decision,
+    /// The difference in accuracy that matters (the suite's `decision.margin`).
+    pub margin: f64,
+    /// For an inconclusive decision, the items both must answer to settle it at 80% power if the
+    /// observed discordance and difference held: the fewer of those that would show the backend
+    /// behind within the margin (`items_to_show_not_worse`) and those that would show the one
+    /// ahead better; `null` when settled.
+    pub items_to_settle: Option<u64>,
+    /// McNemar's exact two-sided test on the discordant pairs (supplementary: verdicts and
+    /// decisions read the `difference` interval).
     pub p_value: f64,
-    /// Holm-adjusted across all comparisons of the run.
+    /// Holm-adjusted across all comparisons of the run (supplementary).
     pub p_value_holm: f64,
     /// Macro-F1 of `second` minus `first`, paired percentile bootstrap (classification).
     pub macro_f1_difference: Option<DifferenceResult>,
@@ -233,7 +251,8 @@ pub struct IntervalResult {
 #[serde(rename_all = "lowercase")]
 pub enum IntervalMethodName {
     Wilson,
-    /// Normal interval with a standard error clustered by item (repeated samples).
+    /// Repeated samples (epochs > 1): Wilson's interval on the effective sample size, with the
+    /// design effect of samples clustered by item; never of zero width, even at 0% or 100%.
     Clustered,
 }
 
@@ -539,8 +558,11 @@ fn comparison_result(c: &Comparison, scores: &RunScores, pairs: usize) -> Compar
                 compare::DifferenceMethod::NewcombeMcNemar => "newcombe-hybrid-score".into(),
                 compare::DifferenceMethod::PairedItemMeans => "paired-item-means".into(),
             },
-            confidence: CONFIDENCE,
+            confidence: c.confidence,
         },
+        decision: c.decision,
+        margin: c.margin,
+        items_to_settle: c.items_to_settle,
         p_value: c.p_value,
         p_value_holm: c.p_value_holm,
         macro_f1_difference: c.macro_f1_difference.map(|i| DifferenceResult {

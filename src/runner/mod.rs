@@ -348,6 +348,7 @@ pub async fn run(
         finished_at: None,
         requests_per_day: suite.requests_per_day,
         compare: suite.compare.clone(),
+        margin: suite.margin,
         groups: items().map(|i| i.group.clone()).collect::<Option<Vec<String>>>(),
         stopped: None,
         shard,

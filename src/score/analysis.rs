@@ -8,6 +8,7 @@ use std::path::Path;
 
 use crate::error::Result;
 use crate::journal::RunMeta;
+use crate::stats::decision::family_confidence;
 use crate::stats::{BootstrapConfig, Interval};
 
 use super::compare::{self, Comparison};
@@ -31,7 +32,8 @@ pub struct Analysis {
     /// Aligned with `scores.backends`.
     pub backends: Vec<BackendFigures>,
     pub comparisons: Vec<Comparison>,
-    /// How many pairs were compared: the family of the Holm adjustment.
+    /// How many pairs were compared: the family of the Holm adjustment and of the Bonferroni
+    /// level of the difference intervals.
     pub pairs_compared: usize,
     /// Comparisons with no significant difference whose suite is too small to detect 3 points.
     pub underpowered: Vec<Underpowered>,
@@ -88,14 +90,17 @@ pub fn derive(meta: &RunMeta, scores: RunScores) -> Result<Analysis> {
         let index = |id: &str| scores.backends.iter().position(|b| b.id == id && b.answered > 0);
         meta.compare.iter().filter_map(|(a, b)| Some((index(a)?, index(b)?))).collect()
     };
-    let comparisons = compare::compare(&scores, &pairs, CONFIDENCE, &bootstrap)?;
+    // The pairs compared are one family: each interval at the Bonferroni level, so that the
+    // verdicts and decisions read from them hold together at the report's confidence.
+    let confidence = family_confidence(CONFIDENCE, pairs.len())?;
+    let comparisons = compare::compare(&scores, &pairs, confidence, meta.margin, &bootstrap)?;
     let underpowered = comparisons
         .iter()
         .filter_map(|c| {
             let n = c.counts.total().unwrap_or(0);
-            let needed = c
-                .items_needed
-                .filter(|&needed| needed > n && c.p_value_holm >= 1.0 - CONFIDENCE)?;
+            // "No detectable difference" is read from the same interval as the verdict.
+            let no_difference = c.difference.low <= 0.0 && c.difference.high >= 0.0;
+            let needed = c.items_needed.filter(|&needed| needed > n && no_difference)?;
             Some(Underpowered {
                 first: c.first,
                 second: c.second,

@@ -42,7 +42,9 @@ impl Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccuracyMethod {
     Wilson,
-    /// Normal interval with a standard error clustered by item (epochs > 1).
+    /// Several samples per item (epochs > 1): Wilson's interval on the effective sample size,
+    /// with the design effect of samples clustered by item
+    /// ([`crate::stats::decision::clustered_proportion_interval`]); never of zero width.
     Clustered,
 }
 
@@ -392,10 +394,7 @@ fn summarize(
     let (accuracy, accuracy_method) = if epochs == 1 {
         (wilson_interval(correct, answered, CONFIDENCE)?, AccuracyMethod::Wilson)
     } else {
-        match clustered_accuracy(&tally.outcomes, |s| s / epochs) {
-            Some(c) => (c.interval, AccuracyMethod::Clustered),
-            None => (wilson_interval(correct, answered, CONFIDENCE)?, AccuracyMethod::Wilson),
-        }
+        (repeated_samples_accuracy(&tally.outcomes, epochs)?, AccuracyMethod::Clustered)
     };
     Ok(BackendScores {
         id: id.to_string(),
@@ -419,6 +418,20 @@ fn summarize(
         item_tokens: tally.tokens,
         outcomes: tally.outcomes,
     })
+}
+
+/// Accuracy over the answered samples of `epochs` samples per item (item-major): Wilson's interval
+/// on the effective sample size, the samples of an item clustered, so it keeps a positive width
+/// at 0% and 100% ([`crate::stats::decision::clustered_proportion_interval`]).
+pub fn repeated_samples_accuracy(outcomes: &[Outcome], epochs: usize) -> Result<Interval> {
+    let per_item: Vec<(u64, u64)> = outcomes
+        .chunks(epochs.max(1))
+        .map(|samples| {
+            let answered: Vec<bool> = samples.iter().filter_map(|o| o.correct()).collect();
+            (answered.iter().filter(|&&c| c).count() as u64, answered.len() as u64)
+        })
+        .collect();
+    Ok(crate::stats::decision::clustered_proportion_interval(&per_item, CONFIDENCE)?.interval)
 }
 
 /// Accuracy over the answered samples with a standard error clustered by `cluster_of(sample)`
@@ -506,5 +519,29 @@ mod tests {
         let expected = (f1(1.0, 2.0 / 3.0) + f1(0.5, 0.5) + 1.0) / 3.0;
         assert!((s.macro_f1 - expected).abs() < 1e-12);
         assert_eq!(s.confusion[1], vec![0, 1, 0, 1]);
+    }
+}
+
+#[cfg(test)]
+mod repeated_sampling_tests {
+    use super::*;
+
+    #[test]
+    fn all_correct_samples_keep_a_positive_width() {
+        // 30 items × 3 samples, all right: the Wilson interval on 30 items, low ≈ 0.886.
+        let outcomes = vec![Outcome::Answered { predicted: Some(0), correct: true }; 90];
+        let i = repeated_samples_accuracy(&outcomes, 3).unwrap();
+        assert_eq!(i.estimate, 1.0);
+        assert!(i.low < 1.0 && (i.low - 0.8865).abs() < 1e-3, "{i:?}");
+        assert_eq!(i.high, 1.0);
+        // All wrong: the mirror image.
+        let outcomes = vec![Outcome::Answered { predicted: Some(1), correct: false }; 90];
+        let i = repeated_samples_accuracy(&outcomes, 3).unwrap();
+        assert!(i.high > 0.0 && (i.high - 0.1135).abs() < 1e-3, "{i:?}");
+        // Errors are left out of an item's samples.
+        let mut outcomes = vec![Outcome::Answered { predicted: Some(0), correct: true }; 90];
+        outcomes[1] = Outcome::Error;
+        let j = repeated_samples_accuracy(&outcomes, 3).unwrap();
+        assert!(j.low < 1.0 && j.estimate == 1.0, "{j:?}");
     }
 }

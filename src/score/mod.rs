@@ -7,7 +7,9 @@ pub mod cost;
 pub mod extraction;
 pub mod judge;
 
+pub use compare::DEFAULT_MARGIN;
+
 pub use classification::{
-    clustered_accuracy, score_run, AccuracyMethod, BackendScores, ClassScores, ClusteredAccuracy,
-    Outcome, RecordView, RunScores, RunScoring, CONFIDENCE,
+    clustered_accuracy, repeated_samples_accuracy, score_run, AccuracyMethod, BackendScores,
+    ClassScores, ClusteredAccuracy, Outcome, RecordView, RunScores, RunScoring, CONFIDENCE,
 };

@@ -129,6 +129,18 @@ impl Resolver {
             }
         }
 
+        if let Some(decision) = &file.decision {
+            let m = decision.value.margin;
+            if !(m.is_finite() && (0.0..0.5).contains(&m)) {
+                self.problem(
+                    line(decision),
+                    "decision.margin",
+                    "the margin must be a difference in accuracy from 0 to below 0.5",
+                    "e.g. `decision: { margin: 0.02 }` for 2 points",
+                );
+            }
+        }
+
         if let (Some(task), Some(test)) = (&task, &test) {
             self.check_templates(&file.task, task, test, train.as_ref());
         }
@@ -137,6 +149,10 @@ impl Resolver {
                 data_sha256: data_hash(&test, train.as_ref()),
                 requests_per_day: file.volume.as_ref().map(|v| v.value.requests_per_day),
                 compare,
+                margin: file
+                    .decision
+                    .as_ref()
+                    .map_or(crate::score::DEFAULT_MARGIN, |d| d.value.margin),
                 label_parser: crate::parse::LabelParser::new(&task.labels),
                 path: self.path,
                 name,
@@ -1562,6 +1578,20 @@ backends:
     pricing: { input_per_mtok: 0.15, output_per_mtok: 0.6 }
 volume: { requests_per_day: 1000 }
 "#;
+
+    #[test]
+    fn the_decision_margin_defaults_to_two_points_and_is_checked() {
+        let suite = load_str(Path::new("fuzz.yaml"), VALID).unwrap();
+        assert_eq!(suite.margin, 0.02);
+        let text = format!("{VALID}decision: {{ margin: 0.05 }}\n");
+        assert_eq!(load_str(Path::new("fuzz.yaml"), &text).unwrap().margin, 0.05);
+        let text = format!("{VALID}decision: {{ margin: 0.7 }}\n");
+        let errors = load_str(Path::new("fuzz.yaml"), &text).unwrap_err().to_string();
+        assert!(errors.contains("decision.margin"), "{errors}");
+        let text = format!("{VALID}decision: {{ margn: 0.05 }}\n");
+        let errors = load_str(Path::new("fuzz.yaml"), &text).unwrap_err().to_string();
+        assert!(errors.contains("margn"), "an unknown key is an error: {errors}");
+    }
 
     #[test]
     fn the_fuzz_seed_suite_is_valid() {

@@ -35,6 +35,8 @@ pub struct Suite {
     pub requests_per_day: Option<f64>,
     /// Backend pairs to compare, `(first, second)`; empty means every pair.
     pub compare: Vec<(String, String)>,
+    /// `decision.margin`: the difference in accuracy that matters.
+    pub margin: f64,
 }
 
 #[derive(Debug, Clone)]

@@ -26,6 +26,16 @@ pub struct SuiteFile {
     /// Pairs of backend ids to compare; every pair when absent.
     #[serde(default)]
     pub compare: Option<Spanned<Vec<Vec<String>>>>,
+    /// What difference in accuracy matters when comparing backends.
+    #[serde(default)]
+    pub decision: Option<Spanned<DecisionFile>>,
+}
+
+/// `decision: { margin: 0.02 }`: differences in accuracy smaller than the margin do not matter.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionFile {
+    pub margin: f64,
 }
 
 #[derive(Debug, Deserialize)]

@@ -24,6 +24,7 @@ use evalgate::report::results::{
 };
 use evalgate::report::{chart, markdown, prose, Disagreement};
 use evalgate::score::compare::{Comparison, DifferenceMethod};
+use evalgate::stats::decision::Decision;
 use evalgate::stats::{Interval, PairedCounts};
 use evalgate::suite::{Price, TaskKind};
 
@@ -125,6 +126,9 @@ fn unpriced(note: &str) -> CostResult {
     }
 }
 
+/// The margin of every hand-built comparison: the default.
+const MARGIN: f64 = 0.02;
+
 /// A comparison as results.json holds it, its verdict written by `prose::verdict` from the same
 /// figures; `pairs` is the number of comparisons in the run (Holm's family).
 #[allow(clippy::too_many_arguments)]
@@ -141,11 +145,21 @@ fn comparison(
     let [estimate, low, high] = difference;
     let interval =
         |d: &DifferenceResult| Interval { estimate: d.estimate, low: d.low, high: d.high };
+    // The hand-built intervals stand for the family-level ones a run computes; the decision and
+    // the items to settle follow from them as in `score::compare`.
+    let confidence = evalgate::stats::decision::family_confidence(0.95, pairs).unwrap();
+    let difference_interval = Interval { estimate, low, high };
+    let decision = evalgate::stats::decision::classify(&difference_interval, MARGIN).unwrap();
+    let items_to_settle = (decision == Decision::Inconclusive).then_some(1_234);
     let stats = Comparison {
         first: 0,
         second: 1,
         counts: PairedCounts { both_correct, only_first, only_second, both_wrong },
-        difference: Interval { estimate, low, high },
+        difference: difference_interval,
+        confidence,
+        margin: MARGIN,
+        decision,
+        items_to_settle,
         p_value,
         p_value_holm,
         macro_f1_difference: macro_f1_difference.as_ref().map(interval),
@@ -165,8 +179,11 @@ fn comparison(
             low,
             high,
             method: "newcombe-hybrid-score".into(),
-            confidence: 0.95,
+            confidence,
         },
+        decision,
+        margin: MARGIN,
+        items_to_settle,
         p_value,
         p_value_holm,
         macro_f1_difference,
@@ -471,7 +488,13 @@ fn disagreements() -> Vec<Disagreement> {
 fn reads_back(json: &str, results: &Results) {
     let back: Results = serde_json::from_str(json).expect("results.json reads back");
     assert_eq!(back.backends.len(), results.backends.len());
-    assert_eq!(back.comparisons, results.comparisons);
+    assert_eq!(back.comparisons.len(), results.comparisons.len());
+    for (b, r) in back.comparisons.iter().zip(&results.comparisons) {
+        assert!((b.difference.confidence - r.difference.confidence).abs() < 1e-15);
+        let mut b = b.clone();
+        b.difference.confidence = r.difference.confidence;
+        assert_eq!(&b, r);
+    }
     assert_eq!(back.recommendation, results.recommendation);
     assert_eq!(back.task, results.task);
 }
@@ -912,6 +935,7 @@ fn backend_meta(id: &str, model: &str, strategy: &str, epochs: u32) -> BackendMe
 
 fn run_meta() -> RunMeta {
     RunMeta {
+        margin: MARGIN,
         schema_version: 1,
         evalgate_version: "0.1.0".into(),
         suite: SuiteMeta {

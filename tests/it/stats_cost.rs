@@ -701,6 +701,13 @@ fn comparisons_are_recomputed_from_the_journal() {
         );
         close(f(&c["p_value"]), p, 1e-9, &format!("{first} vs {second}: p_value"));
         close(f(&c["p_value_holm"]), holm, 1e-9, &format!("{first} vs {second}: p_value_holm"));
+        // Three pairs: each interval at the Bonferroni level, and the verdict read from it.
+        close(f(&c["difference"]["confidence"]), 1.0 - 0.05 / 3.0, 1e-12, "family confidence");
+        let verdict = c["verdict"].as_str().unwrap();
+        assert!(verdict.contains("98.3% CI") && verdict.contains("Bonferroni"), "{verdict}");
+        assert_eq!(verdict.contains("beats"), lo > 0.0 || hi < 0.0, "{c}");
+        let settled = c["decision"] != "inconclusive";
+        assert_eq!(c["items_to_settle"].is_null(), settled, "{c}");
     }
     for id in ["a", "b", "c"] {
         let b = backend(&results, id);
@@ -830,4 +837,134 @@ fn a_group_column_gives_clustered_accuracy() {
     let run2 = ws2.run_dir("run");
     run_ok(&ws2, &suite2, &run2);
     assert!(backend(&crate::support::results(&run2), "m")["accuracy_clustered"].is_null());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decisions with a margin: the recommendation promises savings only within the margin
+// ---------------------------------------------------------------------------------------------
+
+/// Runs `best` (expensive) and `cheap` (cheap) over `n` numbered items, each right where the
+/// predicate says, plus an unpriced `free` backend; returns results.json.
+fn best_and_cheap(n: usize, best: fn(usize) -> bool, cheap: fn(usize) -> bool) -> Value {
+    let server = TestServer::start_in_thread(move |req: &RecordedRequest, _| {
+        let i = item_number(req).expect("numbered item");
+        let right = match req.model() {
+            Some("m-best") => best(i),
+            Some("m-cheap") => cheap(i),
+            _ => i % 3 != 0,
+        };
+        Reply::chat(if right { gold(i) } else { other(gold(i)) })
+    });
+    let base = server.base_url();
+    let ws = Workspace::new();
+    ws.write("test.csv", &rows_csv(&numbered_rows(n)));
+    let suite = format!(
+        "{RUN_HEAD}backends:\n{}{}{}volume: {{ requests_per_day: 10000 }}\n",
+        openai_backend(
+            "best",
+            "m-best",
+            &base,
+            "    concurrency: 8\n    pricing: { input_per_mtok: 10, output_per_mtok: 30 }\n"
+        ),
+        openai_backend(
+            "cheap",
+            "m-cheap",
+            &base,
+            "    concurrency: 8\n    pricing: { input_per_mtok: 0.15, output_per_mtok: 0.6 }\n"
+        ),
+        openai_backend("free", "my-llama", &base, "    concurrency: 8\n"),
+    );
+    let suite = ws.write("suite.yaml", &suite);
+    let run = ws.run_dir("run");
+    run_ok(&ws, &suite, &run);
+    results(&run)
+}
+
+fn comparison_of<'a>(results: &'a Value, first: &str, second: &str) -> &'a Value {
+    results["comparisons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["first"] == first && c["second"] == second)
+        .unwrap_or_else(|| panic!("no comparison {first} vs {second}"))
+}
+
+#[test]
+fn a_clearly_worse_cheaper_backend_is_not_recommended() {
+    // 55 items: best wrong on 4 (92.7%), cheap wrong on those and 8 more (78.2%).
+    let results = best_and_cheap(55, |i| i % 14 != 0, |i| i % 14 != 0 && i % 7 != 1);
+    let c = comparison_of(&results, "best", "cheap");
+    assert_eq!(c["decision"], "worse", "{c}");
+    assert_eq!(c["margin"], 0.02);
+    assert!(c["items_to_settle"].is_null(), "{c}");
+    // Three pairs: each interval at 1 − 0.05/3.
+    close(f(&c["difference"]["confidence"]), 1.0 - 0.05 / 3.0, 1e-12, "family confidence");
+    let text = results["recommendation"].as_str().unwrap();
+    eprintln!("{text}\n{}", c["verdict"]);
+    assert!(text.starts_with("`best` is the most accurate backend (92.7%)."), "{text}");
+    assert!(!text.contains("save"), "no savings for a worse backend: {text}");
+    assert!(!text.contains("as good") && !text.contains("not detectably worse"), "{text}");
+    assert!(
+        text.contains("`cheap` costs less") && text.contains("but is worse than `best`"),
+        "{text}"
+    );
+    assert!(text.contains("no savings are claimed for it"), "{text}");
+    assert!(
+        text.contains("No price is known for `free`, so it is left out of cost conclusions"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_equivalent_cheaper_backend_is_recommended_with_savings() {
+    // 1,000 items: best right unless i % 10 == 0 (90%); cheap the same, but wrong on 10 more
+    // items and right on 5 of best's misses (89.5%): 15 discordant items.
+    let results =
+        best_and_cheap(1000, |i| i % 10 != 0, |i| (i % 10 != 0 && i % 100 != 5) || i % 200 == 50);
+    let c = comparison_of(&results, "best", "cheap");
+    assert_eq!(c["decision"], "equivalent", "{c}");
+    assert!(c["items_to_settle"].is_null(), "{c}");
+    let text = results["recommendation"].as_str().unwrap();
+    eprintln!("{text}\n{}", c["verdict"]);
+    assert!(
+        text.contains("`cheap` (89.5%) is shown not worse than `best` by more than the 2-point margin (-0.5 points, 98.3% CI"),
+        "{text}"
+    );
+    assert!(text.contains("it would save about $"), "{text}");
+    assert!(!text.contains("underpowered"), "every pair is settled: {text}");
+    assert!(
+        text.contains("No price is known for `free`, so it is left out of cost conclusions"),
+        "{text}"
+    );
+    // `free` is worse than both by far: its verdicts say so, from the same interval.
+    for c in results["comparisons"].as_array().unwrap() {
+        let (lo, hi) = (f(&c["difference"]["low"]), f(&c["difference"]["high"]));
+        let verdict = c["verdict"].as_str().unwrap();
+        assert_eq!(verdict.contains("beats"), lo > 0.0 || hi < 0.0, "{c}");
+        assert!(verdict.contains("98.3% CI"), "{verdict}");
+    }
+}
+
+/// The suite's margin reaches every comparison through run.json, and a run.json written before
+/// the margin existed still rebuilds its report, with the default margin.
+#[test]
+fn the_margin_is_kept_in_run_json_with_a_default_for_old_runs() {
+    let server = three_backend_server();
+    let ws = Workspace::new();
+    ws.write("test.csv", &rows_csv(&numbered_rows(40)));
+    let suite = three_backend_suite(&ws, &server.base_url(), "decision: { margin: 0.05 }\n");
+    let run = ws.run_dir("run");
+    run_ok(&ws, &suite, &run);
+    let margins = |results: &Value| -> Vec<f64> {
+        results["comparisons"].as_array().unwrap().iter().map(|c| f(&c["margin"])).collect()
+    };
+    assert_eq!(margins(&results(&run)), vec![0.05; 3]);
+    let meta_path = run.join("run.json");
+    let mut meta = read_json(&meta_path);
+    assert_eq!(meta["margin"], 0.05);
+    meta.as_object_mut().unwrap().remove("margin");
+    std::fs::write(&meta_path, serde_json::to_string_pretty(&meta).unwrap()).unwrap();
+    let out = output(evalgate(ws.path()).arg("report").arg(&run));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(margins(&results(&run)), vec![0.02; 3]);
 }

@@ -294,7 +294,8 @@ fn macro_of(confusions: impl Iterator<Item = [u64; 3]>) -> Prf {
     Prf { precision: sum.precision / n, recall: sum.recall / n, f1: sum.f1 / n }
 }
 
-/// Wilson over the counted samples; with several samples per item, clustered by item.
+/// Wilson over the counted samples; with several samples per item, Wilson on the effective
+/// sample size with samples clustered by item.
 fn field_accuracy(
     column: &[Mark],
     epochs: usize,
@@ -312,9 +313,10 @@ fn field_accuracy(
                 }
             })
             .collect();
-        if let Some(c) = super::clustered_accuracy(&as_outcomes, |s| s / epochs) {
-            return Ok((c.interval, AccuracyMethod::Clustered));
-        }
+        return Ok((
+            super::repeated_samples_accuracy(&as_outcomes, epochs)?,
+            AccuracyMethod::Clustered,
+        ));
     }
     Ok((wilson_interval(correct, counted, CONFIDENCE)?, AccuracyMethod::Wilson))
 }
