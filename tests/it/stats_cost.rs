@@ -851,7 +851,7 @@ fn best_and_cheap(n: usize, best: fn(usize) -> bool, cheap: fn(usize) -> bool) -
         let right = match req.model() {
             Some("m-best") => best(i),
             Some("m-cheap") => cheap(i),
-            _ => i % 3 != 0,
+            _ => !i.is_multiple_of(3),
         };
         Reply::chat(if right { gold(i) } else { other(gold(i)) })
     });
