@@ -259,3 +259,224 @@ mod tests {
         assert_eq!(obj(r), Some(json!({"a": "é"})));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    use super::{first_json_object, project};
+    use crate::field::{FieldSpec, FieldType, StringMatch};
+    use crate::testing::proptest_config;
+
+    /// Text for keys and string values: JSON's troublemakers (braces, quotes, backslashes, fences)
+    /// and odd Unicode, or any string; without backticks when `backticks` is false.
+    fn text(backticks: bool) -> BoxedStrategy<String> {
+        let mut pieces = vec![
+            "{", "}", "\"", "\\", "\n", " ", "a", "key", "é", "🍜", "\u{0}", "\u{feff}", "[", ":",
+        ];
+        if backticks {
+            pieces.extend(["```", "```json\n", "`"]);
+        }
+        let any_text = if backticks {
+            any::<String>().boxed()
+        } else {
+            any::<String>().prop_map(|s| s.replace('`', "")).boxed()
+        };
+        prop_oneof![
+            prop::collection::vec(prop::sample::select(pieces), 0..6).prop_map(|v| v.concat()),
+            any_text,
+        ]
+        .boxed()
+    }
+
+    /// Any JSON value, a few levels deep. Floats are short dyadic fractions, whose decimal form
+    /// parses back to the same f64 (serde_json's default float parsing is not always exact).
+    fn value(backticks: bool) -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (any::<i16>(), 0u32..8)
+                .prop_map(|(m, e)| Value::from(f64::from(m) / f64::from(1 << e))),
+            text(backticks).prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                object_of(inner, backticks).prop_map(Value::Object),
+            ]
+        })
+    }
+
+    fn object_of(
+        values: impl Strategy<Value = Value>,
+        backticks: bool,
+    ) -> impl Strategy<Value = Map<String, Value>> {
+        prop::collection::vec((text(backticks), values), 0..5)
+            .prop_map(|kv| kv.into_iter().collect())
+    }
+
+    fn object(backticks: bool) -> impl Strategy<Value = Map<String, Value>> {
+        object_of(value(backticks), backticks)
+    }
+
+    fn serialise(m: &Map<String, Value>, pretty: bool) -> String {
+        if pretty {
+            serde_json::to_string_pretty(m).unwrap()
+        } else {
+            serde_json::to_string(m).unwrap()
+        }
+    }
+
+    /// Prose around an object: words, quotes, backticks, fences, brackets, newlines and any other
+    /// text, never a brace.
+    fn prose() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "Here is the JSON:",
+            " ",
+            "\n",
+            "\"",
+            "\\",
+            "`",
+            "```",
+            "```json\n",
+            "```\n",
+            "[",
+            "]",
+            "json",
+            "é",
+            "\u{feff}",
+        ]);
+        prop_oneof![
+            prop::collection::vec(pieces, 0..6).prop_map(|v| v.concat()),
+            any::<String>().prop_map(|s| s.replace(['{', '}'], "")),
+        ]
+    }
+
+    /// Prose before a fence: anything without a backtick, braces and whole objects included.
+    fn prose_with_braces() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "Format is {\"decoy\": true}.",
+            "{\"a\": 1}",
+            "{",
+            "}",
+            "{}",
+            " ",
+            "\n",
+            "\"",
+            "[",
+            "]",
+        ]);
+        prop_oneof![
+            prop::collection::vec(pieces, 0..6).prop_map(|v| v.concat()),
+            any::<String>().prop_map(|s| s.replace('`', "")),
+        ]
+    }
+
+    fn fragments() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "{",
+            "}",
+            "[",
+            "]",
+            "\"",
+            "\\",
+            ":",
+            ",",
+            "1",
+            "null",
+            "\"a\"",
+            "```",
+            "```json\n",
+            "\n",
+            " ",
+            "é",
+            "\u{feff}",
+            "{\"a\":1}",
+        ]);
+        prop_oneof![prop::collection::vec(pieces, 0..24).prop_map(|v| v.concat()), any::<String>(),]
+    }
+
+    proptest! {
+        #![proptest_config(proptest_config(256))]
+
+        /// An object alone, or in prose without braces, bare or in a fence, is found as it was.
+        #[test]
+        fn an_object_in_brace_free_prose_is_found(
+            m in object(true),
+            pretty in any::<bool>(),
+            fenced in any::<bool>(),
+            before in prose(),
+            after in prose(),
+        ) {
+            let mut body = serialise(&m, pretty);
+            if fenced {
+                body = format!("```json\n{body}\n```");
+            }
+            let reply = format!("{before}{body}{after}");
+            prop_assert_eq!(first_json_object(&reply), Some(m), "{:?}", reply);
+        }
+
+        /// A ```` ```json ```` fence wins over objects and braces in the prose before it, whatever
+        /// follows it (its object holds no backticks, which would end the fence early).
+        #[test]
+        fn a_fenced_object_beats_braces_in_prose(
+            m in object(false),
+            pretty in any::<bool>(),
+            before in prose_with_braces(),
+            after in fragments(),
+        ) {
+            let reply = format!("{before}```json\n{}\n```{after}", serialise(&m, pretty));
+            prop_assert_eq!(first_json_object(&reply), Some(m), "{:?}", reply);
+        }
+
+        /// No panic on any input, and no object without a brace.
+        #[test]
+        fn any_reply_is_handled(reply in fragments()) {
+            let found = first_json_object(&reply);
+            if !reply.contains('{') {
+                prop_assert_eq!(found, None);
+            }
+        }
+
+        /// One value per declared field: the value under the field's own name if there is one,
+        /// else under the only key equal to it ignoring case, spaces, `_` and `-`, else null.
+        #[test]
+        fn project_gives_one_value_per_field(
+            names in prop::collection::vec("[aAbB _-]{1,4}", 0..6),
+            keys in prop::collection::vec("[aAbB _-]{1,4}", 0..6),
+        ) {
+            let fold = |k: &str| -> String {
+                k.chars().filter(|c| c.is_alphanumeric()).collect::<String>().to_lowercase()
+            };
+            let object: Map<String, Value> =
+                keys.iter().enumerate().map(|(i, k)| (k.clone(), Value::from(i))).collect();
+            let fields: Vec<FieldSpec> = names
+                .iter()
+                .map(|n| FieldSpec {
+                    name: n.clone(),
+                    ty: FieldType::String(StringMatch::Exact),
+                    required: false,
+                    description: None,
+                })
+                .collect();
+            let values = project(&fields, &object);
+            prop_assert_eq!(values.len(), fields.len());
+            for (f, v) in fields.iter().zip(&values) {
+                let close: Vec<&Value> = object
+                    .iter()
+                    .filter(|(k, _)| fold(k) == fold(&f.name))
+                    .map(|(_, v)| v)
+                    .collect();
+                let want = match object.get(&f.name) {
+                    Some(exact) => exact,
+                    None if close.len() == 1 => close[0],
+                    None => &Value::Null,
+                };
+                prop_assert_eq!(v, want, "field {:?} in {:?}", f.name, object);
+            }
+        }
+    }
+}
