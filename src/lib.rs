@@ -23,3 +23,13 @@ pub mod text;
 pub mod time;
 
 pub use error::{Error, Result};
+
+/// Settings shared by the property tests beside each module.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// `cases` random cases per property, and no `proptest-regressions/` files: a failure prints
+    /// its shrunk case, which belongs in a unit test. `PROPTEST_RNG_SEED` replays a run.
+    pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+        proptest::test_runner::Config { cases, failure_persistence: None, ..Default::default() }
+    }
+}

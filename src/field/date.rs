@@ -296,3 +296,191 @@ mod tests {
             .contains("a number"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+
+    use super::{parse_date, parse_date_ordered};
+    use crate::testing::proptest_config;
+
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+
+    /// Days in a month of the proleptic Gregorian calendar, written out again here so the
+    /// parser's own check is not the reference.
+    fn days_in(y: u32, m: u32) -> u32 {
+        match m {
+            2 if (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400) => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        }
+    }
+
+    /// A valid date with a year in `years`.
+    fn date(years: std::ops::RangeInclusive<u32>) -> impl Strategy<Value = (u32, u32, u32)> {
+        (years, 1u32..=12, any::<Index>())
+            .prop_map(|(y, m, d)| (y, m, d.index(days_in(y, m) as usize) as u32 + 1))
+    }
+
+    fn iso((y, m, d): (u32, u32, u32)) -> String {
+        format!("{y:04}-{m:02}-{d:02}")
+    }
+
+    /// `n`, zero-padded to two digits or not.
+    fn pad(n: u32, padded: bool) -> String {
+        if padded {
+            format!("{n:02}")
+        } else {
+            n.to_string()
+        }
+    }
+
+    /// A month's name: full, three letters or `Sept`, in upper, lower or title case.
+    fn month_name(m: u32, form: u8, case: u8) -> String {
+        let full = MONTHS[m as usize - 1];
+        let name = match form {
+            0 => full.to_string(),
+            _ if m == 9 && form == 2 => "Sept".to_string(),
+            _ => full[..3].to_string(),
+        };
+        match case {
+            0 => name.to_uppercase(),
+            1 => name.to_lowercase(),
+            _ => name,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(proptest_config(512))]
+
+        /// All-numeric dates, `Y-m-d`, `d/m/Y` (day first by default, month first on request),
+        /// `d/m/yy` and the compact 8-digit forms, read to their ISO form.
+        #[test]
+        fn numeric_dates_read_back(
+            (y, m, d) in date(1000..=9999),
+            sep in prop::sample::select(vec!["/", "-", "."]),
+            padded in any::<bool>(),
+            wrapped in any::<bool>(),
+        ) {
+            let want = iso((y, m, d));
+            let (mm, dd) = (pad(m, padded), pad(d, padded));
+            let wrap = |s: String| if wrapped { format!("({s})") } else { s };
+            let ymd = wrap(format!("{y}{sep}{mm}{sep}{dd}"));
+            prop_assert_eq!(parse_date(&ymd), Some(want.clone()), "{}", ymd);
+            prop_assert_eq!(parse_date_ordered(&ymd, false), Some(want.clone()), "{}", ymd);
+            let dmy = wrap(format!("{dd}{sep}{mm}{sep}{y}"));
+            prop_assert_eq!(parse_date(&dmy), Some(want.clone()), "{}", dmy);
+            let mdy = wrap(format!("{mm}{sep}{dd}{sep}{y}"));
+            prop_assert_eq!(parse_date_ordered(&mdy, false), Some(want.clone()), "{}", mdy);
+            if (2000..=2099).contains(&y) {
+                let short = format!("{dd}{sep}{mm}{sep}{:02}", y % 100);
+                prop_assert_eq!(parse_date(&short), Some(want.clone()), "{}", short);
+            }
+            if (1900..=2099).contains(&y) {
+                let compact = format!("{y}{m:02}{d:02}");
+                prop_assert_eq!(parse_date(&compact), Some(want.clone()), "{}", compact);
+                let compact = format!("{d:02}{m:02}{y}");
+                prop_assert_eq!(parse_date(&compact), Some(want.clone()), "{}", compact);
+                let compact = format!("{m:02}{d:02}{y}");
+                prop_assert_eq!(parse_date_ordered(&compact, false), Some(want), "{}", compact);
+            }
+        }
+
+        /// Dates with a month name (`30th Dec 2017`, `30-DEC-17`, `December 30, 2017`,
+        /// `2017 Dec 30`), optionally after a weekday and before a time, read to their ISO form in
+        /// either numeric order.
+        #[test]
+        fn named_month_dates_read_back(
+            (y, m, d) in date(1000..=9999),
+            form in 0u8..3,
+            case in 0u8..3,
+            layout in 0u8..4,
+            ordinal in prop::sample::select(vec!["", "st", "nd", "rd", "th", "TH"]),
+            two_digit_year in any::<bool>(),
+            weekday in prop::sample::select(vec!["", "Sat, ", "monday ", "Wed. "]),
+            time in prop::sample::select(vec!["", " 10:30", " 9:05 PM", "T10:00:00Z"]),
+        ) {
+            let name = month_name(m, form, case);
+            let year = if two_digit_year && (2000..=2099).contains(&y) {
+                format!("{:02}", y % 100)
+            } else {
+                y.to_string()
+            };
+            let core = match layout {
+                0 => format!("{d}{ordinal} {name} {year}"),
+                1 => format!("{d}-{name}-{year}"),
+                2 => format!("{name} {d}{ordinal}, {year}"),
+                _ => format!("{y} {name} {d}"),
+            };
+            let text = format!("{weekday}{core}{time}");
+            let want = iso((y, m, d));
+            prop_assert_eq!(parse_date(&text), Some(want.clone()), "{}", text);
+            prop_assert_eq!(parse_date_ordered(&text, false), Some(want), "{}", text);
+        }
+
+        /// A day past the end of its month is rejected in every form and either order.
+        #[test]
+        fn days_past_the_month_are_rejected(
+            y in 1000u32..=9999,
+            m in 1u32..=12,
+            past in any::<Index>(),
+        ) {
+            // From the day after the last to the 32nd.
+            let last = days_in(y, m);
+            let d = last + 1 + past.index((32 - last) as usize) as u32;
+            let name = &MONTHS[m as usize - 1][..3];
+            for text in [
+                format!("{d}/{m}/{y}"),
+                format!("{y}-{m:02}-{d:02}"),
+                format!("{d} {name} {y}"),
+                format!("{name} {d}, {y}"),
+                format!("{d:02}{m:02}{y}"),
+            ] {
+                prop_assert_eq!(parse_date(&text), None, "{}", text);
+                prop_assert_eq!(parse_date_ordered(&text, false), None, "{}", text);
+            }
+        }
+
+        /// No panic on any text, and what is read is a valid ISO date that reads as itself.
+        #[test]
+        fn any_text_is_handled(text in prop_oneof![
+            prop::collection::vec(
+                prop::sample::select(vec![
+                    "1", "12", "30", "2018", "18", "0", "/", "-", ".", ",", " ", "Dec", "sept",
+                    "Sat", "st", "T", ":", "10:30", "PM", "(", ")", "[", "]", "é", "\u{0}",
+                ]),
+                0..10,
+            )
+            .prop_map(|v| v.concat()),
+            any::<String>(),
+        ]) {
+            for day_first in [true, false] {
+                if let Some(iso) = parse_date_ordered(&text, day_first) {
+                    let parts: Vec<u32> = iso.split('-').map(|p| p.parse().unwrap()).collect();
+                    prop_assert_eq!(iso.len(), 10);
+                    prop_assert!((1000..=9999).contains(&parts[0]), "{:?} -> {}", text, iso);
+                    prop_assert!((1..=12).contains(&parts[1]), "{:?} -> {}", text, iso);
+                    let days = days_in(parts[0], parts[1]);
+                    prop_assert!((1..=days).contains(&parts[2]), "{:?} -> {}", text, iso);
+                    prop_assert_eq!(parse_date(&iso), Some(iso.clone()));
+                    prop_assert_eq!(parse_date_ordered(&iso, false), Some(iso.clone()));
+                }
+            }
+        }
+    }
+}

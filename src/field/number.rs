@@ -250,3 +250,115 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::parse_number;
+    use crate::testing::proptest_config;
+
+    /// `digits` with `sep` between groups of three from the right.
+    fn grouped(digits: &str, sep: char) -> String {
+        let mut out = String::new();
+        for (i, ch) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(sep);
+            }
+            out.push(ch);
+        }
+        out
+    }
+
+    const PREFIXES: [&str; 9] = ["", "RM ", "RM", "rm", "$", "US$ ", "S$", "€ ", "MYR "];
+    const SUFFIXES: [&str; 4] = ["", " MYR", "€", " RM"];
+
+    proptest! {
+        #![proptest_config(proptest_config(512))]
+
+        /// Rust prints every finite f64 in plain decimal, which reads back exactly, alone or
+        /// after a currency.
+        #[test]
+        fn displayed_floats_read_back_exactly(
+            x in any::<f64>().prop_filter("finite", |x| x.is_finite()),
+        ) {
+            prop_assert_eq!(parse_number(&x.to_string()), Some(x));
+            prop_assert_eq!(parse_number(&format!("RM {x}")), Some(x));
+        }
+
+        /// An amount rounded to 0–4 decimals and written with or without thousands separators,
+        /// in the US (`1,234.5`) or the unambiguous European (`1.234,5`) style, with a currency
+        /// and a sign or parentheses, reads back as the written value, within rounding of `x`.
+        #[test]
+        fn formatted_amounts_read_back(
+            x in -1e12f64..1e12,
+            decimals in 0usize..=4,
+            european in any::<bool>(),
+            thousands in any::<bool>(),
+            prefix in prop::sample::select(PREFIXES.to_vec()),
+            suffix in prop::sample::select(SUFFIXES.to_vec()),
+            sign_style in 0u8..4,
+        ) {
+            let (thousands_sep, decimal_sep) = if european { ('.', ',') } else { (',', '.') };
+            // The written digits: the plain rounded value, and the value with separators.
+            let write = |decimals: usize, thousands: bool| {
+                let plain = format!("{:.decimals$}", x.abs());
+                let (int, frac) = plain.split_once('.').unwrap_or((&plain, ""));
+                let int_text =
+                    if thousands { grouped(int, thousands_sep) } else { int.to_string() };
+                let groups = int_text.matches(thousands_sep).count();
+                let digits = if frac.is_empty() {
+                    int_text
+                } else {
+                    format!("{int_text}{decimal_sep}{frac}")
+                };
+                let ambiguous = european
+                    && ((decimals == 0 && groups == 1)
+                        || (decimals >= 3 && groups == 0 && int != "0"));
+                (plain, digits, ambiguous)
+            };
+            // European forms the parser documents as ambiguous (`1.234` is 1.234, `12,345` is
+            // 12345, `1234,567` is rejected) are written without the separator or with two
+            // decimals instead.
+            let (mut decimals, mut thousands) = (decimals, thousands);
+            let (mut plain, mut digits, ambiguous) = write(decimals, thousands);
+            if ambiguous {
+                (decimals, thousands) = if decimals == 0 { (0, false) } else { (2, thousands) };
+                (plain, digits, _) = write(decimals, thousands);
+            }
+            let negative = x < 0.0;
+            let text = match (negative, sign_style) {
+                (false, _) => format!("{prefix}{digits}{suffix}"),
+                (true, 0) => format!("-{prefix}{digits}{suffix}"),
+                (true, 1) => format!("{prefix}-{digits}{suffix}"),
+                (true, 2) => format!("−{prefix}{digits}{suffix}"),
+                (true, _) => format!("({prefix}{digits}{suffix})"),
+            };
+            let written: f64 = plain.parse().unwrap();
+            let want = if negative { -written } else { written };
+            let got = parse_number(&text);
+            prop_assert_eq!(got, Some(want), "{:?}", text);
+            let tolerance = 0.5 * 10f64.powi(-(decimals as i32)) + x.abs() * 1e-15;
+            prop_assert!((want - x).abs() <= tolerance, "{} vs {}", want, x);
+        }
+
+        /// No panic on any text; a number read is finite and came from a text with a digit.
+        #[test]
+        fn any_text_is_handled(text in prop_oneof![
+            prop::collection::vec(
+                prop::sample::select(vec![
+                    "1", "0", "9", "123", ",", ".", "-", "−", "+", "(", ")", " ", "RM", "$",
+                    "€", "US", "MYR", "e", "é", "\u{0}",
+                ]),
+                0..12,
+            )
+            .prop_map(|v| v.concat()),
+            any::<String>(),
+        ]) {
+            if let Some(v) = parse_number(&text) {
+                prop_assert!(v.is_finite());
+                prop_assert!(text.chars().any(|c| c.is_ascii_digit()), "{:?} -> {}", text, v);
+            }
+        }
+    }
+}

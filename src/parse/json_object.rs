@@ -41,8 +41,13 @@ fn parse_object(s: &str) -> Option<Map<String, Value>> {
 }
 
 /// Bodies of code fences whose info string is empty or starts with "json" (case-insensitive).
-/// An unclosed fence runs to the end of the reply (truncated replies).
+/// An unclosed fence runs to the end of the reply (truncated replies). A fence closes, as in
+/// Markdown, at the first line that starts with ```` ``` ```` (after spaces or tabs); a ```` ``` ````
+/// inside a line, such as in a JSON string, does not close it. When that is not the first
+/// ```` ``` ```` after the opener, the body up to the first one follows as a second candidate,
+/// for replies that close the fence on the object's own line.
 fn fence_bodies(reply: &str) -> Vec<&str> {
+    let closers = line_start_fences(reply);
     let mut out = Vec::new();
     let mut rest = reply;
     while let Some(start) = rest.find("```") {
@@ -59,12 +64,33 @@ fn fence_bodies(reply: &str) -> Vec<&str> {
         };
         let info_ok = info.is_empty() || info.to_ascii_lowercase().starts_with("json");
         if info_ok && after.contains('\n') {
+            let body_at = reply.len() - body_all.len();
+            let first_closer = closers.partition_point(|&c| c < body_at);
+            if let Some(&end) = closers.get(first_closer) {
+                if end - body_at != body.len() {
+                    out.push(&reply[body_at..end]);
+                }
+            }
             out.push(body);
             rest = next;
         } else {
             // Not a fence we understand: skip past this opener only.
             rest = after;
         }
+    }
+    out
+}
+
+/// Byte offsets of the ```` ``` ```` that start a line of `reply` (after spaces or tabs), in order.
+fn line_start_fences(reply: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for line in reply.split_inclusive('\n') {
+        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+        if line[indent..].starts_with("```") {
+            out.push(offset + indent);
+        }
+        offset += line.len();
     }
     out
 }
@@ -188,6 +214,20 @@ mod tests {
     }
 
     #[test]
+    fn backticks_in_a_string_do_not_close_the_fence() {
+        // Found by `a_fenced_object_beats_braces_in_prose` (shrunk): the fence used to end at
+        // the ``` inside the string, so the object in the prose before it won.
+        let r = "Format is {\"decoy\": true}.```json\n{\"\\\"\":{\"```\":null}}\n```";
+        assert_eq!(obj(r), Some(json!({"\"": {"```": null}})));
+        let r =
+            "Format: {\"x\": 0}\n```json\n{\n  \"note\": \"fence with ``` then\"\n}\n  ```\nDone.";
+        assert_eq!(obj(r), Some(json!({"note": "fence with ``` then"})));
+        // A fence closed on the object's line still counts.
+        let r = "Format: {\"x\": 0}\n```json\n{\"a\": 1}```";
+        assert_eq!(obj(r), Some(json!({"a": 1})));
+    }
+
+    #[test]
     fn prose_then_object_with_braces_in_strings() {
         let r = r#"The answer is {"note": "use {braces} and \"quotes\" } here", "n": {"k": "}"}} thanks"#;
         assert_eq!(
@@ -257,5 +297,228 @@ mod tests {
         assert_eq!(m["total"].as_str().and_then(crate::field::number::parse_number), Some(12.5));
         let r = "\u{feff}{\"a\": \"\\u00e9\"}";
         assert_eq!(obj(r), Some(json!({"a": "é"})));
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    use super::{first_json_object, project};
+    use crate::field::{FieldSpec, FieldType, StringMatch};
+    use crate::testing::proptest_config;
+
+    /// Text for keys and string values: JSON's troublemakers (braces, quotes, backslashes, fences)
+    /// and odd Unicode, or any string.
+    fn text() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "{",
+            "}",
+            "\"",
+            "\\",
+            "\n",
+            " ",
+            "a",
+            "key",
+            "é",
+            "🍜",
+            "\u{0}",
+            "\u{feff}",
+            "[",
+            ":",
+            "```",
+            "```json\n",
+            "`",
+        ]);
+        prop_oneof![prop::collection::vec(pieces, 0..6).prop_map(|v| v.concat()), any::<String>()]
+    }
+
+    /// Any JSON value, a few levels deep. Floats are short dyadic fractions, whose decimal form
+    /// parses back to the same f64 (serde_json's default float parsing is not always exact).
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (any::<i16>(), 0u32..8)
+                .prop_map(|(m, e)| Value::from(f64::from(m) / f64::from(1 << e))),
+            text().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                object_of(inner).prop_map(Value::Object),
+            ]
+        })
+    }
+
+    fn object_of(
+        values: impl Strategy<Value = Value>,
+    ) -> impl Strategy<Value = Map<String, Value>> {
+        prop::collection::vec((text(), values), 0..5).prop_map(|kv| kv.into_iter().collect())
+    }
+
+    fn object() -> impl Strategy<Value = Map<String, Value>> {
+        object_of(value())
+    }
+
+    fn serialise(m: &Map<String, Value>, pretty: bool) -> String {
+        if pretty {
+            serde_json::to_string_pretty(m).unwrap()
+        } else {
+            serde_json::to_string(m).unwrap()
+        }
+    }
+
+    /// Prose around an object: words, quotes, backticks, fences, brackets, newlines and any other
+    /// text, never a brace.
+    fn prose() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "Here is the JSON:",
+            " ",
+            "\n",
+            "\"",
+            "\\",
+            "`",
+            "```",
+            "```json\n",
+            "```\n",
+            "[",
+            "]",
+            "json",
+            "é",
+            "\u{feff}",
+        ]);
+        prop_oneof![
+            prop::collection::vec(pieces, 0..6).prop_map(|v| v.concat()),
+            any::<String>().prop_map(|s| s.replace(['{', '}'], "")),
+        ]
+    }
+
+    /// Prose before a fence: anything without a backtick, braces and whole objects included.
+    fn prose_with_braces() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "Format is {\"decoy\": true}.",
+            "{\"a\": 1}",
+            "{",
+            "}",
+            "{}",
+            " ",
+            "\n",
+            "\"",
+            "[",
+            "]",
+        ]);
+        prop_oneof![
+            prop::collection::vec(pieces, 0..6).prop_map(|v| v.concat()),
+            any::<String>().prop_map(|s| s.replace('`', "")),
+        ]
+    }
+
+    fn fragments() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "{",
+            "}",
+            "[",
+            "]",
+            "\"",
+            "\\",
+            ":",
+            ",",
+            "1",
+            "null",
+            "\"a\"",
+            "```",
+            "```json\n",
+            "\n",
+            " ",
+            "é",
+            "\u{feff}",
+            "{\"a\":1}",
+        ]);
+        prop_oneof![prop::collection::vec(pieces, 0..24).prop_map(|v| v.concat()), any::<String>(),]
+    }
+
+    proptest! {
+        #![proptest_config(proptest_config(256))]
+
+        /// An object alone, or in prose without braces, bare or in a fence, is found as it was.
+        #[test]
+        fn an_object_in_brace_free_prose_is_found(
+            m in object(),
+            pretty in any::<bool>(),
+            fenced in any::<bool>(),
+            before in prose(),
+            after in prose(),
+        ) {
+            let mut body = serialise(&m, pretty);
+            if fenced {
+                body = format!("```json\n{body}\n```");
+            }
+            let reply = format!("{before}{body}{after}");
+            prop_assert_eq!(first_json_object(&reply), Some(m), "{:?}", reply);
+        }
+
+        /// A ```` ```json ```` fence wins over objects and braces in the prose before it, whatever
+        /// its object's strings hold and whatever follows it.
+        #[test]
+        fn a_fenced_object_beats_braces_in_prose(
+            m in object(),
+            pretty in any::<bool>(),
+            before in prose_with_braces(),
+            after in fragments(),
+        ) {
+            let reply = format!("{before}```json\n{}\n```{after}", serialise(&m, pretty));
+            prop_assert_eq!(first_json_object(&reply), Some(m), "{:?}", reply);
+        }
+
+        /// No panic on any input, and no object without a brace.
+        #[test]
+        fn any_reply_is_handled(reply in fragments()) {
+            let found = first_json_object(&reply);
+            if !reply.contains('{') {
+                prop_assert_eq!(found, None);
+            }
+        }
+
+        /// One value per declared field: the value under the field's own name if there is one,
+        /// else under the only key equal to it ignoring case, spaces, `_` and `-`, else null.
+        #[test]
+        fn project_gives_one_value_per_field(
+            names in prop::collection::vec("[aAbB _-]{1,4}", 0..6),
+            keys in prop::collection::vec("[aAbB _-]{1,4}", 0..6),
+        ) {
+            let fold = |k: &str| -> String {
+                k.chars().filter(|c| c.is_alphanumeric()).collect::<String>().to_lowercase()
+            };
+            let object: Map<String, Value> =
+                keys.iter().enumerate().map(|(i, k)| (k.clone(), Value::from(i))).collect();
+            let fields: Vec<FieldSpec> = names
+                .iter()
+                .map(|n| FieldSpec {
+                    name: n.clone(),
+                    ty: FieldType::String(StringMatch::Exact),
+                    required: false,
+                    description: None,
+                })
+                .collect();
+            let values = project(&fields, &object);
+            prop_assert_eq!(values.len(), fields.len());
+            for (f, v) in fields.iter().zip(&values) {
+                let close: Vec<&Value> = object
+                    .iter()
+                    .filter(|(k, _)| fold(k) == fold(&f.name))
+                    .map(|(_, v)| v)
+                    .collect();
+                let want = match object.get(&f.name) {
+                    Some(exact) => exact,
+                    None if close.len() == 1 => close[0],
+                    None => &Value::Null,
+                };
+                prop_assert_eq!(v, want, "field {:?} in {:?}", f.name, object);
+            }
+        }
     }
 }

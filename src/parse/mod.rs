@@ -128,30 +128,159 @@ mod tests {
 }
 
 #[cfg(test)]
-mod fuzz {
-    use rand::{Rng, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
+mod properties {
+    use proptest::prelude::*;
+    use proptest::sample::Index;
 
-    use super::parse_label;
+    use super::{normalize, parse_label, LabelParser};
+    use crate::testing::proptest_config;
 
-    /// Random replies built from label fragments, quotes, punctuation and odd Unicode: the parser
-    /// returns a declared label or nothing, and never panics.
-    #[test]
-    fn random_replies_never_panic_and_map_only_to_labels() {
-        let labels: Vec<String> =
-            ["billing", "tech?", "a", "**", "\"x\""].iter().map(|s| s.to_string()).collect();
-        let pieces = [
-            "billing", "tech", "?", "*", "\"", "'", "`", "“", "”", "(", ")", "[", "]", ".", " ",
-            "\n", "é", "🙂", "\u{0}", "a", "x",
-        ];
-        let mut rng = ChaCha8Rng::seed_from_u64(3);
-        for _ in 0..20_000 {
-            let reply: String = (0..rng.random_range(0..8))
-                .map(|_| pieces[rng.random_range(0..pieces.len())])
-                .collect();
-            if let Some(label) = parse_label(&reply, &labels) {
-                assert!(labels.iter().any(|l| l == label));
+    /// A label as suites declare them: letters (a few accented), digits, `_`, `-` and inner
+    /// spaces, with a letter or digit at each end.
+    fn label() -> impl Strategy<Value = String> {
+        "[a-zA-Zéüñ][a-zA-Z0-9éüñ_ -]{0,12}[a-zA-Z0-9éüñ]|[a-zA-Zéüñ]"
+    }
+
+    /// One to five labels, no two equal ignoring case.
+    fn labels() -> impl Strategy<Value = Vec<String>> {
+        prop::collection::vec(label(), 1..6).prop_map(|mut v| {
+            let mut seen = Vec::new();
+            v.retain(|l| {
+                let k = l.to_lowercase();
+                let new = !seen.contains(&k);
+                seen.push(k);
+                new
+            });
+            v
+        })
+    }
+
+    const WRAPPERS: [(&str, &str); 9] = [
+        ("\"", "\""),
+        ("'", "'"),
+        ("`", "`"),
+        ("**", "**"),
+        ("*", "*"),
+        ("“", "”"),
+        ("‘", "’"),
+        ("[", "]"),
+        ("(", ")"),
+    ];
+
+    /// Layers around a reply, innermost first: a wrapper (or none), spaces inside it, and
+    /// trailing punctuation after it; then whitespace around the whole.
+    #[derive(Debug, Clone)]
+    struct Dress {
+        layers: Vec<(Option<usize>, bool, String)>,
+        before: String,
+        after: String,
+    }
+
+    fn dress() -> impl Strategy<Value = Dress> {
+        let layer = (prop::option::of(0..WRAPPERS.len()), any::<bool>(), "[.!,;:?]{0,2}");
+        (prop::collection::vec(layer, 0..4), "[ \t\n]{0,2}", "[ \t\n]{0,2}")
+            .prop_map(|(layers, before, after)| Dress { layers, before, after })
+    }
+
+    fn put_on(core: &str, d: &Dress) -> String {
+        let mut s = core.to_string();
+        for (wrapper, spaced, punct) in &d.layers {
+            if let Some(w) = wrapper {
+                let (open, close) = WRAPPERS[*w];
+                let pad = if *spaced { " " } else { "" };
+                s = format!("{open}{pad}{s}{pad}{close}");
             }
+            s.push_str(punct);
+        }
+        format!("{}{s}{}", d.before, d.after)
+    }
+
+    /// Upper- or lowercases each char by the bits of `case`.
+    fn recase(s: &str, case: u64) -> String {
+        s.chars()
+            .enumerate()
+            .flat_map(|(i, c)| {
+                let upper = case >> (i % 64) & 1 == 1;
+                let mapped: Vec<char> =
+                    if upper { c.to_uppercase().collect() } else { c.to_lowercase().collect() };
+                mapped
+            })
+            .collect()
+    }
+
+    /// Replies built from label fragments, wrappers, punctuation and odd Unicode (the former
+    /// hand-rolled fuzz test's alphabet), or any string at all.
+    fn reply() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "billing", "tech", "?", "*", "**", "\"", "'", "`", "“", "”", "(", ")", "[", "]", ".",
+            " ", "\n", "é", "🙂", "\u{0}", "a", "x", "Account", "refund", "ß", "İ",
+        ]);
+        prop_oneof![prop::collection::vec(pieces, 0..10).prop_map(|v| v.concat()), any::<String>()]
+    }
+
+    proptest! {
+        #![proptest_config(proptest_config(512))]
+
+        /// A label in any case, wrapped in any mix of quotes, backticks, bold and brackets, with
+        /// trailing punctuation and whitespace, names that label.
+        #[test]
+        fn dressed_label_parses_to_itself(
+            labels in labels(),
+            pick in any::<Index>(),
+            case in any::<u64>(),
+            dress in dress(),
+        ) {
+            let wanted = &labels[pick.index(labels.len())];
+            let reply = put_on(&recase(wanted, case), &dress);
+            prop_assert_eq!(parse_label(&reply, &labels), Some(wanted.as_str()), "{:?}", reply);
+        }
+
+        /// A label with words before or after it names nothing, however it is dressed.
+        #[test]
+        fn label_with_extra_words_does_not_parse(
+            labels in labels(),
+            pick in any::<Index>(),
+            word in "[a-zA-Z]{1,8}",
+            sep in prop::sample::select(vec![" ", "\n", ", ", " - ", " or ", ": "]),
+            word_first in any::<bool>(),
+            dress in dress(),
+        ) {
+            let label = &labels[pick.index(labels.len())];
+            let core = if word_first {
+                format!("{word}{sep}{label}")
+            } else {
+                format!("{label}{sep}{word}")
+            };
+            prop_assume!(!labels.iter().any(|l| l.to_lowercase() == core.to_lowercase()));
+            let reply = put_on(&core, &dress);
+            prop_assert_eq!(parse_label(&reply, &labels), None, "{:?}", reply);
+        }
+
+        /// Any reply: no panic; an answer is a declared label that the reply spells out
+        /// (ignoring case), and neither ASCII case nor surrounding whitespace changes it.
+        #[test]
+        fn any_reply_maps_to_a_label_it_spells_or_to_none(reply in reply()) {
+            let labels: Vec<String> =
+                ["billing", "tech?", "a", "**", "\"x\"", "Account", "refund request"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+            let parser = LabelParser::new(&labels);
+            let got = parser.parse(&reply);
+            if let Some(i) = got {
+                prop_assert!(i < labels.len());
+                prop_assert_eq!(parse_label(&reply, &labels), Some(labels[i].as_str()));
+                if reply.is_ascii() {
+                    let core = normalize(&labels[i]).to_lowercase();
+                    let spelled = reply.to_lowercase().contains(&core);
+                    prop_assert!(spelled, "{:?} -> {:?}", reply, labels[i]);
+                }
+            }
+            if reply.is_ascii() {
+                prop_assert_eq!(parser.parse(&reply.to_ascii_uppercase()), got);
+                prop_assert_eq!(parser.parse(&reply.to_ascii_lowercase()), got);
+            }
+            prop_assert_eq!(parser.parse(&format!(" \n{reply}\t ")), got);
         }
     }
 }

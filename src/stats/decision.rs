@@ -1002,3 +1002,165 @@ mod tests {
         assert!(family_confidence(f64::NAN, 3).is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::stats::wilson_interval;
+    use crate::testing::proptest_config;
+
+    /// Decisions from least to most favourable to the first. Shifting an interval up never
+    /// moves it down this order (Equivalent → NotWorse happens when the upper bound crosses m;
+    /// the reverse cannot, as NotWorse's high ≥ m only grows).
+    fn rank(d: Decision) -> u8 {
+        match d {
+            Decision::Worse => 0,
+            Decision::Inconclusive => 1,
+            Decision::Equivalent => 2,
+            Decision::NotWorse => 3,
+            Decision::Better => 4,
+        }
+    }
+
+    /// A bound or margin: on a grid of 1/32 (exact in binary, so bounds land on −m, 0 and m
+    /// exactly), or anywhere in [−1, 1].
+    fn bound() -> impl Strategy<Value = f64> {
+        prop_oneof![(-32i32..=32).prop_map(|k| f64::from(k) / 32.0), -1.0f64..=1.0]
+    }
+
+    fn margin() -> impl Strategy<Value = f64> {
+        prop_oneof![Just(0.0), (0i32..32).prop_map(|k| f64::from(k) / 32.0), 0.0f64..1.0]
+    }
+
+    fn interval() -> impl Strategy<Value = Interval> {
+        (bound(), bound()).prop_map(|(a, b)| Interval {
+            estimate: (a + b) / 2.0,
+            low: a.min(b),
+            high: a.max(b),
+        })
+    }
+
+    fn negated(iv: &Interval) -> Interval {
+        Interval { estimate: -iv.estimate, low: -iv.high, high: -iv.low }
+    }
+
+    /// Per-item (correct, samples) counts: up to 6 samples, some items without any.
+    fn clusters(max_samples: u64) -> impl Strategy<Value = Vec<(u64, u64)>> {
+        let item = (0..=max_samples, any::<u64>()).prop_map(|(m, k)| (k % (m + 1), m));
+        prop::collection::vec(item, 0..40)
+    }
+
+    proptest! {
+        #![proptest_config(proptest_config(512))]
+
+        /// `classify` takes any floats without panicking: a decision exactly when the margin is
+        /// in [0, 1) and the bounds are finite and ordered.
+        #[test]
+        fn classify_accepts_exactly_the_valid_inputs(
+            low in prop_oneof![bound(), any::<f64>()],
+            high in prop_oneof![bound(), any::<f64>()],
+            margin in prop_oneof![margin(), any::<f64>()],
+        ) {
+            let valid = low.is_finite()
+                && high.is_finite()
+                && low <= high
+                && (0.0..1.0).contains(&margin);
+            let got = classify(&Interval { estimate: low, low, high }, margin);
+            prop_assert_eq!(got.is_ok(), valid, "[{}, {}] m = {}: {:?}", low, high, margin, got);
+        }
+
+        /// Shifting an interval up never makes the decision less favourable.
+        #[test]
+        fn classify_is_monotone_in_a_shift(iv in interval(), shift in margin(), m in margin()) {
+            let up = Interval {
+                estimate: iv.estimate + shift,
+                low: iv.low + shift,
+                high: iv.high + shift,
+            };
+            let (before, after) = (classify(&iv, m).unwrap(), classify(&up, m).unwrap());
+            let what = format!("{before:?} → {after:?} by {shift} at m = {m}");
+            prop_assert!(rank(after) >= rank(before), "{}", what);
+        }
+
+        /// Negating the interval (exchanging the two backends) mirrors the decision as far as the
+        /// regions allow: Better and Worse swap when m = 0; with a margin, the boundaries go to
+        /// the less favourable side on both sides, so the mirror is a set of possible decisions.
+        #[test]
+        fn classify_of_the_negated_interval_mirrors(iv in interval(), m in margin()) {
+            let d = classify(&iv, m).unwrap();
+            let mirrored = classify(&negated(&iv), m).unwrap();
+            let allowed: &[Decision] = match d {
+                Decision::Better => &[Decision::Worse, Decision::Equivalent],
+                Decision::Worse => &[Decision::Better],
+                Decision::Equivalent => &[Decision::Equivalent, Decision::Better],
+                Decision::NotWorse => &[Decision::Inconclusive],
+                Decision::Inconclusive => &[Decision::Inconclusive, Decision::NotWorse],
+            };
+            let what = format!("{d:?} mirrored to {mirrored:?} at m = {m}");
+            prop_assert!(allowed.contains(&mirrored), "{}", what);
+            let at_zero = (classify(&iv, 0.0).unwrap(), classify(&negated(&iv), 0.0).unwrap());
+            let swap = match at_zero.0 {
+                Decision::Better => Decision::Worse,
+                Decision::Worse => Decision::Better,
+                other => other,
+            };
+            prop_assert_eq!(at_zero.1, swap);
+        }
+
+        /// One sample per item is Wilson's interval, bit for bit.
+        #[test]
+        fn clustered_with_one_sample_per_item_is_wilson(
+            outcomes in prop::collection::vec(any::<bool>(), 0..300),
+            confidence in 0.5f64..0.9999,
+        ) {
+            let counts: Vec<(u64, u64)> = outcomes.iter().map(|&o| (u64::from(o), 1)).collect();
+            let x = outcomes.iter().filter(|&&o| o).count() as u64;
+            let n = outcomes.len() as u64;
+            let c = clustered_proportion_interval(&counts, confidence).unwrap();
+            prop_assert_eq!(c.interval, wilson_interval(x, n, confidence).unwrap());
+        }
+
+        /// Any items: 0 ≤ low ≤ estimate ≤ high ≤ 1 with positive width when there are samples,
+        /// a design effect between 1 and Σm²/N, never narrower than Wilson's interval for the
+        /// pooled samples, wider at a higher confidence, and blind to the order of the items.
+        #[test]
+        fn clustered_interval_properties(
+            counts in clusters(6),
+            confidence in 0.5f64..0.999,
+            rotate in any::<prop::sample::Index>(),
+        ) {
+            let c = clustered_proportion_interval(&counts, confidence).unwrap();
+            let iv = c.interval;
+            let what = format!("{counts:?} at {confidence}: {c:?}");
+            prop_assert!(0.0 <= iv.low && iv.low <= iv.estimate, "{}", what);
+            prop_assert!(iv.estimate <= iv.high && iv.high <= 1.0, "{}", what);
+            let successes: u64 = counts.iter().map(|c| c.0).sum();
+            let samples: u64 = counts.iter().map(|c| c.1).sum();
+            prop_assert_eq!(c.samples, samples);
+            prop_assert_eq!(c.clusters, counts.iter().filter(|c| c.1 > 0).count());
+            if samples > 0 {
+                prop_assert!(iv.width() > 0.0, "{}", what);
+                prop_assert_eq!(iv.estimate, successes as f64 / samples as f64);
+                let cap = counts.iter().map(|c| (c.1 * c.1) as f64).sum::<f64>() / samples as f64;
+                let deff = c.design_effect;
+                prop_assert!(1.0 <= deff && deff <= cap.max(1.0) * (1.0 + 1e-12), "{}", what);
+                let pooled = wilson_interval(successes, samples, confidence).unwrap();
+                let contains = iv.low <= pooled.low + 1e-12 && iv.high >= pooled.high - 1e-12;
+                prop_assert!(contains, "{} vs {:?}", what, pooled);
+            }
+            let higher = 1.0 - (1.0 - confidence) / 2.0;
+            let wider = clustered_proportion_interval(&counts, higher).unwrap().interval;
+            let contains = wider.low <= iv.low && wider.high >= iv.high;
+            prop_assert!(contains, "{} vs {:?}", what, wider);
+            let mut rotated = counts.clone();
+            if !rotated.is_empty() {
+                rotated.rotate_left(rotate.index(counts.len()));
+            }
+            let again = clustered_proportion_interval(&rotated, confidence).unwrap();
+            prop_assert!((again.interval.low - iv.low).abs() <= 1e-12, "{} vs {:?}", what, again);
+            prop_assert!((again.interval.high - iv.high).abs() <= 1e-12, "{} vs {:?}", what, again);
+        }
+    }
+}

@@ -332,52 +332,9 @@ fn empty_samples_give_vacuous_intervals() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Properties (seeded random cases; no extra dev-dependency)
+// Properties (proptest: random cases, shrunk to a small one on failure;
+// the Clopper–Pearson tail check is a fixed table)
 // ---------------------------------------------------------------------------------------
-
-fn random_n(rng: &mut ChaCha8Rng) -> u64 {
-    match rng.random_range(0..4) {
-        0 => rng.random_range(1..=10),
-        1 => rng.random_range(1..=1000),
-        2 => rng.random_range(1..=100_000),
-        _ => rng.random_range(1..=10_000_000),
-    }
-}
-
-const LEVELS: [f64; 7] = [0.5, 0.8, 0.9, 0.95, 0.99, 0.999, 0.999999];
-
-#[test]
-fn proportion_interval_properties() {
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
-    for case in 0..300 {
-        let n = random_n(&mut rng);
-        let x = match case % 4 {
-            0 => 0,
-            1 => n,
-            _ => rng.random_range(0..=n),
-        };
-        for method in [IntervalMethod::Wilson, IntervalMethod::ClopperPearson] {
-            let mut previous: Option<Interval> = None;
-            for &c in &LEVELS {
-                let iv = proportion_interval(x, n, c, method).unwrap();
-                let what = format!("{method:?} {x}/{n} at {c}: {iv:?}");
-                assert!(0.0 <= iv.low && iv.low <= iv.estimate, "{what}");
-                assert!(iv.estimate <= iv.high && iv.high <= 1.0, "{what}");
-                assert_eq!(iv.estimate, x as f64 / n as f64);
-                assert_eq!(x == 0, iv.low == 0.0, "{what}");
-                assert_eq!(x == n, iv.high == 1.0, "{what}");
-                // Mirror symmetry: the interval for n - x is 1 minus this one.
-                let mirror = proportion_interval(n - x, n, c, method).unwrap();
-                assert_close(&what, mirror.low, 1.0 - iv.high, 1e-15, 0.0);
-                if let Some(prev) = previous {
-                    assert!(iv.low <= prev.low && iv.high >= prev.high, "{what} vs {prev:?}");
-                    assert!(iv.width() > prev.width(), "{what} vs {prev:?}");
-                }
-                previous = Some(iv);
-            }
-        }
-    }
-}
 
 #[test]
 fn clopper_pearson_limits_solve_their_tail_equations() {
@@ -399,68 +356,216 @@ fn clopper_pearson_limits_solve_their_tail_equations() {
     assert_close("n=1e9 high", exact.high, wilson.high, 5e-9, 0.0);
 }
 
-#[test]
-fn paired_interval_properties() {
-    let mut rng = ChaCha8Rng::seed_from_u64(12);
-    for _ in 0..400 {
-        let scale = [3u64, 30, 1000, 1_000_000][rng.random_range(0..4)];
-        let mut cell = || {
-            if rng.random_bool(0.2) {
-                0
-            } else {
-                rng.random_range(0..=scale)
-            }
-        };
-        let counts = PairedCounts {
-            both_correct: cell(),
-            only_first: cell(),
-            only_second: cell(),
-            both_wrong: cell(),
-        };
-        let swapped = PairedCounts {
-            only_first: counts.only_second,
-            only_second: counts.only_first,
-            ..counts
-        };
-        let mut previous: Option<Interval> = None;
-        for &c in &LEVELS {
-            let iv = paired_difference_interval(&counts, c).unwrap();
-            let what = format!("{counts:?} at {c}: {iv:?}");
-            assert!(-1.0 <= iv.low && iv.low <= iv.estimate, "{what}");
-            assert!(iv.estimate <= iv.high && iv.high <= 1.0, "{what}");
-            // Swapping the classifiers negates and mirrors the interval.
-            let sw = paired_difference_interval(&swapped, c).unwrap();
-            assert_close(&what, sw.low, -iv.high, 1e-14, 0.0);
-            assert_close(&what, sw.high, -iv.low, 1e-14, 0.0);
-            if let Some(prev) = previous {
-                // Never narrower at a higher level (equal only for degenerate tables).
-                assert!(
-                    iv.low <= prev.low + 1e-15 && iv.high >= prev.high - 1e-15,
-                    "{what} vs {prev:?}"
-                );
-            }
-            previous = Some(iv);
-        }
-    }
-}
+mod properties {
+    use proptest::prelude::*;
 
-#[test]
-fn holm_properties() {
-    let mut rng = ChaCha8Rng::seed_from_u64(13);
-    for _ in 0..500 {
-        let m = rng.random_range(1..20);
-        let p: Vec<f64> = (0..m)
-            .map(|_| if rng.random_bool(0.1) { 1.0 } else { rng.random::<f64>().powi(3) })
-            .collect();
-        let adj = holm_adjust(&p).unwrap();
-        for i in 0..m {
-            assert!(adj[i] >= p[i] && adj[i] <= 1.0, "{p:?} -> {adj:?}");
-            assert!(adj[i] <= (m as f64 * p[i]).min(1.0) + 1e-15, "not above Bonferroni");
-            for j in 0..m {
-                if p[i] <= p[j] {
-                    assert!(adj[i] <= adj[j], "order not preserved: {p:?} -> {adj:?}");
+    use super::super::proportion::*;
+    use super::super::*;
+    use super::{assert_close, mean_of};
+    use crate::testing::proptest_config;
+
+    /// A number of items, spread over magnitudes 10 to 10^7.
+    fn items() -> impl Strategy<Value = u64> {
+        prop_oneof![1..=10u64, 1..=1000u64, 1..=100_000u64, 1..=10_000_000u64]
+    }
+
+    /// (successes, n): none, all, or any number of successes.
+    fn successes_of_n() -> impl Strategy<Value = (u64, u64)> {
+        (items(), 0u8..4, any::<u64>()).prop_map(|(n, kind, k)| match kind {
+            0 => (0, n),
+            1 => (n, n),
+            _ => (k % (n + 1), n),
+        })
+    }
+
+    /// A 2×2 table with cells up to 3, 30, 1000 or 10^6, a fifth of them zero.
+    fn paired_counts() -> impl Strategy<Value = PairedCounts> {
+        let cell = || (0u8..5, any::<u64>());
+        (prop::sample::select(vec![3u64, 30, 1000, 1_000_000]), [cell(), cell(), cell(), cell()])
+            .prop_map(|(scale, cells)| {
+                let [a, b, c, d] =
+                    cells.map(|(zero, k)| if zero == 0 { 0 } else { k % (scale + 1) });
+                PairedCounts { both_correct: a, only_first: b, only_second: c, both_wrong: d }
+            })
+    }
+
+    fn discordant() -> impl Strategy<Value = u64> {
+        prop_oneof![0..=50u64, 0..=5000u64, 0..=10_000_000u64]
+    }
+
+    const LEVELS: [f64; 7] = [0.5, 0.8, 0.9, 0.95, 0.99, 0.999, 0.999999];
+
+    proptest! {
+        #![proptest_config(proptest_config(256))]
+
+        /// Both proportion intervals: 0 ≤ low ≤ estimate ≤ high ≤ 1, the exact bound at 0 and n
+        /// successes, mirror symmetry, and strictly wider as the confidence grows.
+        #[test]
+        fn proportion_interval_properties((x, n) in successes_of_n()) {
+            for method in [IntervalMethod::Wilson, IntervalMethod::ClopperPearson] {
+                let mut previous: Option<Interval> = None;
+                for &c in &LEVELS {
+                    let iv = proportion_interval(x, n, c, method).unwrap();
+                    let what = format!("{method:?} {x}/{n} at {c}: {iv:?}");
+                    prop_assert!(0.0 <= iv.low && iv.low <= iv.estimate, "{}", what);
+                    prop_assert!(iv.estimate <= iv.high && iv.high <= 1.0, "{}", what);
+                    prop_assert_eq!(iv.estimate, x as f64 / n as f64);
+                    prop_assert_eq!(x == 0, iv.low == 0.0, "{}", what);
+                    prop_assert_eq!(x == n, iv.high == 1.0, "{}", what);
+                    // Mirror symmetry: the interval for n - x is 1 minus this one.
+                    let mirror = proportion_interval(n - x, n, c, method).unwrap();
+                    assert_close(&what, mirror.low, 1.0 - iv.high, 1e-15, 0.0);
+                    if let Some(prev) = previous {
+                        let contains = iv.low <= prev.low && iv.high >= prev.high;
+                        prop_assert!(contains, "{} vs {:?}", what, prev);
+                        prop_assert!(iv.width() > prev.width(), "{} vs {:?}", what, prev);
+                    }
+                    previous = Some(iv);
                 }
             }
+        }
+
+        /// Newcombe's paired interval: within [−1, 1] around its estimate, negated when the two
+        /// backends swap, and never narrower at a higher confidence.
+        #[test]
+        fn paired_interval_properties(counts in paired_counts()) {
+            let swapped = PairedCounts {
+                only_first: counts.only_second,
+                only_second: counts.only_first,
+                ..counts
+            };
+            let mut previous: Option<Interval> = None;
+            for &c in &LEVELS {
+                let iv = paired_difference_interval(&counts, c).unwrap();
+                let what = format!("{counts:?} at {c}: {iv:?}");
+                prop_assert!(-1.0 <= iv.low && iv.low <= iv.estimate, "{}", what);
+                prop_assert!(iv.estimate <= iv.high && iv.high <= 1.0, "{}", what);
+                // Swapping the classifiers negates and mirrors the interval.
+                let sw = paired_difference_interval(&swapped, c).unwrap();
+                assert_close(&what, sw.low, -iv.high, 1e-14, 0.0);
+                assert_close(&what, sw.high, -iv.low, 1e-14, 0.0);
+                if let Some(prev) = previous {
+                    // Never narrower at a higher level (equal only for degenerate tables).
+                    prop_assert!(
+                        iv.low <= prev.low + 1e-15 && iv.high >= prev.high - 1e-15,
+                        "{} vs {:?}",
+                        what,
+                        prev
+                    );
+                }
+                previous = Some(iv);
+            }
+        }
+
+        /// Holm: adjusted p-values lie between the raw ones and Bonferroni's, and keep their
+        /// order (ties included).
+        #[test]
+        fn holm_properties(
+            p in prop::collection::vec(
+                prop_oneof![
+                    1 => Just(1.0),
+                    1 => prop::sample::select(vec![0.0, 0.01, 0.05, 0.5]),
+                    8 => (0.0f64..1.0).prop_map(|u| u.powi(3)),
+                ],
+                1..20,
+            ),
+        ) {
+            let m = p.len();
+            let adj = holm_adjust(&p).unwrap();
+            prop_assert_eq!(adj.len(), m);
+            for i in 0..m {
+                prop_assert!(adj[i] >= p[i] && adj[i] <= 1.0, "{:?} -> {:?}", p, adj);
+                prop_assert!(adj[i] <= (m as f64 * p[i]).min(1.0) + 1e-15, "not above Bonferroni");
+                for j in 0..m {
+                    if p[i] <= p[j] {
+                        prop_assert!(adj[i] <= adj[j], "order not preserved: {:?} -> {:?}", p, adj);
+                    }
+                }
+            }
+        }
+
+        /// McNemar's exact p: in [0, 1] (0 only by underflow: p(1252, 0) = 2^-1251), the same
+        /// for (b, c) and (c, b), 1 for an even split, and smaller as the split grows more uneven.
+        #[test]
+        fn mcnemar_properties(b in discordant(), c in discordant()) {
+            let p = mcnemar_exact_p(b, c).unwrap();
+            prop_assert!((0.0..=1.0).contains(&p), "p({}, {}) = {}", b, c, p);
+            prop_assert_eq!(mcnemar_exact_p(c, b).unwrap(), p);
+            prop_assert_eq!(mcnemar_exact_p(b, b).unwrap(), 1.0);
+            let (low, high) = (b.min(c), b.max(c));
+            let further = mcnemar_exact_p(low, high + 1).unwrap();
+            let what = format!("p({low}, {}) = {further} > {p}", high + 1);
+            prop_assert!(further <= p * (1.0 + 1e-12), "{}", what);
+        }
+
+        /// The clustered standard error with one item per cluster is the usual one, and does not
+        /// depend on how the clusters are labelled.
+        #[test]
+        fn clustered_se_properties(
+            items in prop::collection::vec(
+                (prop_oneof![Just(0.0), Just(1.0), 0.0f64..=1.0], 0usize..6),
+                2..40,
+            ),
+            relabel in 1usize..1000,
+        ) {
+            let scores: Vec<f64> = items.iter().map(|i| i.0).collect();
+            let singletons: Vec<usize> = (0..scores.len()).collect();
+            let (iv, se) = clustered_mean_interval(&scores, &singletons, 0.9).unwrap();
+            let n = scores.len() as f64;
+            let mean = scores.iter().sum::<f64>() / n;
+            let var = scores.iter().map(|s| (s - mean) * (s - mean)).sum::<f64>() / (n - 1.0);
+            assert_close("se", se, (var / n).sqrt(), 1e-15, 1e-12);
+            assert_close("half-width", iv.high - iv.estimate, iv.estimate - iv.low, 1e-15, 1e-12);
+            let labels: Vec<usize> = items.iter().map(|i| i.1).collect();
+            let relabelled: Vec<usize> = labels.iter().map(|l| l * relabel + 7).collect();
+            match clustered_mean_interval(&scores, &labels, 0.9) {
+                Ok((_, se)) => {
+                    let (_, again) = clustered_mean_interval(&scores, &relabelled, 0.9).unwrap();
+                    assert_close("relabelled se", again, se, 1e-15, 1e-12);
+                }
+                Err(e) => prop_assert_eq!(e, StatsError::TooFewClusters { needed: 2, actual: 1 }),
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(proptest_config(48))]
+
+        /// The percentile bootstrap of a mean: the estimate is the mean, the limits lie within
+        /// the data's range and in order, a seed reproduces the interval, and statistics drawn
+        /// together get the intervals they would get alone.
+        #[test]
+        fn bootstrap_properties(
+            values in prop::collection::vec(
+                prop_oneof![Just(0.0), Just(1.0), -10.0f64..10.0],
+                1..30,
+            ),
+            resamples in 2usize..200,
+            confidence in 0.5f64..0.999,
+            seed in any::<u64>(),
+        ) {
+            let config = BootstrapConfig { resamples, confidence, seed };
+            let mean = |idx: &[usize]| mean_of(&values, idx);
+            let largest = |idx: &[usize]| idx.iter().map(|&i| values[i]).fold(f64::MIN, f64::max);
+            let b = bootstrap_interval(values.len(), &config, mean).unwrap();
+            let all: Vec<usize> = (0..values.len()).collect();
+            prop_assert_eq!(b.interval.estimate, mean_of(&values, &all));
+            let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let slack = 1e-12 * (1.0 + lo.abs().max(hi.abs()));
+            let ordered = lo - slack <= b.interval.low && b.interval.low <= b.interval.high;
+            prop_assert!(ordered, "{:?}", b);
+            prop_assert!(b.interval.high <= hi + slack, "{:?}", b);
+            prop_assert_eq!((b.resamples, b.undefined_resamples), (resamples, 0));
+            prop_assert_eq!(bootstrap_interval(values.len(), &config, mean).unwrap(), b);
+            let both = bootstrap_intervals(values.len(), &config, 2, |idx, out| {
+                out[0] = mean(idx);
+                out[1] = largest(idx);
+            })
+            .unwrap();
+            prop_assert_eq!(both[0].as_ref().unwrap(), &b);
+            let alone = bootstrap_interval(values.len(), &config, largest).unwrap();
+            prop_assert_eq!(both[1].as_ref().unwrap(), &alone);
         }
     }
 }

@@ -244,22 +244,6 @@ mod tests {
         compare(g.as_ref(), p.as_ref(), ty)
     }
 
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            self.0 = x;
-            x
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
     #[test]
     fn company_names_normalized() {
         let ty = FieldType::String(StringMatch::Normalized);
@@ -528,6 +512,8 @@ mod tests {
 
     #[test]
     fn no_panic_on_random_input() {
+        use proptest::prelude::*;
+        use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
         const ALPHABET: &[&str] = &[
             "{",
             "}",
@@ -581,32 +567,138 @@ mod tests {
             FieldType::List(StringMatch::Fuzzy(0.5)),
             FieldType::List(StringMatch::Normalized),
         ];
-        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
-        let mut found = 0;
-        let mut parsed = 0;
-        for _ in 0..4000 {
-            let len = rng.below(40);
-            let s: String = (0..len).map(|_| ALPHABET[rng.below(ALPHABET.len())]).collect();
+        let text =
+            prop::collection::vec(prop::sample::select(ALPHABET), 0..40).prop_map(|v| v.concat());
+        let (found, parsed) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        proptest!(crate::testing::proptest_config(1000), |(s in text, x in any::<f64>())| {
             if first_json_object(&s).is_some() {
-                found += 1;
+                found.fetch_add(1, Relaxed);
             }
-            let values =
-                [Value::String(s.clone()), json!([s.clone(), "x"]), json!(rng.next() as f64 / 7.0)];
+            let values = [Value::String(s.clone()), json!([s.clone(), "x"]), json!(x)];
             for ty in &types {
                 for v in &values {
                     let a = canonicalize(v, ty);
                     if matches!(a, Ok(Some(_))) {
-                        parsed += 1;
+                        parsed.fetch_add(1, Relaxed);
                     }
+                    let gold = a.ok().flatten();
                     let p = canonicalize_prediction(v, ty);
-                    let _ = compare(a.ok().flatten().as_ref(), p.as_ref(), ty);
+                    let mark = compare(gold.as_ref(), p.as_ref(), ty);
+                    // A prediction that does not fit the type never scores.
+                    if matches!(p, Some(Canonical::Invalid(_))) {
+                        prop_assert!(matches!(mark, Mark::Wrong | Mark::Spurious), "{:?}", mark);
+                    }
                 }
             }
             let _ = parse_date(&s);
             let _ = parse_number(&s);
-            let _ = s.parse::<StringMatch>();
-        }
+            // A rule that parses prints as text that parses to it again.
+            if let Ok(rule) = s.parse::<StringMatch>() {
+                prop_assert_eq!(rule.to_string().parse::<StringMatch>(), Ok(rule));
+            }
+        });
         // The generator is not degenerate: some inputs hit the success paths.
+        let (found, parsed) = (found.into_inner(), parsed.into_inner());
         assert!(found > 0 && parsed > 0, "found={found} parsed={parsed}");
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    use super::{compare, Mark};
+    use crate::field::value::{canonicalize, canonicalize_prediction, Canonical};
+    use crate::field::{FieldType, StringMatch};
+    use crate::testing::proptest_config;
+
+    fn rule() -> impl Strategy<Value = StringMatch> {
+        prop_oneof![
+            Just(StringMatch::Exact),
+            Just(StringMatch::Normalized),
+            (0.05f64..=1.0).prop_map(StringMatch::Fuzzy),
+            prop::sample::select(vec![0.5, 0.75, 0.8, 0.85, 0.9]).prop_map(StringMatch::Fuzzy),
+        ]
+    }
+
+    /// Short texts over a small alphabet (case, punctuation and spacing variants of the same
+    /// words are common, so matches are), or any string.
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![4 => "[abAB .,-]{0,6}", 1 => any::<String>()]
+    }
+
+    /// The mark seen from the other side: gold and prediction exchanged.
+    fn swapped(mark: Mark) -> Mark {
+        match mark {
+            Mark::Missed => Mark::Spurious,
+            Mark::Spurious => Mark::Missed,
+            other => other,
+        }
+    }
+
+    fn canon(v: &Value, ty: &FieldType) -> Option<Canonical> {
+        canonicalize_prediction(v, ty)
+    }
+
+    proptest! {
+        #![proptest_config(proptest_config(512))]
+
+        /// Comparing strings, or lists of strings, does not depend on which side is the gold.
+        #[test]
+        fn comparison_is_symmetric(
+            rule in rule(),
+            list in any::<bool>(),
+            a in prop::collection::vec(text(), 1..4),
+            b in prop::collection::vec(text(), 1..4),
+        ) {
+            let (ty, va, vb) = if list {
+                (FieldType::List(rule), json!(a), json!(b))
+            } else {
+                (FieldType::String(rule), json!(a[0]), json!(b[0]))
+            };
+            let (ca, cb) = (canon(&va, &ty), canon(&vb, &ty));
+            let ab = compare(ca.as_ref(), cb.as_ref(), &ty);
+            let ba = compare(cb.as_ref(), ca.as_ref(), &ty);
+            prop_assert_eq!(ab, swapped(ba), "{:?} vs {:?} under {:?}", ca, cb, ty);
+        }
+
+        /// A value that reads as a gold value matches itself, and matches itself read as a
+        /// prediction.
+        #[test]
+        fn a_value_matches_itself(
+            (ty, v) in prop_oneof![
+                (rule(), text()).prop_map(|(r, s)| (FieldType::String(r), json!(s))),
+                (rule(), prop::collection::vec(text(), 0..4))
+                    .prop_map(|(r, s)| (FieldType::List(r), json!(s))),
+                (0.0f64..1.0, any::<f64>().prop_filter("finite", |x| x.is_finite()))
+                    .prop_map(|(t, x)| (FieldType::Number { tolerance: t }, json!(x))),
+                (0.0f64..1.0, "(RM ?|\\$)?-?[0-9]{1,7}(\\.[0-9]{1,2})?")
+                    .prop_map(|(t, s)| (FieldType::Number { tolerance: t }, json!(s))),
+                (any::<bool>(), 1u32..=28, 1u32..=12, 1900u32..2100).prop_map(
+                    |(day_first, d, m, y)| {
+                        (FieldType::Date { day_first }, json!(format!("{d}/{m}/{y}")))
+                    }
+                ),
+                (prop::collection::vec(text(), 1..4), any::<prop::sample::Index>())
+                    .prop_map(|(values, pick)| {
+                        let v = json!(values[pick.index(values.len())].to_uppercase());
+                        (FieldType::Enum(values), v)
+                    }),
+            ],
+        ) {
+            if let Ok(Some(gold)) = canonicalize(&v, &ty) {
+                let itself = compare(Some(&gold), Some(&gold), &ty);
+                prop_assert_eq!(itself, Mark::Correct, "{:?}", gold);
+                let predicted = canonicalize_prediction(&v, &ty);
+                prop_assert_eq!(
+                    compare(Some(&gold), predicted.as_ref(), &ty),
+                    Mark::Correct,
+                    "{:?} vs {:?}",
+                    gold,
+                    predicted
+                );
+            }
+        }
     }
 }
