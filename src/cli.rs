@@ -235,7 +235,7 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Stats { command } => stats_calculator(command),
         Command::Cost(args) => cost_calculator(args),
         Command::Merge { runs, out } => {
-            crate::merge::merge(&runs, &out)?;
+            runner::merge::merge(&runs, &out)?;
             let (_, markdown) = report::write_outputs(&out)?;
             write_step_summary(&markdown);
             println!("{}", out.join(report::REPORT_FILE).display());

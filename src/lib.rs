@@ -10,8 +10,6 @@ pub mod cost;
 pub mod error;
 pub mod field;
 pub mod journal;
-pub mod local_model;
-pub mod merge;
 pub mod parse;
 pub mod prompt;
 pub mod report;

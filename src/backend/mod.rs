@@ -1,7 +1,8 @@
 //! Backends answer one prompt at a time. The runner owns concurrency, retries and journaling;
 //! a backend only turns messages into a [`Completion`] or a classified [`BackendError`].
 
-mod local;
+pub mod cache;
+pub mod local;
 mod openai;
 
 use std::time::Duration;
@@ -148,8 +149,8 @@ impl BackendClient {
     }
 }
 
-impl From<crate::runner::cache::CachedCompletion> for Completion {
-    fn from(hit: crate::runner::cache::CachedCompletion) -> Self {
+impl From<cache::CachedCompletion> for Completion {
+    fn from(hit: cache::CachedCompletion) -> Self {
         let usage = match (hit.input_tokens, hit.output_tokens) {
             (Some(input), Some(output)) => {
                 Some(Usage { input, output, cached_input: hit.cached_input_tokens.unwrap_or(0) })
@@ -162,8 +163,8 @@ impl From<crate::runner::cache::CachedCompletion> for Completion {
 
 impl Completion {
     /// The row the response cache keeps for this answer.
-    pub fn to_cached(&self, latency_ms: f64) -> crate::runner::cache::CachedCompletion {
-        crate::runner::cache::CachedCompletion {
+    pub fn to_cached(&self, latency_ms: f64) -> cache::CachedCompletion {
+        cache::CachedCompletion {
             text: self.text.clone(),
             latency_ms: Some(latency_ms),
             input_tokens: self.usage.map(|u| u.input),

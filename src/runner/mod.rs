@@ -1,8 +1,8 @@
 //! Running a suite: resolve backends, send every item to every backend concurrently, and append
 //! each record to the journal as it completes.
 
-pub mod cache;
 mod limit;
+pub mod merge;
 mod retry;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 
 pub use retry::RetryPolicy;
 
+use crate::backend::cache::ResponseCache;
 use crate::backend::{
     BackendClient, BackendError, Completion, ErrorKind, LocalBackend, OpenAiBackend,
 };
@@ -149,7 +150,7 @@ struct PlannedBackend {
     client: Arc<BackendClient>,
     prompts: Arc<PromptBuilder>,
     retry: RetryPolicy,
-    cache: Option<Arc<cache::ResponseCache>>,
+    cache: Option<Arc<ResponseCache>>,
     refresh: bool,
     limits: Arc<Limits>,
 }
@@ -187,9 +188,9 @@ pub async fn run(
     );
     let http = http_client()?;
     let cache = match &options.cache {
-        Some(path) => Some(Arc::new(
-            cache::ResponseCache::open(path).map_err(|e| Error::Usage(e.to_string()))?,
-        )),
+        Some(path) => {
+            Some(Arc::new(ResponseCache::open(path).map_err(|e| Error::Usage(e.to_string()))?))
+        }
         None => None,
     };
     let mut planned = Vec::new();
@@ -741,7 +742,7 @@ struct Ask<'a> {
     suite: &'a Suite,
     retry: RetryPolicy,
     stop: &'a StopSignal,
-    cache: Option<&'a cache::ResponseCache>,
+    cache: Option<&'a ResponseCache>,
     refresh: bool,
     epoch: u32,
     limits: &'a Limits,
