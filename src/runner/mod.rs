@@ -3,7 +3,6 @@
 
 mod limit;
 pub mod merge;
-mod retry;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,11 +11,9 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
-pub use retry::RetryPolicy;
-
 use crate::backend::cache::ResponseCache;
 use crate::backend::{
-    BackendClient, BackendError, Completion, ErrorKind, LocalBackend, OpenAiBackend,
+    BackendClient, BackendError, Completion, ErrorKind, LocalBackend, OpenAiBackend, RetryPolicy,
 };
 use crate::error::{Error, Result};
 use crate::journal::{
@@ -200,9 +197,7 @@ pub async fn run(
             Some(var) => match std::env::var(var) {
                 Ok(key) if !key.trim().is_empty() => {
                     // A key that cannot be an HTTP header would fail every request; say so now.
-                    if reqwest::header::HeaderValue::from_str(&format!("Bearer {}", key.trim()))
-                        .is_err()
-                    {
+                    if !OpenAiBackend::accepts_key(&key) {
                         return Err(Error::Usage(format!(
                             "backend `{}`: the key in {var} contains characters not allowed in an HTTP header (a line break or control character inside it?)",
                             spec.id
@@ -560,13 +555,7 @@ fn backend_meta(spec: &BackendSpec) -> BackendMeta {
 }
 
 fn http_client() -> Result<reqwest::Client> {
-    // rustls needs a process-wide crypto provider; ring builds far faster than aws-lc.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .pool_idle_timeout(std::time::Duration::from_secs(30))
-        .tcp_nodelay(true)
-        .build()
+    OpenAiBackend::http_client()
         .map_err(|e| Error::Backend(format!("cannot build the HTTP client: {e}")))
 }
 
@@ -756,10 +745,9 @@ async fn answer_item(ask: &Ask<'_>, item: &Item, messages: Vec<ChatMessage>) -> 
         Ok(p) => p,
         Err(error) => return Some(failed_record(&spec.id, item, messages, error, 0.0, 0)),
     };
-    let key = ask.cache.and_then(|_| client.cache_key(&prepared, ask.epoch));
-    if let (Some(cache), Some(key), false) = (ask.cache, &key, ask.refresh) {
-        // A cache that cannot be read is a miss: the request is simply sent.
-        if let Ok(Some(hit)) = cache.get(key) {
+    let slot = ask.cache.and_then(|_| client.cache_slot(&prepared, ask.epoch));
+    if let (Some(cache), Some(slot), false) = (ask.cache, &slot, ask.refresh) {
+        if let Some(hit) = slot.lookup(cache) {
             let latency_ms = hit.latency_ms.unwrap_or(0.0);
             let mut record =
                 answered_record(&spec.id, suite, item, messages, hit.into(), latency_ms, 0);
@@ -782,25 +770,27 @@ async fn answer_item(ask: &Ask<'_>, item: &Item, messages: Vec<ChatMessage>) -> 
         match client.send(&prepared, &messages).await {
             Ok(completion) => {
                 let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-                if let (Some(cache), Some(key)) = (ask.cache, &key) {
-                    // A failed write only means the request is asked again next time.
-                    let _ =
-                        cache.put(key, "openai", client.model(), &completion.to_cached(latency_ms));
+                if let (Some(cache), Some(slot)) = (ask.cache, &slot) {
+                    slot.store(cache, &completion, latency_ms);
                 }
                 return Some(answered_record(
                     &spec.id, suite, item, messages, completion, latency_ms, attempt,
                 ));
             }
-            Err(error) if error.is_retryable() && attempt < retry.max_attempts => {
-                if stop.is_stopped() {
-                    return None;
+            Err(error) => match retry.next_delay(attempt, &error) {
+                Some(wait) => {
+                    if stop.is_stopped() {
+                        return None;
+                    }
+                    tokio::time::sleep(wait).await;
                 }
-                tokio::time::sleep(retry.delay(attempt, &error)).await;
-            }
-            Err(error) => {
-                let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-                return Some(failed_record(&spec.id, item, messages, error, latency_ms, attempt));
-            }
+                None => {
+                    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+                    return Some(failed_record(
+                        &spec.id, item, messages, error, latency_ms, attempt,
+                    ));
+                }
+            },
         }
     }
 }

@@ -198,7 +198,7 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 /// Runs a suite through the library (load, run, write outputs) into `out`, with a fast retry
 /// policy, and returns the run directory.
 pub async fn run_library(suite: &Path, out: &Path) -> PathBuf {
-    let policy = evalgate::runner::RetryPolicy {
+    let policy = evalgate::backend::RetryPolicy {
         max_attempts: 6,
         base_delay: Duration::from_millis(5),
         max_delay: Duration::from_millis(200),
@@ -209,7 +209,7 @@ pub async fn run_library(suite: &Path, out: &Path) -> PathBuf {
 pub async fn run_library_with(
     suite: &Path,
     out: &Path,
-    retry: evalgate::runner::RetryPolicy,
+    retry: evalgate::backend::RetryPolicy,
 ) -> PathBuf {
     let suite =
         Arc::new(evalgate::suite::load(suite).unwrap_or_else(|e| panic!("suite should load: {e}")));
