@@ -384,6 +384,7 @@ fn stats_calculator(command: StatsCommand) -> Result<u8, Error> {
 
 fn validate(path: &std::path::Path) -> Result<u8, Error> {
     let suite = suite::load(path)?;
+    crate::prompt::check_templates(&suite)?;
     report_leakage(&suite);
     let train = suite.train.as_ref().map_or(0, |t| t.items.len());
     let task = match suite.task.kind {
@@ -458,7 +459,9 @@ fn report_leakage(suite: &suite::Suite) {
 }
 
 fn run(args: RunArgs) -> Result<u8, Error> {
-    let suite = Arc::new(suite::load(&args.suite)?);
+    let suite = suite::load(&args.suite)?;
+    crate::prompt::check_templates(&suite)?;
+    let suite = Arc::new(suite);
     if !args.quiet {
         report_leakage(&suite);
     }

@@ -20,7 +20,7 @@ use crate::journal::{
     self, BackendMeta, FewShotMeta, JournalWriter, Record, RecordError, RunMeta, Skipped,
     SuiteMeta, TaskMeta, Tokens,
 };
-use crate::prompt::{ChatMessage, PromptBuilder, PromptTemplates};
+use crate::prompt::{estimate_tokens, ChatMessage, PromptBuilder, PromptTemplates};
 use crate::score::judge::{self, Judgement};
 use crate::suite::{BackendSpec, Item, Provider, Strategy, Suite, TaskKind};
 
@@ -37,7 +37,8 @@ pub struct RunOptions {
     pub concurrency: Option<usize>,
     /// A backend whose key is missing is an error rather than skipped.
     pub require_all: bool,
-    /// Base and maximum backoff; `max_attempts` comes from each backend.
+    /// Backoff, and the attempts of a backend that sets no `max_attempts`; a backend's
+    /// `max_retry_delay_secs` replaces `max_delay`.
     pub retry: RetryPolicy,
     /// Refuse to start when the estimated cost is above this, and stop sending once the spend
     /// reaches it (USD; per-token backends only: fixed prices do not grow with a run).
@@ -252,7 +253,7 @@ pub async fn run(
             spec.concurrency = c.max(1);
         }
         let retry = RetryPolicy {
-            max_attempts: spec.max_attempts,
+            max_attempts: spec.max_attempts.unwrap_or(options.retry.max_attempts),
             max_delay: spec.max_retry_delay.unwrap_or(options.retry.max_delay),
             ..options.retry
         };
@@ -892,12 +893,6 @@ fn reply_allowance(spec: &BackendSpec, suite: &Suite) -> u64 {
         }
     };
     spec.max_tokens.map_or(longest_label.div_ceil(4) + 4, u64::from)
-}
-
-/// A rough token count for servers that report no usage: about four characters a token for
-/// English text, plus a few tokens of chat formatting per message. Marked as an estimate.
-fn estimate_tokens<'a>(texts: impl Iterator<Item = &'a str>) -> u64 {
-    texts.map(|t| (t.chars().count() as u64).div_ceil(4) + 4).sum()
 }
 
 /// Writes records on a blocking thread as they arrive, flushing whenever the queue is drained,

@@ -211,8 +211,9 @@ pub async fn run_library_with(
     out: &Path,
     retry: evalgate::backend::RetryPolicy,
 ) -> PathBuf {
-    let suite =
-        Arc::new(evalgate::suite::load(suite).unwrap_or_else(|e| panic!("suite should load: {e}")));
+    let suite = evalgate::suite::load(suite).unwrap_or_else(|e| panic!("suite should load: {e}"));
+    evalgate::prompt::check_templates(&suite).unwrap_or_else(|e| panic!("bad templates: {e}"));
+    let suite = Arc::new(suite);
     let options = evalgate::runner::RunOptions {
         out_dir: Some(out.to_path_buf()),
         retry,
