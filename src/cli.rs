@@ -10,8 +10,9 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::error::Error;
+use crate::plan::{self, RunOptions, RunPlan};
 use crate::report;
-use crate::runner::{self, RunEvent, RunOptions};
+use crate::runner::{self, RunEvent};
 use crate::suite;
 
 /// Documented exit codes.
@@ -202,7 +203,7 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "no_cache")]
     pub refresh: bool,
     /// The response cache's database file.
-    #[arg(long, value_name = "FILE", default_value = runner::DEFAULT_CACHE)]
+    #[arg(long, value_name = "FILE", default_value = plan::DEFAULT_CACHE)]
     pub cache: PathBuf,
     /// Print nothing but errors and the report path.
     #[arg(long, short)]
@@ -383,8 +384,7 @@ fn stats_calculator(command: StatsCommand) -> Result<u8, Error> {
 }
 
 fn validate(path: &std::path::Path) -> Result<u8, Error> {
-    let suite = suite::load(path)?;
-    crate::prompt::check_templates(&suite)?;
+    let suite = plan::load_suite(path)?;
     report_leakage(&suite);
     let train = suite.train.as_ref().map_or(0, |t| t.items.len());
     let task = match suite.task.kind {
@@ -429,6 +429,24 @@ fn validate(path: &std::path::Path) -> Result<u8, Error> {
             suite.test.items.len()
         );
     }
+    // What `evalgate run` would do here: the backends it would skip, and what it would cost.
+    let resolved = RunPlan::resolve(Arc::new(suite), &RunOptions::default(), &plan::ProcessEnv)?;
+    for skipped in &resolved.skipped {
+        println!("  backend `{}` would be skipped: {}", skipped.id, skipped.reason);
+    }
+    let estimate = resolved.estimate()?;
+    let costs: Vec<String> = estimate
+        .backends
+        .iter()
+        .map(|(id, cost)| match cost {
+            plan::EstimatedCost::Free => format!("{id} free"),
+            plan::EstimatedCost::Unpriced => format!("{id} no known price"),
+            plan::EstimatedCost::Usd(usd) => format!("{id} ${usd:.4}"),
+        })
+        .collect();
+    if !costs.is_empty() {
+        println!("  estimated cost of a run: ${:.4} ({})", estimate.total_usd, costs.join(", "));
+    }
     Ok(exit::SUCCESS)
 }
 
@@ -459,9 +477,7 @@ fn report_leakage(suite: &suite::Suite) {
 }
 
 fn run(args: RunArgs) -> Result<u8, Error> {
-    let suite = suite::load(&args.suite)?;
-    crate::prompt::check_templates(&suite)?;
-    let suite = Arc::new(suite);
+    let suite = Arc::new(plan::load_suite(&args.suite)?);
     if !args.quiet {
         report_leakage(&suite);
     }
@@ -510,7 +526,8 @@ fn run(args: RunArgs) -> Result<u8, Error> {
                 }
             }
         });
-        runner::run(suite, &options, events, stop.clone()).await
+        let resolved = RunPlan::resolve(suite, &options, &plan::ProcessEnv)?;
+        runner::run(resolved, events, stop.clone()).await
     })?;
     runtime.shutdown_background();
     if let Ok(mut d) = display.lock() {

@@ -128,7 +128,7 @@ impl Resolver {
             }
         }
 
-        // Templates are checked by `crate::prompt::check_templates`, which compiles them: the
+        // Templates are checked by the prompt module (`check_templates`), which compiles them: the
         // suite only records where they are written and which columns hold gold.
         match (self.problems.is_empty(), task, test) {
             (true, Some(task), Some(test)) => Ok(Suite {

@@ -211,17 +211,19 @@ pub async fn run_library_with(
     out: &Path,
     retry: evalgate::backend::RetryPolicy,
 ) -> PathBuf {
-    let suite = evalgate::suite::load(suite).unwrap_or_else(|e| panic!("suite should load: {e}"));
-    evalgate::prompt::check_templates(&suite).unwrap_or_else(|e| panic!("bad templates: {e}"));
-    let suite = Arc::new(suite);
-    let options = evalgate::runner::RunOptions {
+    let suite = Arc::new(
+        evalgate::plan::load_suite(suite).unwrap_or_else(|e| panic!("suite should load: {e}")),
+    );
+    let options = evalgate::plan::RunOptions {
         out_dir: Some(out.to_path_buf()),
         retry,
         ..Default::default()
     };
     let events: evalgate::runner::EventSink = Arc::new(|_| {});
     let stop = Arc::new(evalgate::runner::StopSignal::default());
-    let dir = evalgate::runner::run(suite, &options, events, stop)
+    let plan = evalgate::plan::RunPlan::resolve(suite, &options, &evalgate::plan::ProcessEnv)
+        .unwrap_or_else(|e| panic!("plan failed: {e}"));
+    let dir = evalgate::runner::run(plan, events, stop)
         .await
         .unwrap_or_else(|e| panic!("run failed: {e}"))
         .dir;
