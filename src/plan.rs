@@ -132,7 +132,7 @@ pub struct RunPlan {
     pub skipped: Vec<Skipped>,
     /// The items to send, as indices into the suite's test data, in run order: items are never
     /// copied, so a large suite is held in memory once.
-    pub items: Arc<Vec<usize>>,
+    pub items: Vec<usize>,
     /// The run directory: a new one (created when the run starts), or the resumed run's.
     pub dir: PathBuf,
     pub resumed: bool,
@@ -274,7 +274,7 @@ impl RunPlan {
             suite,
             backends,
             skipped,
-            items: Arc::new(selection.items),
+            items: selection.items,
             dir,
             resumed: previous.is_some(),
             meta,

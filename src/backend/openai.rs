@@ -169,7 +169,7 @@ fn to_openai_message(m: &ChatMessage) -> ChatCompletionRequestMessage {
 }
 
 /// The reqwest transport, minus async-openai's retry layer, turning a non-success status into a
-/// [`HttpFailure`] that keeps what the runner needs to decide on a retry.
+/// [`HttpFailure`] that keeps what the retry policy needs to decide on another attempt.
 #[derive(Clone)]
 struct StatusKeepingService {
     http: reqwest::Client,

@@ -168,7 +168,7 @@ fn announce_setup(plan: &RunPlan, events: &EventSink) {
 struct RunContext {
     suite: Arc<Suite>,
     /// Indices into the suite's test data.
-    items: Arc<Vec<usize>>,
+    items: Vec<usize>,
     stop: Arc<StopSignal>,
     cache: Option<Arc<ResponseCache>>,
     refresh: bool,
@@ -181,7 +181,7 @@ struct BackendRun {
     client: BackendClient,
     retry: RetryPolicy,
     limits: Limits,
-    run: Arc<RunContext>,
+    context: Arc<RunContext>,
 }
 
 /// A backend's rate limits, shared by its requests.
@@ -212,11 +212,11 @@ struct Driver {
 }
 
 impl Driver {
-    fn new(plan: BackendPlan, run: Arc<RunContext>, records: mpsc::Sender<Record>) -> Self {
+    fn new(plan: BackendPlan, context: Arc<RunContext>, records: mpsc::Sender<Record>) -> Self {
         let BackendPlan { spec, client, prompts, retry, limits, done, .. } = plan;
         let limits = Limits::new(&limits);
         Driver {
-            backend: Arc::new(BackendRun { spec, client, retry, limits, run }),
+            backend: Arc::new(BackendRun { spec, client, retry, limits, context }),
             prompts,
             done,
             records,
@@ -227,20 +227,20 @@ impl Driver {
     /// before sending, so memory holds only the requests in flight.
     async fn run(self) -> bool {
         let Driver { backend, prompts, done, records } = self;
-        let run = backend.run.clone();
+        let context = backend.context.clone();
         let spec = &backend.spec;
         let semaphore = Arc::new(Semaphore::new(spec.concurrency));
         let mut tasks = JoinSet::new();
         let mut left_unsent = false;
-        let items = &run.suite.test.items;
-        let samples = run.items.iter().flat_map(|&i| (0..spec.epochs).map(move |e| (i, e)));
+        let items = &context.suite.test.items;
+        let samples = context.items.iter().flat_map(|&i| (0..spec.epochs).map(move |e| (i, e)));
         for (index, epoch) in samples {
             // Only a resumed run has answers to skip; a new one allocates nothing here.
             if !done.is_empty() && done.contains(&(items[index].id.clone(), epoch)) {
                 continue;
             }
             let Ok(permit) = semaphore.clone().acquire_owned().await else { break };
-            if run.stop.is_stopped() {
+            if context.stop.is_stopped() {
                 left_unsent = true;
                 break;
             }
@@ -252,7 +252,7 @@ impl Driver {
                 Ok(messages) => {
                     let (backend, records) = (backend.clone(), records.clone());
                     tasks.spawn(async move {
-                        let item = &backend.run.suite.test.items[index];
+                        let item = &backend.context.suite.test.items[index];
                         // A panic below must still leave a record: an item is never silently lost.
                         let answer = std::panic::AssertUnwindSafe(answer_item(
                             &backend, item, messages, epoch,
@@ -310,7 +310,7 @@ impl Driver {
             };
             let _ = records.send(record).await;
         }
-        if run.stop.is_stopped() {
+        if context.stop.is_stopped() {
             // Let requests in flight finish for a grace period, then abandon them.
             let drain = async {
                 let mut abandoned = false;
@@ -319,7 +319,7 @@ impl Driver {
                 }
                 abandoned
             };
-            match tokio::time::timeout(run.grace, drain).await {
+            match tokio::time::timeout(context.grace, drain).await {
                 Ok(abandoned) => left_unsent |= abandoned,
                 Err(_) => {
                     tasks.abort_all();
@@ -342,20 +342,27 @@ async fn answer_item(
     messages: Vec<ChatMessage>,
     epoch: u32,
 ) -> Option<Record> {
-    let BackendRun { spec, client, retry, limits, run } = backend;
+    let BackendRun { spec, client, retry, limits, context } = backend;
     let started = Instant::now();
     let mut attempt = 0;
     let prepared = match client.prepare(&messages) {
         Ok(p) => p,
         Err(error) => return Some(failed_record(&spec.id, item, messages, error, 0.0, 0)),
     };
-    let cache = run.cache.as_deref();
+    let cache = context.cache.as_deref();
     let slot = cache.and_then(|_| client.cache_slot(&prepared, epoch));
-    if let (Some(cache), Some(slot), false) = (cache, &slot, run.refresh) {
+    if let (Some(cache), Some(slot), false) = (cache, &slot, context.refresh) {
         if let Some(hit) = slot.lookup(cache) {
             let latency_ms = hit.latency_ms.unwrap_or(0.0);
-            let mut record =
-                answered_record(&spec.id, &run.suite, item, messages, hit.into(), latency_ms, 0);
+            let mut record = answered_record(
+                &spec.id,
+                &context.suite,
+                item,
+                messages,
+                hit.into(),
+                latency_ms,
+                0,
+            );
             record.cached = true;
             return Some(record);
         }
@@ -379,12 +386,18 @@ async fn answer_item(
                     slot.store(cache, &completion, latency_ms);
                 }
                 return Some(answered_record(
-                    &spec.id, &run.suite, item, messages, completion, latency_ms, attempt,
+                    &spec.id,
+                    &context.suite,
+                    item,
+                    messages,
+                    completion,
+                    latency_ms,
+                    attempt,
                 ));
             }
             Err(error) => match retry.next_delay(attempt, &error) {
                 Some(wait) => {
-                    if run.stop.is_stopped() {
+                    if context.stop.is_stopped() {
                         return None;
                     }
                     tokio::time::sleep(wait).await;

@@ -207,7 +207,7 @@ pub struct BackendSpec {
     pub timeout: Duration,
     /// Attempts per request; the retry policy's default when `None`.
     pub max_attempts: Option<u32>,
-    /// Cap on the wait between attempts; the runner's default when `None`.
+    /// Cap on the wait between attempts; the retry policy's default when `None`.
     pub max_retry_delay: Option<Duration>,
     /// Line of the backend's `id` in the suite.
     pub line: u64,
