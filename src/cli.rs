@@ -10,8 +10,9 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::error::Error;
+use crate::plan::{self, RunOptions, RunPlan};
 use crate::report;
-use crate::runner::{self, RunEvent, RunOptions};
+use crate::runner::{self, RunEvent};
 use crate::suite;
 
 /// Documented exit codes.
@@ -202,7 +203,7 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "no_cache")]
     pub refresh: bool,
     /// The response cache's database file.
-    #[arg(long, value_name = "FILE", default_value = runner::DEFAULT_CACHE)]
+    #[arg(long, value_name = "FILE", default_value = plan::DEFAULT_CACHE)]
     pub cache: PathBuf,
     /// Print nothing but errors and the report path.
     #[arg(long, short)]
@@ -254,7 +255,7 @@ fn dispatch(cli: Cli, out: &mut impl Write) -> anyhow::Result<u8> {
         Command::Stats { command } => stats_calculator(command, out),
         Command::Cost(args) => cost_calculator(args, out),
         Command::Merge { runs, out: dir } => {
-            crate::merge::merge(&runs, &dir)?;
+            runner::merge::merge(&runs, &dir)?;
             let (_, markdown) = report::write_outputs(&dir)?;
             write_step_summary(&markdown);
             writeln!(out, "{}", dir.join(report::REPORT_FILE).display())?;
@@ -403,7 +404,7 @@ fn stats_calculator(command: StatsCommand, out: &mut impl Write) -> anyhow::Resu
 }
 
 fn validate(path: &std::path::Path, out: &mut impl Write) -> anyhow::Result<u8> {
-    let suite = suite::load(path)?;
+    let suite = plan::load_suite(path)?;
     report_leakage(&suite);
     let train = suite.train.as_ref().map_or(0, |t| t.items.len());
     let task = match suite.task.kind {
@@ -450,6 +451,24 @@ fn validate(path: &std::path::Path, out: &mut impl Write) -> anyhow::Result<u8> 
             suite.test.items.len()
         )?;
     }
+    // What `evalgate run` would do here: the backends it would skip, and what it would cost.
+    let resolved = RunPlan::resolve(Arc::new(suite), &RunOptions::default(), &plan::ProcessEnv)?;
+    for skipped in &resolved.skipped {
+        println!("  backend `{}` would be skipped: {}", skipped.id, skipped.reason);
+    }
+    let estimate = resolved.estimate()?;
+    let costs: Vec<String> = estimate
+        .backends
+        .iter()
+        .map(|(id, cost)| match cost {
+            plan::EstimatedCost::Free => format!("{id} free"),
+            plan::EstimatedCost::Unpriced => format!("{id} no known price"),
+            plan::EstimatedCost::Usd(usd) => format!("{id} ${usd:.4}"),
+        })
+        .collect();
+    if !costs.is_empty() {
+        println!("  estimated cost of a run: ${:.4} ({})", estimate.total_usd, costs.join(", "));
+    }
     Ok(exit::SUCCESS)
 }
 
@@ -480,7 +499,7 @@ fn report_leakage(suite: &suite::Suite) {
 }
 
 fn run(args: RunArgs, out: &mut impl Write) -> anyhow::Result<u8> {
-    let suite = Arc::new(suite::load(&args.suite)?);
+    let suite = Arc::new(plan::load_suite(&args.suite)?);
     if !args.quiet {
         report_leakage(&suite);
     }
@@ -528,7 +547,8 @@ fn run(args: RunArgs, out: &mut impl Write) -> anyhow::Result<u8> {
                 }
             }
         });
-        runner::run(suite, &options, events, stop.clone()).await
+        let resolved = RunPlan::resolve(suite, &options, &plan::ProcessEnv)?;
+        runner::run(resolved, events, stop.clone()).await
     })?;
     runtime.shutdown_background();
     if let Ok(mut d) = display.lock() {

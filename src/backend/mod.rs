@@ -1,13 +1,23 @@
-//! Backends answer one prompt at a time. The runner owns concurrency, retries and journaling;
-//! a backend only turns messages into a [`Completion`] or a classified [`BackendError`].
+//! Backends answer one prompt at a time. The runner owns concurrency, the retry loop and
+//! journaling; a backend only turns messages into a [`Completion`] or a classified
+//! [`BackendError`]. Beside the backends: the [response cache](cache) (each backend files its
+//! own rows under its provider name) and the [retry policy](RetryPolicy), which decides which
+//! errors are worth another attempt.
+//!
+//! [`BackendClient`] is the one interface the runner sees. It is an enum rather than a trait
+//! object: backends are a closed set known to the plan, and an enum keeps `send` a plain
+//! `async fn` with no boxed futures on the hot path.
 
-mod local;
+pub mod cache;
+pub mod local;
 mod openai;
+mod retry;
 
 use std::time::Duration;
 
 pub use local::LocalBackend;
 pub use openai::OpenAiBackend;
+pub use retry::{is_retryable, RetryPolicy};
 
 use crate::prompt::ChatMessage;
 
@@ -71,19 +81,6 @@ impl BackendError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         BackendError { kind, status: None, message: message.into(), retry_after: None }
     }
-
-    /// Whether another attempt may succeed: rate limits, overload, server faults and transport
-    /// failures are transient; other client errors (400, 401, 404, …) will fail the same way.
-    pub fn is_retryable(&self) -> bool {
-        match self.kind {
-            ErrorKind::Http => matches!(self.status, Some(408 | 409 | 429) | Some(500..=599)),
-            ErrorKind::Timeout
-            | ErrorKind::Connect
-            | ErrorKind::Body
-            | ErrorKind::MalformedResponse => true,
-            ErrorKind::ApiError | ErrorKind::Internal => false,
-        }
-    }
 }
 
 impl std::fmt::Display for BackendError {
@@ -117,11 +114,15 @@ impl BackendClient {
         }
     }
 
-    /// The response-cache key of a prepared request; `None` for the local backend, which costs
-    /// nothing to ask again.
-    pub fn cache_key(&self, prepared: &Prepared, epoch: u32) -> Option<String> {
+    /// Where the answer to a prepared request is filed in the response cache; `None` for the
+    /// local backend, which costs nothing to ask again.
+    pub fn cache_slot(&self, prepared: &Prepared, epoch: u32) -> Option<CacheSlot<'_>> {
         match (self, prepared) {
-            (BackendClient::OpenAi(b), Prepared::Body(body)) => Some(b.cache_key(body, epoch)),
+            (BackendClient::OpenAi(b), Prepared::Body(body)) => Some(CacheSlot {
+                key: b.cache_key(body, epoch),
+                provider: OpenAiBackend::PROVIDER,
+                model: b.model(),
+            }),
             _ => None,
         }
     }
@@ -138,18 +139,31 @@ impl BackendClient {
             (BackendClient::Local(b), _) => b.complete(messages),
         }
     }
+}
 
-    /// The model name cache rows are filed under.
-    pub fn model(&self) -> &str {
-        match self {
-            BackendClient::OpenAi(b) => b.model(),
-            BackendClient::Local(_) => "local",
-        }
+/// One request's place in the response cache: its key, and the provider and model its row is
+/// filed under. The backend that made the request supplies all three.
+pub struct CacheSlot<'a> {
+    pub key: String,
+    provider: &'static str,
+    model: &'a str,
+}
+
+impl CacheSlot<'_> {
+    /// The cached answer, if any. A cache that cannot be read is a miss: the request is simply
+    /// sent.
+    pub fn lookup(&self, cache: &cache::ResponseCache) -> Option<cache::CachedCompletion> {
+        cache.get(&self.key).ok().flatten()
+    }
+
+    /// Keeps `completion` for next time. A failed write only means the request is asked again.
+    pub fn store(&self, cache: &cache::ResponseCache, completion: &Completion, latency_ms: f64) {
+        let _ = cache.put(&self.key, self.provider, self.model, &completion.to_cached(latency_ms));
     }
 }
 
-impl From<crate::runner::cache::CachedCompletion> for Completion {
-    fn from(hit: crate::runner::cache::CachedCompletion) -> Self {
+impl From<cache::CachedCompletion> for Completion {
+    fn from(hit: cache::CachedCompletion) -> Self {
         let usage = match (hit.input_tokens, hit.output_tokens) {
             (Some(input), Some(output)) => {
                 Some(Usage { input, output, cached_input: hit.cached_input_tokens.unwrap_or(0) })
@@ -162,8 +176,8 @@ impl From<crate::runner::cache::CachedCompletion> for Completion {
 
 impl Completion {
     /// The row the response cache keeps for this answer.
-    pub fn to_cached(&self, latency_ms: f64) -> crate::runner::cache::CachedCompletion {
-        crate::runner::cache::CachedCompletion {
+    pub fn to_cached(&self, latency_ms: f64) -> cache::CachedCompletion {
+        cache::CachedCompletion {
             text: self.text.clone(),
             latency_ms: Some(latency_ms),
             input_tokens: self.usage.map(|u| u.input),

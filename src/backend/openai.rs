@@ -39,6 +39,9 @@ pub struct OpenAiBackend {
 }
 
 impl OpenAiBackend {
+    /// The provider name in cache keys and cache rows.
+    pub const PROVIDER: &'static str = "openai";
+
     /// `api_key` is read from the environment by the caller; it goes only into the
     /// `Authorization` header.
     pub fn new(
@@ -66,6 +69,23 @@ impl OpenAiBackend {
             base_url: spec.base_url.clone().unwrap_or_default(),
             schema,
         }
+    }
+
+    /// The HTTP client every OpenAI-compatible backend of a run shares (one connection pool).
+    pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+        // rustls needs a process-wide crypto provider; ring builds far faster than aws-lc.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .build()
+    }
+
+    /// Whether `key` can be sent in the `Authorization` header; one that cannot (a line break or
+    /// control character inside it) would fail every request.
+    pub fn accepts_key(key: &str) -> bool {
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {}", key.trim())).is_ok()
     }
 
     /// The request body for `messages`, serialised once: the same bytes are hashed for the cache
@@ -103,7 +123,7 @@ impl OpenAiBackend {
     /// (never the key). Repeated samples (`epoch` > 0) of one prompt get keys of their own.
     pub fn cache_key(&self, body: &RawValue, epoch: u32) -> String {
         let key = |bytes: &[u8]| {
-            crate::runner::cache::cache_key("openai", &self.base_url, &self.model, bytes)
+            super::cache::cache_key(Self::PROVIDER, &self.base_url, &self.model, bytes)
         };
         if epoch == 0 {
             key(body.get().as_bytes())
@@ -149,7 +169,7 @@ fn to_openai_message(m: &ChatMessage) -> ChatCompletionRequestMessage {
 }
 
 /// The reqwest transport, minus async-openai's retry layer, turning a non-success status into a
-/// [`HttpFailure`] that keeps what the runner needs to decide on a retry.
+/// [`HttpFailure`] that keeps what the retry policy needs to decide on another attempt.
 #[derive(Clone)]
 struct StatusKeepingService {
     http: reqwest::Client,

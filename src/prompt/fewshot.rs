@@ -170,6 +170,7 @@ mod tests {
             input: "{{ text }}".into(),
             fine_tuned_instructions: None,
             fields: Vec::new(),
+            template_lines: Default::default(),
         })
         .unwrap()
     }

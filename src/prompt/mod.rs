@@ -3,12 +3,14 @@
 //! Item text is data, never template: values are passed to minijinja as context, so a ticket
 //! that contains `{{ ... }}` appears in the prompt exactly as written.
 
+mod check;
 mod fewshot;
 pub mod schema;
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::{Deserialize, Serialize};
 
+pub use check::check_templates;
 pub use fewshot::FewShotSelector;
 
 use crate::suite::{Item, Strategy, Suite, Task};
@@ -38,6 +40,13 @@ impl ChatMessage {
     pub fn assistant(content: impl Into<String>) -> Self {
         ChatMessage { role: Role::Assistant, content: content.into() }
     }
+}
+
+/// A rough token count, for servers that report no usage and for estimates made before sending:
+/// about four characters a token for English text, plus a few tokens of chat formatting per
+/// message.
+pub fn estimate_tokens<'a>(texts: impl Iterator<Item = &'a str>) -> u64 {
+    texts.map(|t| (t.chars().count() as u64).div_ceil(4) + 4).sum()
 }
 
 /// The task's templates, compiled once with strict undefined variables.
@@ -180,6 +189,7 @@ mod tests {
             input: "Text: {{ text }}".into(),
             fine_tuned_instructions: None,
             fields: Vec::new(),
+            template_lines: Default::default(),
         }
     }
 

@@ -16,12 +16,11 @@ use super::schema::{
 };
 use super::{
     BackendSpec, Dataset, FewShot, Fields, Item, Price, Provider, Selection, Strategy, Suite, Task,
-    TaskKind, DEFAULT_CONCURRENCY, OPENAI_BASE_URL, OPENAI_KEY_ENV,
+    TaskKind, TemplateLines, DEFAULT_CONCURRENCY, OPENAI_BASE_URL, OPENAI_KEY_ENV,
 };
 use crate::cost::{PriceTable, Pricing};
 use crate::error::{SuiteErrors, SuiteProblem};
 use crate::field::{FieldSpec, FieldType, StringMatch};
-use crate::prompt::PromptTemplates;
 
 /// At most this many problems of one kind are listed for a data file; a file with thousands of
 /// bad rows needs one fix, not a thousand lines of output.
@@ -141,9 +140,8 @@ impl Resolver {
             }
         }
 
-        if let (Some(task), Some(test)) = (&task, &test) {
-            self.check_templates(&file.task, task, test, train.as_ref());
-        }
+        // Templates are checked by the prompt module (`check_templates`), which compiles them: the
+        // suite only records where they are written and which columns hold gold.
         match (self.problems.is_empty(), task, test) {
             (true, Some(task), Some(test)) => Ok(Suite {
                 data_sha256: data_hash(&test, train.as_ref()),
@@ -153,6 +151,7 @@ impl Resolver {
                     .decision
                     .as_ref()
                     .map_or(crate::score::DEFAULT_MARGIN, |d| d.value.margin),
+                gold_columns: self.gold_columns,
                 label_parser: crate::parse::LabelParser::new(&task.labels),
                 path: self.path,
                 name,
@@ -223,6 +222,7 @@ impl Resolver {
             instructions: task.instructions.value.clone(),
             input: task.input.value.clone(),
             fine_tuned_instructions: task.fine_tuned_instructions.as_ref().map(|s| s.value.clone()),
+            template_lines: template_lines(task),
             fields: Vec::new(),
         })
     }
@@ -391,6 +391,7 @@ impl Resolver {
             instructions: task.instructions.value.clone(),
             input: task.input.value.clone(),
             fine_tuned_instructions: task.fine_tuned_instructions.as_ref().map(|s| s.value.clone()),
+            template_lines: template_lines(task),
             fields: specs,
         })
     }
@@ -778,8 +779,8 @@ impl Resolver {
                 "",
             );
         }
-        let max_attempts = b.max_attempts.as_ref().map_or(6, |m| m.value);
-        if max_attempts == 0 {
+        let max_attempts = b.max_attempts.as_ref().map(|m| m.value);
+        if max_attempts == Some(0) {
             self.problem(
                 id_line,
                 &format!("{key}.max_attempts"),
@@ -997,7 +998,7 @@ impl Resolver {
             } else {
                 60.0
             }),
-            max_attempts: max_attempts.max(1),
+            max_attempts: max_attempts.map(|m| m.max(1)),
             line: id_line,
         })
     }
@@ -1239,91 +1240,6 @@ impl Resolver {
         };
         Strategy::FewShot(FewShot { k, select, seed: f.seed.unwrap_or(0), ids })
     }
-
-    fn check_templates(
-        &mut self,
-        file: &schema::TaskFile,
-        task: &Task,
-        test: &Dataset,
-        train: Option<&Dataset>,
-    ) {
-        match PromptTemplates::compile(task) {
-            Ok(templates) => {
-                let mut columns: Vec<&str> =
-                    test.items.first().map(|i| i.fields.keys().collect()).unwrap_or_default();
-                columns.sort_unstable();
-                let fine_tuned = file.fine_tuned_instructions.as_ref();
-                let checked = [
-                    ("input", Some(&file.input)),
-                    ("instructions", Some(&file.instructions)),
-                    ("fine_tuned_instructions", fine_tuned),
-                ];
-                for (name, span) in checked.into_iter().filter_map(|(n, s)| Some((n, s?))) {
-                    for var in templates.variables(name) {
-                        if (var == "labels" || var == "fields") && name != "input" {
-                            continue;
-                        }
-                        let (message, hint) = if self.gold_columns.contains(&var) {
-                            (
-                                format!(
-                                    "template uses `{var}`, which holds the gold {}",
-                                    if task.kind == TaskKind::Extraction {
-                                        "fields"
-                                    } else {
-                                        "label"
-                                    }
-                                ),
-                                "the prompt must not contain the answer; remove it".to_string(),
-                            )
-                        } else if name != "input" {
-                            (format!("template uses `{var}`, which instructions do not have"), "instructions see only `labels` (and `fields` in extraction tasks); put item columns in `input`".to_string())
-                        } else if !columns.contains(&var.as_str()) {
-                            (
-                                format!(
-                                    "template uses `{var}`, which is not a column of the test data"
-                                ),
-                                format!("columns are: {}", columns.join(", ")),
-                            )
-                        } else {
-                            continue;
-                        };
-                        self.problem(line(span), &format!("task.{name}"), message, hint);
-                    }
-                }
-                if self.problems.is_empty() {
-                    // Render every item: strict undefined catches what static analysis cannot
-                    // (a column missing from some JSONL rows, an attribute of a string).
-                    for data in std::iter::once(test).chain(train) {
-                        for item in &data.items {
-                            if let Err(e) = templates.render_input(item) {
-                                self.problems.push(
-                                    SuiteProblem::new(&data.origin, format!("cannot render `task.input` for item `{}`: {e}", item.id))
-                                        .line(item.line)
-                                        .hint("every column the template uses must be present in every row"),
-                                );
-                                return;
-                            }
-                        }
-                    }
-                }
-            }
-            Err((name, e)) => {
-                let span = if name == "input" {
-                    &file.input
-                } else if name == "instructions" {
-                    &file.instructions
-                } else {
-                    file.fine_tuned_instructions.as_ref().unwrap_or(&file.input)
-                };
-                self.problem(
-                    line(span),
-                    &format!("task.{name}"),
-                    format!("invalid template: {e}"),
-                    "templates use Jinja syntax, e.g. `Ticket: {{ text }}`",
-                );
-            }
-        }
-    }
 }
 
 /// Where a split's gold answers come from.
@@ -1542,6 +1458,14 @@ fn supports_json_schema(base_url: Option<&str>) -> bool {
 
 fn line<T>(s: &Spanned<T>) -> u64 {
     s.referenced.line()
+}
+
+fn template_lines(task: &schema::TaskFile) -> TemplateLines {
+    TemplateLines {
+        instructions: line(&task.instructions),
+        input: line(&task.input),
+        fine_tuned_instructions: task.fine_tuned_instructions.as_ref().map(line),
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,9 @@ pub struct Suite {
     pub compare: Vec<(String, String)>,
     /// `decision.margin`: the difference in accuracy that matters.
     pub margin: f64,
+    /// The columns holding the gold answer in either split (the label, or an extraction task's
+    /// gold columns): they are not item fields, and a template must not name them.
+    pub gold_columns: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +53,17 @@ pub struct Task {
     pub fine_tuned_instructions: Option<String>,
     /// The fields of an extraction task, in declared order; empty for classification.
     pub fields: Vec<crate::field::FieldSpec>,
+    /// Where each template is written in the suite, for problems that name its line.
+    pub template_lines: TemplateLines,
+}
+
+/// The suite lines of a task's templates (0 where unknown, as for a task built in code).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TemplateLines {
+    pub instructions: u64,
+    pub input: u64,
+    /// `None` when the suite has no `fine_tuned_instructions`.
+    pub fine_tuned_instructions: Option<u64>,
 }
 
 impl Task {
@@ -193,8 +207,9 @@ pub struct BackendSpec {
     pub temperature: f64,
     pub max_tokens: Option<u32>,
     pub timeout: Duration,
-    pub max_attempts: u32,
-    /// Cap on the wait between attempts; the runner's default when `None`.
+    /// Attempts per request; the retry policy's default when `None`.
+    pub max_attempts: Option<u32>,
+    /// Cap on the wait between attempts; the retry policy's default when `None`.
     pub max_retry_delay: Option<Duration>,
     /// Line of the backend's `id` in the suite.
     pub line: u64,

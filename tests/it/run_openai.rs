@@ -817,7 +817,7 @@ async fn retry_after_is_honoured() {
         &suite_with_models("retry-after", &server.base_url(), &["limited"], ""),
     );
     // Backoff alone would wait at most 1 ms: only Retry-After explains a longer wait.
-    let policy = evalgate::runner::RetryPolicy {
+    let policy = evalgate::backend::RetryPolicy {
         max_attempts: 3,
         base_delay: Duration::from_millis(1),
         max_delay: Duration::from_secs(5),

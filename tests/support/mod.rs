@@ -198,7 +198,7 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 /// Runs a suite through the library (load, run, write outputs) into `out`, with a fast retry
 /// policy, and returns the run directory.
 pub async fn run_library(suite: &Path, out: &Path) -> PathBuf {
-    let policy = evalgate::runner::RetryPolicy {
+    let policy = evalgate::backend::RetryPolicy {
         max_attempts: 6,
         base_delay: Duration::from_millis(5),
         max_delay: Duration::from_millis(200),
@@ -209,18 +209,21 @@ pub async fn run_library(suite: &Path, out: &Path) -> PathBuf {
 pub async fn run_library_with(
     suite: &Path,
     out: &Path,
-    retry: evalgate::runner::RetryPolicy,
+    retry: evalgate::backend::RetryPolicy,
 ) -> PathBuf {
-    let suite =
-        Arc::new(evalgate::suite::load(suite).unwrap_or_else(|e| panic!("suite should load: {e}")));
-    let options = evalgate::runner::RunOptions {
+    let suite = Arc::new(
+        evalgate::plan::load_suite(suite).unwrap_or_else(|e| panic!("suite should load: {e}")),
+    );
+    let options = evalgate::plan::RunOptions {
         out_dir: Some(out.to_path_buf()),
         retry,
         ..Default::default()
     };
     let events: evalgate::runner::EventSink = Arc::new(|_| {});
     let stop = Arc::new(evalgate::runner::StopSignal::default());
-    let dir = evalgate::runner::run(suite, &options, events, stop)
+    let plan = evalgate::plan::RunPlan::resolve(suite, &options, &evalgate::plan::ProcessEnv)
+        .unwrap_or_else(|e| panic!("plan failed: {e}"));
+    let dir = evalgate::runner::run(plan, events, stop)
         .await
         .unwrap_or_else(|e| panic!("run failed: {e}"))
         .dir;

@@ -1,10 +1,12 @@
 //! The `local` backend: the built-in TF-IDF + linear SVM classifier, trained on `data.train`.
 //! It needs no network and no key, and gives every report the line a language model must beat.
 
+pub mod classifier;
+
 use crate::backend::{BackendError, Completion, ErrorKind, Usage};
-use crate::local_model::{LocalModel, LocalModelConfig};
 use crate::prompt::{ChatMessage, PromptTemplates, Role};
 use crate::suite::Suite;
+use classifier::{LocalModel, LocalModelConfig};
 
 pub struct LocalBackend {
     model: LocalModel,

@@ -1,0 +1,813 @@
+//! The run plan: a suite, the run's options and the environment resolved into every decision a
+//! run needs, before any request is sent.
+//!
+//! [`RunPlan::resolve`] chooses the backends (and which are skipped for a missing key, with the
+//! reason), builds their clients (training the local classifier), prompt builders, retry policies
+//! and rate limits, loads a resumed run's state, selects the items (`--limit`, a shard), keeps
+//! the budget (`--max-cost-usd`) and prepares run.json. The runner (`runner::run`) then only
+//! executes the plan, and `evalgate validate` resolves one to say which backends a run would skip
+//! and what it would cost. The plan imports the suite, prompt and backend modules, never the
+//! runner.
+//!
+//! ```no_run
+//! # async fn example() -> evalgate::Result<()> {
+//! use std::sync::Arc;
+//! use evalgate::plan::{self, ProcessEnv, RunOptions, RunPlan};
+//! use evalgate::runner::{self, StopSignal};
+//!
+//! let suite = Arc::new(plan::load_suite(std::path::Path::new("suites/quickstart.yaml"))?);
+//! let plan = RunPlan::resolve(suite, &RunOptions::default(), &ProcessEnv)?;
+//! let outcome = runner::run(plan, Arc::new(|_| {}), Arc::new(StopSignal::default())).await?;
+//! println!("{}", outcome.dir.display());
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::backend::cache::ResponseCache;
+use crate::backend::{BackendClient, LocalBackend, OpenAiBackend, RetryPolicy};
+use crate::cost::Pricing;
+use crate::error::{Error, Result, SuiteErrors};
+use crate::journal::{
+    self, BackendMeta, FewShotMeta, RecordError, RunMeta, Shard, Skipped, SuiteMeta, TaskMeta,
+};
+use crate::prompt::{self, PromptBuilder, PromptTemplates};
+use crate::suite::{self, BackendSpec, Provider, Strategy, Suite, TaskKind};
+
+/// How to run a suite; the CLI's flags, parsed.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Run directory; `reports/<suite>/<UTC time>/` when `None`.
+    pub out_dir: Option<PathBuf>,
+    /// Only these backend ids (all when empty).
+    pub backends: Vec<String>,
+    /// Only the first N test items.
+    pub limit: Option<usize>,
+    /// Overrides every backend's concurrency.
+    pub concurrency: Option<usize>,
+    /// A backend whose key is missing is an error rather than skipped.
+    pub require_all: bool,
+    /// Backoff, and the attempts of a backend that sets no `max_attempts`; a backend's
+    /// `max_retry_delay_secs` replaces `max_delay`.
+    pub retry: RetryPolicy,
+    /// Refuse to start when the estimated cost is above this, and stop sending once the spend
+    /// reaches it (USD; per-token backends only: fixed prices do not grow with a run).
+    pub max_cost_usd: Option<f64>,
+    /// How long in-flight requests may finish after a stop before they are abandoned.
+    pub grace: Duration,
+    /// Continue the run in this directory: send only what has no answer yet.
+    pub resume: Option<PathBuf>,
+    /// Run only this part of the items.
+    pub shard: Option<Shard>,
+    /// The response cache's database; `None` turns the cache off.
+    pub cache: Option<PathBuf>,
+    /// Ask again even when the cache has an answer, and store the new one.
+    pub refresh: bool,
+}
+
+/// Where the response cache lives unless `--cache` says otherwise.
+pub const DEFAULT_CACHE: &str = "reports/.cache/responses.sqlite";
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            out_dir: None,
+            backends: Vec::new(),
+            limit: None,
+            concurrency: None,
+            require_all: false,
+            retry: RetryPolicy::default(),
+            max_cost_usd: None,
+            grace: Duration::from_secs(10),
+            resume: None,
+            shard: None,
+            // Library callers opt in; the CLI turns it on by default.
+            cache: None,
+            refresh: false,
+        }
+    }
+}
+
+/// Where a plan reads environment variables (the backends' API keys): [`ProcessEnv`], or in
+/// tests any `Fn(&str) -> Option<String>`.
+pub trait Env {
+    /// The variable's value; `None` when it is unset (or not Unicode).
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Env for F {
+    fn var(&self, name: &str) -> Option<String> {
+        self(name)
+    }
+}
+
+/// Loads the suite at `path` and checks its templates: everything `evalgate validate` checks
+/// before a plan is resolved.
+pub fn load_suite(path: &Path) -> Result<Suite, SuiteErrors> {
+    let suite = suite::load(path)?;
+    prompt::check_templates(&suite)?;
+    Ok(suite)
+}
+
+/// Everything a run does, decided: the runner only executes it.
+pub struct RunPlan {
+    pub suite: Arc<Suite>,
+    /// The backends that run, in suite order.
+    pub backends: Vec<BackendPlan>,
+    /// The backends this run leaves out for a missing key, in suite order. A resumed run skips
+    /// none (a missing key is an error); its run.json keeps the skips of the original run.
+    pub skipped: Vec<Skipped>,
+    /// The items to send, as indices into the suite's test data, in run order: items are never
+    /// copied, so a large suite is held in memory once.
+    pub items: Vec<usize>,
+    /// The run directory: a new one (created when the run starts), or the resumed run's.
+    pub dir: PathBuf,
+    pub resumed: bool,
+    /// run.json as written before the first request; the runner adds how the run ended.
+    pub meta: RunMeta,
+    pub cache: Option<Arc<ResponseCache>>,
+    /// Ask again even when the cache has an answer.
+    pub refresh: bool,
+    /// Stop sending once the per-token spend reaches this (USD).
+    pub max_cost_usd: Option<f64>,
+    /// How long in-flight requests may finish after a stop.
+    pub grace: Duration,
+}
+
+/// One backend ready to run.
+pub struct BackendPlan {
+    /// The backend as the suite has it, with `--concurrency` applied.
+    pub spec: BackendSpec,
+    pub client: BackendClient,
+    pub prompts: PromptBuilder,
+    pub retry: RetryPolicy,
+    pub limits: RateLimits,
+    /// The samples (item id, epoch) a resumed run already answered: they are not sent again.
+    pub done: HashSet<(String, u32)>,
+    /// How the local classifier was trained, for the progress display.
+    pub trained: Option<Training>,
+}
+
+/// A backend's rate limits, and the reply allowance counted against its token limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimits {
+    pub requests_per_minute: Option<f64>,
+    pub tokens_per_minute: Option<f64>,
+    /// The reply tokens a request is assumed to use, for token limits and the cost estimate:
+    /// `max_tokens`, or the longest gold answer.
+    pub reply_tokens: u64,
+}
+
+/// The local classifier's training.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Training {
+    pub items: usize,
+    pub seconds: f64,
+}
+
+/// What a run is expected to cost, before it starts: every prompt rendered and counted (about
+/// four characters a token), every reply as long as the reply allowance, and only what will be
+/// sent: every epoch of every selected item, less what a resumed run already has.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostEstimate {
+    /// Each backend of the plan, in order.
+    pub backends: Vec<(String, EstimatedCost)>,
+    /// The sum over the priced per-token backends, USD.
+    pub total_usd: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EstimatedCost {
+    /// Local and fixed-price backends: their cost does not grow with a run.
+    Free,
+    /// A per-token backend with no known price.
+    Unpriced,
+    /// A per-token backend: USD for what this run sends.
+    Usd(f64),
+}
+
+impl RunPlan {
+    /// Resolves `suite` and `options` into a plan, reading API keys from `env`. Sends nothing;
+    /// opens the response cache, trains the local classifier and, for `--resume`, repairs the
+    /// resumed journal's tail. Fails on what would make the run fail: an unknown `--backend`, a
+    /// missing key under `--require-all` or `--resume`, an estimate above `--max-cost-usd`, an
+    /// `--out` that already holds a run.
+    pub fn resolve(suite: Arc<Suite>, options: &RunOptions, env: &dyn Env) -> Result<RunPlan> {
+        let previous = match &options.resume {
+            Some(dir) => Some(Previous::load(dir, &suite)?),
+            None => None,
+        };
+        let specs = match &previous {
+            Some(p) => select_backends(
+                &suite,
+                &p.meta.backends.iter().map(|b| b.id.clone()).collect::<Vec<_>>(),
+            )?,
+            None => select_backends(&suite, &options.backends)?,
+        };
+        let templates = Arc::new(
+            PromptTemplates::compile(&suite.task)
+                .map_err(|(name, e)| Error::Usage(format!("template `{name}`: {e}")))?,
+        );
+        let http = OpenAiBackend::http_client()
+            .map_err(|e| Error::Backend(format!("cannot build the HTTP client: {e}")))?;
+        let cache = match &options.cache {
+            Some(path) => {
+                Some(Arc::new(ResponseCache::open(path).map_err(|e| Error::Usage(e.to_string()))?))
+            }
+            None => None,
+        };
+        let mut backends = Vec::new();
+        let mut skipped = Vec::new();
+        for spec in specs {
+            let api_key = match api_key(&spec, env, options.require_all || previous.is_some())? {
+                Key::Given(key) => key,
+                Key::Missing(reason) => {
+                    skipped.push(Skipped { id: spec.id.clone(), reason });
+                    continue;
+                }
+            };
+            let (client, trained) = client(&spec, api_key.as_deref(), &suite, &templates, &http)?;
+            let prompts = PromptBuilder::new(&suite, templates.clone(), &spec.strategy)
+                .map_err(|e| Error::Usage(format!("backend `{}`: {e}", spec.id)))?;
+            let mut spec = spec;
+            if let Some(c) = options.concurrency {
+                spec.concurrency = c.max(1);
+            }
+            let retry = RetryPolicy {
+                max_attempts: spec.max_attempts.unwrap_or(options.retry.max_attempts),
+                max_delay: spec.max_retry_delay.unwrap_or(options.retry.max_delay),
+                ..options.retry
+            };
+            let limits = RateLimits {
+                requests_per_minute: spec.requests_per_minute,
+                tokens_per_minute: spec.tokens_per_minute,
+                reply_tokens: reply_allowance(&spec, &suite),
+            };
+            let done =
+                previous.as_ref().and_then(|p| p.done.get(&spec.id).cloned()).unwrap_or_default();
+            backends.push(BackendPlan { spec, client, prompts, retry, limits, done, trained });
+        }
+
+        let selection = select_items(&suite, options, previous.as_ref())?;
+        if let Some(limit) = options.max_cost_usd {
+            check_budget(estimate_cost(&suite, &backends, &selection.items)?, limit)?;
+        }
+        let dir = match &previous {
+            Some(p) => p.dir.clone(),
+            None => new_run_dir(&suite, options.out_dir.as_deref())?,
+        };
+        let meta = run_meta(&suite, &backends, &skipped, &selection, previous.as_ref());
+        Ok(RunPlan {
+            suite,
+            backends,
+            skipped,
+            items: selection.items,
+            dir,
+            resumed: previous.is_some(),
+            meta,
+            cache,
+            refresh: options.refresh,
+            max_cost_usd: options.max_cost_usd,
+            grace: options.grace,
+        })
+    }
+
+    /// What the run is expected to cost (see [`CostEstimate`]); `--max-cost-usd` refuses a run
+    /// whose estimate is above it, or that has an unpriced per-token backend.
+    pub fn estimate(&self) -> Result<CostEstimate> {
+        estimate_cost(&self.suite, &self.backends, &self.items)
+    }
+}
+
+/// A backend's API key, or why it has none.
+enum Key {
+    /// The key, or `None` for a server that needs none.
+    Given(Option<String>),
+    /// The reason the backend is skipped.
+    Missing(String),
+}
+
+/// Reads `spec`'s key from `env`. A missing key skips the backend, or is an error when
+/// `required` (`--require-all`, or a resumed run, which must run the backends it ran).
+fn api_key(spec: &BackendSpec, env: &dyn Env, required: bool) -> Result<Key> {
+    let Some(var) = &spec.api_key_env else { return Ok(Key::Given(None)) };
+    match env.var(var) {
+        Some(key) if !key.trim().is_empty() => {
+            // A key that cannot be an HTTP header would fail every request; say so now.
+            if !OpenAiBackend::accepts_key(&key) {
+                return Err(Error::Usage(format!(
+                    "backend `{}`: the key in {var} contains characters not allowed in an HTTP header (a line break or control character inside it?)",
+                    spec.id
+                )));
+            }
+            Ok(Key::Given(Some(key)))
+        }
+        _ => {
+            let reason = format!("environment variable {var} is not set");
+            if required {
+                return Err(Error::Usage(format!(
+                    "backend `{}`: {reason}; set it, or drop --require-all to skip the backend",
+                    spec.id
+                )));
+            }
+            Ok(Key::Missing(reason))
+        }
+    }
+}
+
+/// The client for `spec`; for the local backend, the classifier trained on the suite's train
+/// split, and how long that took.
+fn client(
+    spec: &BackendSpec,
+    api_key: Option<&str>,
+    suite: &Suite,
+    templates: &PromptTemplates,
+    http: &reqwest::Client,
+) -> Result<(BackendClient, Option<Training>)> {
+    Ok(match spec.provider {
+        Provider::Openai => {
+            let schema =
+                spec.structured_output.then(|| prompt::schema::json_schema(&suite.task.fields));
+            let client = OpenAiBackend::new(spec, api_key, http.clone(), schema);
+            (BackendClient::OpenAi(client), None)
+        }
+        Provider::Local => {
+            let started = Instant::now();
+            let local = LocalBackend::train(suite, templates)
+                .map_err(|e| Error::Usage(format!("backend `{}`: {e}", spec.id)))?;
+            let trained = Training {
+                items: suite.train.as_ref().map_or(0, |t| t.items.len()),
+                seconds: started.elapsed().as_secs_f64(),
+            };
+            (BackendClient::Local(local), Some(trained))
+        }
+    })
+}
+
+/// `--max-cost-usd`: every per-token backend needs a price, and the estimate must be within
+/// the limit.
+fn check_budget(estimate: CostEstimate, limit: f64) -> Result<()> {
+    if let Some((id, _)) =
+        estimate.backends.iter().find(|(_, cost)| *cost == EstimatedCost::Unpriced)
+    {
+        return Err(Error::Usage(format!(
+            "backend `{id}` has no known price, so --max-cost-usd cannot be kept; add `pricing:` to it"
+        )));
+    }
+    let estimate = estimate.total_usd;
+    if estimate > limit {
+        return Err(Error::Usage(format!(
+            "the run would cost about ${estimate:.4}, above --max-cost-usd {limit}; raise the limit, or use --limit or --backend to run less"
+        )));
+    }
+    Ok(())
+}
+
+/// The items a run sends.
+struct Selection {
+    /// Indices into the suite's test data, in run order.
+    items: Vec<usize>,
+    shard: Option<Shard>,
+    /// Each item's position in the test data (aligned with `items`).
+    positions: Vec<usize>,
+}
+
+/// run.json as a run starts; a resumed run keeps its start time and its skipped backends.
+fn run_meta(
+    suite: &Suite,
+    backends: &[BackendPlan],
+    skipped: &[Skipped],
+    selection: &Selection,
+    previous: Option<&Previous>,
+) -> RunMeta {
+    let run_items = || selection.items.iter().map(|&i| &suite.test.items[i]);
+    let shard = selection.shard;
+    let mut meta = RunMeta {
+        schema_version: crate::journal::RUN_SCHEMA_VERSION,
+        evalgate_version: env!("CARGO_PKG_VERSION").to_string(),
+        suite: SuiteMeta {
+            name: suite.name.clone(),
+            path: suite.path.display().to_string(),
+            sha256: suite.sha256.clone(),
+            data_sha256: suite.data_sha256.clone(),
+            description: suite.description.clone(),
+        },
+        task: TaskMeta {
+            kind: suite.task.kind,
+            labels: suite.task.labels.clone(),
+            fields: suite.task.fields.clone(),
+        },
+        backends: backends.iter().map(|b| backend_meta(&b.spec)).collect(),
+        skipped: skipped.to_vec(),
+        items: run_items().map(|i| i.id.clone()).collect(),
+        started_at: crate::time::rfc3339(SystemTime::now()),
+        finished_at: None,
+        requests_per_day: suite.requests_per_day,
+        compare: suite.compare.clone(),
+        margin: suite.margin,
+        groups: run_items().map(|i| i.group.clone()).collect::<Option<Vec<String>>>(),
+        stopped: None,
+        shard,
+        positions: shard.map(|_| selection.positions.clone()),
+    };
+    if let Some(p) = previous {
+        meta.started_at = p.meta.started_at.clone();
+        meta.skipped = p.meta.skipped.clone();
+    }
+    meta
+}
+
+/// The run's items (indices into the test data), its shard, and each item's position in the
+/// test data: a resumed run's, or the first `--limit` items, less those outside the shard.
+fn select_items(
+    suite: &Suite,
+    options: &RunOptions,
+    previous: Option<&Previous>,
+) -> Result<Selection> {
+    let selected: Vec<usize> = match (previous, options.limit) {
+        (Some(p), _) => {
+            let by_id: HashMap<&str, usize> = suite
+                .test
+                .items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| (item.id.as_str(), i))
+                .collect();
+            let mut selected = Vec::with_capacity(p.meta.items.len());
+            for id in &p.meta.items {
+                let i = by_id.get(id.as_str()).ok_or_else(|| {
+                    Error::Usage(format!("item `{id}` of the run is not in the suite's test data"))
+                })?;
+                selected.push(*i);
+            }
+            selected
+        }
+        (None, Some(n)) => (0..n.min(suite.test.items.len())).collect(),
+        (None, None) => (0..suite.test.items.len()).collect(),
+    };
+    let shard = previous.map_or(options.shard, |p| p.meta.shard);
+    let positions: Vec<usize> = match previous {
+        Some(p) => p.meta.positions.clone().unwrap_or_else(|| (0..selected.len()).collect()),
+        None => selected.clone(),
+    };
+    let (selected, positions): (Vec<usize>, Vec<usize>) = match (shard, previous) {
+        (Some(s), None) => selected
+            .into_iter()
+            .zip(positions)
+            .filter(|&(i, _)| s.holds(&suite.test.items[i].id))
+            .unzip(),
+        _ => (selected, positions),
+    };
+    Ok(Selection { items: selected, shard, positions })
+}
+
+/// A run being resumed: its metadata and, per backend, the samples already answered.
+struct Previous {
+    dir: PathBuf,
+    meta: RunMeta,
+    done: HashMap<String, HashSet<(String, u32)>>,
+}
+
+impl Previous {
+    fn load(dir: &Path, suite: &Suite) -> Result<Previous> {
+        let meta = RunMeta::read(dir)?;
+        if meta.suite.sha256 != suite.sha256 {
+            return Err(Error::Usage(format!(
+                "{} was run with a different suite file (sha256 {} now {}); resume needs the same suite, or start a new run",
+                dir.display(),
+                &meta.suite.sha256[..12.min(meta.suite.sha256.len())],
+                &suite.sha256[..12]
+            )));
+        }
+        if meta.suite.data_sha256 != suite.data_sha256 {
+            return Err(Error::Usage(format!(
+                "the test or train data of {} changed since it was run; resume needs the same data, or start a new run",
+                dir.display()
+            )));
+        }
+        journal::repair_tail(dir)?;
+        #[derive(serde::Deserialize)]
+        struct Done {
+            id: String,
+            backend: String,
+            error: Option<RecordError>,
+            #[serde(default)]
+            epoch: u32,
+        }
+        let mut done: HashMap<String, HashSet<(String, u32)>> = Default::default();
+        // Failed items are sent again: a resumed run is a chance to answer them.
+        journal::read_records(dir, |r: Done| {
+            if r.error.is_none() {
+                done.entry(r.backend).or_default().insert((r.id, r.epoch));
+            }
+        })?;
+        Ok(Previous { dir: dir.to_path_buf(), meta, done })
+    }
+}
+
+fn estimate_cost(suite: &Suite, backends: &[BackendPlan], items: &[usize]) -> Result<CostEstimate> {
+    let mut estimate =
+        CostEstimate { backends: Vec::with_capacity(backends.len()), total_usd: 0.0 };
+    for b in backends {
+        let cost = match (&b.spec.price, b.spec.provider) {
+            (_, Provider::Local) => EstimatedCost::Free,
+            (Some(price), _) if matches!(price.pricing, Pricing::Fixed { .. }) => {
+                EstimatedCost::Free
+            }
+            (None, _) => EstimatedCost::Unpriced,
+            (Some(price), _) => {
+                // One running sum over backends and items, in that order.
+                let before = estimate.total_usd;
+                estimate.total_usd = add_request_costs(suite, b, &price.pricing, items, before)?;
+                EstimatedCost::Usd(estimate.total_usd - before)
+            }
+        };
+        estimate.backends.push((b.spec.id.clone(), cost));
+    }
+    Ok(estimate)
+}
+
+/// `total` plus the cost of every sample `backend` will send.
+fn add_request_costs(
+    suite: &Suite,
+    backend: &BackendPlan,
+    pricing: &Pricing,
+    items: &[usize],
+    mut total: f64,
+) -> Result<f64> {
+    let output = backend.limits.reply_tokens;
+    let done = &backend.done;
+    for item in items.iter().map(|&i| &suite.test.items[i]) {
+        let to_send = (0..backend.spec.epochs)
+            .filter(|&e| done.is_empty() || !done.contains(&(item.id.clone(), e)))
+            .count();
+        if to_send == 0 {
+            continue;
+        }
+        let messages = backend
+            .prompts
+            .messages(item)
+            .map_err(|e| Error::Usage(format!("backend `{}`: {e}", backend.spec.id)))?;
+        let input = prompt::estimate_tokens(messages.iter().map(|m| m.content.as_str()));
+        total += to_send as f64
+            * crate::cost::request_cost_usd(pricing, input as f64, output as f64, 0.0)
+                .unwrap_or(0.0);
+    }
+    Ok(total)
+}
+
+fn select_backends(suite: &Suite, wanted: &[String]) -> Result<Vec<BackendSpec>> {
+    for id in wanted {
+        if !suite.backends.iter().any(|b| &b.id == id) {
+            let known: Vec<&str> = suite.backends.iter().map(|b| b.id.as_str()).collect();
+            return Err(Error::Usage(format!(
+                "--backend {id}: the suite has no such backend; it has: {}",
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(suite
+        .backends
+        .iter()
+        .filter(|b| wanted.is_empty() || wanted.contains(&b.id))
+        .cloned()
+        .collect())
+}
+
+/// The reply tokens a request is assumed to use, for budgets and token limits: `max_tokens`, or
+/// the longest gold answer (label or extraction object) at about four characters a token plus
+/// the chat formatting.
+fn reply_allowance(spec: &BackendSpec, suite: &Suite) -> u64 {
+    let longest_label = match suite.task.kind {
+        TaskKind::Classification => {
+            suite.task.labels.iter().map(|l| l.chars().count() as u64).max().unwrap_or(0)
+        }
+        TaskKind::Extraction => {
+            suite.test.items.iter().map(|i| i.label.chars().count() as u64).max().unwrap_or(0)
+        }
+    };
+    spec.max_tokens.map_or(longest_label.div_ceil(4) + 4, u64::from)
+}
+
+fn backend_meta(spec: &BackendSpec) -> BackendMeta {
+    BackendMeta {
+        id: spec.id.clone(),
+        provider: spec.provider.as_str().to_string(),
+        model: spec.model.clone(),
+        strategy: spec.strategy.name().to_string(),
+        base_url: spec.base_url.as_deref().map(journal::redact_url),
+        few_shot: match &spec.strategy {
+            Strategy::FewShot(f) => Some(FewShotMeta {
+                k: f.k,
+                select: serde_json::to_value(f.select)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                seed: f.seed,
+            }),
+            _ => None,
+        },
+        price: spec.price.clone(),
+        epochs: spec.epochs,
+        structured_output: spec.structured_output,
+    }
+}
+
+/// A new run's directory: `out`, or `reports/<suite>/<UTC time>` (with a suffix when taken).
+/// Decided here, created when the run starts.
+fn new_run_dir(suite: &Suite, out: Option<&Path>) -> Result<PathBuf> {
+    let dir = match out {
+        Some(dir) => dir.to_path_buf(),
+        None => {
+            let name: String = suite
+                .name
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' })
+                .collect();
+            let base = Path::new("reports").join(name);
+            let stamp = crate::time::compact(SystemTime::now());
+            let mut dir = base.join(&stamp);
+            let mut n = 2;
+            while dir.exists() {
+                dir = base.join(format!("{stamp}-{n}"));
+                n += 1;
+            }
+            dir
+        }
+    };
+    if dir.join(journal::RECORDS_FILE).exists() {
+        return Err(Error::Usage(format!(
+            "{} already holds a run; choose another --out, or delete it",
+            dir.display()
+        )));
+    }
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Six test items with the same text (so every request costs the same), a local baseline
+    /// and two priced OpenAI-compatible backends that need `KEY_A` and `KEY_B`.
+    const SUITE: &str = r#"schema_version: 1
+name: plan
+task:
+  kind: classification
+  labels: [yes, no]
+  instructions: "Answer {{ labels | join(' or ') }}."
+  input: "Q: {{ text }}"
+data:
+  test:
+    - { id: a, text: same, label: "yes" }
+    - { id: b, text: same, label: "no" }
+    - { id: c, text: same, label: "yes" }
+    - { id: d, text: same, label: "no" }
+    - { id: e, text: same, label: "yes" }
+    - { id: f, text: same, label: "no" }
+  train:
+    - { text: "yes please", label: "yes" }
+    - { text: "no thanks", label: "no" }
+backends:
+  - id: local
+    provider: local
+  - id: a
+    provider: openai
+    model: m
+    base_url: http://127.0.0.1:9/v1
+    api_key_env: KEY_A
+    max_attempts: 2
+    pricing: { input_per_mtok: 1, output_per_mtok: 2 }
+  - id: b
+    provider: openai
+    model: m
+    base_url: http://127.0.0.1:9/v1
+    api_key_env: KEY_B
+    epochs: 2
+    pricing: { input_per_mtok: 1, output_per_mtok: 2 }
+"#;
+
+    fn suite(text: &str) -> Arc<Suite> {
+        Arc::new(suite::load_str(Path::new("plan.yaml"), text).unwrap())
+    }
+
+    fn keys(name: &str) -> Option<String> {
+        matches!(name, "KEY_A" | "KEY_B").then(|| "sk-test".to_string())
+    }
+
+    fn resolve(options: &RunOptions, env: &dyn Env) -> Result<RunPlan> {
+        RunPlan::resolve(suite(SUITE), options, env)
+    }
+
+    fn usd(estimate: &CostEstimate, id: &str) -> f64 {
+        match estimate.backends.iter().find(|(b, _)| b == id).map(|(_, c)| *c) {
+            Some(EstimatedCost::Usd(usd)) => usd,
+            other => panic!("{id}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_missing_key_skips_the_backend_or_fails_under_require_all() {
+        let only_a = |name: &str| (name == "KEY_A").then(|| "sk-test".to_string());
+        let plan = resolve(&RunOptions::default(), &only_a).unwrap();
+        let ids: Vec<&str> = plan.backends.iter().map(|b| b.spec.id.as_str()).collect();
+        assert_eq!(ids, ["local", "a"]);
+        assert_eq!(
+            plan.skipped,
+            [Skipped { id: "b".into(), reason: "environment variable KEY_B is not set".into() }]
+        );
+        assert_eq!(plan.meta.skipped, plan.skipped);
+        assert!(plan.backends[0].trained.is_some_and(|t| t.items == 2));
+
+        let strict = RunOptions { require_all: true, ..RunOptions::default() };
+        let Err(e) = resolve(&strict, &only_a) else { panic!("--require-all must fail") };
+        assert!(e.to_string().contains("backend `b`: environment variable KEY_B"), "{e}");
+
+        let broken = |_: &str| Some("sk-test\nsecond line".to_string());
+        let Err(e) = resolve(&RunOptions::default(), &broken) else { panic!("a bad key") };
+        assert!(e.to_string().contains("not allowed in an HTTP header"), "{e}");
+    }
+
+    #[test]
+    fn retry_defaults_come_from_the_policy_unless_the_backend_sets_them() {
+        let options = RunOptions {
+            retry: RetryPolicy { max_attempts: 4, ..RetryPolicy::default() },
+            concurrency: Some(3),
+            ..RunOptions::default()
+        };
+        let plan = resolve(&options, &keys).unwrap();
+        let attempts: Vec<u32> = plan.backends.iter().map(|b| b.retry.max_attempts).collect();
+        assert_eq!(attempts, [4, 2, 4]);
+        assert!(plan.backends.iter().all(|b| b.spec.concurrency == 3));
+        // Labels `yes`/`no`: at most 3 characters, one token, plus 4 of chat formatting.
+        assert!(plan.backends.iter().all(|b| b.limits.reply_tokens == 5));
+    }
+
+    #[test]
+    fn the_estimate_counts_only_what_will_be_sent() {
+        let all = resolve(&RunOptions::default(), &keys).unwrap().estimate().unwrap();
+        assert_eq!(all.backends[0], ("local".to_string(), EstimatedCost::Free));
+        // Every item's prompt is the same, so cost is proportional to the samples sent.
+        let per_request = usd(&all, "a") / 6.0;
+        assert!(per_request > 0.0);
+        assert!((usd(&all, "b") - 12.0 * per_request).abs() < 1e-12, "two epochs");
+        assert!((all.total_usd - 18.0 * per_request).abs() < 1e-12);
+
+        let two = RunOptions { limit: Some(2), ..RunOptions::default() };
+        let two = resolve(&two, &keys).unwrap();
+        assert_eq!(two.items.as_slice(), [0, 1]);
+        assert!((two.estimate().unwrap().total_usd - 6.0 * per_request).abs() < 1e-12);
+
+        // A shard sends only its items; the shards together send everything once.
+        let mut held = Vec::new();
+        for index in 1..=2 {
+            let options =
+                RunOptions { shard: Some(Shard { index, count: 2 }), ..RunOptions::default() };
+            let plan = resolve(&options, &keys).unwrap();
+            let n = plan.items.len() as f64;
+            assert!((plan.estimate().unwrap().total_usd - 3.0 * n * per_request).abs() < 1e-12);
+            assert_eq!(plan.meta.positions.as_deref(), Some(plan.items.as_slice()));
+            held.extend(plan.items.iter().copied());
+        }
+        held.sort_unstable();
+        assert_eq!(held, [0, 1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn max_cost_usd_refuses_a_run_above_it_or_an_unpriced_backend() {
+        let per_run = resolve(&RunOptions::default(), &keys).unwrap().estimate().unwrap().total_usd;
+        let within = RunOptions { max_cost_usd: Some(per_run * 1.01), ..RunOptions::default() };
+        assert!(resolve(&within, &keys).is_ok());
+        let below = RunOptions { max_cost_usd: Some(per_run * 0.99), ..RunOptions::default() };
+        let Err(e) = resolve(&below, &keys) else { panic!("above the limit") };
+        assert!(e.to_string().contains("above --max-cost-usd"), "{e}");
+
+        let unpriced =
+            SUITE.replacen("    pricing: { input_per_mtok: 1, output_per_mtok: 2 }\n", "", 1);
+        let options = RunOptions { max_cost_usd: Some(100.0), ..RunOptions::default() };
+        let Err(e) = RunPlan::resolve(suite(&unpriced), &options, &keys) else {
+            panic!("an unpriced backend cannot be kept within a budget")
+        };
+        assert!(e.to_string().contains("backend `a` has no known price"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_backend_is_an_error_naming_those_there_are() {
+        let options = RunOptions { backends: vec!["nope".into()], ..RunOptions::default() };
+        let Err(e) = resolve(&options, &keys) else { panic!("no such backend") };
+        assert!(e.to_string().contains("it has: local, a, b"), "{e}");
+    }
+}
