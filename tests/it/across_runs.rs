@@ -46,8 +46,7 @@ backends:
   - id: steady
     provider: openai
     base_url: @BASE@
-    model: m-steady
-    pricing: { input_per_mtok: 0.5, output_per_mtok: 1 }
+    model: gpt-4o-mini
 "#;
 
 /// The reply to item `i` of a backend that gets the items in `wrong` wrong. Item 10's wrong
@@ -240,6 +239,9 @@ fn compare_and_history_over_three_runs() {
     assert_eq!(u(&steady["counts"]["both_wrong"]), 1);
     assert_eq!(u(&steady["counts"]["both_correct"]), 29);
     assert_eq!(u(&steady["right_to_wrong"]["count"]) + u(&steady["wrong_to_right"]["count"]), 0);
+    let as_of = &backend(&ra, "steady")["cost"]["price_as_of"];
+    assert!(as_of.is_string(), "built-in prices are dated");
+    assert_eq!((&steady["price_as_of_a"], &steady["price_as_of_b"]), (as_of, as_of));
     assert_eq!(v["regression"], false);
 
     // Markdown: escaped model text and counted flips.
@@ -315,10 +317,15 @@ fn compare_and_history_over_three_runs() {
                 f(&a["high"]) * 100.0
             );
             assert!(md.contains(&row), "{row} missing:\n{md}");
-            assert!(md.contains(b["cost"]["price_as_of"].as_str().unwrap_or("—")));
+            // `bot` has the suite's price; `steady` the built-in one, with its date.
+            let price = match b["cost"]["price_as_of"].as_str() {
+                Some(as_of) => format!("| {as_of} | gpt-4o-mini |"),
+                None => "| (suite) | m-bot |".to_string(),
+            };
+            assert!(md.contains(&price), "{price} missing:\n{md}");
         }
     }
-    assert!(md.contains("| m-bot |"), "{md}");
+    assert!(md.contains("| (suite) | m-bot |") && md.contains("| gpt-4o-mini |"), "{md}");
     let svg = std::fs::read_to_string(&chart).unwrap();
     insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
         insta::assert_snapshot!("history_chart_svg", svg);
