@@ -326,7 +326,31 @@ fn compare_and_history_over_three_runs() {
         }
     }
     assert!(md.contains("| (suite) | m-bot |") && md.contains("| gpt-4o-mini |"), "{md}");
+    // The same figures through the library, to full precision.
+    let history = evalgate::score::history::history(&ws.path().join("runs"), None).unwrap();
+    let trend = evalgate::report::history::trend(&history);
+    assert_eq!(trend.backends, ["bot", "steady"]);
+    assert_eq!(trend.runs.len(), 3);
+    for (run, dir) in trend.runs.iter().zip([&runs.a, &runs.b, &runs.c]) {
+        assert_eq!(Path::new(&run.dir), dir.as_path());
+        let r = results(dir);
+        for b in &run.backends {
+            let expected = backend(&r, &b.id);
+            for key in ["estimate", "low", "high"] {
+                let what = format!("{} {} accuracy {key}", dir.display(), b.id);
+                let actual = match key {
+                    "estimate" => b.accuracy.estimate,
+                    "low" => b.accuracy.low,
+                    _ => b.accuracy.high,
+                };
+                assert_close(actual, f(&expected["accuracy"][key]), &what);
+            }
+            let cost = b.cost.per_correct_usd.expect("priced").estimate;
+            assert_close(cost, f(&expected["cost"]["per_correct_usd"]["estimate"]), "per correct");
+        }
+    }
     let svg = std::fs::read_to_string(&chart).unwrap();
+    assert_eq!(evalgate::report::history::chart(&trend).as_deref(), Some(svg.as_str()));
     insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
         insta::assert_snapshot!("history_chart_svg", svg);
     });
