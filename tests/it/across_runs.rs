@@ -84,26 +84,33 @@ fn scripted() -> Scripted {
     Scripted { server, bot_wrong }
 }
 
-/// Runs suite `name` over items `prefix-01…30` into `run`: `bot` is wrong on `bot_wrong`,
-/// `steady` only on item 30. The run's started_at is set to `started_at` so the history's order
-/// and chart do not depend on the clock.
-fn make_run(
-    ws: &Workspace,
-    s: &Scripted,
-    name: &str,
-    prefix: &str,
-    bot_wrong: &[usize],
-    run: &Path,
-    started_at: &str,
-) {
+/// What one run is: a run of suite `suite` (its file edited when `edited`) over items
+/// `prefix-01…30`, in which `bot` is wrong on `bot_wrong` and `steady` only on item 30. The run's
+/// started_at is set to `started_at`, so the history's order and chart do not depend on the clock.
+#[derive(Clone, Copy)]
+struct RunSpec<'a> {
+    suite: &'a str,
+    edited: bool,
+    prefix: &'a str,
+    bot_wrong: &'a [usize],
+    started_at: &'a str,
+}
+
+impl<'a> RunSpec<'a> {
+    fn drift(bot_wrong: &'a [usize], started_at: &'a str) -> Self {
+        RunSpec { suite: "drift", edited: false, prefix: "t", bot_wrong, started_at }
+    }
+}
+
+fn make_run(ws: &Workspace, s: &Scripted, spec: RunSpec, run: &Path) {
+    let RunSpec { suite: name, edited, prefix, bot_wrong, started_at } = spec;
     *s.bot_wrong.lock().unwrap() = bot_wrong.iter().copied().collect();
     let server = &s.server;
-    let folder = format!("suite-{name}-{prefix}");
+    let folder = format!("suite-{name}-{prefix}-{edited}");
+    let text = SUITE.replace("@NAME@", name).replace("@BASE@", &server.base_url());
+    let text = if edited { text.replace("task:", "description: edited\ntask:") } else { text };
     ws.write(&format!("{folder}/test.csv"), &rows_csv(&item_rows(prefix)));
-    let suite = ws.write(
-        &format!("{folder}/suite.yaml"),
-        &SUITE.replace("@NAME@", name).replace("@BASE@", &server.base_url()),
-    );
+    let suite = ws.write(&format!("{folder}/suite.yaml"), &text);
     let out = output(
         evalgate(ws.path()).arg("run").arg(&suite).arg("--out").arg(run).args(["--no-cache", "-q"]),
     );
@@ -130,10 +137,10 @@ fn three_runs() -> Runs {
     let s = scripted();
     let (a, b, c) =
         (ws.run_dir("runs/z-first"), ws.run_dir("runs/a-second"), ws.run_dir("runs/m-third"));
-    make_run(&ws, &s, "drift", "t", &[1, 2, 3], &a, "2026-01-05T09:00:00Z");
-    make_run(&ws, &s, "drift", "t", &[3, 10, 11, 12, 13, 14], &b, "2026-04-06T09:00:00Z");
+    make_run(&ws, &s, RunSpec::drift(&[1, 2, 3], "2026-01-05T09:00:00Z"), &a);
+    make_run(&ws, &s, RunSpec::drift(&[3, 10, 11, 12, 13, 14], "2026-04-06T09:00:00Z"), &b);
     let c_wrong: Vec<usize> = (3..=15).collect();
-    make_run(&ws, &s, "drift", "t", &c_wrong, &c, "2026-07-06T09:00:00Z");
+    make_run(&ws, &s, RunSpec::drift(&c_wrong, "2026-07-06T09:00:00Z"), &c);
     Runs { ws, scripted: s, a, b, c }
 }
 
@@ -156,7 +163,7 @@ fn ids(flips: &Value) -> Vec<&str> {
 }
 
 #[test]
-fn compare_and_history_over_three_runs() {
+fn compare_figures_equal_hand_counts_and_each_results_json() {
     let runs = three_runs();
     let ws = &runs.ws;
     let (ra, rb) = (results(&runs.a), results(&runs.b));
@@ -253,6 +260,12 @@ fn compare_and_history_over_three_runs() {
     assert!(md.contains("it's \\| &lt;b&gt;technical&lt;/b&gt; ↵ really"), "{md}");
     assert!(!md.contains("<b>"), "model text must not reach markdown as HTML:\n{md}");
     assert!(md.contains("| billing | 15 | 86.7% | 15 | 80.0% | -6.7 |"), "{md}");
+}
+
+#[test]
+fn fail_on_regression_exits_1_only_when_a_backend_is_significantly_worse() {
+    let runs = three_runs();
+    let ws = &runs.ws;
 
     // --fail-on-regression: B is not significantly worse (exit 0); C is (exit 1).
     let out = compare(ws, &runs.a, &runs.b, &["--fail-on-regression"]);
@@ -269,6 +282,12 @@ fn compare_and_history_over_three_runs() {
     assert_close(f(&bot_c["p_value"]), 212.0 / 16384.0, "McNemar p, A against C");
     assert!(f(&bot_c["difference"]["high"]) < 0.0 && bot_c["regression"] == true, "{bot_c}");
     assert_eq!(vc["regression"], true);
+}
+
+#[test]
+fn pair_names_the_partners_and_out_writes_a_file() {
+    let runs = three_runs();
+    let ws = &runs.ws;
 
     // --pair names the partners; --out writes the file and prints its path.
     let file = ws.path().join("diff.md");
@@ -287,6 +306,12 @@ fn compare_and_history_over_three_runs() {
     let out = compare(ws, &runs.a, &runs.b, &["--pair", "bot=nobody"]);
     assert_eq!(out.code, Some(2));
     assert!(out.stderr.contains("nobody") && out.stderr.contains("a-second"), "{}", out.stderr);
+}
+
+#[test]
+fn history_is_oldest_first_with_each_results_json_figures_and_a_deterministic_chart() {
+    let runs = three_runs();
+    let ws = &runs.ws;
 
     // History: oldest first by started_at, not by folder name; figures are results.json's.
     let chart = ws.path().join("trend.svg");
@@ -354,10 +379,17 @@ fn compare_and_history_over_three_runs() {
     insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
         insta::assert_snapshot!("history_chart_svg", svg);
     });
+}
+
+#[test]
+fn compare_refuses_other_suites_and_runs_without_shared_items_but_notes_an_edited_suite() {
+    let runs = three_runs();
+    let ws = &runs.ws;
 
     // Runs of another suite and runs sharing no item are refused, naming both run dirs.
     let other = ws.run_dir("other/run");
-    make_run(ws, &runs.scripted, "other", "t", &[], &other, "2026-02-01T09:00:00Z");
+    let spec = RunSpec { suite: "other", ..RunSpec::drift(&[], "2026-02-01T09:00:00Z") };
+    make_run(ws, &runs.scripted, spec, &other);
     let out = compare(ws, &runs.a, &other, &[]);
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(
@@ -368,7 +400,8 @@ fn compare_and_history_over_three_runs() {
         out.stderr
     );
     let disjoint = ws.run_dir("disjoint/run");
-    make_run(ws, &runs.scripted, "drift", "x", &[], &disjoint, "2026-03-01T09:00:00Z");
+    let spec = RunSpec { prefix: "x", ..RunSpec::drift(&[], "2026-03-01T09:00:00Z") };
+    make_run(ws, &runs.scripted, spec, &disjoint);
     let out = compare(ws, &runs.a, &disjoint, &[]);
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(
@@ -379,11 +412,31 @@ fn compare_and_history_over_three_runs() {
         out.stderr
     );
 
+    // The same suite name with an edited suite file is compared, and noted.
+    let edited = ws.run_dir("edited/run");
+    let spec = RunSpec { edited: true, ..RunSpec::drift(&[1, 2, 3], "2026-03-02T09:00:00Z") };
+    make_run(ws, &runs.scripted, spec, &edited);
+    let v = compare_json(ws, &runs.a, &edited, &[]);
+    assert_eq!(v["suite_changed"], true);
+    assert_ne!(v["run_a"]["suite_sha256"], v["run_b"]["suite_sha256"]);
+    assert_eq!(u(&entry(&v, "bot")["counts"]["both_correct"]), 27);
+    let out = compare(ws, &runs.a, &edited, &[]);
+    assert!(out.stdout.contains("**Suite changed**"), "{}", out.stdout);
+}
+
+#[test]
+fn history_of_a_folder_with_several_suites_needs_suite() {
+    let runs = three_runs();
+    let ws = &runs.ws;
+
     // History over a folder holding two suites needs --suite.
+    let other = ws.run_dir("other/run");
+    let spec = RunSpec { suite: "other", ..RunSpec::drift(&[], "2026-02-01T09:00:00Z") };
+    make_run(ws, &runs.scripted, spec, &other);
     let out = output(evalgate(ws.path()).arg("history").arg(ws.path()));
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(
-        out.stderr.contains("`drift` (4 runs)") && out.stderr.contains("`other` (1 run)"),
+        out.stderr.contains("`drift` (3 runs)") && out.stderr.contains("`other` (1 run)"),
         "{}",
         out.stderr
     );
