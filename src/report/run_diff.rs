@@ -360,6 +360,16 @@ fn write_markdown(md: &mut String, diff: &RunDiff) -> std::fmt::Result {
 
     for d in &diff.backends {
         writeln!(md, "## {}\n", label_of(d))?;
+        let (wa, wb) =
+            (&a.analysis.scores.backends[d.index_a], &b.analysis.scores.backends[d.index_b]);
+        writeln!(
+            md,
+            "Whole-run accuracy (as in each results.json): {} of {} answered in A, {} of {} in B.\n",
+            pct(wa.accuracy.estimate),
+            wa.answered,
+            pct(wb.accuracy.estimate),
+            wb.answered
+        )?;
         if let Some(c) = d.counts {
             writeln!(
                 md,

@@ -260,6 +260,10 @@ fn compare_figures_equal_hand_counts_and_each_results_json() {
     assert!(md.contains("it's \\| &lt;b&gt;technical&lt;/b&gt; ↵ really"), "{md}");
     assert!(!md.contains("<b>"), "model text must not reach markdown as HTML:\n{md}");
     assert!(md.contains("| billing | 15 | 86.7% | 15 | 80.0% | -6.7 |"), "{md}");
+    let md = md.replace(&ws.path().display().to_string(), "[WS]");
+    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
+        insta::assert_snapshot!("compare_md", md);
+    });
 }
 
 #[test]
