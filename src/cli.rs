@@ -63,6 +63,12 @@ pub enum Command {
     },
     /// Project cost from prices and volume alone (prices in USD per million tokens).
     Cost(CostArgs),
+    /// What changed between two runs of one suite: accuracy per backend (B − A) on the items
+    /// both answered, per-class recall, the items that flipped, and cost per correct answer.
+    Compare(CompareArgs),
+    /// Every run of one suite under a folder, oldest first: accuracy and cost per correct answer
+    /// per backend over time, as a table and a chart.
+    History(HistoryArgs),
     /// A calculator for checking the report's statistics by hand.
     Stats {
         #[command(subcommand)]
@@ -98,6 +104,42 @@ pub struct CostArgs {
     pub capacity_rps: Option<f64>,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// The earlier run directory (A).
+    pub run_a: PathBuf,
+    /// The later run directory (B); changes are B − A.
+    pub run_b: PathBuf,
+    /// Compare backend A_ID of run A with backend B_ID of run B (repeatable) instead of pairing
+    /// backends by id.
+    #[arg(long = "pair", value_name = "A_ID=B_ID")]
+    pub pairs: Vec<crate::score::run_diff::BackendPair>,
+    /// Write the output to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Print one versioned JSON object instead of markdown.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 1 when any backend got significantly worse (its interval lies entirely below 0).
+    #[arg(long)]
+    pub fail_on_regression: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// A folder searched recursively for run directories (holding run.json and records.jsonl).
+    pub dir: PathBuf,
+    /// The suite to show, when runs of several suites are found.
+    #[arg(long, value_name = "NAME")]
+    pub suite: Option<String>,
+    /// Write the markdown table to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Write the trend chart (SVG) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub chart: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -261,6 +303,8 @@ fn dispatch(cli: Cli, out: &mut impl Write) -> anyhow::Result<u8> {
             writeln!(out, "{}", dir.join(report::REPORT_FILE).display())?;
             Ok(exit::SUCCESS)
         }
+        Command::Compare(args) => compare_runs(args, out),
+        Command::History(args) => history(args, out),
         Command::Report { run_dir } => {
             let (_, markdown) = report::write_outputs(&run_dir)?;
             write_step_summary(&markdown);
@@ -268,6 +312,62 @@ fn dispatch(cli: Cli, out: &mut impl Write) -> anyhow::Result<u8> {
             Ok(exit::SUCCESS)
         }
     }
+}
+
+fn compare_runs(args: CompareArgs, out: &mut impl Write) -> anyhow::Result<u8> {
+    use crate::report::run_diff;
+    let diff = crate::score::run_diff::diff_runs(&args.run_a, &args.run_b, &args.pairs)?;
+    let text = if args.json {
+        let value = run_diff::json(&diff);
+        serde_json::to_string_pretty(&value)? + "\n"
+    } else {
+        run_diff::markdown(&diff)
+    };
+    write_output(args.out.as_deref(), &text, out)?;
+    if args.fail_on_regression && diff.any_regression() {
+        let worse: Vec<String> = diff
+            .backends
+            .iter()
+            .filter(|d| d.regressed())
+            .map(|d| format!("`{}`", d.id_b))
+            .collect();
+        eprintln!("regression: {} got significantly worse in run B", worse.join(", "));
+        return Ok(exit::GATE_FAILED);
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn history(args: HistoryArgs, out: &mut impl Write) -> anyhow::Result<u8> {
+    use crate::report::history as report_history;
+    let history = crate::score::history::history(&args.dir, args.suite.as_deref())?;
+    let trend = report_history::trend(&history);
+    if let Some(path) = &args.chart {
+        match report_history::chart(&trend) {
+            Some(svg) => std::fs::write(path, svg).map_err(|e| Error::io(path, e))?,
+            None => eprintln!(
+                "warning: no backend answered any item; no chart written to {}",
+                path.display()
+            ),
+        }
+    }
+    write_output(args.out.as_deref(), &report_history::markdown(&trend), out)?;
+    Ok(exit::SUCCESS)
+}
+
+/// Writes `text` to `path`, printing the path, or to `out` when there is no path.
+fn write_output(
+    path: Option<&std::path::Path>,
+    text: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    match path {
+        Some(path) => {
+            std::fs::write(path, text).map_err(|e| Error::io(path, e))?;
+            writeln!(out, "{}", path.display())?;
+        }
+        None => out.write_all(text.as_bytes())?,
+    }
+    Ok(())
 }
 
 fn cost_calculator(args: CostArgs, out: &mut impl Write) -> anyhow::Result<u8> {

@@ -12,6 +12,7 @@
 //! The tests of `datasets` and `extraction_sroie` need `../shared/datasets`, so they are ignored
 //! by default (counted as skipped); `cargo test -- --ignored datasets:: extraction_sroie::` runs
 //! them, and `.ci/run` does when the folder exists.
+//! - `across_runs`: `compare` and `history` over runs of one suite with known flips
 //! - `stats_cost`: the calculators, and statistics and cost recomputed from the journal
 //! - `resilience`: kill -9 and resume, budget, Ctrl-C
 //! - `reliability`: 429 storms, the response cache, shards merged, rate limits
@@ -20,6 +21,8 @@
 
 mod support;
 
+#[path = "it/across_runs.rs"]
+mod across_runs;
 #[path = "it/cli.rs"]
 mod cli;
 #[path = "it/datasets.rs"]

@@ -425,7 +425,7 @@ fn price_text(c: &super::results::CostResult) -> String {
 }
 
 /// Dollars with enough digits to tell small per-request costs apart.
-fn money(v: f64) -> String {
+pub(crate) fn money(v: f64) -> String {
     let a = v.abs();
     if a == 0.0 {
         "$0".into()

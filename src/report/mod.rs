@@ -3,9 +3,11 @@
 
 pub mod chart;
 pub mod csv;
+pub mod history;
 pub mod markdown;
 pub mod prose;
 pub mod results;
+pub mod run_diff;
 
 use std::collections::HashMap;
 use std::path::Path;

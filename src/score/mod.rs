@@ -5,7 +5,9 @@ mod classification;
 pub mod compare;
 pub mod cost;
 pub mod extraction;
+pub mod history;
 pub mod judge;
+pub mod run_diff;
 
 pub use compare::DEFAULT_MARGIN;
 
