@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cost;
 pub mod error;
 pub mod field;
+pub mod gate;
 pub mod journal;
 pub mod local_model;
 pub mod merge;

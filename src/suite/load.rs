@@ -132,11 +132,31 @@ impl Resolver {
         if let (Some(task), Some(test)) = (&task, &test) {
             self.check_templates(&file.task, task, test, train.as_ref());
         }
+        let gate = match (&file.gate, &task) {
+            (Some(section), Some(task)) => {
+                let ctx = crate::gate::PolicyContext {
+                    path: &self.path,
+                    backends: backends.iter().map(|b| b.id.as_str()).collect(),
+                    kind: task.kind,
+                    labels: &task.labels,
+                    fields: task.fields.iter().map(|f| f.name.as_str()).collect(),
+                };
+                match crate::gate::resolve(section, &ctx) {
+                    Ok(policy) => Some(policy),
+                    Err(problems) => {
+                        self.problems.extend(problems);
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         match (self.problems.is_empty(), task, test) {
             (true, Some(task), Some(test)) => Ok(Suite {
                 data_sha256: data_hash(&test, train.as_ref()),
                 requests_per_day: file.volume.as_ref().map(|v| v.value.requests_per_day),
                 compare,
+                gate,
                 label_parser: crate::parse::LabelParser::new(&task.labels),
                 path: self.path,
                 name,

@@ -35,6 +35,8 @@ pub struct Suite {
     pub requests_per_day: Option<f64>,
     /// Backend pairs to compare, `(first, second)`; empty means every pair.
     pub compare: Vec<(String, String)>,
+    /// The CI gate's policy, from the suite's `gate:` section.
+    pub gate: Option<crate::gate::GatePolicy>,
 }
 
 #[derive(Debug, Clone)]
