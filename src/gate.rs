@@ -416,6 +416,64 @@ pub struct Check {
     pub infrastructure: bool,
 }
 
+impl Check {
+    /// The value with its interval, in the check's unit.
+    pub fn shown_value(&self) -> String {
+        let Some(v) = self.value else { return "unknown".into() };
+        let unit = Unit::of(&self.name);
+        match (self.low, self.high) {
+            (Some(lo), Some(hi)) => {
+                format!("{} ({}–{})", unit.show(v), unit.show(lo), unit.show(hi))
+            }
+            _ => unit.show(v),
+        }
+    }
+
+    /// The threshold with the side that passes.
+    pub fn shown_threshold(&self) -> String {
+        let unit = Unit::of(&self.name);
+        let op = match unit {
+            Unit::Points => ">",
+            _ if self.name.starts_with("max_") => "≤",
+            _ => "≥",
+        };
+        format!("{op} {}", unit.show(self.threshold))
+    }
+}
+
+/// How a check's figures read, from its name.
+#[derive(Clone, Copy)]
+enum Unit {
+    Proportion,
+    Points,
+    Items,
+    Usd,
+    Ms,
+}
+
+impl Unit {
+    fn of(name: &str) -> Unit {
+        match name {
+            "non_inferiority_margin" | "superiority" => Unit::Points,
+            "min_items" | "power" => Unit::Items,
+            "max_cost_per_correct_usd" => Unit::Usd,
+            "max_latency_p95_ms" => Unit::Ms,
+            _ => Unit::Proportion,
+        }
+    }
+
+    fn show(self, v: f64) -> String {
+        match self {
+            Unit::Proportion => pct(v),
+            Unit::Points => format!("{:+.1} pts", v * 100.0),
+            Unit::Items if v >= u64::MAX as f64 => "no number of items".into(),
+            Unit::Items => format!("{v:.0}"),
+            Unit::Usd => format!("${v:.6}"),
+            Unit::Ms => format!("{v:.0} ms"),
+        }
+    }
+}
+
 /// The gate's verdict on a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GateVerdict {

@@ -415,6 +415,8 @@ fn classification_results() -> Results {
     }];
     let recommendation = prose::recommendation(&backends, &comparisons, Some(10_000.0), &skipped);
     Results {
+        error_rate_exceeded: Vec::new(),
+        gate: None,
         schema_version: 1,
         suite: "support-tickets".into(),
         suite_sha256: "3f2a9c41d07be5a8e6f1c0d94b7a21e58c3d6f0a9b8e7d6c5b4a39281706f5e4".into(),
@@ -856,6 +858,8 @@ fn extraction_results() -> Results {
     let backends = vec![gpt, qwen];
     let recommendation = prose::recommendation(&backends, &comparisons, None, &[]);
     Results {
+        error_rate_exceeded: Vec::new(),
+        gate: None,
         schema_version: 1,
         suite: "receipts".into(),
         suite_sha256: "9d4c1b7e05a3f28c6e1d0b9a8f7e6d5c4b3a29180f7e6d5c4b3a291807f6e5d4".into(),
