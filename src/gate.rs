@@ -193,7 +193,7 @@ pub fn resolve(
             problem(
                 line.unwrap_or(0),
                 key,
-                "compares the candidate with a baseline, but the gate names none".into(),
+                "compares the candidate with a baseline, and the gate has no baseline".into(),
                 "add `baseline: <backend id>` to the gate",
             );
         }
@@ -611,11 +611,19 @@ fn proportion_check(
     } else {
         match (verdict, policy.judge) {
             (Verdict::Pass | Verdict::Fail, Judge::Estimate) => {
-                format!("estimate {} {op} {}? {}", pct(i.estimate), pct(threshold), verdict.name())
+                format!(
+                    "judged on the estimate: {} {} {op} {} (95% CI {}–{}, not judged)",
+                    pct(i.estimate),
+                    if verdict == Verdict::Pass { "is" } else { "is not" },
+                    pct(threshold),
+                    pct(i.low),
+                    pct(i.high)
+                )
             }
             (Verdict::Pass, Judge::Bound) => format!(
-                "{} clears {}: the {} bound is {}",
+                "{} {} {}: the {} bound is {}",
                 pct_interval(i),
+                if side == Side::AtLeast { "clears" } else { "stays within" },
                 pct(threshold),
                 if side == Side::AtLeast { "lower" } else { "upper" },
                 pct(bound)

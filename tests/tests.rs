@@ -12,6 +12,7 @@
 //! The tests of `datasets` and `extraction_sroie` need `../shared/datasets`, so they are ignored
 //! by default (counted as skipped); `cargo test -- --ignored datasets:: extraction_sroie::` runs
 //! them, and `.ci/run` does when the folder exists.
+//! - `gate`: `evalgate gate` verdicts and exit codes, `--run`, `--policy`, JUnit, step summary
 //! - `stats_cost`: the calculators, and statistics and cost recomputed from the journal
 //! - `resilience`: kill -9 and resume, budget, Ctrl-C
 //! - `reliability`: 429 storms, the response cache, shards merged, rate limits
@@ -28,6 +29,8 @@ mod datasets;
 mod extraction;
 #[path = "it/extraction_sroie.rs"]
 mod extraction_sroie;
+#[path = "it/gate.rs"]
+mod gate;
 #[path = "it/reliability.rs"]
 mod reliability;
 #[path = "it/report_formats.rs"]
