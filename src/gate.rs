@@ -38,7 +38,8 @@ pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.05;
 pub const DEFAULT_POWER: f64 = 0.8;
 
 /// What a threshold is compared with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Judge {
     /// The confidence bound on the unfavourable side (the default).
     #[default]
@@ -48,7 +49,7 @@ pub enum Judge {
 }
 
 /// A resolved, validated gate policy.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct GatePolicy {
     pub candidate: String,
     pub baseline: Option<String>,
@@ -1033,6 +1034,26 @@ mod tests {
 
     use super::*;
     use crate::stats::paired_difference_interval;
+
+    #[test]
+    fn bounds_decide_unless_the_estimate_is_asked_for() {
+        let i = Interval { estimate: 0.85, low: 0.78, high: 0.9 };
+        assert_eq!(judge_interval(&i, 0.8, Side::AtLeast, Judge::Bound), Verdict::Inconclusive);
+        assert_eq!(judge_interval(&i, 0.8, Side::AtLeast, Judge::Estimate), Verdict::Pass);
+        assert_eq!(judge_interval(&i, 0.78, Side::AtLeast, Judge::Bound), Verdict::Pass);
+        assert_eq!(judge_interval(&i, 0.91, Side::AtLeast, Judge::Bound), Verdict::Fail);
+        assert_eq!(judge_interval(&i, 0.9, Side::AtMost, Judge::Bound), Verdict::Pass);
+        assert_eq!(judge_interval(&i, 0.77, Side::AtMost, Judge::Bound), Verdict::Fail);
+        assert_eq!(judge_interval(&i, 0.8, Side::AtMost, Judge::Estimate), Verdict::Fail);
+        // Non-inferiority: the lower bound strictly above −margin; at or below it all the way
+        // up is a fail.
+        let d = Interval { estimate: -0.01, low: -0.02, high: 0.01 };
+        assert_eq!(paired_verdict(&d, 0.02), Verdict::Inconclusive);
+        assert_eq!(paired_verdict(&d, 0.03), Verdict::Pass);
+        let worse = Interval { estimate: -0.1, low: -0.15, high: -0.05 };
+        assert_eq!(paired_verdict(&worse, 0.05), Verdict::Fail);
+        assert_eq!(paired_verdict(&worse, 0.0), Verdict::Fail);
+    }
 
     /// A candidate truly worse than its baseline by exactly the margin must pass the
     /// non-inferiority check (lower bound of candidate − baseline above −margin) at most 2.5% of

@@ -11,7 +11,7 @@ pub mod results;
 use std::collections::HashMap;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use markdown::Disagreement;
 pub use results::Results;
@@ -27,6 +27,16 @@ pub const RESULTS_FILE: &str = "results.json";
 pub const REPORT_FILE: &str = "report.md";
 pub const CHART_FILE: &str = "chart.svg";
 
+/// Where [`write_outputs_with`] keeps its options beside the journal, so that `evalgate report`
+/// rebuilds the same outputs (the gate verdict and the error-rate notices included).
+pub const OPTIONS_FILE: &str = "report-options.json";
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SavedOptions {
+    gate: Option<GatePolicy>,
+    max_error_rate: Option<f64>,
+}
+
 /// What a run's outputs say beyond its scores.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OutputOptions<'a> {
@@ -37,15 +47,32 @@ pub struct OutputOptions<'a> {
     pub max_error_rate: Option<f64>,
 }
 
-/// Scores the run in `dir` and writes every output; returns the results and the markdown.
+/// Scores the run in `dir` and writes every output; returns the results and the markdown. The
+/// options of the last [`write_outputs_with`] on `dir`, if any, apply again.
 pub fn write_outputs(dir: &Path) -> Result<(Results, String)> {
-    write_outputs_with(dir, &OutputOptions::default())
+    let path = dir.join(OPTIONS_FILE);
+    let saved: SavedOptions = match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| Error::io(&path, e.into()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => SavedOptions::default(),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let options = OutputOptions { gate: saved.gate.as_ref(), max_error_rate: saved.max_error_rate };
+    write_with(dir, &options)
 }
 
-/// [`write_outputs`], with a gate verdict and error-rate limit. A gate that cannot judge the run
-/// (a gated backend skipped or absent) is an error, returned after the other outputs are
-/// written.
+/// [`write_outputs`], with a gate verdict and error-rate limit, which are kept in
+/// [`OPTIONS_FILE`] for rebuilds. A gate that cannot judge the run (a gated backend skipped or
+/// absent) is an error, returned after the other outputs are written.
 pub fn write_outputs_with(dir: &Path, options: &OutputOptions) -> Result<(Results, String)> {
+    let saved =
+        SavedOptions { gate: options.gate.cloned(), max_error_rate: options.max_error_rate };
+    let path = dir.join(OPTIONS_FILE);
+    let json = serde_json::to_string_pretty(&saved).map_err(|e| Error::io(&path, e.into()))?;
+    write_file(&path, &(json + "\n"))?;
+    write_with(dir, options)
+}
+
+fn write_with(dir: &Path, options: &OutputOptions) -> Result<(Results, String)> {
     let meta = RunMeta::read(dir)?;
     let analysis = score::analysis::analyse(dir, &meta)?;
     let mut results = results::build(&meta, &analysis);

@@ -60,6 +60,9 @@ fn quickstart_runs_offline_and_report_rebuilds_it() {
         assert!(s["reason"].as_str().unwrap().contains("OPENAI_API_KEY"), "{s}");
     }
     let markdown = std::fs::read_to_string(run.join("report.md")).unwrap();
+    // The suite's gate is judged in the report (and kept for the rebuild below).
+    assert!(markdown.contains("## Gate: passed"), "{markdown}");
+    assert_eq!(first["gate"]["passed"], true);
     let csv_before = std::fs::read(run.join("records.csv")).unwrap();
     assert_eq!(records(&run).len(), 240);
 
