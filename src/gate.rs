@@ -22,6 +22,7 @@ use serde_saphyr::Spanned;
 use crate::error::{Error, Result, SuiteErrors, SuiteProblem};
 use crate::journal::RunMeta;
 use crate::score::analysis::Analysis;
+use crate::score::extraction::Mark;
 use crate::score::{compare, BackendScores, Outcome, CONFIDENCE};
 use crate::stats::decision::{
     clustered_proportion_interval, items_to_clear_threshold, items_to_show_not_worse,
@@ -792,19 +793,25 @@ pub fn evaluate(policy: &GatePolicy, meta: &RunMeta, analysis: &Analysis) -> Res
             checks.push(bootstrap_check("min_micro_f1", f1, min, Side::AtLeast, policy, pct));
         }
         for (field, &min) in &policy.min_field_accuracy {
-            let Some(f) = ex.backends[c].fields.iter().find(|f| &f.name == field) else {
+            let Some(f) = ex.fields.iter().position(|spec| &spec.name == field) else {
                 continue;
             };
-            // The field's interval as scored (Wilson, or clustered with epochs); items that
-            // would settle it as for any proportion over the items that have the field.
-            let p = Proportion {
-                interval: f.accuracy,
-                items: f.counted / cand.epochs.max(1) as u64,
-                items_per_sample: 1.0 / cand.epochs.max(1) as f64,
-            };
+            // Per item, the samples with the field right over those that count for it (the
+            // field's accuracy as scored), clustered by item like `min_accuracy`.
+            let n_fields = ex.fields.len();
+            let marks = &ex.backends[c].marks;
+            let epochs = cand.epochs.max(1);
+            let counts: Vec<(u64, u64)> = (0..marks.len() / (n_fields * epochs).max(1))
+                .map(|i| {
+                    let of_item = (i * epochs..(i + 1) * epochs).map(|s| marks[s * n_fields + f]);
+                    of_item.fold((0, 0), |(right, counted), m| {
+                        (right + u64::from(m == Mark::Correct), counted + u64::from(m.counted()))
+                    })
+                })
+                .collect();
             checks.push(proportion_check(
                 format!("min_field_accuracy.{field}"),
-                &p,
+                &proportion(&counts)?,
                 min,
                 Side::AtLeast,
                 policy,

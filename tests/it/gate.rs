@@ -290,6 +290,52 @@ fn gate_with_run_dir_sends_no_request() {
     assert_eq!(server.request_count(), sent);
 }
 
+/// An extraction suite sampled twice per item: the same checks on the exact-record match, with
+/// the interval clustered by item, plus micro-F1 and per-field accuracy.
+#[test]
+fn extraction_checks_with_repeated_samples() {
+    // Every tenth item gets the total wrong, on both samples: 90% exact match, perfectly
+    // correlated within items.
+    let server = TestServer::start_in_thread(|req: &RecordedRequest, _| {
+        let i = item_number(req).expect("numbered item");
+        let total = if i.is_multiple_of(10) { i + 1 } else { i };
+        Reply::chat(format!(r#"{{"company": "C{i}", "total": {total}}}"#))
+    });
+    let ws = Workspace::new();
+    let data: String = (0..60)
+        .map(|i| format!(
+            "{{\"id\": \"r{i}\", \"text\": \"item {i}\", \"expected\": {{\"company\": \"C{i}\", \"total\": {i}}}}}\n"
+        ))
+        .collect();
+    ws.write("test.jsonl", &data);
+    let suite = format!(
+        "schema_version: 1\nname: receipts\ntask:\n  kind: extraction\n  fields: {{ company: {{ type: string }}, total: {{ type: number }} }}\n  instructions: x\n  input: \"{{{{ text }}}}\"\ndata: {{ test: test.jsonl }}\nbackends:\n  - {{ id: m, provider: openai, model: m, base_url: {}, epochs: 2, temperature: 1, max_attempts: 1 }}\ngate:\n  candidate: m\n  min_accuracy: 0.6\n  min_micro_f1: 0.8\n  min_field_accuracy: {{ company: 0.9, total: 0.99 }}\n",
+        server.base_url()
+    );
+    let suite = ws.write("suite.yaml", &suite);
+    let out = output(&mut gate_cmd(&ws, &suite));
+    assert_eq!(out.code, Some(1), "{}\n{}", out.stdout, out.stderr);
+    let results = results(&ws.run_dir("run"));
+    let acc = check(&results, "min_accuracy");
+    assert_eq!(acc["verdict"], "pass");
+    assert_close(f(&acc["value"]), 0.9, "exact match");
+    // Two samples that always agree are worth one: the clustered interval is Wilson's on the 60
+    // items, not on the 120 samples.
+    let (low, high) = wilson(54, 60);
+    assert_close(f(&acc["low"]), low, "clustered lower bound");
+    assert_close(f(&acc["high"]), high, "clustered upper bound");
+    assert_eq!(check(&results, "min_micro_f1")["verdict"], "pass");
+    assert_eq!(check(&results, "min_field_accuracy.company")["verdict"], "pass");
+    let total = check(&results, "min_field_accuracy.total");
+    assert_eq!(total["verdict"], "fail", "{total}");
+    let b = backend(&results, "m");
+    assert_close(
+        f(&total["value"]),
+        f(&b["fields"]["total"]["accuracy"]["estimate"]),
+        "the field's accuracy as scored",
+    );
+}
+
 /// The gate section is validated like the rest of the suite: file, key and line, before any
 /// request is sent.
 #[test]
