@@ -424,6 +424,9 @@ impl Check {
         let Some(v) = self.value else { return "unknown".into() };
         let unit = Unit::of(&self.name);
         match (self.low, self.high) {
+            (Some(lo), Some(hi)) if matches!(unit, Unit::Points) => {
+                format!("{:+.1} pts ({:+.1} to {:+.1})", v * 100.0, lo * 100.0, hi * 100.0)
+            }
             (Some(lo), Some(hi)) => {
                 format!("{} ({}–{})", unit.show(v), unit.show(lo), unit.show(hi))
             }
