@@ -362,6 +362,12 @@ fn gate_policy_errors_name_file_key_and_line() {
     let out = output(evalgate(ws.path()).arg("gate").arg(&suite));
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("no `gate:` section"), "{}", out.stderr);
+
+    // A --policy file is checked the same way, and its errors name the policy file.
+    let policy =
+        ws.write("policy.yaml", "# the release gate\ncandidate: cnad\nmin_accuracy: 0.8\n");
+    let out = output(evalgate(ws.path()).arg("gate").arg(&suite).arg("--policy").arg(&policy));
+    assert_problem(&out, "policy.yaml:2", &["gate.candidate", "`cnad`", "cand"]);
 }
 
 /// A minimal well-formedness check: every tag closes in order, attribute values are quoted and
