@@ -42,6 +42,10 @@ pub struct Cli {
 pub enum Command {
     /// Run a suite against its backends and write a report.
     Run(RunArgs),
+    /// Judge a suite's candidate backend by its gate policy: run the suite (or read a run with
+    /// --run) and exit 0 when every check passes, 1 when any fails or is inconclusive, 2 when the
+    /// run cannot be judged.
+    Gate(GateArgs),
     /// Check a suite and its data without sending any request.
     Validate {
         /// The suite file (YAML or JSON).
@@ -247,7 +251,42 @@ pub struct RunArgs {
     /// The response cache's database file.
     #[arg(long, value_name = "FILE", default_value = plan::DEFAULT_CACHE)]
     pub cache: PathBuf,
+    /// Exit 2 (after writing the report) when a backend's share of failed requests is above
+    /// this; a backend whose every request failed is always above it.
+    #[arg(long, value_name = "R", default_value_t = crate::gate::DEFAULT_MAX_ERROR_RATE)]
+    pub max_error_rate: f64,
     /// Print nothing but errors and the report path.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct GateArgs {
+    /// The suite file (YAML or JSON); its `gate:` section is the policy unless --policy is given.
+    pub suite: PathBuf,
+    /// Judge this existing run directory instead of running the suite (no request is sent).
+    #[arg(long, value_name = "DIR")]
+    pub run: Option<PathBuf>,
+    /// A YAML file holding the gate section (with or without the `gate:` key), replacing the
+    /// suite's.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Write the verdict as JUnit XML, one test case per check.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Run directory [default: reports/<suite name>/<UTC time>].
+    #[arg(long, conflicts_with = "run")]
+    pub out: Option<PathBuf>,
+    /// Requests in flight per backend, overriding the suite.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "run")]
+    pub concurrency: Option<u32>,
+    /// Do not read or write the response cache.
+    #[arg(long, conflicts_with = "run")]
+    pub no_cache: bool,
+    /// The response cache's database file.
+    #[arg(long, value_name = "FILE", default_value = plan::DEFAULT_CACHE)]
+    pub cache: PathBuf,
+    /// Print nothing but errors and the verdict table.
     #[arg(long, short)]
     pub quiet: bool,
 }
@@ -294,6 +333,7 @@ fn dispatch(cli: Cli, out: &mut impl Write) -> anyhow::Result<u8> {
     match cli.command {
         Command::Validate { suite } => validate(&suite, out),
         Command::Run(args) => run(args, out),
+        Command::Gate(args) => gate(args, out),
         Command::Stats { command } => stats_calculator(command, out),
         Command::Cost(args) => cost_calculator(args, out),
         Command::Merge { runs, out: dir } => {
@@ -603,6 +643,13 @@ fn run(args: RunArgs, out: &mut impl Write) -> anyhow::Result<u8> {
     if !args.quiet {
         report_leakage(&suite);
     }
+    if !(args.max_error_rate.is_finite() && (0.0..=1.0).contains(&args.max_error_rate)) {
+        return Err(Error::Usage(format!(
+            "--max-error-rate {}: give a proportion from 0 to 1, e.g. 0.05",
+            args.max_error_rate
+        ))
+        .into());
+    }
     let options = RunOptions {
         out_dir: args.out,
         backends: args.backends,
@@ -624,7 +671,91 @@ fn run(args: RunArgs, out: &mut impl Write) -> anyhow::Result<u8> {
             .into());
         }
     }
-    let display = Arc::new(Mutex::new(ProgressDisplay::new(args.quiet)));
+    let outcome = execute(suite.clone(), &options, args.quiet)?;
+    let dir = outcome.dir;
+    // A suite with a gate has its verdict in the report; it does not change `run`'s exit code.
+    let policy = suite.gate.clone().map(|mut p| {
+        p.max_error_rate = p.max_error_rate.or(Some(args.max_error_rate));
+        p
+    });
+    let mut options =
+        report::OutputOptions { gate: policy.as_ref(), max_error_rate: Some(args.max_error_rate) };
+    let (results, markdown) = match report::write_outputs_with(&dir, &options) {
+        Err(Error::Gate(why)) => {
+            if !args.quiet {
+                eprintln!("note: the report has no gate verdict: {why}");
+            }
+            options.gate = None;
+            report::write_outputs_with(&dir, &options)?
+        }
+        written => written?,
+    };
+    write_step_summary(&markdown);
+    if !args.quiet {
+        print_backends(&results);
+    }
+    writeln!(out, "{}", dir.join(report::REPORT_FILE).display())?;
+    match outcome.stopped {
+        Some(runner::StopReason::Interrupted) => {
+            eprintln!("interrupted: the report covers the items that finished");
+            return Ok(exit::INTERRUPTED);
+        }
+        Some(reason @ runner::StopReason::Budget { .. }) => {
+            eprintln!("warning: {}; the report covers the items that finished", reason.describe());
+        }
+        None => {}
+    }
+    if report_error_rates(&results) {
+        return Ok(exit::ERROR);
+    }
+    Ok(exit::SUCCESS)
+}
+
+/// Prints each backend whose errors are above the limit; true when there is one.
+fn report_error_rates(results: &report::Results) -> bool {
+    for e in &results.error_rate_exceeded {
+        eprintln!(
+            "error: {} of {} requests to `{}` failed ({:.1}%, above the {:.1}% limit); the report is written, but its figures for `{}` do not describe the model",
+            e.errors,
+            e.requests,
+            e.backend,
+            e.error_rate * 100.0,
+            e.max_error_rate * 100.0,
+            e.backend
+        );
+    }
+    !results.error_rate_exceeded.is_empty()
+}
+
+/// One line per backend on stderr: its headline figure with interval.
+fn print_backends(results: &report::Results) {
+    for b in &results.backends {
+        let a = &b.accuracy;
+        // Extraction: the exact-match rate, with micro-F1 over fields beside it.
+        let (what, extra) = match &b.micro_f1 {
+            Some(f1) => ("exact match", format!(", micro-F1 {:.3}", f1.estimate)),
+            None => ("accuracy", String::new()),
+        };
+        eprintln!(
+            "{:<20} {what} {:>5.1}% (95% CI {:.1}–{:.1}){extra} over {} answered, {} invalid, {} errors",
+            b.id,
+            a.estimate * 100.0,
+            a.low * 100.0,
+            a.high * 100.0,
+            b.answered,
+            b.invalid,
+            b.errors
+        );
+    }
+}
+
+/// Runs a suite with progress on stderr and Ctrl-C handling; every record is journaled.
+fn execute(
+    suite: Arc<suite::Suite>,
+    options: &RunOptions,
+    quiet: bool,
+) -> anyhow::Result<runner::RunOutcome> {
+    let display = Arc::new(Mutex::new(ProgressDisplay::new(quiet)));
     let sink = display.clone();
     let events: runner::EventSink = Arc::new(move |event| {
         if let Ok(mut d) = sink.lock() {
@@ -647,48 +778,126 @@ fn run(args: RunArgs, out: &mut impl Write) -> anyhow::Result<u8> {
                 }
             }
         });
-        let resolved = RunPlan::resolve(suite, &options, &plan::ProcessEnv)?;
+        let resolved = RunPlan::resolve(suite, options, &plan::ProcessEnv)?;
         runner::run(resolved, events, stop.clone()).await
     })?;
     runtime.shutdown_background();
     if let Ok(mut d) = display.lock() {
         d.finish();
     }
-    let dir = outcome.dir;
-    let (results, markdown) = report::write_outputs(&dir)?;
-    write_step_summary(&markdown);
-    if !args.quiet {
-        for b in &results.backends {
-            let a = &b.accuracy;
-            // Extraction: the exact-match rate, with micro-F1 over fields beside it.
-            let (what, extra) = match &b.micro_f1 {
-                Some(f1) => ("exact match", format!(", micro-F1 {:.3}", f1.estimate)),
-                None => ("accuracy", String::new()),
+    Ok(outcome)
+}
+
+fn gate(args: GateArgs, out: &mut impl Write) -> anyhow::Result<u8> {
+    let suite = Arc::new(plan::load_suite(&args.suite)?);
+    let policy = match &args.policy {
+        Some(path) => crate::gate::load_policy(path, &suite)?,
+        None => suite.gate.clone().ok_or_else(|| {
+            Error::Usage(format!(
+                "{}: the suite has no `gate:` section; add one, or give --policy FILE (see \"CI gate\" in the README)",
+                args.suite.display()
+            ))
+        })?,
+    };
+    let (dir, stopped) = match &args.run {
+        Some(dir) => {
+            let meta = crate::journal::RunMeta::read(dir)?;
+            if meta.suite.sha256 != suite.sha256 && !args.quiet {
+                eprintln!(
+                    "note: {} was run from a different version of {} (suite sha256 {} there); judging it by this policy",
+                    dir.display(),
+                    args.suite.display(),
+                    &meta.suite.sha256[..meta.suite.sha256.len().min(12)]
+                );
+            }
+            (dir.clone(), None)
+        }
+        None => {
+            if !args.quiet {
+                report_leakage(&suite);
+            }
+            let options = RunOptions {
+                out_dir: args.out.clone(),
+                concurrency: args.concurrency.map(|c| c as usize),
+                cache: (!args.no_cache).then_some(args.cache.clone()),
+                ..RunOptions::default()
             };
-            eprintln!(
-                "{:<20} {what} {:>5.1}% (95% CI {:.1}–{:.1}){extra} over {} answered, {} invalid, {} errors",
-                b.id,
-                a.estimate * 100.0,
-                a.low * 100.0,
-                a.high * 100.0,
-                b.answered,
-                b.invalid,
-                b.errors
-            );
+            let outcome = execute(suite.clone(), &options, args.quiet)?;
+            (outcome.dir, outcome.stopped)
+        }
+    };
+    let options = report::OutputOptions { gate: Some(&policy), max_error_rate: None };
+    let (results, _) = report::write_outputs_with(&dir, &options)?;
+    let verdict = results.gate.as_ref().ok_or_else(|| Error::Gate("no verdict".into()))?;
+    write_gate_table(verdict, out)?;
+    if let Some(path) = &args.junit {
+        std::fs::write(path, report::junit::render(verdict)).map_err(|e| Error::io(path, e))?;
+    }
+    write_step_summary(&report::markdown::gate_section(verdict));
+    if !args.quiet {
+        eprintln!("report: {}", dir.join(report::REPORT_FILE).display());
+    }
+    if let Some(runner::StopReason::Interrupted) = stopped {
+        eprintln!("interrupted: the gate judged only the items that finished");
+        return Ok(exit::INTERRUPTED);
+    }
+    if report_error_rates(&results) {
+        return Ok(exit::ERROR);
+    }
+    Ok(if verdict.passed { exit::SUCCESS } else { exit::GATE_FAILED })
+}
+
+/// The verdict as a terminal table: each check, its value with interval, its threshold and its
+/// verdict, then the reasons of the checks that did not pass.
+fn write_gate_table(
+    verdict: &crate::gate::GateVerdict,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let rows: Vec<[String; 4]> = verdict
+        .checks
+        .iter()
+        .map(|c| {
+            [c.name.clone(), c.shown_value(), c.shown_threshold(), c.verdict.name().to_uppercase()]
+        })
+        .collect();
+    let header = ["check", "value (95% CI)", "threshold", "verdict"].map(String::from);
+    let mut widths = [0usize; 4];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
         }
     }
-    writeln!(out, "{}", dir.join(report::REPORT_FILE).display())?;
-    match outcome.stopped {
-        Some(runner::StopReason::Interrupted) => {
-            eprintln!("interrupted: the report covers the items that finished");
-            Ok(exit::INTERRUPTED)
+    let against =
+        verdict.baseline.as_deref().map(|b| format!(" against `{b}`")).unwrap_or_default();
+    writeln!(out, "gate: candidate `{}`{against}", verdict.candidate)?;
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = String::new();
+        for (cell, w) in row.iter().zip(widths) {
+            let pad = w - cell.chars().count();
+            line.push_str(cell);
+            line.push_str(&" ".repeat(pad + 2));
         }
-        Some(reason @ runner::StopReason::Budget { .. }) => {
-            eprintln!("warning: {}; the report covers the items that finished", reason.describe());
-            Ok(exit::SUCCESS)
-        }
-        None => Ok(exit::SUCCESS),
+        writeln!(out, "{}", line.trim_end())?;
     }
+    for c in verdict.checks.iter().filter(|c| !c.passed) {
+        writeln!(out, "  {} ({}): {}", c.name, c.verdict.name(), c.detail)?;
+    }
+    let summary = if verdict.passed {
+        "PASSED".to_string()
+    } else if verdict.infrastructure_failures().next().is_some() {
+        "CANNOT JUDGE: the run's requests failed too often".to_string()
+    } else {
+        let failed =
+            verdict.checks.iter().filter(|c| c.verdict == crate::gate::Verdict::Fail).count();
+        let open = verdict
+            .checks
+            .iter()
+            .filter(|c| c.verdict == crate::gate::Verdict::Inconclusive)
+            .count();
+        format!("FAILED ({failed} failed, {open} inconclusive)")
+    };
+    writeln!(out, "gate {summary}")?;
+    Ok(())
 }
 
 /// Appends the report to the GitHub Actions step summary when running there.

@@ -106,6 +106,9 @@ pub enum Error {
     Stats(#[from] crate::stats::StatsError),
     #[error("{0}")]
     Backend(String),
+    /// The gate cannot judge the run (a gated backend missing or skipped).
+    #[error("gate: {0}")]
+    Gate(String),
 }
 
 impl Error {

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cost;
 pub mod error;
 pub mod field;
+pub mod gate;
 pub mod journal;
 pub mod parse;
 pub mod plan;

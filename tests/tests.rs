@@ -13,6 +13,7 @@
 //! by default (counted as skipped); `cargo test -- --ignored datasets:: extraction_sroie::` runs
 //! them, and `.ci/run` does when the folder exists.
 //! - `across_runs`: `compare` and `history` over runs of one suite with known flips
+//! - `gate`: `evalgate gate` verdicts and exit codes, `--run`, `--policy`, JUnit, step summary
 //! - `stats_cost`: the calculators, and statistics and cost recomputed from the journal
 //! - `resilience`: kill -9 and resume, budget, Ctrl-C
 //! - `reliability`: 429 storms, the response cache, shards merged, rate limits
@@ -31,6 +32,8 @@ mod datasets;
 mod extraction;
 #[path = "it/extraction_sroie.rs"]
 mod extraction_sroie;
+#[path = "it/gate.rs"]
+mod gate;
 #[path = "it/reliability.rs"]
 mod reliability;
 #[path = "it/report_formats.rs"]

@@ -7,6 +7,7 @@
 use std::fmt::Write;
 
 use super::results::{BackendResult, Results};
+use crate::gate::{GateVerdict, Verdict};
 
 /// An item on which the two best backends gave different answers.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +56,21 @@ fn write_report(
         r.finished_at.as_deref().unwrap_or("(not finished)"),
         r.evalgate_version
     )?;
+
+    for e in &r.error_rate_exceeded {
+        writeln!(
+            md,
+            "**Errors above the limit:** {} of {} requests to `{}` failed ({:.1}%, the limit is {:.1}%); its figures do not describe the model. Fix the backend and run again.\n",
+            e.errors,
+            e.requests,
+            cell(&e.backend),
+            e.error_rate * 100.0,
+            e.max_error_rate * 100.0
+        )?;
+    }
+    if let Some(gate) = &r.gate {
+        md.push_str(&gate_section(gate));
+    }
 
     writeln!(md, "## Summary\n")?;
     if extraction {
@@ -506,6 +522,44 @@ fn ms(v: f64) -> String {
     } else {
         format!("{v:.2} ms")
     }
+}
+
+/// The gate's verdict: a heading and one table row per check. Also what the gate appends to the
+/// GitHub step summary.
+pub fn gate_section(gate: &GateVerdict) -> String {
+    let mut md = String::new();
+    let verdict = if gate.passed {
+        "passed"
+    } else if gate.infrastructure_failures().next().is_some() {
+        "could not judge the run"
+    } else {
+        "failed"
+    };
+    let _ = writeln!(md, "## Gate: {verdict}\n");
+    let against = match &gate.baseline {
+        Some(b) => format!(" against baseline `{}`", cell(b)),
+        None => String::new(),
+    };
+    let _ = writeln!(md, "Candidate `{}`{against}.\n", cell(&gate.candidate));
+    let _ = writeln!(md, "| check | value (95% CI) | threshold | verdict | detail |");
+    let _ = writeln!(md, "|---|---|---|---|---|");
+    for c in &gate.checks {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} |",
+            cell(&c.name),
+            cell(&c.shown_value()),
+            cell(&c.shown_threshold()),
+            match c.verdict {
+                Verdict::Pass => "pass",
+                Verdict::Fail => "**fail**",
+                Verdict::Inconclusive => "**inconclusive**",
+            },
+            cell(&c.detail)
+        );
+    }
+    md.push('\n');
+    md
 }
 
 /// Escapes a sentence of ours that may quote data: no HTML, one line.

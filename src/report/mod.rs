@@ -4,6 +4,7 @@
 pub mod chart;
 pub mod csv;
 pub mod history;
+pub mod junit;
 pub mod markdown;
 pub mod prose;
 pub mod results;
@@ -12,10 +13,13 @@ pub mod run_diff;
 use std::collections::HashMap;
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
+
 pub use markdown::Disagreement;
 pub use results::Results;
 
 use crate::error::{Error, Result};
+use crate::gate::{self, GatePolicy};
 use crate::journal::{self, Record, RunMeta};
 use crate::prompt::Role;
 use crate::score::{self, Outcome};
@@ -25,8 +29,52 @@ pub const RESULTS_FILE: &str = "results.json";
 pub const REPORT_FILE: &str = "report.md";
 pub const CHART_FILE: &str = "chart.svg";
 
-/// Scores the run in `dir` and writes every output; returns the results and the markdown.
+/// Where [`write_outputs_with`] keeps its options beside the journal, so that `evalgate report`
+/// rebuilds the same outputs (the gate verdict and the error-rate notices included).
+pub const OPTIONS_FILE: &str = "report-options.json";
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SavedOptions {
+    gate: Option<GatePolicy>,
+    max_error_rate: Option<f64>,
+}
+
+/// What a run's outputs say beyond its scores.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OutputOptions<'a> {
+    /// Judge the run by this policy; the verdict goes at the top of `report.md` and into
+    /// `results.json`.
+    pub gate: Option<&'a GatePolicy>,
+    /// Name, at the top of the report, every backend whose error rate is above this.
+    pub max_error_rate: Option<f64>,
+}
+
+/// Scores the run in `dir` and writes every output; returns the results and the markdown. The
+/// options of the last [`write_outputs_with`] on `dir`, if any, apply again.
 pub fn write_outputs(dir: &Path) -> Result<(Results, String)> {
+    let path = dir.join(OPTIONS_FILE);
+    let saved: SavedOptions = match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| Error::io(&path, e.into()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => SavedOptions::default(),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let options = OutputOptions { gate: saved.gate.as_ref(), max_error_rate: saved.max_error_rate };
+    write_with(dir, &options)
+}
+
+/// [`write_outputs`], with a gate verdict and error-rate limit, which are kept in
+/// [`OPTIONS_FILE`] for rebuilds. A gate that cannot judge the run (a gated backend skipped or
+/// absent) is an error, returned after the other outputs are written.
+pub fn write_outputs_with(dir: &Path, options: &OutputOptions) -> Result<(Results, String)> {
+    let saved =
+        SavedOptions { gate: options.gate.cloned(), max_error_rate: options.max_error_rate };
+    let path = dir.join(OPTIONS_FILE);
+    let json = serde_json::to_string_pretty(&saved).map_err(|e| Error::io(&path, e.into()))?;
+    write_file(&path, &(json + "\n"))?;
+    write_with(dir, options)
+}
+
+fn write_with(dir: &Path, options: &OutputOptions) -> Result<(Results, String)> {
     let meta = RunMeta::read(dir)?;
     // One pass over the journal feeds scoring, records.csv and the inputs the report quotes.
     let mut scoring = score::RunScoring::new(&meta);
@@ -39,8 +87,38 @@ pub fn write_outputs(dir: &Path) -> Result<(Results, String)> {
     })?;
     let analysis = score::analysis::derive(&meta, scoring.finish(dir)?)?;
     rows.finish()?;
-    let results = results::build(&meta, &analysis);
+    let mut results = results::build(&meta, &analysis);
     let scores = &analysis.scores;
+    let (gate, gate_error) = match options.gate.map(|p| gate::evaluate(p, &meta, &analysis)) {
+        Some(Ok(verdict)) => (Some(verdict), None),
+        Some(Err(e)) => (None, Some(e)),
+        None => (None, None),
+    };
+    // A gated backend's limit is the policy's (5% by default); any other's is the run's, if any.
+    let limit_of = |id: &str| {
+        let gated =
+            options.gate.is_some_and(|p| p.candidate == id || p.baseline.as_deref() == Some(id));
+        match options.gate.and_then(|p| p.max_error_rate) {
+            Some(limit) if gated => Some(limit),
+            _ if gated => Some(options.max_error_rate.unwrap_or(gate::DEFAULT_MAX_ERROR_RATE)),
+            _ => options.max_error_rate,
+        }
+    };
+    results.error_rate_exceeded = scores
+        .backends
+        .iter()
+        .filter_map(|b| {
+            let limit = limit_of(&b.id)?;
+            gate::error_rate_exceeded(b, limit).then(|| results::ErrorRateResult {
+                backend: b.id.clone(),
+                errors: b.errors,
+                requests: b.answered + b.errors,
+                error_rate: b.error_rate.estimate,
+                max_error_rate: limit,
+            })
+        })
+        .collect();
+    results.gate = gate;
 
     // Extraction answers differ field by field; the report shows field errors instead.
     let top_two = top_two(&results).filter(|_| scores.extraction.is_none());
@@ -64,7 +142,10 @@ pub fn write_outputs(dir: &Path) -> Result<(Results, String)> {
         }
         None => {}
     }
-    Ok((results, markdown))
+    match gate_error {
+        Some(e) => Err(e),
+        None => Ok((results, markdown)),
+    }
 }
 
 fn write_file(path: &Path, text: &str) -> Result<()> {

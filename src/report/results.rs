@@ -40,6 +40,13 @@ pub struct Results {
     pub finished_at: Option<String>,
     /// Why the run ended before every item was answered, when it did.
     pub stopped: Option<String>,
+    /// Backends whose requests failed more often than `run --max-error-rate` (or the gate's
+    /// `max_error_rate`) allows; absent when none did, or when no limit was given (`report`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub error_rate_exceeded: Vec<ErrorRateResult>,
+    /// The CI gate's verdict, when the run was judged by a policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<crate::gate::GateVerdict>,
     pub task: TaskResult,
     pub items: usize,
     pub backends: Vec<BackendResult>,
@@ -55,6 +62,17 @@ pub struct Results {
     /// For each per-token backend against each fixed-price one: the volume above which the fixed
     /// one is cheaper.
     pub break_even: Vec<BreakEvenResult>,
+}
+
+/// A backend whose requests failed more often than the limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorRateResult {
+    pub backend: String,
+    pub errors: u64,
+    /// Requests sent: answered plus failed.
+    pub requests: u64,
+    pub error_rate: f64,
+    pub max_error_rate: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -472,6 +490,8 @@ pub fn build(meta: &RunMeta, analysis: &Analysis) -> Results {
     let recommendation =
         prose::recommendation(&backends, &comparisons, meta.requests_per_day, &meta.skipped);
     Results {
+        error_rate_exceeded: Vec::new(),
+        gate: None,
         recommendation,
         break_even,
         volume: meta.requests_per_day.map(|requests_per_day| VolumeResult { requests_per_day }),

@@ -142,6 +142,25 @@ impl Resolver {
 
         // Templates are checked by the prompt module (`check_templates`), which compiles them: the
         // suite only records where they are written and which columns hold gold.
+        let gate = match (&file.gate, &task) {
+            (Some(section), Some(task)) => {
+                let ctx = crate::gate::PolicyContext {
+                    path: &self.path,
+                    backends: backends.iter().map(|b| b.id.as_str()).collect(),
+                    kind: task.kind,
+                    labels: &task.labels,
+                    fields: task.fields.iter().map(|f| f.name.as_str()).collect(),
+                };
+                match crate::gate::resolve(section, &ctx) {
+                    Ok(policy) => Some(policy),
+                    Err(problems) => {
+                        self.problems.extend(problems);
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         match (self.problems.is_empty(), task, test) {
             (true, Some(task), Some(test)) => Ok(Suite {
                 data_sha256: data_hash(&test, train.as_ref()),
@@ -152,6 +171,7 @@ impl Resolver {
                     .as_ref()
                     .map_or(crate::score::DEFAULT_MARGIN, |d| d.value.margin),
                 gold_columns: self.gold_columns,
+                gate,
                 label_parser: crate::parse::LabelParser::new(&task.labels),
                 path: self.path,
                 name,

@@ -40,6 +40,8 @@ pub struct Suite {
     /// The columns holding the gold answer in either split (the label, or an extraction task's
     /// gold columns): they are not item fields, and a template must not name them.
     pub gold_columns: Vec<String>,
+    /// The CI gate's policy, from the suite's `gate:` section.
+    pub gate: Option<crate::gate::GatePolicy>,
 }
 
 #[derive(Debug, Clone)]

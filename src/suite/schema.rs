@@ -29,6 +29,9 @@ pub struct SuiteFile {
     /// What difference in accuracy matters when comparing backends.
     #[serde(default)]
     pub decision: Option<Spanned<DecisionFile>>,
+    /// The CI gate's policy: which backend is judged, and the checks it must pass.
+    #[serde(default)]
+    pub gate: Option<Spanned<GateFile>>,
 }
 
 /// `decision: { margin: 0.02 }`: differences in accuracy smaller than the margin do not matter.
@@ -36,6 +39,51 @@ pub struct SuiteFile {
 #[serde(deny_unknown_fields)]
 pub struct DecisionFile {
     pub margin: f64,
+}
+
+/// The `gate:` section (also the whole of a `--policy` file). Every threshold is optional; a
+/// gate with no check is an error, caught when the section is resolved.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateFile {
+    pub candidate: Spanned<String>,
+    #[serde(default)]
+    pub baseline: Option<Spanned<String>>,
+    /// `bound` (the default: the confidence bound must clear the threshold) or `estimate`.
+    #[serde(default)]
+    pub judge: Option<Spanned<String>>,
+    #[serde(default)]
+    pub min_accuracy: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub non_inferiority_margin: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub superiority: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub max_error_rate: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub max_invalid_rate: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub max_cost_per_correct_usd: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub max_latency_p95_ms: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub min_recall: Option<Spanned<BTreeMap<String, f64>>>,
+    #[serde(default)]
+    pub min_items: Option<Spanned<u64>>,
+    /// The power the suite must have to show non-inferiority at the margin (0.8 by default).
+    #[serde(default)]
+    pub power: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub min_micro_f1: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub min_field_accuracy: Option<Spanned<BTreeMap<String, f64>>>,
+}
+
+/// A `--policy` file written as a suite's section, `gate:` and all.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    pub gate: Spanned<GateFile>,
 }
 
 #[derive(Debug, Deserialize)]

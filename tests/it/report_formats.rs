@@ -13,16 +13,18 @@ use std::collections::BTreeMap;
 
 use evalgate::cost::Pricing;
 use evalgate::field::{FieldSpec, FieldType, StringMatch};
+use evalgate::gate::{Check, GateVerdict, Verdict};
 use evalgate::journal::{
     BackendMeta, FewShotMeta, Record, RecordError, RunMeta, Skipped, SuiteMeta, TaskMeta, Tokens,
 };
 use evalgate::prompt::ChatMessage;
+use evalgate::report::results::ErrorRateResult;
 use evalgate::report::results::{
     BackendResult, BreakEvenResult, ClassResult, ComparisonResult, CostInterval, CostResult,
     DifferenceResult, FieldErrorResult, FieldResult, IntervalMethodName, IntervalResult,
     LatencyResult, MetricResult, Results, TaskResult, TokensResult, VolumeResult,
 };
-use evalgate::report::{chart, markdown, prose, Disagreement};
+use evalgate::report::{chart, junit, markdown, prose, Disagreement};
 use evalgate::score::compare::{Comparison, DifferenceMethod};
 use evalgate::stats::decision::Decision;
 use evalgate::stats::{Interval, PairedCounts};
@@ -432,6 +434,8 @@ fn classification_results() -> Results {
     }];
     let recommendation = prose::recommendation(&backends, &comparisons, Some(10_000.0), &skipped);
     Results {
+        error_rate_exceeded: Vec::new(),
+        gate: None,
         schema_version: 1,
         suite: "support-tickets".into(),
         suite_sha256: "3f2a9c41d07be5a8e6f1c0d94b7a21e58c3d6f0a9b8e7d6c5b4a39281706f5e4".into(),
@@ -879,6 +883,8 @@ fn extraction_results() -> Results {
     let backends = vec![gpt, qwen];
     let recommendation = prose::recommendation(&backends, &comparisons, None, &[]);
     Results {
+        error_rate_exceeded: Vec::new(),
+        gate: None,
         schema_version: 1,
         suite: "receipts".into(),
         suite_sha256: "9d4c1b7e05a3f28c6e1d0b9a8f7e6d5c4b3a29180f7e6d5c4b3a291807f6e5d4".into(),
@@ -1089,4 +1095,54 @@ fn records_csv_of_a_hand_written_journal() {
     assert_eq!(t1_gpt[0][15], "refund?");
     assert!(rows.iter().any(|r| r[15] == "He wrote \"locked out, again\"\nso: account"));
     snapshot!("formats_records_csv", text);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The gate: its section at the top of report.md, and the JUnit file
+// ---------------------------------------------------------------------------------------------
+
+fn gate_verdict() -> GateVerdict {
+    let check =
+        |name: &str, verdict: Verdict, value: [f64; 3], threshold: f64, detail: &str| Check {
+            name: name.into(),
+            passed: verdict == Verdict::Pass,
+            verdict,
+            value: Some(value[0]),
+            low: Some(value[1]),
+            high: Some(value[2]),
+            threshold,
+            detail: detail.into(),
+            infrastructure: name.starts_with("max_error_rate"),
+        };
+    GateVerdict {
+        passed: false,
+        candidate: "ft|8b".into(),
+        baseline: Some("mini-5shot".into()),
+        checks: vec![
+            check("max_error_rate.candidate", Verdict::Pass, [0.0, 0.0, 0.016], 0.05, "0 of 240 requests to `ft|8b` failed"),
+            check("min_accuracy", Verdict::Pass, [0.892, 0.846, 0.925], 0.8, "89.2% (95% CI 84.6%–92.5%) clears 80%"),
+            check("non_inferiority_margin", Verdict::Inconclusive, [-0.01, -0.04, 0.02], -0.02, "candidate − baseline straddles −2.0; about 2100 items would show it <not worse> & settle it"),
+            check("min_recall.billing", Verdict::Fail, [0.6, 0.45, 0.73], 0.9, "the whole interval is on the wrong side of 90%"),
+        ],
+    }
+}
+
+#[test]
+fn gated_report_md_snapshot() {
+    let mut r = classification_results();
+    r.gate = Some(gate_verdict());
+    r.error_rate_exceeded = vec![ErrorRateResult {
+        backend: "mini-zero".into(),
+        errors: 40,
+        requests: 240,
+        error_rate: 40.0 / 240.0,
+        max_error_rate: 0.05,
+    }];
+    let md = markdown::render(&r, None, &[]);
+    snapshot!("formats_gated_report_md", md);
+}
+
+#[test]
+fn gate_junit_snapshot() {
+    snapshot!("formats_gate_junit_xml", junit::render(&gate_verdict()));
 }

@@ -401,8 +401,16 @@ fn openai_backend(id: &str, model: &str, base: &str, extra: &str) -> String {
 }
 
 fn run_ok(ws: &Workspace, suite: &std::path::Path, run: &std::path::Path) {
-    let out =
-        output(evalgate(ws.path()).arg("run").arg(suite).arg("--out").arg(run).arg("--quiet"));
+    // Some of these suites fail 10% of requests on purpose.
+    let out = output(
+        evalgate(ws.path())
+            .arg("run")
+            .arg(suite)
+            .arg("--out")
+            .arg(run)
+            .arg("--quiet")
+            .args(["--max-error-rate", "0.5"]),
+    );
     assert_eq!(out.code, Some(0), "run failed: {}", out.stderr);
 }
 
