@@ -101,23 +101,7 @@ pub fn render(results: &Results) -> Option<String> {
         );
         decade *= 10.0;
     }
-    let mut tick = amin;
-    while tick <= 1.0001 {
-        let py = y(tick);
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{LEFT}" y1="{py:.1}" x2="{}" y2="{py:.1}" stroke="#ddd"/>"##,
-            WIDTH - RIGHT
-        );
-        let _ = writeln!(
-            svg,
-            r##"<text x="{}" y="{:.1}" text-anchor="end">{:.0}%</text>"##,
-            LEFT - 6.0,
-            py + 4.0,
-            tick * 100.0
-        );
-        tick += 0.1;
-    }
+    accuracy_gridlines(&mut svg, amin, (LEFT, WIDTH - RIGHT), y);
     let _ = writeln!(
         svg,
         r##"<text x="{}" y="{}" text-anchor="middle">cost per correct answer (USD, log scale)</text>"##,
@@ -162,4 +146,30 @@ fn usd(v: f64) -> String {
 
 fn xml(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Horizontal gridlines labelled with percentages, every 10 points from `from` to 100%, across
+/// the plot from `left` to `right` (both charts of accuracy draw them alike).
+pub(crate) fn accuracy_gridlines(
+    svg: &mut String,
+    from: f64,
+    (left, right): (f64, f64),
+    y: impl Fn(f64) -> f64,
+) {
+    let mut tick = from;
+    while tick <= 1.0001 {
+        let py = y(tick);
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{left}" y1="{py:.1}" x2="{right}" y2="{py:.1}" stroke="#ddd"/>"##
+        );
+        let _ = writeln!(
+            svg,
+            r##"<text x="{}" y="{:.1}" text-anchor="end">{:.0}%</text>"##,
+            left - 6.0,
+            py + 4.0,
+            tick * 100.0
+        );
+        tick += 0.1;
+    }
 }

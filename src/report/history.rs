@@ -187,27 +187,7 @@ pub fn chart(t: &Trend) -> Option<String> {
         r##"<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{}" stroke="black"/>"##,
         HEIGHT - BOTTOM
     );
-    let mut step = 0;
-    loop {
-        let tick = amin + f64::from(step) * 0.1;
-        if tick > 1.0001 {
-            break;
-        }
-        let py = y(tick);
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{LEFT}" y1="{py:.1}" x2="{}" y2="{py:.1}" stroke="#ddd"/>"##,
-            WIDTH - RIGHT
-        );
-        let _ = writeln!(
-            svg,
-            r##"<text x="{}" y="{:.1}" text-anchor="end">{:.0}%</text>"##,
-            LEFT - 6.0,
-            py + 4.0,
-            tick * 100.0
-        );
-        step += 1;
-    }
+    super::chart::accuracy_gridlines(&mut svg, amin, (LEFT, WIDTH - RIGHT), y);
     for (r, run) in t.runs.iter().enumerate() {
         let _ = writeln!(
             svg,

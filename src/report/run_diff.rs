@@ -118,20 +118,8 @@ pub struct ClassJson {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FlipsJson {
     pub count: usize,
-    pub items: Vec<FlipJson>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FlipJson {
-    pub id: String,
-    pub gold_a: String,
-    pub gold_b: String,
-    pub answer_a: Option<String>,
-    pub answer_b: Option<String>,
-    pub reply_a: Option<String>,
-    pub reply_b: Option<String>,
-    pub accuracy_a: f64,
-    pub accuracy_b: f64,
+    /// Every flip, with both replies (the markdown shows at most 20).
+    pub items: Vec<Flip>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -162,23 +150,7 @@ fn usd(i: Option<Interval>) -> Option<UsdInterval> {
 }
 
 fn flips_json(flips: &[Flip]) -> FlipsJson {
-    FlipsJson {
-        count: flips.len(),
-        items: flips
-            .iter()
-            .map(|f| FlipJson {
-                id: f.id.clone(),
-                gold_a: f.gold_a.clone(),
-                gold_b: f.gold_b.clone(),
-                answer_a: f.answer_a.clone(),
-                answer_b: f.answer_b.clone(),
-                reply_a: f.reply_a.clone(),
-                reply_b: f.reply_b.clone(),
-                accuracy_a: f.accuracy_a,
-                accuracy_b: f.accuracy_b,
-            })
-            .collect(),
-    }
+    FlipsJson { count: flips.len(), items: flips.to_vec() }
 }
 
 /// The JSON object of a comparison.

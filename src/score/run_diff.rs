@@ -146,7 +146,7 @@ pub struct ClassDiff {
 }
 
 /// An item that changed between the runs, with what each run replied (its first sample).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Flip {
     pub id: String,
     pub gold_a: String,
