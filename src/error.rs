@@ -96,6 +96,10 @@ pub enum Error {
          Rebuild the report with the evalgate version that made the run, or run the suite again"
     )]
     SchemaVersion { path: PathBuf, found: u32, supported: u32 },
+    #[error("backend `{backend}`: {source}")]
+    Training { backend: String, source: crate::backend::local::TrainError },
+    #[error("{0}")]
+    Cache(#[from] crate::backend::cache::CacheError),
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]

@@ -126,17 +126,23 @@ impl Shard {
     }
 }
 
+/// A `--shard` that is not `K/N` with 1 ≤ K ≤ N.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("`{text}`: {problem}")]
+pub struct ShardError {
+    text: String,
+    problem: &'static str,
+}
+
 impl std::str::FromStr for Shard {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let (k, n) =
-            s.split_once('/').ok_or_else(|| format!("`{s}`: write the shard as K/N, e.g. 2/4"))?;
-        let index: u32 =
-            k.trim().parse().map_err(|_| format!("`{s}`: K must be a whole number"))?;
-        let count: u32 =
-            n.trim().parse().map_err(|_| format!("`{s}`: N must be a whole number"))?;
+    type Err = ShardError;
+    fn from_str(s: &str) -> std::result::Result<Self, ShardError> {
+        let bad = |problem| ShardError { text: s.to_string(), problem };
+        let (k, n) = s.split_once('/').ok_or_else(|| bad("write the shard as K/N, e.g. 2/4"))?;
+        let index: u32 = k.trim().parse().map_err(|_| bad("K must be a whole number"))?;
+        let count: u32 = n.trim().parse().map_err(|_| bad("N must be a whole number"))?;
         if count == 0 || index == 0 || index > count {
-            return Err(format!("`{s}`: need 1 ≤ K ≤ N"));
+            return Err(bad("need 1 ≤ K ≤ N"));
         }
         Ok(Shard { index, count })
     }

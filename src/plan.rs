@@ -224,9 +224,7 @@ impl RunPlan {
         let http = OpenAiBackend::http_client()
             .map_err(|e| Error::Backend(format!("cannot build the HTTP client: {e}")))?;
         let cache = match &options.cache {
-            Some(path) => {
-                Some(Arc::new(ResponseCache::open(path).map_err(|e| Error::Usage(e.to_string()))?))
-            }
+            Some(path) => Some(Arc::new(ResponseCache::open(path)?)),
             None => None,
         };
         let mut backends = Vec::new();
@@ -347,7 +345,7 @@ fn client(
         Provider::Local => {
             let started = Instant::now();
             let local = LocalBackend::train(suite, templates)
-                .map_err(|e| Error::Usage(format!("backend `{}`: {e}", spec.id)))?;
+                .map_err(|source| Error::Training { backend: spec.id.clone(), source })?;
             let trained = Training {
                 items: suite.train.as_ref().map_or(0, |t| t.items.len()),
                 seconds: started.elapsed().as_secs_f64(),

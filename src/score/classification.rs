@@ -178,6 +178,21 @@ pub fn score_run(dir: &Path, meta: &RunMeta) -> Result<RunScores> {
     scoring.finish(dir)
 }
 
+/// A journal record that does not fit the run it is in.
+#[derive(Debug, thiserror::Error)]
+enum RecordProblem {
+    #[error("record for backend `{backend}` and item `{id}` is not part of this run")]
+    NotInRun { backend: String, id: String },
+    #[error(
+        "record for item `{id}` has epoch {epoch}, but backend `{backend}` runs {epochs} epochs"
+    )]
+    EpochOutOfRange { id: String, epoch: u32, backend: String, epochs: usize },
+    #[error("item `{id}`, backend `{backend}`: {source}")]
+    Gold { id: String, backend: String, source: crate::field::value::ValueError },
+    #[error("item `{id}` has gold label `{gold}`, which the task does not declare")]
+    UndeclaredLabel { id: String, gold: String },
+}
+
 /// Scores a run from its journal records, fed one at a time in file order, so that a reader
 /// that also does other work with each record (the report step) reads the journal once.
 pub struct RunScoring<'m> {
@@ -233,38 +248,37 @@ impl<'m> RunScoring<'m> {
             return;
         }
         if let Err(message) = self.try_add(r) {
-            self.problem = Some((line, message));
+            self.problem = Some((line, message.to_string()));
         }
     }
 
-    fn try_add(&mut self, r: RecordView<'_>) -> std::result::Result<(), String> {
+    fn try_add(&mut self, r: RecordView<'_>) -> std::result::Result<(), RecordProblem> {
         let (Some(&b), Some(&i)) = (self.backend_index.get(r.backend), self.item_index.get(r.id))
         else {
-            return Err(format!(
-                "record for backend `{}` and item `{}` is not part of this run",
-                r.backend, r.id
-            ));
+            return Err(RecordProblem::NotInRun { backend: r.backend.into(), id: r.id.into() });
         };
         let tally = &mut self.tallies[b];
         if r.epoch as usize >= tally.epochs {
-            return Err(format!(
-                "record for item `{}` has epoch {}, but backend `{}` runs {} epochs",
-                r.id, r.epoch, r.backend, tally.epochs
-            ));
+            return Err(RecordProblem::EpochOutOfRange {
+                id: r.id.into(),
+                epoch: r.epoch,
+                backend: r.backend.into(),
+                epochs: tally.epochs,
+            });
         }
         let s = i * tally.epochs + r.epoch as usize;
         let failed = r.error_kind.is_some();
         // Correctness is recomputed from gold and answer rather than trusting the stored flag.
         let outcome = match self.extraction.as_mut() {
-            Some(ex) => ex
-                .record(b, s, r.epoch, r.gold, r.answer, failed)
-                .map_err(|e| format!("item `{}`, backend `{}`: {e}", r.id, r.backend))?,
+            Some(ex) => ex.record(b, s, r.epoch, r.gold, r.answer, failed).map_err(|source| {
+                RecordProblem::Gold { id: r.id.into(), backend: r.backend.into(), source }
+            })?,
             None => {
                 let Some(&g) = self.label_index.get(r.gold) else {
-                    return Err(format!(
-                        "item `{}` has gold label `{}`, which the task does not declare",
-                        r.id, r.gold
-                    ));
+                    return Err(RecordProblem::UndeclaredLabel {
+                        id: r.id.into(),
+                        gold: r.gold.into(),
+                    });
                 };
                 self.gold[i] = Some(g);
                 if failed {

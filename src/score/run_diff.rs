@@ -44,14 +44,19 @@ pub struct BackendPair {
     pub b: String,
 }
 
+/// A `--pair` that is not `A=B`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("`{0}`: write the pair as BACKEND_IN_A=BACKEND_IN_B")]
+pub struct PairError(String);
+
 impl std::str::FromStr for BackendPair {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = PairError;
+    fn from_str(s: &str) -> Result<Self, PairError> {
         match s.split_once('=') {
             Some((a, b)) if !a.trim().is_empty() && !b.trim().is_empty() => {
                 Ok(BackendPair { a: a.trim().to_string(), b: b.trim().to_string() })
             }
-            _ => Err(format!("`{s}`: write the pair as BACKEND_IN_A=BACKEND_IN_B")),
+            _ => Err(PairError(s.to_string())),
         }
     }
 }

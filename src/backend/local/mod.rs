@@ -13,21 +13,34 @@ pub struct LocalBackend {
     labels: Vec<String>,
 }
 
+/// Why the built-in classifier could not be trained.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("the local backend needs `data.train`")]
+    NoTrainingData,
+    #[error("item `{item}`: {source}")]
+    Render { item: String, source: minijinja::Error },
+    #[error("item `{item}` has an unknown label")]
+    UnknownLabel { item: String },
+}
+
 impl LocalBackend {
     /// Trains on the rendered `input` of every train item, the same text it is later asked about.
-    pub fn train(suite: &Suite, templates: &PromptTemplates) -> Result<Self, String> {
-        let train = suite.train.as_ref().ok_or("the local backend needs `data.train`")?;
+    pub fn train(suite: &Suite, templates: &PromptTemplates) -> Result<Self, TrainError> {
+        let train = suite.train.as_ref().ok_or(TrainError::NoTrainingData)?;
         let mut texts = Vec::with_capacity(train.items.len());
         let mut labels = Vec::with_capacity(train.items.len());
         for item in &train.items {
             texts.push(
-                templates.render_input(item).map_err(|e| format!("item `{}`: {e}", item.id))?,
+                templates
+                    .render_input(item)
+                    .map_err(|e| TrainError::Render { item: item.id.clone(), source: e })?,
             );
             labels.push(
                 suite
                     .task
                     .label_index(&item.label)
-                    .ok_or_else(|| format!("item `{}` has an unknown label", item.id))?,
+                    .ok_or_else(|| TrainError::UnknownLabel { item: item.id.clone() })?,
             );
         }
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
