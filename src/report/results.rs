@@ -51,6 +51,10 @@ pub struct Results {
     pub items: usize,
     pub backends: Vec<BackendResult>,
     pub skipped: Vec<Skipped>,
+    /// Ids of test items whose text is also in the training data (few-shot prompts and the local
+    /// baseline could have seen their answers); absent when none is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leaked: Vec<String>,
     /// Paired comparisons of every pair of backends (or the pairs the suite lists).
     pub comparisons: Vec<ComparisonResult>,
     /// Things a reader must know before trusting a decision, e.g. a suite too small for it.
@@ -188,6 +192,9 @@ pub struct BackendResult {
     pub invalid: u64,
     pub errors: u64,
     pub missing: u64,
+    /// Answers that came from the response cache rather than from the server in this run.
+    #[serde(default)]
+    pub cached: u64,
     pub accuracy: IntervalResult,
     /// Accuracy with a clustered standard error, when items carry a group (Miller 2024).
     pub accuracy_clustered: Option<ClusteredResult>,
@@ -387,6 +394,7 @@ pub fn build(meta: &RunMeta, analysis: &Analysis) -> Results {
                 invalid: s.invalid,
                 errors: s.errors,
                 missing: s.missing,
+                cached: s.cached,
                 accuracy,
                 epochs: s.epochs,
                 accuracy_clustered: clustered,
@@ -512,6 +520,7 @@ pub fn build(meta: &RunMeta, analysis: &Analysis) -> Results {
         items: meta.items.len(),
         backends,
         skipped: meta.skipped.clone(),
+        leaked: meta.leaked.clone(),
     }
 }
 
