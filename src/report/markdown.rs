@@ -359,7 +359,7 @@ fn write_comparisons(md: &mut String, r: &Results, extraction: bool) -> std::fmt
     let described: Vec<String> = methods
         .iter()
         .map(|m| match *m {
-            "paired-item-means" => "with several samples per item, the mean over items of the per-item difference (each item's samples averaged, the item as the unit) with a normal interval and test".to_string(),
+            "paired-item-means" => "the mean over items of the per-item difference (several samples per item: each item's samples averaged, the item as the unit) with a normal interval and test".to_string(),
             "newcombe-hybrid-score" => "Newcombe's hybrid score interval and McNemar's exact test on the items where exactly one is right".to_string(),
             other => format!("the `{}` interval", cell(other)),
         })

@@ -1175,3 +1175,75 @@ fn gated_report_md_snapshot() {
 fn gate_junit_snapshot() {
     snapshot!("formats_gate_junit_xml", junit::render(&gate_verdict()));
 }
+
+#[test]
+fn per_class_tables_are_worst_f1_first() {
+    let md = markdown::render(&classification_results(), Some(("gpt", "ft")), &details());
+    // ft: account F1 0.842, technical 0.857, billing 0.909.
+    let section = &md[md.find("<summary>Per-class results of ft").unwrap()..];
+    let labels: Vec<&str> = section
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| label"))
+        .take(3)
+        .map(|l| l.split(" | ").next().unwrap())
+        .collect();
+    assert_eq!(labels, ["| account", "| technical", "| billing"]);
+    // A label neither in the gold nor predicted says nothing and goes last, whatever its F1.
+    let class = |label: &str, support: u64, f1: f64| ClassResult {
+        label: label.into(),
+        support,
+        predicted: support,
+        precision: f1,
+        recall: f1,
+        f1,
+    };
+    let classes = [class("absent", 0, 0.0), class("good", 5, 0.9), class("bad", 5, 0.2)];
+    let order: Vec<&str> =
+        markdown::worst_first(&classes).iter().map(|c| c.label.as_str()).collect();
+    assert_eq!(order, ["bad", "good", "absent"]);
+}
+
+#[test]
+fn disagreements_are_counted_and_invalid_replies_escaped() {
+    let md = markdown::render(&classification_results(), Some(("gpt", "ft")), &details());
+    assert!(
+        md.contains("<summary>Where gpt and ft disagree: 3 of 66 items shown</summary>"),
+        "{md}"
+    );
+    assert!(md.contains("<summary>Invalid replies (ft 7)"), "{md}");
+    assert!(
+        md.contains("| ft | t-19 | I think &lt;b&gt;account&lt;/b&gt; \\| technical ↵ not sure |"),
+        "{md}"
+    );
+    assert!(md.contains("| ft | t-40 | *(empty)* |"), "{md}");
+    assert!(!md.contains("<b>"), "model text must be escaped:\n{md}");
+}
+
+#[test]
+fn comparisons_name_the_method_of_their_intervals() {
+    let mut r = classification_results();
+    for c in &mut r.comparisons {
+        c.difference.method = "paired-item-means".into();
+    }
+    let md = markdown::render(&r, None, &Details::default());
+    assert!(
+        md.contains("(second − first) by the mean over items of the per-item difference"),
+        "{md}"
+    );
+    assert!(!md.contains("Newcombe"), "epochs > 1 do not use Newcombe's interval:\n{md}");
+    assert!(md.contains("Holm's correction across the 3 comparisons"), "{md}");
+    r.comparisons.truncate(1);
+    let md = markdown::render(&r, None, &Details::default());
+    assert!(!md.contains("across the 1 comparison"), "{md}");
+    assert!(md.contains("with one comparison there is nothing to correct for"), "{md}");
+}
+
+#[test]
+fn the_step_summary_has_no_chart_image() {
+    let md = markdown::render(&classification_results(), Some(("gpt", "ft")), &details());
+    assert!(md.contains("](chart.svg)") && md.contains("a file in the run directory"));
+    let summary = markdown::step_summary(&md);
+    assert!(!summary.contains("](chart.svg)"), "{summary}");
+    assert!(summary.contains("`chart.svg` in the run directory (not shown in step summaries)"));
+    assert!(!summary.contains("\n\n\n"), "{summary}");
+}
