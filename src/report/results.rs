@@ -12,6 +12,8 @@
 //!   sides), also given as `exact_match`; `invalid` counts replies with no JSON object and
 //!   `invalid_json` is their share of answered items; `fields` scores each field, and
 //!   `micro_*`/`macro_*` pool the fields (see `score::extraction` for the semantics).
+//! - `cached` counts a backend's answers from the response cache (the latest record of each
+//!   sample); `leaked` lists test items whose text is also in the training data.
 
 use std::collections::BTreeMap;
 
