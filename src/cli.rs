@@ -593,8 +593,13 @@ fn validate(path: &std::path::Path, out: &mut impl Write) -> anyhow::Result<u8> 
     }
     // What `evalgate run` would do here: the backends it would skip, and what it would cost.
     let resolved = RunPlan::resolve(Arc::new(suite), &RunOptions::default(), &plan::ProcessEnv)?;
+    // A backend whose key variable is unset is not an error (`run` skips it), but the reader
+    // must know before a run that it would not be compared.
     for skipped in &resolved.skipped {
-        println!("  backend `{}` would be skipped: {}", skipped.id, skipped.reason);
+        eprintln!(
+            "warning: backend `{}` would be skipped by `evalgate run`: {}",
+            skipped.id, skipped.reason
+        );
     }
     let estimate = resolved.estimate()?;
     let costs: Vec<String> = estimate
@@ -648,6 +653,12 @@ fn run(args: RunArgs, out: &mut impl Write) -> anyhow::Result<u8> {
             "--max-error-rate {}: give a proportion from 0 to 1, e.g. 0.05",
             args.max_error_rate
         ))
+        .into());
+    }
+    if args.limit == Some(0) {
+        return Err(Error::Usage(
+            "--limit 0 would run no item; give the number of test items to run (1 or more), or leave --limit out to run them all".to_string(),
+        )
         .into());
     }
     let options = RunOptions {
@@ -736,6 +747,14 @@ fn print_backends(results: &report::Results) {
             Some(f1) => ("exact match", format!(", micro-F1 {:.3}", f1.estimate)),
             None => ("accuracy", String::new()),
         };
+        // As in report.md: a backend that answered nothing has no accuracy, not 0%.
+        if b.answered == 0 {
+            eprintln!(
+                "{:<20} {what} — (no answers) over 0 answered, {} invalid, {} errors",
+                b.id, b.invalid, b.errors
+            );
+            continue;
+        }
         eprintln!(
             "{:<20} {what} {:>5.1}% (95% CI {:.1}–{:.1}){extra} over {} answered, {} invalid, {} errors",
             b.id,
@@ -903,6 +922,8 @@ fn write_gate_table(
 /// Appends the report to the GitHub Actions step summary when running there.
 fn write_step_summary(markdown: &str) {
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        // The chart is a file of the run directory, which a step summary cannot show.
+        let markdown = report::markdown::step_summary(markdown);
         use std::io::Write;
         let written = std::fs::OpenOptions::new()
             .create(true)

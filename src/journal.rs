@@ -105,6 +105,9 @@ pub struct RunMeta {
     /// restore the order of an unsharded run.
     #[serde(default)]
     pub positions: Option<Vec<usize>>,
+    /// Ids of the run's test items whose text is also in the training data (`suite::leakage`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leaked: Vec<String>,
 }
 
 fn default_margin() -> f64 {

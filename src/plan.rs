@@ -420,7 +420,14 @@ fn run_meta(
         stopped: None,
         shard,
         positions: shard.map(|_| selection.positions.clone()),
+        leaked: Vec::new(),
     };
+    let run_ids: std::collections::HashSet<&str> = meta.items.iter().map(String::as_str).collect();
+    meta.leaked = crate::suite::leakage::find(suite)
+        .into_iter()
+        .map(|l| l.test_id)
+        .filter(|id| run_ids.contains(id.as_str()))
+        .collect();
     if let Some(p) = previous {
         meta.started_at = p.meta.started_at.clone();
         meta.skipped = p.meta.skipped.clone();

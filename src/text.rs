@@ -75,6 +75,35 @@ pub fn p_phrase(p: f64) -> String {
     }
 }
 
+/// Levenshtein distance between two strings, counted in characters.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// The candidate closest to `word` by edit distance (ignoring case), when it is close enough to
+/// be a typo: within a third of the word's length, and at least 1 edit. Ties go to the first.
+pub fn closest<'a>(word: &str, candidates: &'a [String]) -> Option<&'a str> {
+    let lower = word.to_lowercase();
+    let limit = (lower.chars().count() / 3).max(1);
+    candidates
+        .iter()
+        .map(|c| (edit_distance(&lower, &c.to_lowercase()), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +127,14 @@ mod tests {
             (p_number(0.0004), p_phrase(0.04211)),
             ("< 0.001".to_string(), "p = 0.042".to_string())
         );
+    }
+
+    #[test]
+    fn a_typo_finds_its_label() {
+        let labels: Vec<String> = ["billing", "technical", "account"].map(String::from).to_vec();
+        assert_eq!(edit_distance("billling", "billing"), 1);
+        assert_eq!(closest("billling", &labels), Some("billing"));
+        assert_eq!(closest("Technicl", &labels), Some("technical"));
+        assert_eq!(closest("refunds", &labels), None);
     }
 }

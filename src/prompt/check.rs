@@ -26,6 +26,9 @@ pub fn check_templates(suite: &Suite) -> Result<(), SuiteErrors> {
     }
 }
 
+/// Empty input cells reported at most; one is enough to fix the data, a few show a pattern.
+const MAX_EMPTY_CELLS: usize = 20;
+
 fn problems(suite: &Suite) -> Vec<SuiteProblem> {
     let task = &suite.task;
     let lines = task.template_lines;
@@ -81,6 +84,37 @@ fn problems(suite: &Suite) -> Vec<SuiteProblem> {
                 continue;
             };
             problems.push(problem(line, name, message, hint));
+        }
+    }
+    if problems.is_empty() {
+        // An item column the input shows must hold text: an empty cell sends the model an empty
+        // item, whose answer says nothing.
+        let shown: Vec<String> = templates
+            .variables("input")
+            .into_iter()
+            .filter(|v| v != "labels" && v != "fields" && columns.contains(&v.as_str()))
+            .collect();
+        for data in std::iter::once(&suite.test).chain(&suite.train) {
+            for item in &data.items {
+                for var in &shown {
+                    let empty = match item.fields.get(var) {
+                        Some(serde_json::Value::String(text)) => text.trim().is_empty(),
+                        Some(serde_json::Value::Null) => true,
+                        _ => false,
+                    };
+                    if empty && problems.len() < MAX_EMPTY_CELLS {
+                        problems.push(
+                            SuiteProblem::new(
+                                &data.origin,
+                                format!("item `{}` has an empty `{var}`, which `task.input` shows the model", item.id),
+                            )
+                            .line(item.line)
+                            .key(var.as_str())
+                            .hint("give every row its text, or remove the row"),
+                        );
+                    }
+                }
+            }
         }
     }
     if problems.is_empty() {

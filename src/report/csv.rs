@@ -187,3 +187,31 @@ impl Write for CountingWriter {
         Ok(())
     }
 }
+
+/// The per-class file: every class of every backend, in the task's label order.
+pub const CLASSES_CSV: &str = "classes.csv";
+
+/// Writes `classes.csv` in `dir`: one row per backend and label with its support, predictions,
+/// precision, recall and F1 (the report shows them folded, worst first; this file keeps them all).
+pub fn write_classes(dir: &Path, results: &super::Results) -> Result<()> {
+    let path = dir.join(CLASSES_CSV);
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let header = ["backend", "label", "support", "predicted", "precision", "recall", "f1"];
+    out.write_record(header).map_err(|e| Error::io(&path, e.into()))?;
+    for b in &results.backends {
+        for c in &b.classes {
+            out.write_record([
+                b.id.clone(),
+                c.label.clone(),
+                c.support.to_string(),
+                c.predicted.to_string(),
+                format!("{:.6}", c.precision),
+                format!("{:.6}", c.recall),
+                format!("{:.6}", c.f1),
+            ])
+            .map_err(|e| Error::io(&path, e.into()))?;
+        }
+    }
+    let bytes = out.into_inner().map_err(|e| Error::io(&path, e.into_error()))?;
+    std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))
+}

@@ -20,25 +20,75 @@ pub struct Disagreement {
     pub input: String,
 }
 
+/// What the report shows beyond [`Results`], gathered in the report step's single journal pass.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Details {
+    /// The first items on which the two best backends disagree.
+    pub disagreements: Vec<Disagreement>,
+    /// How many items they disagree on in all (shown or not).
+    pub disagreeing: usize,
+    /// Per backend with invalid replies, in run order.
+    pub invalid_replies: Vec<InvalidReplies>,
+}
+
+/// One backend's invalid replies: how many, and the first few.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvalidReplies {
+    pub backend: String,
+    pub total: usize,
+    pub shown: Vec<InvalidReply>,
+}
+
+/// An invalid reply as the model wrote it, shortened (escaped when rendered).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvalidReply {
+    pub id: String,
+    pub reply: String,
+}
+
 /// Confusion matrices wider than this are summarised as their largest off-diagonal cells.
 const MAX_MATRIX_LABELS: usize = 12;
 const MAX_DISAGREEMENTS: usize = 15;
+/// Leaked item ids named in the report; the rest are counted.
+const MAX_LEAKED_SHOWN: usize = 10;
 
-pub fn render(
-    results: &Results,
-    top_two: Option<(&str, &str)>,
-    disagreements: &[Disagreement],
-) -> String {
+/// The sentence under the chart: the image is a file beside `report.md`.
+const CHART_NOTE: &str = "The chart is `chart.svg`, a file in the run directory beside this report; where the report is pasted without it (a pull request, a step summary) the image does not show.";
+/// What replaces the chart in the GitHub step summary, which cannot show files of the run.
+const STEP_SUMMARY_CHART_NOTE: &str =
+    "*The chart of accuracy against cost is `chart.svg` in the run directory (not shown in step summaries).*";
+
+pub fn render(results: &Results, top_two: Option<(&str, &str)>, details: &Details) -> String {
     let mut md = String::new();
-    let _ = write_report(&mut md, results, top_two, disagreements);
+    let _ = write_report(&mut md, results, top_two, details);
     md
+}
+
+/// The report for `GITHUB_STEP_SUMMARY`: the chart's image link, which cannot resolve there, is
+/// replaced by a one-line note.
+pub fn step_summary(markdown: &str) -> String {
+    let mut out = String::with_capacity(markdown.len());
+    for line in markdown.split_inclusive('\n') {
+        let text = line.trim_end();
+        if text.starts_with("![") && text.ends_with("](chart.svg)") {
+            out.push_str(STEP_SUMMARY_CHART_NOTE);
+            out.push('\n');
+        } else if text != CHART_NOTE {
+            out.push_str(line);
+        }
+    }
+    // The note's blank lines around the dropped sentence collapse into one.
+    out.replace(
+        &format!("{STEP_SUMMARY_CHART_NOTE}\n\n\n"),
+        &format!("{STEP_SUMMARY_CHART_NOTE}\n\n"),
+    )
 }
 
 fn write_report(
     md: &mut String,
     r: &Results,
     top_two: Option<(&str, &str)>,
-    disagreements: &[Disagreement],
+    details: &Details,
 ) -> std::fmt::Result {
     let extraction = !r.task.fields.is_empty();
     writeln!(md, "# evalgate report: {}\n", cell(&r.suite))?;
@@ -68,22 +118,29 @@ fn write_report(
             e.max_error_rate * 100.0
         )?;
     }
-    if let Some(gate) = &r.gate {
-        md.push_str(&gate_section(gate));
+    // The verdict first: the gate's when there is one, else the recommendation.
+    match &r.gate {
+        Some(gate) => md.push_str(&gate_section(gate)),
+        None => writeln!(md, "**Recommendation.** {}\n", prose(&r.recommendation))?,
     }
 
     writeln!(md, "## Summary\n")?;
     if extraction {
-        writeln!(md, "Exact match is the share of answered items with every field right (or absent in both gold and reply), with a 95% Wilson interval; micro-F1 pools all fields (95% bootstrap interval). Errors (requests that failed after retries) are counted apart and never as wrong answers. Invalid replies held no JSON object and count as wrong on every field. Cost per correct is per exactly matched item.\n")?;
+        writeln!(md, "Exact match is the share of answered items with every field right (or absent in both gold and reply), with a 95% Wilson interval; micro-F1 pools all fields (95% bootstrap interval). Errors (requests that failed after retries) are counted apart, never as wrong answers; invalid replies held no JSON object and are wrong on every field. Cost per correct is per exactly matched item.\n")?;
         writeln!(md, "| backend | strategy | model | exact match (95% CI) | micro-F1 (95% CI) | answered | invalid JSON | errors | tokens in / out per request | latency p50 / p95 | cost / 1k requests | cost per correct (95% CI) |")?;
     } else {
-        writeln!(md, "Accuracy is over answered items, with a 95% Wilson interval; errors (requests that failed after retries) are counted apart and never as wrong answers. Invalid replies named no label and count as wrong.\n")?;
+        writeln!(md, "Accuracy is over answered items (95% Wilson interval); errors (requests that failed after retries) are counted apart, never as wrong answers; invalid replies named no label and count as wrong.\n")?;
         writeln!(md, "| backend | strategy | model | accuracy (95% CI) | macro-F1 (95% CI) | answered | invalid | errors | tokens in / out per request | latency p50 / p95 | cost / 1k requests | cost per correct (95% CI) |")?;
     }
     writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|")?;
     let mut ranked: Vec<&BackendResult> = r.backends.iter().collect();
-    ranked
-        .sort_by(|a, b| b.accuracy.estimate.total_cmp(&a.accuracy.estimate).then(a.id.cmp(&b.id)));
+    ranked.sort_by(|a, b| {
+        // A backend with no answers has no accuracy: it goes last, not by its zero.
+        (b.answered > 0)
+            .cmp(&(a.answered > 0))
+            .then(b.accuracy.estimate.total_cmp(&a.accuracy.estimate))
+            .then(a.id.cmp(&b.id))
+    });
     for b in &ranked {
         writeln!(
             md,
@@ -121,104 +178,22 @@ fn write_report(
             "~ the server reported no token usage for some requests; those counts are estimates.\n"
         )?;
     }
-    if let Some(why) = &r.stopped {
-        writeln!(md, "**Incomplete run:** {}. Items without a record are not scored; `evalgate run --resume` sends them.\n", prose(why))?;
-    } else if r.backends.iter().any(|b| b.missing > 0) {
-        writeln!(
-            md,
-            "**Incomplete run:** some items have no record yet (answered + errors < items).\n"
-        )?;
+    if r.gate.is_some() {
+        writeln!(md, "**Recommendation.** {}\n", prose(&r.recommendation))?;
     }
-    writeln!(md, "**Recommendation.** {}\n", prose(&r.recommendation))?;
-    for w in &r.warnings {
-        writeln!(md, "> **Warning:** {}\n", prose(w))?;
-    }
-    let clustered: Vec<&&BackendResult> =
-        ranked.iter().filter(|b| b.accuracy_clustered.is_some()).collect();
-    if !clustered.is_empty() {
-        writeln!(md, "Items share groups, so answers within a group are not independent; accuracy with a clustered standard error (Miller 2024):\n")?;
-        for b in clustered {
-            if let Some(c) = &b.accuracy_clustered {
-                writeln!(
-                    md,
-                    "- `{}`: {:.1}% (95% CI {:.1}–{:.1}, SE {:.2} points, {} groups)",
-                    cell(&b.id),
-                    c.estimate * 100.0,
-                    c.low * 100.0,
-                    c.high * 100.0,
-                    c.standard_error * 100.0,
-                    c.clusters
-                )?;
-            }
-        }
-        writeln!(md)?;
-    }
-    if !r.skipped.is_empty() {
-        writeln!(md, "**Skipped backends** (not run, not scored):\n")?;
-        for s in &r.skipped {
-            writeln!(md, "- `{}`: {}", s.id, cell(&s.reason))?;
-        }
-        writeln!(md)?;
-    }
+    write_notes(md, r, &ranked)?;
     if r.backends.is_empty() {
         writeln!(md, "No backend was run.")?;
         return Ok(());
     }
 
-    write_costs(md, r, &ranked)?;
-
     if !r.comparisons.is_empty() {
-        writeln!(md, "## Comparisons\n")?;
-        let (rate, f1_name) =
-            if extraction { ("exact-match rate", "Micro-F1") } else { ("accuracy", "Macro-F1") };
-        writeln!(md, "Paired over the items both backends answered: difference in {rate} (second − first) with Newcombe's hybrid score interval, McNemar's exact test on the items where exactly one is right, and Holm's correction across the {} comparison{}. {f1_name} differences use a paired bootstrap ({} resamples).\n",
-            r.comparisons.len(), if r.comparisons.len() == 1 { "" } else { "s" }, r.backends.first().map_or(0, |b| b.macro_f1.resamples))?;
-        let (rate, f1_name) =
-            if extraction { ("exact match", "micro-F1") } else { ("accuracy", "macro-F1") };
-        let first = &r.comparisons[0];
-        let k = r.comparisons.len();
-        let family = if k > 1 {
-            format!("Each difference interval is at {}, so that the {k} verdicts hold together at {} (Bonferroni)", super::prose::level(first.difference.confidence), super::prose::level(crate::score::CONFIDENCE))
-        } else {
-            format!(
-                "The difference interval is at {}",
-                super::prose::level(first.difference.confidence)
-            )
-        };
-        writeln!(md, "{family}; the decision reads it against the suite's margin of {:.1} points. The p-values are supplementary.\n", first.margin * 100.0)?;
-        writeln!(md, "| first | second | only first right | only second right | Δ {rate} ({} CI) | decision (second vs first) | p | Holm p | Δ {f1_name} (95% CI) |", super::prose::level(first.difference.confidence))?;
-        writeln!(md, "|---|---|---|---|---|---|---|---|---|")?;
-        for c in &r.comparisons {
-            let f1 = c
-                .micro_f1_difference
-                .as_ref()
-                .or(c.macro_f1_difference.as_ref())
-                .map_or("—".to_string(), |d| {
-                    format!("{:+.3} ({:+.3} to {:+.3})", d.estimate, d.low, d.high)
-                });
-            writeln!(
-                md,
-                "| {} | {} | {} | {} | {:+.1} pts ({:+.1} to {:+.1}) | {} | {} | {} | {} |",
-                cell(&c.first),
-                cell(&c.second),
-                c.only_first,
-                c.only_second,
-                c.difference.estimate * 100.0,
-                c.difference.low * 100.0,
-                c.difference.high * 100.0,
-                c.decision.phrase(),
-                crate::text::p_number(c.p_value),
-                crate::text::p_number(c.p_value_holm),
-                f1
-            )?;
-        }
-        writeln!(md)?;
-        for c in &r.comparisons {
-            writeln!(md, "- {}", prose(&c.verdict))?;
-        }
-        writeln!(md)?;
+        write_comparisons(md, r, extraction)?;
     }
 
+    write_costs(md, r, &ranked)?;
+
+    writeln!(md, "## Details\n")?;
     if extraction {
         write_fields(md, &ranked)?;
     } else {
@@ -226,13 +201,27 @@ fn write_report(
     }
 
     if let Some((first, second)) = top_two {
-        writeln!(md, "## Where `{}` and `{}` disagree\n", cell(first), cell(second))?;
-        if disagreements.is_empty() {
-            writeln!(md, "They gave the same answer on every item both answered.\n")?;
+        let shown = details.disagreements.len().min(MAX_DISAGREEMENTS);
+        if details.disagreeing == 0 {
+            writeln!(
+                md,
+                "`{}` and `{}` gave the same answer on every item both answered.\n",
+                cell(first),
+                cell(second)
+            )?;
         } else {
+            writeln!(
+                md,
+                "<details><summary>Where {} and {} disagree: {} of {} item{} shown</summary>\n",
+                cell(first),
+                cell(second),
+                shown,
+                details.disagreeing,
+                if details.disagreeing == 1 { "" } else { "s" }
+            )?;
             writeln!(md, "| item | gold | {} | {} | input |", cell(first), cell(second))?;
             writeln!(md, "|---|---|---|---|---|")?;
-            for d in disagreements.iter().take(MAX_DISAGREEMENTS) {
+            for d in details.disagreements.iter().take(MAX_DISAGREEMENTS) {
                 writeln!(
                     md,
                     "| {} | {} | {} | {} | {} |",
@@ -243,8 +232,27 @@ fn write_report(
                     cell(&d.input)
                 )?;
             }
-            writeln!(md)?;
+            writeln!(md, "\n</details>\n")?;
         }
+    }
+
+    if !details.invalid_replies.is_empty() {
+        let counts: Vec<String> = details
+            .invalid_replies
+            .iter()
+            .map(|i| format!("{} {}", cell(&i.backend), i.total))
+            .collect();
+        writeln!(md, "<details><summary>Invalid replies ({}): the first of each backend, as written</summary>\n", counts.join(", "))?;
+        writeln!(md, "| backend | item | reply |")?;
+        writeln!(md, "|---|---|---|")?;
+        for backend in &details.invalid_replies {
+            for i in &backend.shown {
+                let reply =
+                    if i.reply.is_empty() { "*(empty)*".to_string() } else { cell(&i.reply) };
+                writeln!(md, "| {} | {} | {} |", cell(&backend.backend), cell(&i.id), reply)?;
+            }
+        }
+        writeln!(md, "\n</details>\n")?;
     }
 
     let with_errors: Vec<&&BackendResult> = ranked.iter().filter(|b| b.errors > 0).collect();
@@ -267,13 +275,159 @@ fn write_report(
     Ok(())
 }
 
+/// What a reader must know before trusting the table: an incomplete run, small suites, skipped
+/// backends, answers from the cache, leaked items, stale prices, grouped items.
+fn write_notes(md: &mut String, r: &Results, ranked: &[&BackendResult]) -> std::fmt::Result {
+    if let Some(why) = &r.stopped {
+        writeln!(md, "**Incomplete run:** {}. Items without a record are not scored; `evalgate run --resume` sends them.\n", prose(why))?;
+    } else if r.backends.iter().any(|b| b.missing > 0) {
+        writeln!(
+            md,
+            "**Incomplete run:** some items have no record yet (answered + errors < items).\n"
+        )?;
+    }
+    for w in &r.warnings {
+        writeln!(md, "> **Warning:** {}\n", prose(w))?;
+    }
+    if !r.skipped.is_empty() {
+        let skipped: Vec<String> =
+            r.skipped.iter().map(|s| format!("`{}` ({})", cell(&s.id), cell(&s.reason))).collect();
+        writeln!(md, "**Skipped backends** (not run, not scored): {}.\n", skipped.join("; "))?;
+    }
+    let cached: Vec<String> = ranked
+        .iter()
+        .filter(|b| b.cached > 0)
+        .map(|b| format!("`{}`: {} of {} answers", cell(&b.id), b.cached, b.answered))
+        .collect();
+    if !cached.is_empty() {
+        writeln!(md, "**Response cache:** {} came from the cache, not from the server in this run (their latency is the original request's; `--refresh` asks again).\n", cached.join("; "))?;
+    }
+    if !r.leaked.is_empty() {
+        let n = r.leaked.len();
+        let mut ids: Vec<String> =
+            r.leaked.iter().take(MAX_LEAKED_SHOWN).map(|id| format!("`{}`", cell(id))).collect();
+        if n > MAX_LEAKED_SHOWN {
+            ids.push(format!("and {} more", n - MAX_LEAKED_SHOWN));
+        }
+        writeln!(md, "**Leakage:** {n} test item{} also in the training data ({}); few-shot prompts and the local baseline could have seen {} answer{}.\n", if n == 1 { " is" } else { "s are" }, ids.join(", "), if n == 1 { "its" } else { "their" }, if n == 1 { "" } else { "s" })?;
+    }
+    let stale: Vec<String> = ranked
+        .iter()
+        .filter(|b| b.cost.price_stale)
+        .map(|b| match &b.cost.price_as_of {
+            Some(as_of) => format!("`{}` (as of {})", cell(&b.id), cell(as_of)),
+            None => format!("`{}`", cell(&b.id)),
+        })
+        .collect();
+    if !stale.is_empty() {
+        writeln!(md, "**Stale prices:** {}; the costs use them. Check them and set `pricing:` on the backend if they changed.\n", stale.join(", "))?;
+    }
+    let clustered: Vec<&&BackendResult> =
+        ranked.iter().filter(|b| b.accuracy_clustered.is_some()).collect();
+    if !clustered.is_empty() {
+        writeln!(md, "Items share groups, so answers within a group are not independent; accuracy with a clustered standard error (Miller 2024):\n")?;
+        for b in clustered {
+            if let Some(c) = &b.accuracy_clustered {
+                writeln!(
+                    md,
+                    "- `{}`: {:.1}% (95% CI {:.1}–{:.1}, SE {:.2} points, {} groups)",
+                    cell(&b.id),
+                    c.estimate * 100.0,
+                    c.low * 100.0,
+                    c.high * 100.0,
+                    c.standard_error * 100.0,
+                    c.clusters
+                )?;
+            }
+        }
+        writeln!(md)?;
+    }
+    Ok(())
+}
+
+fn write_comparisons(md: &mut String, r: &Results, extraction: bool) -> std::fmt::Result {
+    writeln!(md, "## Comparisons\n")?;
+    let (rate, f1_name) =
+        if extraction { ("exact-match rate", "Micro-F1") } else { ("accuracy", "Macro-F1") };
+    // The method of each comparison's interval, as results.json names it.
+    let mut methods: Vec<&str> = Vec::new();
+    for c in &r.comparisons {
+        if !methods.contains(&c.difference.method.as_str()) {
+            methods.push(&c.difference.method);
+        }
+    }
+    let described: Vec<String> = methods
+        .iter()
+        .map(|m| match *m {
+            "paired-item-means" => "the mean over items of the per-item difference (several samples per item: each item's samples averaged, the item as the unit) with a normal interval and test".to_string(),
+            "newcombe-hybrid-score" => "Newcombe's hybrid score interval and McNemar's exact test on the items where exactly one is right".to_string(),
+            other => format!("the `{}` interval", cell(other)),
+        })
+        .collect();
+    let k = r.comparisons.len();
+    let holm = if k == 1 {
+        "; with one comparison there is nothing to correct for, so Holm's p equals p".to_string()
+    } else {
+        format!(", and Holm's correction across the {k} comparisons")
+    };
+    writeln!(md, "Paired over the items both backends answered: difference in {rate} (second − first) by {}{holm}. {f1_name} differences use a paired bootstrap ({} resamples).\n",
+        described.join("; or, "), r.backends.first().map_or(0, |b| b.macro_f1.resamples))?;
+    let (rate, f1_name) =
+        if extraction { ("exact match", "micro-F1") } else { ("accuracy", "macro-F1") };
+    let first = &r.comparisons[0];
+    let family = if k > 1 {
+        format!("Each difference interval is at {}, so that the {k} verdicts hold together at {} (Bonferroni)", super::prose::level(first.difference.confidence), super::prose::level(crate::score::CONFIDENCE))
+    } else {
+        format!(
+            "The difference interval is at {}",
+            super::prose::level(first.difference.confidence)
+        )
+    };
+    writeln!(md, "{family}; the decision reads it against the suite's margin of {:.1} points. The p-values are supplementary.\n", first.margin * 100.0)?;
+    writeln!(md, "| first | second | only first right | only second right | Δ {rate} ({} CI) | decision (second vs first) | p | Holm p | Δ {f1_name} (95% CI) |", super::prose::level(first.difference.confidence))?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|---|")?;
+    for c in &r.comparisons {
+        let f1 = c
+            .micro_f1_difference
+            .as_ref()
+            .or(c.macro_f1_difference.as_ref())
+            .map_or("—".to_string(), |d| {
+                format!("{:+.3} ({:+.3} to {:+.3})", d.estimate, d.low, d.high)
+            });
+        writeln!(
+            md,
+            "| {} | {} | {} | {} | {:+.1} pts ({:+.1} to {:+.1}) | {} | {} | {} | {} |",
+            cell(&c.first),
+            cell(&c.second),
+            c.only_first,
+            c.only_second,
+            c.difference.estimate * 100.0,
+            c.difference.low * 100.0,
+            c.difference.high * 100.0,
+            c.decision.phrase(),
+            crate::text::p_number(c.p_value),
+            crate::text::p_number(c.p_value_holm),
+            f1
+        )?;
+    }
+    writeln!(md)?;
+    for c in &r.comparisons {
+        writeln!(md, "- {}", prose(&c.verdict))?;
+    }
+    writeln!(md)
+}
+
 fn write_classes(md: &mut String, r: &Results, ranked: &[&BackendResult]) -> std::fmt::Result {
-    writeln!(md, "## Per-class results\n")?;
     for b in ranked {
-        writeln!(md, "### {}\n", cell(&b.id))?;
+        writeln!(
+            md,
+            "<details><summary>Per-class results of {}: {} labels, worst F1 first</summary>\n",
+            cell(&b.id),
+            b.classes.len()
+        )?;
         writeln!(md, "| label | support | predicted | precision | recall | F1 |")?;
         writeln!(md, "|---|---|---|---|---|---|")?;
-        for c in &b.classes {
+        for c in worst_first(&b.classes) {
             writeln!(
                 md,
                 "| {} | {} | {} | {:.3} | {:.3} | {:.3} |",
@@ -287,21 +441,41 @@ fn write_classes(md: &mut String, r: &Results, ranked: &[&BackendResult]) -> std
         }
         writeln!(md)?;
         write_confusion(md, &r.task.labels, b)?;
+        writeln!(md, "</details>\n")?;
     }
     Ok(())
 }
 
+/// Classes by F1, worst first (more support first among equals); labels neither in the gold nor
+/// predicted say nothing about the model and go last.
+pub fn worst_first(classes: &[super::results::ClassResult]) -> Vec<&super::results::ClassResult> {
+    let mut sorted: Vec<_> = classes.iter().collect();
+    sorted.sort_by(|a, b| {
+        let absent = |c: &super::results::ClassResult| c.support == 0 && c.predicted == 0;
+        absent(a)
+            .cmp(&absent(b))
+            .then(a.f1.total_cmp(&b.f1))
+            .then(b.support.cmp(&a.support))
+            .then(a.label.cmp(&b.label))
+    });
+    sorted
+}
+
 /// Each backend's fields, weakest first, then a few of its field errors.
 fn write_fields(md: &mut String, ranked: &[&BackendResult]) -> std::fmt::Result {
-    writeln!(md, "## Per-field results\n")?;
-    writeln!(md, "Accuracy is over the answered items where gold or reply has a value (95% Wilson interval). Wrong values count as a false positive and a false negative, missing values as a false negative, values where the gold has none as a false positive; an invalid reply is wrong on every field.\n")?;
+    writeln!(md, "Per field, accuracy is over the answered items where gold or reply has a value (95% Wilson interval). Wrong values count as a false positive and a false negative, missing values as a false negative, values where the gold has none as a false positive; an invalid reply is wrong on every field.\n")?;
     for b in ranked {
         let Some(fields) = &b.fields else { continue };
-        writeln!(md, "### {}\n", cell(&b.id))?;
         if b.answered == 0 {
-            writeln!(md, "No item was answered.\n")?;
+            writeln!(md, "`{}` answered no item.\n", cell(&b.id))?;
             continue;
         }
+        writeln!(
+            md,
+            "<details><summary>Per-field results of {}: {} fields, weakest first</summary>\n",
+            cell(&b.id),
+            fields.len()
+        )?;
         let mut weakest: Vec<(&String, &super::results::FieldResult)> = fields.iter().collect();
         weakest.sort_by(|a, b| {
             a.1.accuracy
@@ -369,6 +543,7 @@ fn write_fields(md: &mut String, ranked: &[&BackendResult]) -> std::fmt::Result 
             }
             writeln!(md)?;
         }
+        writeln!(md, "</details>\n")?;
     }
     Ok(())
 }
@@ -387,6 +562,7 @@ fn write_costs(md: &mut String, r: &Results, ranked: &[&BackendResult]) -> std::
     if r.backends.iter().any(|b| b.cost.per_correct_usd.is_some()) {
         let what = if r.task.fields.is_empty() { "Accuracy" } else { "Exact match" };
         writeln!(md, "![{what} against cost per correct answer](chart.svg)\n")?;
+        writeln!(md, "{CHART_NOTE}\n")?;
     }
     match r.volume {
         Some(v) => {

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use markdown::Disagreement;
+pub use markdown::{Details, Disagreement, InvalidReplies, InvalidReply};
 pub use results::Results;
 
 use crate::error::{Error, Result};
@@ -80,9 +80,11 @@ fn write_with(dir: &Path, options: &OutputOptions) -> Result<(Results, String)> 
     let mut scoring = score::RunScoring::new(&meta);
     let mut rows = csv::RowWriter::create(dir, &meta)?;
     let mut inputs = ItemInputs::new(&meta);
+    let mut invalid = InvalidCollector::new(&meta);
     journal::read_numbered_records(dir, |r: Record, line| {
         scoring.add((&r).into(), line);
         inputs.add(&r);
+        invalid.add(&r);
         rows.add(r);
     })?;
     let analysis = score::analysis::derive(&meta, scoring.finish(dir)?)?;
@@ -122,17 +124,22 @@ fn write_with(dir: &Path, options: &OutputOptions) -> Result<(Results, String)> 
 
     // Extraction answers differ field by field; the report shows field errors instead.
     let top_two = top_two(&results).filter(|_| scores.extraction.is_none());
-    let disagreements = match top_two {
+    let (disagreements, disagreeing) = match top_two {
         Some((a, b)) => disagreements(&meta, scores, &inputs, a, b),
-        None => Vec::new(),
+        None => (Vec::new(), 0),
     };
-    let markdown = markdown::render(&results, top_two, &disagreements);
+    let details =
+        Details { disagreements, disagreeing, invalid_replies: invalid.finish(&meta, scores) };
+    let markdown = markdown::render(&results, top_two, &details);
 
     let results_path = dir.join(RESULTS_FILE);
     let json =
         serde_json::to_string_pretty(&results).map_err(|e| Error::io(&results_path, e.into()))?;
     write_file(&results_path, &(json + "\n"))?;
     write_file(&dir.join(REPORT_FILE), &markdown)?;
+    if scores.extraction.is_none() {
+        csv::write_classes(dir, &results)?;
+    }
     let chart_path = dir.join(CHART_FILE);
     match chart::render(&results) {
         Some(svg) => write_file(&chart_path, &svg)?,
@@ -199,18 +206,20 @@ fn disagreements(
     inputs: &ItemInputs<'_>,
     first: &str,
     second: &str,
-) -> Vec<Disagreement> {
+) -> (Vec<Disagreement>, usize) {
     let index = |id: &str| meta.backends.iter().position(|b| b.id == id);
-    let (Some(a), Some(b)) = (index(first), index(second)) else { return Vec::new() };
+    let (Some(a), Some(b)) = (index(first), index(second)) else { return (Vec::new(), 0) };
     let (oa, ob) = (&scores.backends[a].outcomes, &scores.backends[b].outcomes);
     // With repeated sampling, the first sample of each item stands for it here.
     let (ea, eb) = (scores.backends[a].epochs, scores.backends[b].epochs);
     let label = |p: Option<u16>| p.map(|p| scores.labels[usize::from(p)].clone());
     let mut picked: Vec<Disagreement> = Vec::new();
+    let mut disagreeing = 0;
     for i in 0..scores.items.len() {
         if let (Outcome::Answered { predicted: pa, .. }, Outcome::Answered { predicted: pb, .. }) =
             (oa[i * ea], ob[i * eb])
         {
+            disagreeing += usize::from(pa != pb);
             if pa != pb && picked.len() < DISAGREEMENT_SAMPLE {
                 picked.push(Disagreement {
                     id: scores.items[i].clone(),
@@ -224,5 +233,90 @@ fn disagreements(
             }
         }
     }
-    picked
+    (picked, disagreeing)
+}
+
+/// Invalid replies shown per backend.
+const INVALID_SAMPLE: usize = 5;
+
+/// The reply text of invalid answers, gathered in the report step's journal pass: per backend and
+/// sample, the latest record's reply when that record is invalid (a resumed run's later record
+/// replaces an earlier one, as in scoring).
+struct InvalidCollector<'m> {
+    labels: std::collections::HashSet<&'m str>,
+    extraction: bool,
+    backend_index: HashMap<&'m str, usize>,
+    item_index: HashMap<&'m str, usize>,
+    epochs: Vec<usize>,
+    /// (backend, sample) → the reply, cut short.
+    replies: HashMap<(usize, usize), String>,
+}
+
+impl<'m> InvalidCollector<'m> {
+    fn new(meta: &'m RunMeta) -> Self {
+        InvalidCollector {
+            labels: meta.task.labels.iter().map(String::as_str).collect(),
+            extraction: meta.task.kind == crate::suite::TaskKind::Extraction,
+            backend_index: meta
+                .backends
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (b.id.as_str(), i))
+                .collect(),
+            item_index: meta.items.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect(),
+            epochs: meta.backends.iter().map(|b| b.epochs.max(1) as usize).collect(),
+            replies: HashMap::new(),
+        }
+    }
+
+    fn add(&mut self, r: &Record) {
+        let (Some(&b), Some(&i)) =
+            (self.backend_index.get(r.backend.as_str()), self.item_index.get(r.id.as_str()))
+        else {
+            return;
+        };
+        let sample = i * self.epochs[b] + r.epoch as usize;
+        // The same rule as scoring: an answered record whose answer is no label (no JSON object
+        // for extraction).
+        let invalid = r.error.is_none()
+            && match r.answer.as_deref() {
+                None => true,
+                Some(a) => !self.extraction && !self.labels.contains(a),
+            };
+        if invalid {
+            let reply = r.reply.as_deref().unwrap_or_default();
+            self.replies.insert((b, sample), crate::text::excerpt(reply.trim(), 120));
+        } else {
+            self.replies.remove(&(b, sample));
+        }
+    }
+
+    /// Per backend with any invalid reply: the count and the first few, in item order.
+    fn finish(self, meta: &RunMeta, scores: &score::RunScores) -> Vec<InvalidReplies> {
+        let mut per_backend: Vec<Vec<(usize, String)>> = vec![Vec::new(); meta.backends.len()];
+        for ((b, sample), reply) in self.replies {
+            per_backend[b].push((sample, reply));
+        }
+        per_backend
+            .into_iter()
+            .enumerate()
+            .filter(|(_, replies)| !replies.is_empty())
+            .map(|(b, mut replies)| {
+                replies.sort_by_key(|(sample, _)| *sample);
+                let epochs = self.epochs[b];
+                InvalidReplies {
+                    backend: meta.backends[b].id.clone(),
+                    total: replies.len(),
+                    shown: replies
+                        .into_iter()
+                        .take(INVALID_SAMPLE)
+                        .map(|(sample, reply)| InvalidReply {
+                            id: scores.items[sample / epochs].clone(),
+                            reply,
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    }
 }

@@ -12,6 +12,8 @@
 //!   sides), also given as `exact_match`; `invalid` counts replies with no JSON object and
 //!   `invalid_json` is their share of answered items; `fields` scores each field, and
 //!   `micro_*`/`macro_*` pool the fields (see `score::extraction` for the semantics).
+//! - `cached` counts a backend's answers from the response cache (the latest record of each
+//!   sample); `leaked` lists test items whose text is also in the training data.
 
 use std::collections::BTreeMap;
 
@@ -51,6 +53,10 @@ pub struct Results {
     pub items: usize,
     pub backends: Vec<BackendResult>,
     pub skipped: Vec<Skipped>,
+    /// Ids of test items whose text is also in the training data (few-shot prompts and the local
+    /// baseline could have seen their answers); absent when none is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leaked: Vec<String>,
     /// Paired comparisons of every pair of backends (or the pairs the suite lists).
     pub comparisons: Vec<ComparisonResult>,
     /// Things a reader must know before trusting a decision, e.g. a suite too small for it.
@@ -188,6 +194,9 @@ pub struct BackendResult {
     pub invalid: u64,
     pub errors: u64,
     pub missing: u64,
+    /// Answers that came from the response cache rather than from the server in this run.
+    #[serde(default)]
+    pub cached: u64,
     pub accuracy: IntervalResult,
     /// Accuracy with a clustered standard error, when items carry a group (Miller 2024).
     pub accuracy_clustered: Option<ClusteredResult>,
@@ -387,6 +396,7 @@ pub fn build(meta: &RunMeta, analysis: &Analysis) -> Results {
                 invalid: s.invalid,
                 errors: s.errors,
                 missing: s.missing,
+                cached: s.cached,
                 accuracy,
                 epochs: s.epochs,
                 accuracy_clustered: clustered,
@@ -512,6 +522,7 @@ pub fn build(meta: &RunMeta, analysis: &Analysis) -> Results {
         items: meta.items.len(),
         backends,
         skipped: meta.skipped.clone(),
+        leaked: meta.leaked.clone(),
     }
 }
 

@@ -84,6 +84,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
         skipped,
         shard: None,
         positions: None,
+        leaked: metas.iter().flat_map(|m| m.leaked.iter().cloned()).collect(),
         ..first.clone()
     };
     let mut writer = JournalWriter::create(out)?;

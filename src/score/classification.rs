@@ -83,6 +83,8 @@ pub struct BackendScores {
     pub latency_p50_ms: f64,
     pub latency_p95_ms: f64,
     pub error_kinds: BTreeMap<String, u64>,
+    /// Answers (latest record per sample) that came from the response cache.
+    pub cached: u64,
     /// Per item, in run order.
     pub outcomes: Vec<Outcome>,
     /// Tokens per item, in run order (zero for items without an answer).
@@ -114,6 +116,8 @@ struct ScoredRecord {
     error: Option<RecordError>,
     #[serde(default)]
     epoch: u32,
+    #[serde(default)]
+    cached: bool,
 }
 
 /// What scoring reads of one journal record, borrowed from whichever record type a reader
@@ -128,6 +132,8 @@ pub struct RecordView<'a> {
     pub latency_ms: f64,
     pub error_kind: Option<&'a str>,
     pub epoch: u32,
+    /// Answered from the response cache.
+    pub cached: bool,
 }
 
 impl<'a> From<&'a Record> for RecordView<'a> {
@@ -141,6 +147,7 @@ impl<'a> From<&'a Record> for RecordView<'a> {
             latency_ms: r.latency_ms,
             error_kind: r.error.as_ref().map(|e| e.kind.as_str()),
             epoch: r.epoch,
+            cached: r.cached,
         }
     }
 }
@@ -156,6 +163,7 @@ impl<'a> From<&'a ScoredRecord> for RecordView<'a> {
             latency_ms: r.latency_ms,
             error_kind: r.error.as_ref().map(|e| e.kind.as_str()),
             epoch: r.epoch,
+            cached: r.cached,
         }
     }
 }
@@ -168,6 +176,7 @@ struct Tally {
     latencies: Vec<Option<f64>>,
     tokens: Vec<Tokens>,
     error_kinds: Vec<Option<String>>,
+    cached: Vec<bool>,
     epochs: usize,
 }
 
@@ -230,6 +239,7 @@ impl<'m> RunScoring<'m> {
                         latencies: vec![None; samples],
                         tokens: vec![Tokens::default(); samples],
                         error_kinds: vec![None; samples],
+                        cached: vec![false; samples],
                         epochs: b.epochs.max(1) as usize,
                     }
                 })
@@ -293,6 +303,7 @@ impl<'m> RunScoring<'m> {
         tally.error_kinds[s] = r.error_kind.map(str::to_string);
         tally.latencies[s] = (!failed).then_some(r.latency_ms);
         tally.tokens[s] = r.tokens;
+        tally.cached[s] = r.cached && !failed;
         Ok(())
     }
 
@@ -429,6 +440,7 @@ fn summarize(
         latency_p50_ms: quantile(&latencies, 0.50).unwrap_or(0.0),
         latency_p95_ms: quantile(&latencies, 0.95).unwrap_or(0.0),
         error_kinds,
+        cached: tally.cached.iter().filter(|&&c| c).count() as u64,
         item_tokens: tally.tokens,
         outcomes: tally.outcomes,
     })
@@ -522,6 +534,7 @@ mod tests {
             tokens: vec![Tokens::default(); outcomes.len()],
             latencies: vec![Some(1.0); outcomes.len()],
             error_kinds: vec![None; outcomes.len()],
+            cached: vec![false; outcomes.len()],
             epochs: 1,
             outcomes,
         };

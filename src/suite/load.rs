@@ -1262,6 +1262,9 @@ impl Resolver {
     }
 }
 
+/// An undeclared label's problem lists the declared labels only when there are at most this many.
+const MAX_LABELS_LISTED: usize = 10;
+
 /// Where a split's gold answers come from.
 enum Gold {
     /// Classification: the label column, checked against the declared labels.
@@ -1426,12 +1429,18 @@ impl GoldReader<'_> {
             GoldReader::Label { labels, unknown, .. } => unknown
                 .into_iter()
                 .map(|(label, (first_line, rows))| {
-                    let declared = labels.map(|l| l.join(", ")).unwrap_or_default();
+                    let declared = labels.unwrap_or_default();
                     let rows = if rows == 1 { "1 row".to_string() } else { format!("{rows} rows, the first shown") };
+                    // A typo gets the label it was meant to be; the whole list only when short.
+                    let hint = match crate::text::closest(&label, declared) {
+                        Some(near) => format!("did you mean `{near}`? Fix the data, or add `{label}` to `task.labels`"),
+                        None if declared.len() <= MAX_LABELS_LISTED => format!("add it to `task.labels` or fix the data; declared labels are: {}", declared.join(", ")),
+                        None => format!("add it to `task.labels` or fix the data ({} labels are declared under `task.labels`)", declared.len()),
+                    };
                     SuiteProblem::new(origin, format!("label `{label}` is not one of the task's labels ({rows})"))
                         .line(first_line)
                         .key(label_column)
-                        .hint(format!("add it to `task.labels` or fix the data; declared labels are: {declared}"))
+                        .hint(hint)
                 })
                 .collect(),
             GoldReader::Fields { fields, present, test: true, expected, source } => fields

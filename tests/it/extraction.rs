@@ -305,7 +305,7 @@ fn receipts_example_scores_every_field_against_hand_counts() {
 
     // The report: per-field tables, weakest first, and field errors beside their gold.
     let md = std::fs::read_to_string(run.join("report.md")).unwrap();
-    assert!(md.contains("## Per-field results"), "{md}");
+    assert!(md.contains("<summary>Per-field results of schema:"), "{md}");
     let schema = backend(&results, "schema");
     let weakest = FIELDS
         .iter()
@@ -319,7 +319,7 @@ fn receipts_example_scores_every_field_against_hand_counts() {
                 .then(a.cmp(b))
         })
         .unwrap();
-    let table = &md[md.find("### schema").unwrap()..];
+    let table = &md[md.find("Per-field results of schema").unwrap()..];
     let first_row =
         table.lines().find(|l| l.starts_with("| ") && !l.starts_with("| field")).unwrap();
     assert!(first_row.starts_with(&format!("| {weakest} |")), "weakest field first: {first_row}");

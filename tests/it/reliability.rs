@@ -101,6 +101,16 @@ fn a_second_run_is_answered_from_the_cache_without_a_request() {
     assert_eq!(server.request_count(), n, "the second run sent no request");
     assert!(records(&second).iter().all(|r| r["cached"] == Value::Bool(true)));
     let (a, b) = (results(&first), results(&second));
+    // The report step counts them: in results.json and in report.md.
+    assert_eq!(u(&backend(&a, "api")["cached"]), 0);
+    assert_eq!(u(&backend(&b, "api")["cached"]), n as u64);
+    let md = std::fs::read_to_string(second.join("report.md")).unwrap();
+    assert!(
+        md.contains(&format!("**Response cache:** `api`: {n} of {n} answers came from the cache")),
+        "{md}"
+    );
+    let md = std::fs::read_to_string(first.join("report.md")).unwrap();
+    assert!(!md.contains("Response cache"), "{md}");
     assert_eq!(backend(&a, "api")["accuracy"], backend(&b, "api")["accuracy"]);
     assert_eq!(backend(&a, "api")["cost"], backend(&b, "api")["cost"]);
     // --refresh asks again; --no-cache neither reads nor writes.
@@ -213,4 +223,44 @@ fn requests_per_minute_paces_the_run() {
     let took = started.elapsed().as_secs_f64();
     assert!(took >= 1.4, "50 requests at 20/s took only {took:.2} s");
     assert_eq!(server.request_count(), 50);
+}
+
+#[test]
+fn classes_csv_holds_every_class_of_every_backend() {
+    let server = TestServer::start_in_thread(|req, _| answer(req));
+    let n = 12;
+    let (ws, suite) = workspace(n, &server.base_url(), "");
+    let dir = ws.run_dir("run");
+    run(&ws, &suite, &dir, &["--no-cache"]);
+    let text = std::fs::read_to_string(dir.join("classes.csv")).unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows[0], "backend,label,support,predicted,precision,recall,f1");
+    assert_eq!(
+        rows[1..],
+        [
+            "api,billing,4,4,1.000000,1.000000,1.000000",
+            "api,technical,4,4,1.000000,1.000000,1.000000",
+            "api,other,4,4,1.000000,1.000000,1.000000",
+        ]
+    );
+}
+
+#[test]
+fn console_and_report_agree_on_a_backend_with_no_answers() {
+    // Every request is refused with a 400, which is not retried: no answer at all.
+    let server = TestServer::start_in_thread(|_, _| {
+        Reply::openai_error(400, "bad request", "invalid_request_error", None)
+    });
+    let (ws, suite) = workspace(6, &server.base_url(), "");
+    let dir = ws.run_dir("run");
+    let out =
+        output(evalgate(ws.path()).arg("run").arg(&suite).arg("--out").arg(&dir).arg("--no-cache"));
+    let b = &results(&dir)["backends"][0];
+    assert_eq!((u(&b["answered"]), u(&b["errors"])), (0, 6));
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let row = md.lines().find(|l| l.starts_with("| api |")).expect("a summary row");
+    assert!(row.contains("| — |"), "the report shows no accuracy: {row}");
+    let line = out.stderr.lines().find(|l| l.starts_with("api ")).expect("a console line");
+    assert!(line.contains("accuracy — (no answers)"), "{line}");
+    assert!(!out.stderr.contains(" 0.0% (95% CI"), "no 0.0% accuracy:\n{}", out.stderr);
 }

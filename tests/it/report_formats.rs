@@ -24,7 +24,9 @@ use evalgate::report::results::{
     DifferenceResult, FieldErrorResult, FieldResult, IntervalMethodName, IntervalResult,
     LatencyResult, MetricResult, Results, TaskResult, TokensResult, VolumeResult,
 };
-use evalgate::report::{chart, junit, markdown, prose, Disagreement};
+use evalgate::report::{
+    chart, junit, markdown, prose, Details, Disagreement, InvalidReplies, InvalidReply,
+};
 use evalgate::score::compare::{Comparison, DifferenceMethod};
 use evalgate::stats::decision::Decision;
 use evalgate::stats::{Interval, PairedCounts};
@@ -216,6 +218,7 @@ fn local_backend() -> BackendResult {
         invalid: 2,
         errors: 0,
         missing: 0,
+        cached: 0,
         accuracy: wilson_result(24, 40),
         accuracy_clustered: None,
         error_rate: wilson_result(0, 40),
@@ -264,6 +267,7 @@ fn gpt_backend() -> BackendResult {
         invalid: 0,
         errors: 2,
         missing: 0,
+        cached: 30,
         accuracy: wilson_result(34, 38),
         accuracy_clustered: None,
         error_rate: wilson_result(2, 40),
@@ -334,6 +338,7 @@ fn ft_backend() -> BackendResult {
         invalid: 0,
         errors: 0,
         missing: 0,
+        cached: 0,
         accuracy: wilson_result(35, 40),
         accuracy_clustered: None,
         error_rate: wilson_result(0, 40),
@@ -451,6 +456,7 @@ fn classification_results() -> Results {
         items: 40,
         backends,
         skipped,
+        leaked: vec!["t-31".into(), "t-<38>".into()],
         comparisons,
         warnings,
         recommendation,
@@ -487,6 +493,26 @@ fn disagreements() -> Vec<Disagreement> {
     ]
 }
 
+/// The report's details: the disagreements above, of 66 in all, and invalid replies whose text
+/// must be escaped.
+fn details() -> Details {
+    Details {
+        disagreements: disagreements(),
+        disagreeing: 66,
+        invalid_replies: vec![InvalidReplies {
+            backend: "ft".into(),
+            total: 7,
+            shown: vec![
+                InvalidReply {
+                    id: "t-19".into(),
+                    reply: "I think <b>account</b> | technical\nnot sure".into(),
+                },
+                InvalidReply { id: "t-40".into(), reply: String::new() },
+            ],
+        }],
+    }
+}
+
 /// results.json reads back into `Results`. Not compared with `==`: serde_json parses floats
 /// without its `float_roundtrip` feature, so a figure can come back one ulp off.
 fn reads_back(json: &str, results: &Results) {
@@ -514,7 +540,7 @@ fn results_json_of_a_hand_built_run() {
 #[test]
 fn markdown_of_a_hand_built_run() {
     let results = classification_results();
-    let md = markdown::render(&results, Some(("gpt", "ft")), &disagreements());
+    let md = markdown::render(&results, Some(("gpt", "ft")), &details());
     for line in md.lines().filter(|l| l.starts_with("| t-")) {
         // Five cells: the escaped `|` and line breaks stay inside theirs.
         assert_eq!(line.matches(" | ").count(), 4, "a disagreement row broke its table: {line}");
@@ -522,8 +548,8 @@ fn markdown_of_a_hand_built_run() {
     assert!(!md.contains("<script>"), "HTML must be escaped:\n{md}");
     snapshot!("formats_report_md", md);
 
-    let md = markdown::render(&results, Some(("gpt", "ft")), &[]);
-    assert!(md.contains("They gave the same answer on every item both answered."));
+    let md = markdown::render(&results, Some(("gpt", "ft")), &Details::default());
+    assert!(md.contains("`gpt` and `ft` gave the same answer on every item both answered."));
     snapshot!("formats_report_md_no_disagreements", md);
 }
 
@@ -541,7 +567,7 @@ fn chart_of_a_hand_built_run() {
         b.cost = unpriced("no price given");
     }
     assert_eq!(chart::render(&unpriced_run), None);
-    assert!(!markdown::render(&unpriced_run, None, &[]).contains("chart.svg"));
+    assert!(!markdown::render(&unpriced_run, None, &Details::default()).contains("chart.svg"));
 
     // A price, but nothing answered: no point to draw either.
     let mut unanswered = results;
@@ -648,6 +674,7 @@ fn extraction_results() -> Results {
         invalid: 1,
         errors: 0,
         missing: 0,
+        cached: 0,
         accuracy: wilson_result(14, 20),
         accuracy_clustered: None,
         error_rate: wilson_result(0, 20),
@@ -896,6 +923,7 @@ fn extraction_results() -> Results {
         items: 20,
         backends,
         skipped: vec![],
+        leaked: vec![],
         comparisons,
         warnings,
         recommendation,
@@ -910,7 +938,7 @@ fn markdown_of_a_hand_built_extraction_run() {
     let json = serde_json::to_string_pretty(&results).unwrap();
     reads_back(&json, &results);
     // The pipeline shows field errors instead of disagreements for extraction.
-    let md = markdown::render(&results, None, &[]);
+    let md = markdown::render(&results, None, &Details::default());
     assert!(md.contains("| r-03 | vendor | ACME \\| Supplies Ltd | Acme Supplies ↵ Limited |"));
     snapshot!("formats_extraction_report_md", md);
     let svg = chart::render(&results).expect("`gpt` has a cost per correct answer");
@@ -983,6 +1011,7 @@ fn run_meta() -> RunMeta {
         stopped: None,
         shard: None,
         positions: None,
+        leaked: vec![],
     }
 }
 
@@ -1138,11 +1167,83 @@ fn gated_report_md_snapshot() {
         error_rate: 40.0 / 240.0,
         max_error_rate: 0.05,
     }];
-    let md = markdown::render(&r, None, &[]);
+    let md = markdown::render(&r, None, &Details::default());
     snapshot!("formats_gated_report_md", md);
 }
 
 #[test]
 fn gate_junit_snapshot() {
     snapshot!("formats_gate_junit_xml", junit::render(&gate_verdict()));
+}
+
+#[test]
+fn per_class_tables_are_worst_f1_first() {
+    let md = markdown::render(&classification_results(), Some(("gpt", "ft")), &details());
+    // ft: account F1 0.842, technical 0.857, billing 0.909.
+    let section = &md[md.find("<summary>Per-class results of ft").unwrap()..];
+    let labels: Vec<&str> = section
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| label"))
+        .take(3)
+        .map(|l| l.split(" | ").next().unwrap())
+        .collect();
+    assert_eq!(labels, ["| account", "| technical", "| billing"]);
+    // A label neither in the gold nor predicted says nothing and goes last, whatever its F1.
+    let class = |label: &str, support: u64, f1: f64| ClassResult {
+        label: label.into(),
+        support,
+        predicted: support,
+        precision: f1,
+        recall: f1,
+        f1,
+    };
+    let classes = [class("absent", 0, 0.0), class("good", 5, 0.9), class("bad", 5, 0.2)];
+    let order: Vec<&str> =
+        markdown::worst_first(&classes).iter().map(|c| c.label.as_str()).collect();
+    assert_eq!(order, ["bad", "good", "absent"]);
+}
+
+#[test]
+fn disagreements_are_counted_and_invalid_replies_escaped() {
+    let md = markdown::render(&classification_results(), Some(("gpt", "ft")), &details());
+    assert!(
+        md.contains("<summary>Where gpt and ft disagree: 3 of 66 items shown</summary>"),
+        "{md}"
+    );
+    assert!(md.contains("<summary>Invalid replies (ft 7)"), "{md}");
+    assert!(
+        md.contains("| ft | t-19 | I think &lt;b&gt;account&lt;/b&gt; \\| technical ↵ not sure |"),
+        "{md}"
+    );
+    assert!(md.contains("| ft | t-40 | *(empty)* |"), "{md}");
+    assert!(!md.contains("<b>"), "model text must be escaped:\n{md}");
+}
+
+#[test]
+fn comparisons_name_the_method_of_their_intervals() {
+    let mut r = classification_results();
+    for c in &mut r.comparisons {
+        c.difference.method = "paired-item-means".into();
+    }
+    let md = markdown::render(&r, None, &Details::default());
+    assert!(
+        md.contains("(second − first) by the mean over items of the per-item difference"),
+        "{md}"
+    );
+    assert!(!md.contains("Newcombe"), "epochs > 1 do not use Newcombe's interval:\n{md}");
+    assert!(md.contains("Holm's correction across the 3 comparisons"), "{md}");
+    r.comparisons.truncate(1);
+    let md = markdown::render(&r, None, &Details::default());
+    assert!(!md.contains("across the 1 comparison"), "{md}");
+    assert!(md.contains("with one comparison there is nothing to correct for"), "{md}");
+}
+
+#[test]
+fn the_step_summary_has_no_chart_image() {
+    let md = markdown::render(&classification_results(), Some(("gpt", "ft")), &details());
+    assert!(md.contains("](chart.svg)") && md.contains("a file in the run directory"));
+    let summary = markdown::step_summary(&md);
+    assert!(!summary.contains("](chart.svg)"), "{summary}");
+    assert!(summary.contains("`chart.svg` in the run directory (not shown in step summaries)"));
+    assert!(!summary.contains("\n\n\n"), "{summary}");
 }

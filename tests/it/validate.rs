@@ -315,3 +315,98 @@ fn an_invalid_suite_sends_no_request() {
     assert_eq!(server.request_count(), 0, "no request may be sent for an invalid suite");
     assert!(!out_dir.join("records.jsonl").exists());
 }
+
+#[test]
+fn a_label_typo_gets_the_closest_declared_label() {
+    let (ws, _) = workspace(&[]);
+    let mut rows = test();
+    rows.push(row("te-4", "charged twice again", "billling"));
+    ws.write("test.csv", &rows_csv(&rows));
+    let out = validate(&ws);
+    // Header on line 1, te-4 on line 5.
+    assert_problem(&out, "test.csv:5", &["billling", "did you mean `billing`?"]);
+}
+
+#[test]
+fn many_labels_are_not_listed_in_an_undeclared_label_problem() {
+    let labels: Vec<String> = (0..77).map(|i| format!("topic-{i:02}")).collect();
+    let (ws, _) = workspace(&[(
+        "labels: [billing, technical, account]",
+        &format!("labels: [billing, technical, account, {}]", labels.join(", ")),
+    )]);
+    let mut rows = test();
+    rows.push(row("te-4", "money back please", "refunds"));
+    ws.write("test.csv", &rows_csv(&rows));
+    let out = validate(&ws);
+    assert_problem(&out, "test.csv:5", &["refunds", "80 labels are declared"]);
+    assert!(!out.stderr.contains("topic-42"), "77 labels listed:\n{}", out.stderr);
+}
+
+#[test]
+fn an_empty_text_cell_names_file_and_line() {
+    let (ws, _) = workspace(&[]);
+    let mut rows = test();
+    rows.insert(1, row("te-9", "   ", "technical"));
+    ws.write("test.csv", &rows_csv(&rows));
+    let out = validate(&ws);
+    // Header on line 1, te-9 on line 3.
+    assert_problem(&out, "test.csv:3", &["te-9", "empty `text`"]);
+}
+
+#[test]
+fn validate_warns_about_a_backend_whose_key_is_unset() {
+    let (ws, _) = workspace(&[(
+        "    model: gpt-4o-mini\n",
+        "    model: gpt-4o-mini\n    api_key_env: EVALGATE_TEST_UNSET_KEY\n",
+    )]);
+    let out = output(
+        evalgate(ws.path())
+            .env_remove("EVALGATE_TEST_UNSET_KEY")
+            .arg("validate")
+            .arg(ws.path().join("suite.yaml")),
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("warning: backend `mini` would be skipped")
+            && out.stderr.contains("EVALGATE_TEST_UNSET_KEY"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn limit_zero_is_refused() {
+    let (ws, _) = workspace(&[]);
+    let out_dir = ws.run_dir("run");
+    let out = output(
+        evalgate(ws.path())
+            .arg("run")
+            .arg(ws.path().join("suite.yaml"))
+            .args(["--limit", "0", "--out"])
+            .arg(&out_dir),
+    );
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("--limit 0"), "{}", out.stderr);
+    assert!(!out_dir.join("records.jsonl").exists());
+}
+
+#[test]
+fn leaked_items_are_kept_in_run_json_and_stated_in_the_report() {
+    let (ws, _) = workspace(&[]);
+    let mut rows = test();
+    rows[0].text = "Charged twice!".into();
+    ws.write("test.csv", &rows_csv(&rows));
+    let dir = ws.run_dir("run");
+    let out = output(
+        evalgate(ws.path())
+            .arg("run")
+            .arg(ws.path().join("suite.yaml"))
+            .args(["--backend", "baseline", "--no-cache", "--out"])
+            .arg(&dir),
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(read_json(&dir.join("run.json"))["leaked"], serde_json::json!(["te-1"]));
+    assert_eq!(results(&dir)["leaked"], serde_json::json!(["te-1"]));
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("**Leakage:** 1 test item is also in the training data (`te-1`)"), "{md}");
+}
