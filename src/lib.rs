@@ -9,6 +9,7 @@ pub mod backend;
 pub mod cli;
 pub mod cost;
 pub mod error;
+pub mod export;
 pub mod field;
 pub mod gate;
 pub mod journal;
