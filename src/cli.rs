@@ -666,11 +666,21 @@ fn export(args: ExportArgs, out: &mut impl Write) -> anyhow::Result<u8> {
 
 fn validate(
     path: &std::path::Path,
-    _against: &[PathBuf],
+    against: &[PathBuf],
     out: &mut impl Write,
 ) -> anyhow::Result<u8> {
     let suite = plan::load_suite(path)?;
     report_leakage(&suite);
+    for file in against {
+        if !report_leakage_against(&suite, file)? {
+            eprintln!("{}: no test item found in it", file.display());
+        }
+    }
+    for backend in &suite.backends {
+        if let Some(file) = &backend.trained_on {
+            report_leakage_against(&suite, file)?;
+        }
+    }
     let train = suite.train.as_ref().map_or(0, |t| t.items.len());
     let task = match suite.task.kind {
         suite::TaskKind::Classification => format!("{} labels", suite.task.labels.len()),
@@ -737,8 +747,8 @@ fn validate(
     Ok(exit::SUCCESS)
 }
 
-/// Warns about test items that also appear in the training data; not an error, since a suite
-/// may mean it, but a reader must know.
+/// Warns about test items that also appear in the training data, exactly or as
+/// near-duplicates; not an error, since a suite may mean it, but a reader must know.
 fn report_leakage(suite: &suite::Suite) {
     let leaks = suite::leakage::find(suite);
     if leaks.is_empty() {
@@ -746,21 +756,30 @@ fn report_leakage(suite: &suite::Suite) {
     }
     let train = suite.train.as_ref().map(|t| t.origin.display().to_string()).unwrap_or_default();
     eprintln!(
-        "warning: {} test item{} of {} also appear in the training data {train} (same words, ignoring case and punctuation):",
+        "warning: {} test item{} of {} also appear in the training data {train}: {}",
         leaks.len(),
         if leaks.len() == 1 { "" } else { "s" },
-        suite.test.origin.display()
+        suite.test.origin.display(),
+        suite::leakage::describe(&leaks, 10)
     );
-    for leak in leaks.iter().take(10) {
-        eprintln!(
-            "  test `{}` (line {}) = train `{}` (line {})",
-            leak.test_id, leak.test_line, leak.train_id, leak.train_line
-        );
-    }
-    if leaks.len() > 10 {
-        eprintln!("  … and {} more", leaks.len() - 10);
-    }
     eprintln!("  hint: remove them from one split; few-shot prompts and the local baseline could have seen the answers");
+}
+
+/// Warns about test items found in a fine-tuning file; true when there are some.
+fn report_leakage_against(suite: &suite::Suite, file: &std::path::Path) -> anyhow::Result<bool> {
+    let leaks = crate::export::leaks_against(suite, file).map_err(Error::Usage)?;
+    if leaks.is_empty() {
+        return Ok(false);
+    }
+    eprintln!(
+        "warning: {} test item{} of {} appear in the fine-tuning file {}: {}",
+        leaks.len(),
+        if leaks.len() == 1 { "" } else { "s" },
+        suite.test.origin.display(),
+        file.display(),
+        suite::leakage::describe(&leaks, 10)
+    );
+    Ok(true)
 }
 
 fn run(args: RunArgs, out: &mut impl Write) -> anyhow::Result<u8> {

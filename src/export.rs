@@ -15,6 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
 use crate::prompt::{ChatMessage, PromptBuilder, PromptTemplates, Role};
+use crate::suite::leakage::{self, Doc, Leak, Match};
 use crate::suite::{Dataset, Strategy, Suite};
 
 /// The line formats `export` writes.
@@ -181,6 +182,137 @@ pub fn summarize(examples: &[Example]) -> Summary {
 pub fn validation_path(out: &std::path::Path) -> std::path::PathBuf {
     let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     out.with_file_name(format!("{stem}.validation.jsonl"))
+}
+
+/// What part of a test item a fine-tuning file's line is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum View {
+    /// A chat line's last user turn: the item's rendered input.
+    Input,
+    /// A prompt–completion line's prompt: the item's flattened fine-tuned prompt.
+    Prompt,
+    /// A plain `text` field: the item's text columns.
+    Text,
+}
+
+/// The texts of a fine-tuning file: any `export` format, or JSONL with a `text` field. Each
+/// line's id is its `id` field, else `line N`.
+fn read_reference_file(path: &std::path::Path) -> Result<Vec<(View, Doc)>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let n = i as u64 + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: Value = serde_json::from_str(line)
+            .map_err(|e| format!("{}:{n}: not a JSON line: {e}", path.display()))?;
+        let id = value
+            .get("id")
+            .and_then(crate::text::scalar_text)
+            .unwrap_or_else(|| format!("line {n}"));
+        let (view, text) = if let Some(messages) = value.get("messages").and_then(Value::as_array) {
+            let user = messages
+                .iter()
+                .rev()
+                .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+                .and_then(|m| m.get("content").and_then(Value::as_str));
+            (View::Input, user)
+        } else if let Some(prompt) = value.get("prompt").and_then(Value::as_str) {
+            (View::Prompt, Some(prompt))
+        } else {
+            (View::Text, value.get("text").and_then(Value::as_str))
+        };
+        let text = text.ok_or_else(|| {
+            format!(
+                "{}:{n}: no text found; lines need `messages` with a user turn, a `prompt`, or a `text`",
+                path.display()
+            )
+        })?;
+        out.push((view, Doc::new(id, n, text)));
+    }
+    Ok(out)
+}
+
+/// Test items that appear in a fine-tuning file, exactly or as near-duplicates (see
+/// [`crate::suite::leakage`]): a chat line's user turn is compared with each item's rendered
+/// input, a prompt with its flattened fine-tuned prompt, and a `text` with its text columns.
+pub fn leaks_against(suite: &Suite, path: &std::path::Path) -> Result<Vec<Leak>, String> {
+    let refs = read_reference_file(path)?;
+    let examples = examples(suite, Split::Test)?;
+    let mut best: BTreeMap<usize, Leak> = BTreeMap::new();
+    for view in [View::Input, View::Prompt, View::Text] {
+        let docs: Vec<Doc> =
+            refs.iter().filter(|(v, _)| *v == view).map(|(_, d)| d.clone()).collect();
+        if docs.is_empty() {
+            continue;
+        }
+        let tests: Vec<Doc> = suite
+            .test
+            .items
+            .iter()
+            .zip(&examples)
+            .map(|(item, e)| match view {
+                View::Input => {
+                    let user = e.prompt.last().map_or("", |m| m.content.as_str());
+                    Doc::new(item.id.clone(), item.line, user)
+                }
+                View::Prompt => Doc::new(item.id.clone(), item.line, &flatten_prompt(&e.prompt)),
+                View::Text => Doc::of_item(item),
+            })
+            .collect();
+        let position: BTreeMap<&str, usize> =
+            suite.test.items.iter().enumerate().map(|(i, t)| (t.id.as_str(), i)).collect();
+        for leak in leakage::find_docs(&tests, &docs) {
+            let at = position[leak.test_id.as_str()];
+            let better = match (best.get(&at).map(|l| l.kind), leak.kind) {
+                (None, _) => true,
+                (Some(Match::Exact), _) => false,
+                (Some(_), Match::Exact) => true,
+                (Some(Match::Near { jaccard: a }), Match::Near { jaccard: b }) => b > a,
+            };
+            if better {
+                best.insert(at, leak);
+            }
+        }
+    }
+    Ok(best.into_values().collect())
+}
+
+/// The leakage warnings of a run, for the top of its report: test items found in the training
+/// split, and in each backend's `trained_on` file.
+pub fn run_warnings(suite: &Suite) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let leaks = leakage::find(suite);
+    if !leaks.is_empty() {
+        warnings.push(format!(
+            "{} of {} test items also appear in the training data ({}), where few-shot prompts and the local baseline could see the answers: {}.",
+            leaks.len(),
+            suite.test.items.len(),
+            suite.train.as_ref().map(|t| t.origin.display().to_string()).unwrap_or_default(),
+            leakage::describe(&leaks, 20)
+        ));
+    }
+    for backend in &suite.backends {
+        let Some(file) = &backend.trained_on else { continue };
+        match leaks_against(suite, file) {
+            Ok(leaks) if leaks.is_empty() => {}
+            Ok(leaks) => warnings.push(format!(
+                "Backend `{}` was trained on {}, which holds {} of the {} test items, so its score overstates it: {}.",
+                backend.id,
+                file.display(),
+                leaks.len(),
+                suite.test.items.len(),
+                leakage::describe(&leaks, 20)
+            )),
+            Err(e) => warnings.push(format!(
+                "Backend `{}`: its `trained_on` file could not be checked for test items: {e}.",
+                backend.id
+            )),
+        }
+    }
+    warnings
 }
 
 #[cfg(test)]

@@ -105,6 +105,10 @@ pub struct RunMeta {
     /// restore the order of an unsharded run.
     #[serde(default)]
     pub positions: Option<Vec<usize>>,
+    /// Warnings decided before the run (test items found in the training data or in a
+    /// backend's `trained_on` file), shown at the top of the report.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 fn default_margin() -> f64 {

@@ -422,6 +422,7 @@ fn run_meta(
         stopped: None,
         shard,
         positions: shard.map(|_| selection.positions.clone()),
+        warnings: crate::export::run_warnings(suite),
     };
     if let Some(p) = previous {
         meta.started_at = p.meta.started_at.clone();

@@ -458,10 +458,13 @@ pub fn build(meta: &RunMeta, analysis: &Analysis) -> Results {
         })
         .collect();
     let id = |i: usize| scores.backends[i].id.as_str();
-    let warnings = analysis
-        .underpowered
+    let warnings = meta
+        .warnings
         .iter()
-        .map(|u| prose::underpowered(id(u.first), id(u.second), u.answered_by_both, u.items_needed))
+        .cloned()
+        .chain(analysis.underpowered.iter().map(|u| {
+            prose::underpowered(id(u.first), id(u.second), u.answered_by_both, u.items_needed)
+        }))
         .collect();
     let comparisons: Vec<ComparisonResult> = analysis
         .comparisons

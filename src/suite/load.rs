@@ -993,7 +993,22 @@ impl Resolver {
             }
             (None, false) => false,
         };
+        let trained_on = b.trained_on.as_ref().and_then(|t| {
+            let path = self.path.parent().unwrap_or(Path::new(".")).join(t.value.trim());
+            if path.is_file() {
+                Some(path)
+            } else {
+                self.problem(
+                    line(t),
+                    &format!("{key}.trained_on"),
+                    format!("cannot find the fine-tuning file `{}`", path.display()),
+                    "paths are relative to the suite file's folder",
+                );
+                None
+            }
+        });
         Some(BackendSpec {
+            trained_on,
             structured_output,
             max_retry_delay,
             requests_per_minute: b

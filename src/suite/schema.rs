@@ -297,6 +297,10 @@ pub struct BackendFile {
     /// server is known to support it (`auto`, the default).
     #[serde(default)]
     pub structured_output: Option<Spanned<StructuredOutputFile>>,
+    /// The fine-tuning file the model was trained on (relative to the suite): a run warns when
+    /// it holds test items.
+    #[serde(default)]
+    pub trained_on: Option<Spanned<String>>,
 }
 
 /// `auto`, `on` or `off`; YAML 1.1 readers may hand `on` and `off` over as booleans, so those are

@@ -174,3 +174,142 @@ fn validation_file_is_written_beside_the_output_and_costs_are_estimated() {
     ]));
     assert!(o.stderr.contains("no training price is known for some-local-model"), "{}", o.stderr);
 }
+
+/// A suite whose train split holds an exact, a re-cased and a lightly edited copy of three test
+/// items, beside a clean suite with the same test items.
+fn leaky_workspace() -> (Workspace, std::path::PathBuf, std::path::PathBuf) {
+    let ws = Workspace::new();
+    let test = vec![
+        row("te-1", "I was charged twice for the same card payment at the supermarket", "billing"),
+        row("te-2", "The mobile app crashes every time I open the settings page", "technical"),
+        row("te-3", "How do I change the email address on my profile please", "account"),
+        row("te-4", "Where can I download the invoice for last month", "billing"),
+        row("te-5", "My password reset link has expired before I could use it", "account"),
+    ];
+    let mut clean = vec![
+        row("tr-1", "Do you offer a discount on the yearly plan", "billing"),
+        row("tr-2", "Sync fails with error 503 since this morning", "technical"),
+        row("tr-3", "I cannot log in after the latest update", "account"),
+        row("tr-4", "Please update the card on file for my subscription", "billing"),
+        row("tr-5", "Export to CSV produces an empty file", "technical"),
+        row("tr-6", "How do I enable two-factor authentication", "account"),
+    ];
+    ws.write("clean.csv", &rows_csv(&clean));
+    clean.push(row(
+        "tr-7",
+        "I was charged twice for the same card payment at the supermarket",
+        "billing",
+    ));
+    clean.push(row(
+        "tr-8",
+        "THE MOBILE APP CRASHES EVERY TIME I OPEN THE SETTINGS PAGE!!",
+        "technical",
+    ));
+    clean.push(row("tr-9", "How do I change the e-mail address on my profile please", "account"));
+    ws.write("leaky.csv", &rows_csv(&clean));
+    ws.write("test.csv", &rows_csv(&test));
+    let suite = |train: &str, extra: &str| {
+        format!(
+            r#"schema_version: 1
+name: leak
+task:
+  kind: classification
+  labels: [billing, technical, account]
+  instructions: "Pick one of {{{{ labels | join(', ') }}}}."
+  input: "Ticket: {{{{ text }}}}"
+  fine_tuned_instructions: Route the ticket.
+data: {{ test: test.csv, train: {train} }}
+backends:
+  - id: baseline
+    provider: local
+{extra}"#
+        )
+    };
+    let leaky = ws.write("leaky.yaml", &suite("leaky.csv", ""));
+    let clean = ws.write("clean.yaml", &suite("clean.csv", ""));
+    (ws, leaky, clean)
+}
+
+#[test]
+fn validate_finds_planted_duplicates_in_the_train_split_and_in_fine_tuning_files() {
+    let (ws, leaky, clean) = leaky_workspace();
+    let planted = ["te-1 (= tr-7)", "te-2 (= tr-8)", "te-3 (~ tr-9"];
+    let o = output(evalgate(ws.path()).args(["validate", leaky.to_str().unwrap()]));
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    for p in planted {
+        assert!(o.stderr.contains(p), "{p} not in {}", o.stderr);
+    }
+    assert!(
+        o.stderr.contains("2 exactly after normalisation, 1 as near-duplicates"),
+        "{}",
+        o.stderr
+    );
+    // The leaky train split as a fine-tuning file, in every format and as plain `text` JSONL.
+    for format in ["openai-chat", "chat-jsonl", "prompt-completion"] {
+        let file = format!("ft-{format}.jsonl");
+        export(ws.path(), &leaky, format, "train", &file);
+        let o = output(evalgate(ws.path()).args([
+            "validate",
+            clean.to_str().unwrap(),
+            "--against",
+            &file,
+        ]));
+        assert_eq!(o.code, Some(0), "{}", o.stderr);
+        assert!(!o.stderr.contains("training data"), "the clean split leaks: {}", o.stderr);
+        assert!(o.stderr.contains("3 test items of"), "{format}: {}", o.stderr);
+        for id in ["te-1", "te-2", "te-3"] {
+            assert!(o.stderr.contains(&format!("{id} (")), "{format}: {id} in {}", o.stderr);
+        }
+    }
+    ws.write(
+        "texts.jsonl",
+        "{\"text\": \"how do i change the email address on my profile, please?\"}\n{\"text\": \"unrelated\"}\n",
+    );
+    let o = output(evalgate(ws.path()).args([
+        "validate",
+        clean.to_str().unwrap(),
+        "--against",
+        "texts.jsonl",
+    ]));
+    assert!(o.stderr.contains("te-3 (= line 1)"), "{}", o.stderr);
+    // A file without the test items: nothing found.
+    export(ws.path(), &clean, "openai-chat", "train", "clean-ft.jsonl");
+    let o = output(evalgate(ws.path()).args([
+        "validate",
+        clean.to_str().unwrap(),
+        "--against",
+        "clean-ft.jsonl",
+    ]));
+    assert!(o.stderr.contains("no test item found"), "{}", o.stderr);
+    assert!(!o.stderr.contains("warning"), "{}", o.stderr);
+}
+
+#[test]
+fn a_run_warns_when_a_backend_was_trained_on_test_items() {
+    let (ws, leaky, _) = leaky_workspace();
+    export(ws.path(), &leaky, "openai-chat", "train", "ft.jsonl");
+    let text =
+        std::fs::read_to_string(&leaky).unwrap().replace("train: leaky.csv", "train: clean.csv")
+            + "  - { id: tuned, provider: local, trained_on: ft.jsonl }\n";
+    let suite = ws.write("trained.yaml", &text);
+    let o = output(evalgate(ws.path()).args([
+        "run",
+        suite.to_str().unwrap(),
+        "--out",
+        "run",
+        "--no-cache",
+    ]));
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let results = results(&ws.path().join("run"));
+    let warnings: Vec<&str> =
+        results["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
+    let trained: Vec<&&str> =
+        warnings.iter().filter(|w| w.contains("`tuned` was trained on")).collect();
+    assert_eq!(trained.len(), 1, "{warnings:?}");
+    for id in ["te-1", "te-2", "te-3"] {
+        assert!(trained[0].contains(id), "{}", trained[0]);
+    }
+    assert!(!warnings.iter().any(|w| w.contains("`baseline` was trained")));
+    let report = std::fs::read_to_string(ws.path().join("run/report.md")).unwrap();
+    assert!(report.contains("`tuned` was trained on"), "{report}");
+}

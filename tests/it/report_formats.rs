@@ -983,6 +983,7 @@ fn run_meta() -> RunMeta {
         stopped: None,
         shard: None,
         positions: None,
+        warnings: vec![],
     }
 }
 
