@@ -6,12 +6,13 @@
 mod check;
 mod fewshot;
 pub mod schema;
+pub mod similar;
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::{Deserialize, Serialize};
 
 pub use check::check_templates;
-pub use fewshot::FewShotSelector;
+pub use fewshot::{Demo, FewShotSelector};
 
 use crate::suite::{Item, Strategy, Suite, Task};
 

@@ -380,7 +380,11 @@ pub fn build(meta: &RunMeta, analysis: &Analysis) -> Results {
                 id: m.id.clone(),
                 provider: m.provider.clone(),
                 model: m.model.clone(),
-                strategy: m.strategy.clone(),
+                // Few-shot backends say how they chose their demonstrations.
+                strategy: match &m.few_shot {
+                    Some(f) => format!("{} ({}, k={})", m.strategy, f.select, f.k),
+                    None => m.strategy.clone(),
+                },
                 items: s.items,
                 answered: s.answered,
                 correct: s.correct,

@@ -1245,7 +1245,7 @@ impl Resolver {
                 }
                 ids.len()
             }
-            Selection::Random | Selection::Stratified => {
+            Selection::Random | Selection::Stratified | Selection::Similar => {
                 if !ids.is_empty() {
                     self.problem(
                         l,

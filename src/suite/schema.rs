@@ -363,4 +363,6 @@ pub enum Selection {
     Fixed,
     Random,
     Stratified,
+    /// The k train items nearest to each test item by TF-IDF cosine.
+    Similar,
 }

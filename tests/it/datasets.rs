@@ -190,3 +190,19 @@ fn banking77_leakage_check_is_fast() {
     let limit = if cfg!(debug_assertions) { 20.0 } else { 1.0 };
     assert!(took.as_secs_f64() < limit, "took {took:?}");
 }
+
+/// `select: similar` on banking77: its demonstrations are nearer their item than random ones,
+/// and never the item or a near-copy of it.
+#[test]
+#[ignore = "needs ../shared/datasets"]
+fn banking77_similar_demonstrations_are_nearer_than_random_ones() {
+    let ws = Workspace::new();
+    let suite = evalgate::plan::load_suite(&banking77_suite(&ws, "")).expect("suite loads");
+    let started = std::time::Instant::now();
+    let (similar, random) = similar_vs_random_cosine(&suite, 5, 1000);
+    println!(
+        "banking77: mean cosine similar {similar:.3}, random {random:.3} over 1,000 items ({:.2} s)",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(similar > random + 0.2, "similar {similar} vs random {random}");
+}

@@ -313,3 +313,45 @@ fn a_run_warns_when_a_backend_was_trained_on_test_items() {
     let report = std::fs::read_to_string(ws.path().join("run/report.md")).unwrap();
     assert!(report.contains("`tuned` was trained on"), "{report}");
 }
+
+/// `select: similar` on the quick-start tickets: its demonstrations are nearer their item than
+/// random ones, and never the item or a near-copy of it.
+#[test]
+fn similar_demonstrations_are_nearer_than_random_ones_on_the_tickets() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let suite = evalgate::plan::load_suite(&root.join("suites/quickstart.yaml")).unwrap();
+    let (similar, random) = similar_vs_random_cosine(&suite, 5, usize::MAX);
+    println!("tickets: mean cosine similar {similar:.3}, random {random:.3}");
+    assert!(similar > random + 0.1, "similar {similar} vs random {random}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_similar_few_shot_backend_says_so_in_the_report() {
+    let server = TestServer::start(|_, _| Reply::chat("billing")).await;
+    let (ws, leaky, _) = leaky_workspace();
+    let text = std::fs::read_to_string(&leaky).unwrap().replace(
+        "  - id: baseline\n    provider: local\n",
+        &format!(
+            "  - {{ id: near, provider: openai, base_url: \"{}\", model: m, strategy: {{ few-shot: {{ k: 2, select: similar }} }} }}\n",
+            server.base_url()
+        ),
+    );
+    let suite = ws.write("similar.yaml", &text);
+    let run = run_library(&suite, &ws.run_dir("run")).await;
+    let results = results(&run);
+    assert_eq!(backend(&results, "near")["strategy"], "few-shot (similar, k=2)");
+    // Never the item itself nor its re-cased or edited copy (tr-7, tr-8, tr-9).
+    for r in records(&run) {
+        let prompt = r["prompt"].as_array().unwrap();
+        assert_eq!(prompt.len(), 6);
+        let item = prompt[5]["content"].as_str().unwrap().to_lowercase();
+        for demo in [&prompt[1], &prompt[3]] {
+            let demo = demo["content"].as_str().unwrap().to_lowercase();
+            assert_ne!(demo, item);
+            assert!(!evalgate::suite::leakage::near_duplicates(
+                &evalgate::text::normalize(&demo),
+                &evalgate::text::normalize(&item)
+            ));
+        }
+    }
+}
