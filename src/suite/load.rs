@@ -239,7 +239,7 @@ impl Resolver {
         Some(Task {
             kind: task.kind.value,
             labels: names,
-            instructions: task.instructions.value.clone(),
+            instructions: task.instructions.as_ref().map(|i| i.value.clone()).unwrap_or_default(),
             input: task.input.value.clone(),
             fine_tuned_instructions: task.fine_tuned_instructions.as_ref().map(|s| s.value.clone()),
             template_lines: template_lines(task),
@@ -408,7 +408,7 @@ impl Resolver {
         Some(Task {
             kind: TaskKind::Extraction,
             labels: Vec::new(),
-            instructions: task.instructions.value.clone(),
+            instructions: task.instructions.as_ref().map(|i| i.value.clone()).unwrap_or_default(),
             input: task.input.value.clone(),
             fine_tuned_instructions: task.fine_tuned_instructions.as_ref().map(|s| s.value.clone()),
             template_lines: template_lines(task),
@@ -1497,7 +1497,7 @@ fn line<T>(s: &Spanned<T>) -> u64 {
 
 fn template_lines(task: &schema::TaskFile) -> TemplateLines {
     TemplateLines {
-        instructions: line(&task.instructions),
+        instructions: task.instructions.as_ref().map_or(0, line),
         input: line(&task.input),
         fine_tuned_instructions: task.fine_tuned_instructions.as_ref().map(line),
     }

@@ -117,7 +117,9 @@ pub struct TaskFile {
     pub kind: Spanned<TaskKind>,
     #[serde(default)]
     pub labels: Option<Spanned<Vec<Spanned<String>>>>,
-    pub instructions: Spanned<String>,
+    /// The system prompt; optional, for suites whose `input` carries the whole prompt.
+    #[serde(default)]
+    pub instructions: Option<Spanned<String>>,
     pub input: Spanned<String>,
     /// The short system prompt a fine-tuned model was trained with; none by default, so the
     /// fine-tuned prompt is the rendered `input` alone.
