@@ -46,6 +46,13 @@ pub enum Command {
     /// --run) and exit 0 when every check passes, 1 when any fails or is inconclusive, 2 when the
     /// run cannot be judged.
     Gate(GateArgs),
+    /// Write a commented starter suite with tiny train/test files into DIR (default: here), ready
+    /// for `evalgate run suite.yaml`; never overwrites a file.
+    Init {
+        /// The folder to write into.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
     /// Check a suite and its data without sending any request.
     Validate(ValidateArgs),
     /// Write a split of the suite's data as fine-tuning JSONL, with the exact prompt the
@@ -370,6 +377,18 @@ fn dispatch(cli: Cli, out: &mut impl Write) -> anyhow::Result<u8> {
     match cli.command {
         Command::Validate(args) => validate(&args.suite, &args.against, out),
         Command::Export(args) => export(args, out),
+        Command::Init { dir } => {
+            let written = crate::init::init(&dir).map_err(Error::Usage)?;
+            for path in &written {
+                writeln!(out, "{}", path.display())?;
+            }
+            let suite = &written[0];
+            eprintln!(
+                "next: `evalgate run {}` (the local baseline runs offline); add a language model in its `backends:`",
+                suite.display()
+            );
+            Ok(exit::SUCCESS)
+        }
         Command::Run(args) => run(args, out),
         Command::Gate(args) => gate(args, out),
         Command::Stats { command } => stats_calculator(command, out),

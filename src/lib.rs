@@ -12,6 +12,7 @@ pub mod error;
 pub mod export;
 pub mod field;
 pub mod gate;
+pub mod init;
 pub mod journal;
 pub mod parse;
 pub mod plan;
