@@ -46,11 +46,18 @@ pub enum Command {
     /// --run) and exit 0 when every check passes, 1 when any fails or is inconclusive, 2 when the
     /// run cannot be judged.
     Gate(GateArgs),
-    /// Check a suite and its data without sending any request.
-    Validate {
-        /// The suite file (YAML or JSON).
-        suite: PathBuf,
+    /// Write a commented starter suite with tiny train/test files into DIR (default: here), ready
+    /// for `evalgate run suite.yaml`; never overwrites a file.
+    Init {
+        /// The folder to write into.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
     },
+    /// Check a suite and its data without sending any request.
+    Validate(ValidateArgs),
+    /// Write a split of the suite's data as fine-tuning JSONL, with the exact prompt the
+    /// `fine-tuned` strategy sends.
+    Export(ExportArgs),
     /// Rebuild results.json, records.csv and report.md of a run from its journal.
     Report {
         /// A run directory (holding run.json and records.jsonl).
@@ -78,6 +85,43 @@ pub enum Command {
         #[command(subcommand)]
         command: StatsCommand,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// The suite file (YAML or JSON).
+    pub suite: PathBuf,
+    /// A fine-tuning file (any `export` format, or JSONL with a `text` field) to check the test
+    /// split against for exact and near-duplicate leaks (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub against: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The suite file (YAML or JSON).
+    pub suite: PathBuf,
+    /// The line format.
+    #[arg(long, value_enum)]
+    pub format: crate::export::ExportFormat,
+    /// The split to export.
+    #[arg(long, value_enum, default_value = "train")]
+    pub split: crate::export::Split,
+    /// Hold out this share of the examples (stratified by label) in `<out stem>.validation.jsonl`.
+    #[arg(long, value_name = "F")]
+    pub validation: Option<f64>,
+    /// Seed of the validation draw.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
+    /// The JSONL file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// The base model to be fine-tuned, for a training-cost estimate from the price table.
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// Training epochs assumed by the cost estimate.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub epochs: u32,
 }
 
 #[derive(Args, Debug)]
@@ -331,7 +375,20 @@ pub fn main() -> ExitCode {
 /// `io::Error`.
 fn dispatch(cli: Cli, out: &mut impl Write) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Validate { suite } => validate(&suite, out),
+        Command::Validate(args) => validate(&args.suite, &args.against, out),
+        Command::Export(args) => export(args, out),
+        Command::Init { dir } => {
+            let written = crate::init::init(&dir).map_err(Error::Usage)?;
+            for path in &written {
+                writeln!(out, "{}", path.display())?;
+            }
+            let suite = &written[0];
+            eprintln!(
+                "next: `evalgate run {}` (the local baseline runs offline); add a language model in its `backends:`",
+                suite.display()
+            );
+            Ok(exit::SUCCESS)
+        }
         Command::Run(args) => run(args, out),
         Command::Gate(args) => gate(args, out),
         Command::Stats { command } => stats_calculator(command, out),
@@ -543,9 +600,106 @@ fn stats_calculator(command: StatsCommand, out: &mut impl Write) -> anyhow::Resu
     Ok(exit::SUCCESS)
 }
 
-fn validate(path: &std::path::Path, out: &mut impl Write) -> anyhow::Result<u8> {
+fn export(args: ExportArgs, out: &mut impl Write) -> anyhow::Result<u8> {
+    use crate::export;
+    if let Some(f) = args.validation {
+        if !(f.is_finite() && (0.0..1.0).contains(&f)) {
+            return Err(Error::Usage(format!(
+                "--validation {f}: give a share from 0 to below 1, e.g. 0.1"
+            ))
+            .into());
+        }
+    }
+    let suite = plan::load_suite(&args.suite)?;
+    // Never write over the suite's own data.
+    let same = |a: &std::path::Path, b: &std::path::Path| {
+        a.canonicalize().ok().is_some_and(|a| b.canonicalize().ok().is_some_and(|b| a == b))
+    };
+    for data in std::iter::once(&suite.test).chain(&suite.train) {
+        for out in [args.out.clone(), export::validation_path(&args.out)] {
+            if same(&out, &data.origin) {
+                return Err(Error::Usage(format!(
+                    "--out {}: that is the suite's data file; choose another name",
+                    out.display()
+                ))
+                .into());
+            }
+        }
+    }
+    let examples = export::examples(&suite, args.split).map_err(Error::Usage)?;
+    let (train, validation) = match args.validation {
+        Some(f) => export::split_validation(examples, f, args.seed),
+        None => (examples, Vec::new()),
+    };
+    let write = |path: &std::path::Path, examples: &[export::Example]| -> anyhow::Result<()> {
+        let mut text = String::new();
+        for e in examples {
+            text.push_str(&export::line(args.format, e));
+            text.push('\n');
+        }
+        std::fs::write(path, text).map_err(|e| Error::io(path, e))?;
+        Ok(())
+    };
+    write(&args.out, &train)?;
+    writeln!(out, "{}", args.out.display())?;
+    if args.validation.is_some() {
+        let path = export::validation_path(&args.out);
+        write(&path, &validation)?;
+        writeln!(out, "{}", path.display())?;
+    }
+    let summary = export::summarize(&train);
+    let labels = match suite.task.kind {
+        suite::TaskKind::Classification => {
+            summary.labels.iter().map(|(l, n)| format!("{l} {n}")).collect::<Vec<_>>().join(", ")
+        }
+        suite::TaskKind::Extraction => format!("{} gold objects", summary.items),
+    };
+    eprintln!(
+        "exported {} example{} ({} labels: {labels}){}; about {:.0} tokens per example, {} in all (characters / 4, not a tokenizer's count)",
+        summary.items,
+        if summary.items == 1 { "" } else { "s" },
+        summary.labels.len(),
+        if args.validation.is_some() {
+            format!(", {} held out for validation", validation.len())
+        } else {
+            String::new()
+        },
+        summary.approx_tokens_per_example,
+        summary.approx_tokens_total,
+    );
+    if let Some(model) = &args.model {
+        match crate::cost::PriceTable::builtin().training_price(model) {
+            Some((entry, per_mtok)) => eprintln!(
+                "estimated training cost for {model}: ${:.4} ({} epochs × {} tokens at ${per_mtok}/M training tokens, {} price as of {})",
+                summary.approx_tokens_total as f64 * f64::from(args.epochs) * per_mtok / 1e6,
+                args.epochs,
+                summary.approx_tokens_total,
+                entry.model,
+                entry.as_of
+            ),
+            None => eprintln!("no training price is known for {model}; the table has training prices for OpenAI's fine-tunable models (e.g. gpt-4o-mini)"),
+        }
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn validate(
+    path: &std::path::Path,
+    against: &[PathBuf],
+    out: &mut impl Write,
+) -> anyhow::Result<u8> {
     let suite = plan::load_suite(path)?;
     report_leakage(&suite);
+    for file in against {
+        if !report_leakage_against(&suite, file)? {
+            eprintln!("{}: no test item found in it", file.display());
+        }
+    }
+    for backend in &suite.backends {
+        if let Some(file) = &backend.trained_on {
+            report_leakage_against(&suite, file)?;
+        }
+    }
     let train = suite.train.as_ref().map_or(0, |t| t.items.len());
     let task = match suite.task.kind {
         suite::TaskKind::Classification => format!("{} labels", suite.task.labels.len()),
@@ -617,8 +771,8 @@ fn validate(path: &std::path::Path, out: &mut impl Write) -> anyhow::Result<u8> 
     Ok(exit::SUCCESS)
 }
 
-/// Warns about test items that also appear in the training data; not an error, since a suite
-/// may mean it, but a reader must know.
+/// Warns about test items that also appear in the training data, exactly or as
+/// near-duplicates; not an error, since a suite may mean it, but a reader must know.
 fn report_leakage(suite: &suite::Suite) {
     let leaks = suite::leakage::find(suite);
     if leaks.is_empty() {
@@ -626,21 +780,30 @@ fn report_leakage(suite: &suite::Suite) {
     }
     let train = suite.train.as_ref().map(|t| t.origin.display().to_string()).unwrap_or_default();
     eprintln!(
-        "warning: {} test item{} of {} also appear in the training data {train} (same words, ignoring case and punctuation):",
+        "warning: {} test item{} of {} also appear in the training data {train}: {}",
         leaks.len(),
         if leaks.len() == 1 { "" } else { "s" },
-        suite.test.origin.display()
+        suite.test.origin.display(),
+        suite::leakage::describe(&leaks, 10)
     );
-    for leak in leaks.iter().take(10) {
-        eprintln!(
-            "  test `{}` (line {}) = train `{}` (line {})",
-            leak.test_id, leak.test_line, leak.train_id, leak.train_line
-        );
-    }
-    if leaks.len() > 10 {
-        eprintln!("  … and {} more", leaks.len() - 10);
-    }
     eprintln!("  hint: remove them from one split; few-shot prompts and the local baseline could have seen the answers");
+}
+
+/// Warns about test items found in a fine-tuning file; true when there are some.
+fn report_leakage_against(suite: &suite::Suite, file: &std::path::Path) -> anyhow::Result<bool> {
+    let leaks = crate::export::leaks_against(suite, file).map_err(Error::Usage)?;
+    if leaks.is_empty() {
+        return Ok(false);
+    }
+    eprintln!(
+        "warning: {} test item{} of {} appear in the fine-tuning file {}: {}",
+        leaks.len(),
+        if leaks.len() == 1 { "" } else { "s" },
+        suite.test.origin.display(),
+        file.display(),
+        suite::leakage::describe(&leaks, 10)
+    );
+    Ok(true)
 }
 
 fn run(args: RunArgs, out: &mut impl Write) -> anyhow::Result<u8> {

@@ -132,6 +132,10 @@ pub struct PriceEntry {
     /// Always [`Pricing::PerToken`] in a validated table.
     #[serde(flatten)]
     pub pricing: Pricing,
+    /// USD per million training tokens for fine-tuning this model (on `ft:<base>` rows); the
+    /// tokens are those of the training file times the epochs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_per_mtok: Option<f64>,
     /// Date (YYYY-MM-DD) the price was last verified against `source`.
     pub as_of: String,
     /// Public pricing page the price was taken from.
@@ -266,6 +270,15 @@ impl PriceTable {
             return self.exact(&format!("ft:{}", base_entry.model));
         }
         self.lookup_base(model)
+    }
+
+    /// The price of fine-tuning `model` (a base model such as `gpt-4o-mini`, or its `ft:` row),
+    /// USD per million training tokens; `None` when the table has none.
+    pub fn training_price(&self, model: &str) -> Option<(&PriceEntry, f64)> {
+        let model = model.trim();
+        let key = if model.starts_with("ft:") { model.to_string() } else { format!("ft:{model}") };
+        let entry = self.lookup(&key)?;
+        Some((entry, entry.training_per_mtok?))
     }
 
     fn exact(&self, key: &str) -> Option<&PriceEntry> {

@@ -108,6 +108,10 @@ pub struct RunMeta {
     /// Ids of the run's test items whose text is also in the training data (`suite::leakage`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub leaked: Vec<String>,
+    /// Warnings decided before the run (test items found in the training data or in a
+    /// backend's `trained_on` file), shown at the top of the report.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 fn default_margin() -> f64 {

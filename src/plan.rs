@@ -421,6 +421,7 @@ fn run_meta(
         shard,
         positions: shard.map(|_| selection.positions.clone()),
         leaked: Vec::new(),
+        warnings: crate::export::run_warnings(suite),
     };
     let run_ids: std::collections::HashSet<&str> = meta.items.iter().map(String::as_str).collect();
     meta.leaked = crate::suite::leakage::find(suite)

@@ -1,6 +1,7 @@
 //! evalgate's integration tests: one test binary (as ripgrep does), modules under `tests/it/`.
 //!
 //! - `run_openai`: runs against the in-process OpenAI-compatible server (`support::openai_server`)
+//! - `export`: fine-tuning JSONL against the prompts a fine-tuned backend sends
 //! - `validate`: suite and data errors from `evalgate validate`
 //! - `cli`: the binary's flags, exit codes, skipped backends and credential hygiene
 //! - `extraction`: extraction suites on the project's receipts: per-field scores against hand
@@ -28,6 +29,8 @@ mod across_runs;
 mod cli;
 #[path = "it/datasets.rs"]
 mod datasets;
+#[path = "it/export.rs"]
+mod export;
 #[path = "it/extraction.rs"]
 mod extraction;
 #[path = "it/extraction_sroie.rs"]

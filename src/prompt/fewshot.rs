@@ -28,6 +28,8 @@ pub struct FewShotSelector {
     by_label: Vec<Vec<usize>>,
     /// Pool indices of `config.ids`, for fixed selection.
     fixed: Vec<usize>,
+    /// TF-IDF over the pool's rendered inputs, for similar selection.
+    tfidf: Option<super::similar::TfIdf>,
 }
 
 impl FewShotSelector {
@@ -51,7 +53,9 @@ impl FewShotSelector {
         let by_label = groups.into_values().collect();
         let fixed =
             config.ids.iter().filter_map(|id| pool.iter().position(|d| &d.id == id)).collect();
-        Ok(FewShotSelector { config, pool, by_label, fixed })
+        let tfidf = (config.select == Selection::Similar)
+            .then(|| super::similar::TfIdf::fit(pool.iter().map(|d| d.input.as_str())));
+        Ok(FewShotSelector { config, pool, by_label, fixed, tfidf })
     }
 
     pub fn k(&self) -> usize {
@@ -67,6 +71,7 @@ impl FewShotSelector {
             Selection::Fixed => self.fixed.iter().copied().filter(|&i| usable(i)).collect(),
             Selection::Random => self.random(&mut rng, &usable),
             Selection::Stratified => self.stratified(&mut rng, &usable),
+            Selection::Similar => self.similar(item_input, &usable),
         };
         chosen.into_iter().map(|i| &self.pool[i]).collect()
     }
@@ -96,6 +101,50 @@ impl FewShotSelector {
             }
         }
         chosen
+    }
+
+    /// The k pool entries nearest to the item by TF-IDF cosine (ties by id), leaving out copies
+    /// and near-duplicates of the item (character 5-gram Jaccard at or above the leakage
+    /// threshold, after normalisation): a near-copy would hand the model the answer.
+    fn similar(&self, item_input: &str, usable: &dyn Fn(usize) -> bool) -> Vec<usize> {
+        let Some(tfidf) = &self.tfidf else { return Vec::new() };
+        let mut scored = tfidf.scores(item_input);
+        scored.sort_by(|a, b| {
+            b.1.total_cmp(&a.1).then_with(|| self.pool[a.0].id.cmp(&self.pool[b.0].id))
+        });
+        let item = crate::text::normalize(item_input);
+        let item_shingles = crate::suite::leakage::shingles(&item);
+        let far = |i: usize| {
+            let other = crate::text::normalize(&self.pool[i].input);
+            other != item
+                && crate::suite::leakage::jaccard(
+                    &item_shingles,
+                    &crate::suite::leakage::shingles(&other),
+                ) < crate::suite::leakage::NEAR_DUPLICATE_JACCARD
+        };
+        let mut chosen: Vec<usize> = scored
+            .into_iter()
+            .map(|(i, _)| i)
+            .filter(|&i| usable(i) && far(i))
+            .take(self.config.k)
+            .collect();
+        // An item sharing no word with enough of the pool: fill up in id order.
+        if chosen.len() < self.config.k {
+            let mut rest: Vec<usize> = (0..self.pool.len())
+                .filter(|i| !chosen.contains(i) && usable(*i) && far(*i))
+                .collect();
+            rest.sort_by(|&a, &b| self.pool[a].id.cmp(&self.pool[b].id));
+            chosen.extend(rest.into_iter().take(self.config.k - chosen.len()));
+        }
+        chosen
+    }
+
+    /// The TF-IDF cosine of an item's input with a demonstration (for `similar` selection;
+    /// `None` for other selections).
+    pub fn cosine(&self, item_input: &str, demo: &Demo) -> Option<f32> {
+        let tfidf = self.tfidf.as_ref()?;
+        let i = self.pool.iter().position(|d| std::ptr::eq(d, demo))?;
+        Some(tfidf.cosine(item_input, i))
     }
 
     /// Round-robin over labels in a per-item random order, so k demonstrations cover

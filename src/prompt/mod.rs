@@ -6,12 +6,13 @@
 mod check;
 mod fewshot;
 pub mod schema;
+pub mod similar;
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::{Deserialize, Serialize};
 
 pub use check::check_templates;
-pub use fewshot::FewShotSelector;
+pub use fewshot::{Demo, FewShotSelector};
 
 use crate::suite::{Item, Strategy, Suite, Task};
 
@@ -212,6 +213,33 @@ mod tests {
     fn instructions_see_labels() {
         let t = PromptTemplates::compile(&task()).unwrap();
         assert_eq!(t.render_with_labels("instructions").unwrap(), "Pick one of: a, b.");
+    }
+
+    #[test]
+    fn a_suite_without_instructions_sends_no_system_turn() {
+        let yaml = r#"schema_version: 1
+name: bare
+task: { kind: classification, labels: [a, b], input: "Answer a or b: {{ text }}" }
+data:
+  test: [{ id: t1, text: "x", label: a }]
+  train: [{ id: r1, text: "y", label: b }, { id: r2, text: "z", label: a }]
+backends: [{ id: m, provider: openai, model: m, base_url: "http://localhost:1/v1" }]
+"#;
+        let suite = crate::suite::load_str(std::path::Path::new("bare.yaml"), yaml).unwrap();
+        crate::prompt::check_templates(&suite).unwrap();
+        let templates = std::sync::Arc::new(PromptTemplates::compile(&suite.task).unwrap());
+        let few = Strategy::FewShot(crate::suite::FewShot {
+            k: 1,
+            select: crate::suite::Selection::Random,
+            seed: 0,
+            ids: vec![],
+        });
+        for strategy in [Strategy::ZeroShot, Strategy::FineTuned, few] {
+            let builder = PromptBuilder::new(&suite, templates.clone(), &strategy).unwrap();
+            let messages = builder.messages(&suite.test.items[0]).unwrap();
+            assert!(messages.iter().all(|m| m.role != Role::System), "{strategy:?}: {messages:?}");
+            assert_eq!(messages.last().unwrap().content, "Answer a or b: x");
+        }
     }
 
     #[test]

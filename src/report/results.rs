@@ -389,7 +389,11 @@ pub fn build(meta: &RunMeta, analysis: &Analysis) -> Results {
                 id: m.id.clone(),
                 provider: m.provider.clone(),
                 model: m.model.clone(),
-                strategy: m.strategy.clone(),
+                // Few-shot backends say how they chose their demonstrations.
+                strategy: match &m.few_shot {
+                    Some(f) => format!("{} ({}, k={})", m.strategy, f.select, f.k),
+                    None => m.strategy.clone(),
+                },
                 items: s.items,
                 answered: s.answered,
                 correct: s.correct,
@@ -468,10 +472,13 @@ pub fn build(meta: &RunMeta, analysis: &Analysis) -> Results {
         })
         .collect();
     let id = |i: usize| scores.backends[i].id.as_str();
-    let warnings = analysis
-        .underpowered
+    let warnings = meta
+        .warnings
         .iter()
-        .map(|u| prose::underpowered(id(u.first), id(u.second), u.answered_by_both, u.items_needed))
+        .cloned()
+        .chain(analysis.underpowered.iter().map(|u| {
+            prose::underpowered(id(u.first), id(u.second), u.answered_by_both, u.items_needed)
+        }))
         .collect();
     let comparisons: Vec<ComparisonResult> = analysis
         .comparisons

@@ -239,7 +239,7 @@ impl Resolver {
         Some(Task {
             kind: task.kind.value,
             labels: names,
-            instructions: task.instructions.value.clone(),
+            instructions: task.instructions.as_ref().map(|i| i.value.clone()).unwrap_or_default(),
             input: task.input.value.clone(),
             fine_tuned_instructions: task.fine_tuned_instructions.as_ref().map(|s| s.value.clone()),
             template_lines: template_lines(task),
@@ -408,7 +408,7 @@ impl Resolver {
         Some(Task {
             kind: TaskKind::Extraction,
             labels: Vec::new(),
-            instructions: task.instructions.value.clone(),
+            instructions: task.instructions.as_ref().map(|i| i.value.clone()).unwrap_or_default(),
             input: task.input.value.clone(),
             fine_tuned_instructions: task.fine_tuned_instructions.as_ref().map(|s| s.value.clone()),
             template_lines: template_lines(task),
@@ -993,7 +993,22 @@ impl Resolver {
             }
             (None, false) => false,
         };
+        let trained_on = b.trained_on.as_ref().and_then(|t| {
+            let path = self.path.parent().unwrap_or(Path::new(".")).join(t.value.trim());
+            if path.is_file() {
+                Some(path)
+            } else {
+                self.problem(
+                    line(t),
+                    &format!("{key}.trained_on"),
+                    format!("cannot find the fine-tuning file `{}`", path.display()),
+                    "paths are relative to the suite file's folder",
+                );
+                None
+            }
+        });
         Some(BackendSpec {
+            trained_on,
             structured_output,
             max_retry_delay,
             requests_per_minute: b
@@ -1230,7 +1245,7 @@ impl Resolver {
                 }
                 ids.len()
             }
-            Selection::Random | Selection::Stratified => {
+            Selection::Random | Selection::Stratified | Selection::Similar => {
                 if !ids.is_empty() {
                     self.problem(
                         l,
@@ -1491,7 +1506,7 @@ fn line<T>(s: &Spanned<T>) -> u64 {
 
 fn template_lines(task: &schema::TaskFile) -> TemplateLines {
     TemplateLines {
-        instructions: line(&task.instructions),
+        instructions: task.instructions.as_ref().map_or(0, line),
         input: line(&task.input),
         fine_tuned_instructions: task.fine_tuned_instructions.as_ref().map(line),
     }

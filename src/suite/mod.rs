@@ -223,6 +223,8 @@ pub struct BackendSpec {
     pub tokens_per_minute: Option<f64>,
     /// Extraction: requests carry a JSON schema made from the fields (`response_format`).
     pub structured_output: bool,
+    /// The fine-tuning file the model was trained on, resolved against the suite's folder.
+    pub trained_on: Option<PathBuf>,
 }
 
 /// Default per-backend concurrency.

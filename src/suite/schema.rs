@@ -117,7 +117,9 @@ pub struct TaskFile {
     pub kind: Spanned<TaskKind>,
     #[serde(default)]
     pub labels: Option<Spanned<Vec<Spanned<String>>>>,
-    pub instructions: Spanned<String>,
+    /// The system prompt; optional, for suites whose `input` carries the whole prompt.
+    #[serde(default)]
+    pub instructions: Option<Spanned<String>>,
     pub input: Spanned<String>,
     /// The short system prompt a fine-tuned model was trained with; none by default, so the
     /// fine-tuned prompt is the rendered `input` alone.
@@ -297,6 +299,10 @@ pub struct BackendFile {
     /// server is known to support it (`auto`, the default).
     #[serde(default)]
     pub structured_output: Option<Spanned<StructuredOutputFile>>,
+    /// The fine-tuning file the model was trained on (relative to the suite): a run warns when
+    /// it holds test items.
+    #[serde(default)]
+    pub trained_on: Option<Spanned<String>>,
 }
 
 /// `auto`, `on` or `off`; YAML 1.1 readers may hand `on` and `off` over as booleans, so those are
@@ -359,4 +365,6 @@ pub enum Selection {
     Fixed,
     Random,
     Stratified,
+    /// The k train items nearest to each test item by TF-IDF cosine.
+    Similar,
 }

@@ -385,3 +385,27 @@ fn a_key_that_cannot_be_a_header_is_an_error_not_a_dropped_item() {
         other => panic!("exit {other:?}: {}", out.stderr),
     }
 }
+
+#[test]
+fn init_then_run_in_an_empty_folder_writes_a_report_and_init_never_overwrites() {
+    let ws = Workspace::new();
+    let o = output(evalgate(ws.path()).arg("init"));
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    for name in ["suite.yaml", "train.csv", "test.csv"] {
+        assert!(ws.path().join(name).is_file(), "{name}");
+    }
+    let o = output(evalgate(ws.path()).args(["run", "suite.yaml"]));
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let report = ws.path().join(o.stdout.trim());
+    assert!(report.ends_with("report.md") && report.is_file(), "{}", o.stdout);
+    // A second init refuses, naming the file, and changes nothing.
+    std::fs::write(ws.path().join("test.csv"), "mine").unwrap();
+    let o = output(evalgate(ws.path()).arg("init"));
+    assert_eq!(o.code, Some(2));
+    assert!(o.stderr.contains("suite.yaml already exists"), "{}", o.stderr);
+    assert_eq!(std::fs::read_to_string(ws.path().join("test.csv")).unwrap(), "mine");
+    // Into a new folder.
+    let o = output(evalgate(ws.path()).args(["init", "sub/dir"]));
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(ws.path().join("sub/dir/suite.yaml").is_file());
+}

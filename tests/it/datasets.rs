@@ -142,3 +142,67 @@ backends:
     assert_eq!((u(&b["items"]), u(&b["answered"])), (700, 700));
     assert!(accuracy >= 0.9, "SNIPS local baseline accuracy {accuracy}");
 }
+
+/// A banking77 suite (the local baseline only) in `ws`, with few-shot backends when asked.
+fn banking77_suite(ws: &Workspace, backends: &str) -> PathBuf {
+    let dir = dataset_dir("banking77");
+    let labels: Vec<String> = serde_json::from_value(read_json(&dir.join("categories.json")))
+        .expect("categories.json is a list of strings");
+    let suite = format!(
+        "schema_version: 1
+name: banking77
+task:
+  kind: classification
+  labels: {labels}
+  instructions: \"Classify the banking query into one of: {{{{ labels | join(', ') }}}}.\"
+  input: \"{{{{ text }}}}\"
+data:
+  test: {test}
+  train: {train}
+  label_column: category
+backends:
+  - id: baseline
+    provider: local
+{backends}",
+        labels = serde_json::to_string(&labels).unwrap(),
+        test = quoted(&dir.join("test.csv").display().to_string()),
+        train = quoted(&dir.join("train.csv").display().to_string()),
+    );
+    ws.write("banking77.yaml", &suite)
+}
+
+/// Exact and near-duplicate leakage between banking77's 10,003 train and 3,080 test queries:
+/// well under a second in release (a few seconds in a debug build).
+#[test]
+#[ignore = "needs ../shared/datasets"]
+fn banking77_leakage_check_is_fast() {
+    let ws = Workspace::new();
+    let suite = evalgate::plan::load_suite(&banking77_suite(&ws, "")).expect("suite loads");
+    let started = std::time::Instant::now();
+    let leaks = evalgate::suite::leakage::find(&suite);
+    let took = started.elapsed();
+    let exact = leaks.iter().filter(|l| l.kind == evalgate::suite::leakage::Match::Exact).count();
+    println!(
+        "banking77 leakage: {} test items match train ({exact} exactly) in {:.3} s",
+        leaks.len(),
+        took.as_secs_f64()
+    );
+    let limit = if cfg!(debug_assertions) { 20.0 } else { 1.0 };
+    assert!(took.as_secs_f64() < limit, "took {took:?}");
+}
+
+/// `select: similar` on banking77: its demonstrations are nearer their item than random ones,
+/// and never the item or a near-copy of it.
+#[test]
+#[ignore = "needs ../shared/datasets"]
+fn banking77_similar_demonstrations_are_nearer_than_random_ones() {
+    let ws = Workspace::new();
+    let suite = evalgate::plan::load_suite(&banking77_suite(&ws, "")).expect("suite loads");
+    let started = std::time::Instant::now();
+    let (similar, random) = similar_vs_random_cosine(&suite, 5, 1000);
+    println!(
+        "banking77: mean cosine similar {similar:.3}, random {random:.3} over 1,000 items ({:.2} s)",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(similar > random + 0.2, "similar {similar} vs random {random}");
+}

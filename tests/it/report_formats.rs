@@ -1012,6 +1012,7 @@ fn run_meta() -> RunMeta {
         shard: None,
         positions: None,
         leaked: vec![],
+        warnings: vec![],
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod openai_server;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -281,4 +282,50 @@ pub fn assert_problem(out: &Outcome, location: &str, parts: &[&str]) {
         assert!(out.stderr.contains(part), "stderr should mention `{part}`:\n{}", out.stderr);
     }
     assert!(out.stderr.contains("hint:"), "stderr should give a hint:\n{}", out.stderr);
+}
+
+/// Mean TF-IDF cosine between each test item and its `similar` and its `random` few-shot
+/// demonstrations (k of each), over the first `limit` test items; asserts on the way that no
+/// demonstration is the item itself or a near-duplicate of it.
+pub fn similar_vs_random_cosine(
+    suite: &evalgate::suite::Suite,
+    k: usize,
+    limit: usize,
+) -> (f64, f64) {
+    use evalgate::prompt::{similar::TfIdf, FewShotSelector, PromptTemplates};
+    use evalgate::suite::{leakage, FewShot, Selection};
+    let train = suite.train.as_ref().expect("a train split");
+    let templates = PromptTemplates::compile(&suite.task).expect("templates");
+    let inputs: Vec<String> =
+        train.items.iter().map(|i| templates.render_input(i).unwrap()).collect();
+    let tfidf = TfIdf::fit(inputs.iter().map(String::as_str));
+    let index: HashMap<&str, usize> =
+        train.items.iter().enumerate().map(|(i, t)| (t.id.as_str(), i)).collect();
+    let selector = |select| {
+        FewShotSelector::new(FewShot { k, select, seed: 7, ids: vec![] }, train, &templates)
+            .expect("selector")
+    };
+    let (similar, random) = (selector(Selection::Similar), selector(Selection::Random));
+    let (mut sum_similar, mut sum_random, mut n) = (0.0, 0.0, 0usize);
+    for item in suite.test.items.iter().take(limit) {
+        let input = templates.render_input(item).unwrap();
+        let normal = evalgate::text::normalize(&input);
+        for (selector, sum) in [(&similar, &mut sum_similar), (&random, &mut sum_random)] {
+            let demos = selector.select(&item.id, &input);
+            assert_eq!(demos.len(), k);
+            for d in demos {
+                if std::ptr::eq(selector, &similar) {
+                    assert!(
+                        !leakage::near_duplicates(&normal, &evalgate::text::normalize(&d.input)),
+                        "item {} got its near-copy {}",
+                        item.id,
+                        d.id
+                    );
+                }
+                *sum += f64::from(tfidf.cosine(&input, index[d.id.as_str()]));
+            }
+        }
+        n += k;
+    }
+    (sum_similar / n as f64, sum_random / n as f64)
 }
