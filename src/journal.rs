@@ -181,6 +181,9 @@ pub struct BackendMeta {
     /// Requests asked for a JSON schema (extraction with structured output).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub structured_output: bool,
+    /// Why the run stopped sending to this backend (an error no retry can fix), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 fn one() -> u32 {

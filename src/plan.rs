@@ -623,6 +623,7 @@ fn backend_meta(spec: &BackendSpec) -> BackendMeta {
         price: spec.price.clone(),
         epochs: spec.epochs,
         structured_output: spec.structured_output,
+        stopped: None,
     }
 }
 

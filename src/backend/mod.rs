@@ -17,7 +17,7 @@ use std::time::Duration;
 
 pub use local::LocalBackend;
 pub use openai::OpenAiBackend;
-pub use retry::{is_retryable, RetryPolicy};
+pub use retry::{ends_backend, is_retryable, RetryPolicy};
 
 use crate::prompt::ChatMessage;
 
@@ -61,6 +61,9 @@ pub enum ErrorKind {
     /// A success status whose body is an error object.
     ApiError,
     Internal,
+    /// Never sent: its backend was stopped by an error no retry can fix (see
+    /// [`ends_backend`]); a resumed run sends it.
+    NotSent,
 }
 
 impl ErrorKind {
@@ -73,6 +76,7 @@ impl ErrorKind {
             ErrorKind::MalformedResponse => "malformed_response",
             ErrorKind::ApiError => "api_error",
             ErrorKind::Internal => "internal",
+            ErrorKind::NotSent => "not_sent",
         }
     }
 }

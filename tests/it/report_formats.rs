@@ -234,6 +234,9 @@ fn local_backend() -> BackendResult {
         classes,
         confusion,
         error_kinds: BTreeMap::new(),
+        error_messages: vec![],
+        truncated: 0,
+        stopped: None,
         fields: None,
         exact_match: None,
         invalid_json: None,
@@ -305,6 +308,9 @@ fn gpt_backend() -> BackendResult {
         classes,
         confusion,
         error_kinds: BTreeMap::from([("http".to_string(), 1), ("timeout".to_string(), 1)]),
+        error_messages: vec![],
+        truncated: 0,
+        stopped: None,
         fields: None,
         exact_match: None,
         invalid_json: None,
@@ -370,6 +376,9 @@ fn ft_backend() -> BackendResult {
         classes,
         confusion,
         error_kinds: BTreeMap::new(),
+        error_messages: vec![],
+        truncated: 0,
+        stopped: None,
         fields: None,
         exact_match: None,
         invalid_json: None,
@@ -687,6 +696,9 @@ fn extraction_results() -> Results {
         classes: vec![],
         confusion: vec![],
         error_kinds: BTreeMap::new(),
+        error_messages: vec![],
+        truncated: 0,
+        stopped: None,
         fields: Some(BTreeMap::from([
             (
                 "vendor".to_string(),
@@ -801,6 +813,9 @@ fn extraction_results() -> Results {
             ..unpriced("")
         },
         error_kinds: BTreeMap::from([("timeout".to_string(), 1)]),
+        error_messages: vec![],
+        truncated: 0,
+        stopped: None,
         fields: Some(BTreeMap::from([
             (
                 "vendor".to_string(),
@@ -936,6 +951,7 @@ fn backend_meta(id: &str, model: &str, strategy: &str, epochs: u32) -> BackendMe
         price: None,
         epochs,
         structured_output: false,
+        stopped: None,
     }
 }
 

@@ -1,0 +1,156 @@
+//! Servers as they really are: dead ports and wrong keys end a backend fast, structured output
+//! negotiated per server, adaptive concurrency under 429 storms, reasoning replies and replies
+//! cut by the token limit.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::openai_server::{RecordedRequest, Reply, TestServer};
+use crate::support::*;
+
+const LABELS: [&str; 3] = ["billing", "technical", "other"];
+
+fn gold(i: usize) -> &'static str {
+    LABELS[i % 3]
+}
+
+/// A classification suite of `n` items (`it-N`, text `item N`) with the given backends.
+fn workspace(n: usize, backends: &str) -> (Workspace, PathBuf) {
+    let ws = Workspace::new();
+    let rows: Vec<Row> =
+        (0..n).map(|i| row(&format!("it-{i}"), &format!("item {i}"), gold(i))).collect();
+    ws.write("test.csv", &rows_csv(&rows));
+    let suite = format!(
+        "schema_version: 1\nname: real-servers\ntask:\n  kind: classification\n  labels: [billing, technical, other]\n  instructions: \"Route it.\"\n  input: \"{{{{ text }}}}\"\ndata:\n  test: test.csv\nbackends:\n{backends}"
+    );
+    let path = ws.write("suite.yaml", &suite);
+    (ws, path)
+}
+
+fn backend_yaml(id: &str, base: &str, extra: &str) -> String {
+    format!("  - id: {id}\n    provider: openai\n    base_url: {base}\n    model: m-{id}\n{extra}")
+}
+
+/// The number in `item N`.
+fn item_number(req: &RecordedRequest) -> usize {
+    let text = req.last_user_text().unwrap_or_default();
+    text.trim_start_matches("item ").trim().parse().unwrap_or(0)
+}
+
+fn run(ws: &Workspace, suite: &Path, out: &Path, extra: &[&str]) -> Outcome {
+    output(
+        evalgate(ws.path())
+            .arg("run")
+            .arg(suite)
+            .arg("--out")
+            .arg(out)
+            .arg("--no-cache")
+            .args(extra),
+    )
+}
+
+/// A loopback port with nothing listening on it.
+fn dead_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}/v1")
+}
+
+fn first_message(b: &Value) -> String {
+    b["error_messages"][0]["message"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_dead_port_and_a_wrong_key_end_their_backends_fast_and_the_run_exits_2() {
+    let good = TestServer::start_in_thread(|req, _| Reply::chat(gold(item_number(req))));
+    let key_fixed = Arc::new(AtomicBool::new(false));
+    let fixed = key_fixed.clone();
+    let unauthorized = TestServer::start_in_thread(move |req, _| {
+        if fixed.load(Ordering::SeqCst) {
+            return Reply::chat(gold(item_number(req)));
+        }
+        Reply::openai_error(
+            401,
+            "Incorrect API key provided: sk-te***",
+            "invalid_request_error",
+            None,
+        )
+    });
+    let n = 200;
+    let backends = [
+        backend_yaml("good", &good.base_url(), "    concurrency: 4\n"),
+        backend_yaml("dead", &dead_port(), "    concurrency: 4\n"),
+        backend_yaml("nokey", &unauthorized.base_url(), "    concurrency: 4\n"),
+    ]
+    .concat();
+    let (ws, suite) = workspace(n, &backends);
+    let out_dir = ws.run_dir("run");
+    let started = Instant::now();
+    let out = run(&ws, &suite, &out_dir, &[]);
+    let took = started.elapsed();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(
+        out.stderr.contains("backend `nokey` stopped: HTTP 401: Incorrect API key"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("backend `dead` stopped"), "{}", out.stderr);
+    // No retries after the cause is known: at most the requests already in flight.
+    assert!(unauthorized.request_count() <= 4, "{}", unauthorized.request_count());
+
+    let results = results(&out_dir);
+    let good_b = backend(&results, "good");
+    assert_eq!(u(&good_b["answered"]), n as u64);
+    assert!(good_b.get("error_messages").is_none() && good_b.get("stopped").is_none());
+    for (id, cause) in [("dead", "Connection refused"), ("nokey", "HTTP 401: Incorrect API key")] {
+        let b = backend(&results, id);
+        assert_eq!(u(&b["errors"]) + u(&b["answered"]), n as u64, "{b}");
+        assert!(b["stopped"].as_str().unwrap().contains(cause), "{b}");
+        assert!(u(&b["error_kinds"]["not_sent"]) > 0, "{b}");
+        assert!(first_message(b).contains(cause), "{b}");
+        assert!(b["error_messages"].as_array().unwrap().len() <= 5);
+    }
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(report.contains("stopped at once on HTTP 401: Incorrect API key"), "{report}");
+    let meta = read_json(&out_dir.join("run.json"));
+    assert!(meta["backends"][2]["stopped"].as_str().unwrap().contains("401"));
+
+    // Once the cause is fixed, --resume sends what was not sent.
+    key_fixed.store(true, Ordering::SeqCst);
+    let resumed = output(
+        evalgate(ws.path()).args(["run", "--no-cache", "--resume"]).arg(&out_dir).arg(&suite),
+    );
+    let results = crate::support::results(&out_dir);
+    assert_eq!(u(&backend(&results, "nokey")["answered"]), n as u64, "{}", resumed.stderr);
+}
+
+#[test]
+fn the_same_validation_error_on_the_first_requests_ends_the_backend() {
+    let server = TestServer::start_in_thread(|_, _| {
+        Reply::vllm_error(400, "This model's maximum context length is 10 tokens")
+    });
+    let (ws, suite) =
+        workspace(60, &backend_yaml("small", &server.base_url(), "    concurrency: 1\n"));
+    let out_dir = ws.run_dir("run");
+    let out = run(&ws, &suite, &out_dir, &[]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert_eq!(server.request_count(), 3, "stopped after {} requests", 3);
+    let results = results(&out_dir);
+    let b = backend(&results, "small");
+    assert_eq!(u(&b["errors"]), 60);
+    assert_eq!(u(&b["error_kinds"]["not_sent"]), 57);
+    assert_eq!(u(&b["error_kinds"]["http"]), 3);
+    assert!(first_message(b).contains("not sent"), "{b}");
+    assert_eq!(b["error_messages"][0]["count"], 57);
+    assert_eq!(
+        b["error_messages"][1]["message"],
+        "HTTP 400: This model's maximum context length is 10 tokens"
+    );
+    assert!(b["stopped"].as_str().unwrap().contains("the same on the first 3 requests"));
+}
