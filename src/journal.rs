@@ -184,6 +184,11 @@ pub struct BackendMeta {
     /// Why the run stopped sending to this backend (an error no retry can fix), when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// The form of structured output the backend's requests used in the end: `json_schema`,
+    /// `json_object` or `off` (negotiated with `structured_output: auto`); absent when the
+    /// backend asked for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structured_output_used: Option<String>,
 }
 
 fn one() -> u32 {

@@ -339,8 +339,8 @@ fn client(
 ) -> Result<(BackendClient, Option<Training>)> {
     Ok(match spec.provider {
         Provider::Openai => {
-            let schema =
-                spec.structured_output.then(|| prompt::schema::json_schema(&suite.task.fields));
+            let schema = (spec.structured_output != suite::StructuredOutput::Off)
+                .then(|| prompt::schema::json_schema(&suite.task.fields));
             let client = OpenAiBackend::new(spec, api_key, http.clone(), schema);
             (BackendClient::OpenAi(client), None)
         }
@@ -622,8 +622,9 @@ fn backend_meta(spec: &BackendSpec) -> BackendMeta {
         },
         price: spec.price.clone(),
         epochs: spec.epochs,
-        structured_output: spec.structured_output,
+        structured_output: spec.structured_output != suite::StructuredOutput::Off,
         stopped: None,
+        structured_output_used: None,
     }
 }
 

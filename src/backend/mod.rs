@@ -131,6 +131,15 @@ impl BackendClient {
         }
     }
 
+    /// The form of structured output the backend's requests carry now (`json_schema`,
+    /// `json_object` or `off`); `None` when it asks for none.
+    pub fn structured_output_used(&self) -> Option<&'static str> {
+        match self {
+            BackendClient::OpenAi(b) => b.structured_output_used(),
+            BackendClient::Local(_) => None,
+        }
+    }
+
     /// One attempt at the prepared request.
     pub async fn send(
         &self,
@@ -138,6 +147,7 @@ impl BackendClient {
         messages: &[ChatMessage],
     ) -> Result<Completion, BackendError> {
         match (self, prepared) {
+            (BackendClient::OpenAi(b), _) if b.negotiates() => b.send_negotiating(messages).await,
             (BackendClient::OpenAi(b), Prepared::Body(body)) => b.send(body).await,
             (BackendClient::OpenAi(b), Prepared::Messages) => b.send(&b.body(messages)?).await,
             (BackendClient::Local(b), _) => b.complete(messages),

@@ -8,6 +8,7 @@
 //! retry layer (the runner owns retries) and keeps the status, `Retry-After` and body of every
 //! failed response.
 
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 use async_openai::config::OpenAIConfig;
@@ -23,7 +24,7 @@ use serde_json::value::RawValue;
 
 use super::{BackendError, Completion, ErrorKind, Usage};
 use crate::prompt::{ChatMessage, Role};
-use crate::suite::BackendSpec;
+use crate::suite::{BackendSpec, StructuredOutput};
 use crate::text::excerpt;
 
 pub struct OpenAiBackend {
@@ -36,6 +37,34 @@ pub struct OpenAiBackend {
     base_url: String,
     /// The JSON schema replies must follow (structured output), for extraction tasks.
     schema: Option<serde_json::Value>,
+    /// `structured_output: auto`: the form falls back when the server refuses it.
+    negotiate: bool,
+    /// The form requests carry now: [`JSON_SCHEMA`], [`JSON_OBJECT`] or [`OFF`].
+    form: AtomicU8,
+    /// A request with the current form was answered: it is kept, whatever fails later.
+    form_confirmed: AtomicBool,
+}
+
+/// The forms of structured output, in the order `auto` tries them.
+const JSON_SCHEMA: u8 = 0;
+const JSON_OBJECT: u8 = 1;
+const OFF: u8 = 2;
+
+/// Whether `error` is the server refusing the request's `response_format` itself: a client
+/// error other than a key, address or rate problem, or a server error whose message names the
+/// format (llama-cpp-python 0.3.36 answers `json_schema` with a 500 "Input should be 'text' or
+/// 'json_object'").
+pub fn refuses_format(error: &BackendError) -> bool {
+    let names_format = || {
+        let m = error.message.to_ascii_lowercase();
+        ["response_format", "json_schema", "json_object"].iter().any(|k| m.contains(k))
+    };
+    match (error.kind, error.status) {
+        (ErrorKind::Http, Some(401 | 403 | 404 | 408 | 409 | 429)) => false,
+        (ErrorKind::Http, Some(400..=499)) => true,
+        (ErrorKind::Http | ErrorKind::ApiError, _) => names_format(),
+        _ => false,
+    }
 }
 
 impl OpenAiBackend {
@@ -67,7 +96,64 @@ impl OpenAiBackend {
             max_tokens: spec.max_tokens,
             timeout: spec.timeout,
             base_url: spec.base_url.clone().unwrap_or_default(),
+            negotiate: spec.structured_output == StructuredOutput::Auto && schema.is_some(),
+            form: AtomicU8::new(match spec.structured_output {
+                StructuredOutput::JsonObject => JSON_OBJECT,
+                StructuredOutput::Off => OFF,
+                StructuredOutput::JsonSchema | StructuredOutput::Auto => JSON_SCHEMA,
+            }),
+            form_confirmed: AtomicBool::new(false),
             schema,
+        }
+    }
+
+    /// The structured output requests carry now (`json_schema`, `json_object` or `off`);
+    /// `None` when the backend asks for none.
+    pub fn structured_output_used(&self) -> Option<&'static str> {
+        self.schema.as_ref()?;
+        Some(match self.form.load(Ordering::SeqCst) {
+            JSON_SCHEMA => "json_schema",
+            JSON_OBJECT => "json_object",
+            _ => "off",
+        })
+    }
+
+    /// Whether requests negotiate their structured output (`structured_output: auto`).
+    pub fn negotiates(&self) -> bool {
+        self.negotiate
+    }
+
+    /// One attempt under `structured_output: auto`: a server that refuses the form is asked
+    /// again at once with the next one (`json_schema` → `json_object` → none), and the form
+    /// that works is kept for the backend's other requests.
+    pub async fn send_negotiating(
+        &self,
+        messages: &[ChatMessage],
+    ) -> Result<Completion, BackendError> {
+        loop {
+            let form = self.form.load(Ordering::SeqCst);
+            let body = self.body_with(messages, form)?;
+            match self.send(&body).await {
+                Err(e)
+                    if form < OFF
+                        && !self.form_confirmed.load(Ordering::SeqCst)
+                        && refuses_format(&e) =>
+                {
+                    let _ = self.form.compare_exchange(
+                        form,
+                        form + 1,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    );
+                }
+                Ok(c) => {
+                    if self.form.load(Ordering::SeqCst) == form {
+                        self.form_confirmed.store(true, Ordering::SeqCst);
+                    }
+                    return Ok(c);
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 
@@ -91,14 +177,30 @@ impl OpenAiBackend {
     /// The request body for `messages`, serialised once: the same bytes are hashed for the cache
     /// key and sent, on every attempt.
     pub fn body(&self, messages: &[ChatMessage]) -> Result<Box<RawValue>, BackendError> {
-        let json = serde_json::to_string(&self.request(messages)).map_err(|e| {
+        self.body_with(messages, self.form.load(Ordering::SeqCst))
+    }
+
+    fn body_with(&self, messages: &[ChatMessage], form: u8) -> Result<Box<RawValue>, BackendError> {
+        let failed = |e: serde_json::Error| {
             BackendError::new(ErrorKind::Internal, format!("cannot serialise the request: {e}"))
-        })?;
+        };
+        let request = self.request(messages, form);
+        let json = match (form, &self.schema) {
+            // async-openai's json_object takes no schema: add it beside the type.
+            (JSON_OBJECT, Some(schema)) => {
+                let mut value = serde_json::to_value(&request).map_err(failed)?;
+                value["response_format"] =
+                    serde_json::json!({ "type": "json_object", "schema": schema });
+                serde_json::to_string(&value)
+            }
+            _ => serde_json::to_string(&request),
+        }
+        .map_err(failed)?;
         RawValue::from_string(json)
             .map_err(|e| BackendError::new(ErrorKind::Internal, e.to_string()))
     }
 
-    fn request(&self, messages: &[ChatMessage]) -> CreateChatCompletionRequest {
+    fn request(&self, messages: &[ChatMessage], form: u8) -> CreateChatCompletionRequest {
         // `max_tokens` rather than `max_completion_tokens`: vLLM, Ollama and llama.cpp read it.
         #[allow(deprecated)]
         CreateChatCompletionRequest {
@@ -107,13 +209,15 @@ impl OpenAiBackend {
             temperature: Some(self.temperature),
             max_tokens: self.max_tokens,
             // Strict: the reply must have every key and no other (optional fields are nullable).
-            response_format: self.schema.as_ref().map(|schema| ResponseFormat::JsonSchema {
-                json_schema: ResponseFormatJsonSchema {
-                    description: None,
-                    name: "extraction".into(),
-                    schema: schema.clone(),
-                    strict: Some(true),
-                },
+            response_format: self.schema.as_ref().filter(|_| form == JSON_SCHEMA).map(|schema| {
+                ResponseFormat::JsonSchema {
+                    json_schema: ResponseFormatJsonSchema {
+                        description: None,
+                        name: "extraction".into(),
+                        schema: schema.clone(),
+                        strict: Some(true),
+                    },
+                }
             }),
             ..Default::default()
         }

@@ -222,6 +222,10 @@ pub struct BackendResult {
     /// Why the run stopped sending to this backend (an error no retry can fix), when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// Extraction: the structured output the backend's requests used in the end (`json_schema`,
+    /// `json_object` or `off`); absent when it asked for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structured_output_used: Option<String>,
     /// Extraction: each field's scores, by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fields: Option<BTreeMap<String, FieldResult>>,
@@ -447,6 +451,7 @@ pub fn build(meta: &RunMeta, analysis: &Analysis) -> Results {
                     .collect(),
                 truncated: s.truncated,
                 stopped: m.stopped.clone(),
+                structured_output_used: m.structured_output_used.clone(),
                 fields: extraction.map(|(e, b)| {
                     e.fields
                         .iter()

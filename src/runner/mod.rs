@@ -175,6 +175,7 @@ pub async fn run(plan: RunPlan, events: EventSink, stop: Arc<StopSignal>) -> Res
         incomplete |= end.left_unsent;
         if let Some(b) = meta.backends.iter_mut().find(|b| b.id == end.backend) {
             b.stopped = end.stopped;
+            b.structured_output_used = end.structured_output_used;
         }
     }
     writer.await.map_err(|e| Error::Backend(format!("the journal writer failed: {e}")))??;
@@ -304,6 +305,8 @@ struct DriverEnd {
     left_unsent: bool,
     /// Why the backend was stopped, when it was.
     stopped: Option<String>,
+    /// The structured output its requests used in the end.
+    structured_output_used: Option<String>,
 }
 
 /// A backend's rate limits, shared by its requests.
@@ -471,6 +474,7 @@ impl Driver {
             backend: spec.id.clone(),
             left_unsent,
             stopped: backend.health.stopped().map(str::to_string),
+            structured_output_used: backend.client.structured_output_used().map(str::to_string),
         }
     }
 }

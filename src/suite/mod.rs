@@ -221,8 +221,22 @@ pub struct BackendSpec {
     pub epochs: u32,
     pub requests_per_minute: Option<f64>,
     pub tokens_per_minute: Option<f64>,
-    /// Extraction: requests carry a JSON schema made from the fields (`response_format`).
-    pub structured_output: bool,
+    /// Extraction: how requests carry a JSON schema made from the fields (`response_format`).
+    pub structured_output: StructuredOutput,
+}
+
+/// How an extraction request asks for replies that follow the fields' JSON schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StructuredOutput {
+    /// Not at all: the instructions describe the object and the reply is parsed.
+    Off,
+    /// `response_format: {"type": "json_schema", "json_schema": {…, "strict": true}}` (OpenAI).
+    JsonSchema,
+    /// `response_format: {"type": "json_object", "schema": …}` (llama-cpp-python).
+    JsonObject,
+    /// `json_schema` first; a server that refuses the `response_format` itself is asked with
+    /// `json_object`, then with none, and the form that worked is kept for the rest of the run.
+    Auto,
 }
 
 /// Default per-backend concurrency.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::openai_server::{RecordedRequest, Reply, TestServer};
+use crate::support::openai_server::{llama_cpp_python_refusal, RecordedRequest, Reply, TestServer};
 use crate::support::*;
 
 const LABELS: [&str; 3] = ["billing", "technical", "other"];
@@ -153,4 +153,96 @@ fn the_same_validation_error_on_the_first_requests_ends_the_backend() {
         "HTTP 400: This model's maximum context length is 10 tokens"
     );
     assert!(b["stopped"].as_str().unwrap().contains("the same on the first 3 requests"));
+}
+
+/// An extraction suite of `n` receipts (`r-N`, text `receipt N`, company `Shop N`, total `N`).
+fn extraction_workspace(n: usize, backends: &str) -> (Workspace, PathBuf) {
+    let ws = Workspace::new();
+    let rows: String = (0..n)
+        .map(|i| {
+            format!(
+                "{{\"id\": \"r-{i}\", \"text\": \"receipt {i}\", \"expected\": {{\"company\": \"Shop {i}\", \"total\": {i}}}}}\n"
+            )
+        })
+        .collect();
+    ws.write("test.jsonl", &rows);
+    let suite = format!(
+        "schema_version: 1\nname: negotiation\ntask:\n  kind: extraction\n  fields:\n    company: {{ type: string, match: normalized }}\n    total: {{ type: number, tolerance: 0.01 }}\n  instructions: Extract the fields.\n  input: \"{{{{ text }}}}\"\ndata:\n  test: test.jsonl\nbackends:\n{backends}"
+    );
+    let path = ws.write("suite.yaml", &suite);
+    (ws, path)
+}
+
+fn receipt_reply(req: &RecordedRequest) -> Reply {
+    let text = req.last_user_text().unwrap_or_default();
+    let n: usize = text.trim_start_matches("receipt ").trim().parse().unwrap_or(0);
+    Reply::chat(format!("{{\"company\": \"Shop {n}\", \"total\": {n}}}"))
+}
+
+#[test]
+fn auto_structured_output_falls_back_per_server_and_says_which_form_it_used() {
+    let server = TestServer::start_in_thread(|req, _| match req.model() {
+        // llama-cpp-python: json_schema is a 500, json_object with a schema is answered.
+        Some("m-llamapy") => llama_cpp_python_refusal(req).unwrap_or_else(|| receipt_reply(req)),
+        // A server that takes no response_format at all.
+        Some("m-plain") if req.response_format_type().is_some() => {
+            Reply::vllm_error(400, "response_format is not supported by this model")
+        }
+        _ => receipt_reply(req),
+    });
+    let n = 40;
+    let backends = [
+        backend_yaml(
+            "llamapy",
+            &server.base_url(),
+            "    concurrency: 4\n    structured_output: auto\n",
+        ),
+        backend_yaml(
+            "plain",
+            &server.base_url(),
+            "    concurrency: 4\n    structured_output: auto\n",
+        ),
+        backend_yaml(
+            "openai",
+            &server.base_url(),
+            "    concurrency: 4\n    structured_output: auto\n",
+        ),
+        backend_yaml("object", &server.base_url(), "    structured_output: json_object\n"),
+    ]
+    .concat();
+    let (ws, suite) = extraction_workspace(n, &backends);
+    let out_dir = ws.run_dir("run");
+    let out = run(&ws, &suite, &out_dir, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let results = results(&out_dir);
+    let meta = read_json(&out_dir.join("run.json"));
+    for (i, (id, used)) in [
+        ("llamapy", "json_object"),
+        ("plain", "off"),
+        ("openai", "json_schema"),
+        ("object", "json_object"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let b = backend(&results, id);
+        assert_eq!(
+            (u(&b["answered"]), u(&b["correct"]), u(&b["errors"])),
+            (n as u64, n as u64, 0),
+            "{b}"
+        );
+        assert_eq!(b["structured_output_used"], used, "{b}");
+        assert_eq!(meta["backends"][i]["structured_output_used"], used);
+    }
+    let requests = server.requests();
+    let llamapy: Vec<&RecordedRequest> =
+        requests.iter().filter(|r| r.model() == Some("m-llamapy")).collect();
+    // At most the requests in flight were refused before the fall back was kept.
+    let refused =
+        llamapy.iter().filter(|r| r.response_format_type() == Some("json_schema")).count();
+    assert!((1..=4).contains(&refused), "{refused}");
+    assert_eq!(llamapy.len(), n + refused);
+    let object = llamapy.iter().find(|r| r.response_format_type() == Some("json_object")).unwrap();
+    let format = &object.json.as_ref().unwrap()["response_format"];
+    assert!(format["schema"]["properties"]["total"].is_object(), "{format}");
 }

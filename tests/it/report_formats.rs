@@ -237,6 +237,7 @@ fn local_backend() -> BackendResult {
         error_messages: vec![],
         truncated: 0,
         stopped: None,
+        structured_output_used: None,
         fields: None,
         exact_match: None,
         invalid_json: None,
@@ -311,6 +312,7 @@ fn gpt_backend() -> BackendResult {
         error_messages: vec![],
         truncated: 0,
         stopped: None,
+        structured_output_used: None,
         fields: None,
         exact_match: None,
         invalid_json: None,
@@ -379,6 +381,7 @@ fn ft_backend() -> BackendResult {
         error_messages: vec![],
         truncated: 0,
         stopped: None,
+        structured_output_used: None,
         fields: None,
         exact_match: None,
         invalid_json: None,
@@ -699,6 +702,7 @@ fn extraction_results() -> Results {
         error_messages: vec![],
         truncated: 0,
         stopped: None,
+        structured_output_used: None,
         fields: Some(BTreeMap::from([
             (
                 "vendor".to_string(),
@@ -816,6 +820,7 @@ fn extraction_results() -> Results {
         error_messages: vec![],
         truncated: 0,
         stopped: None,
+        structured_output_used: None,
         fields: Some(BTreeMap::from([
             (
                 "vendor".to_string(),
@@ -952,6 +957,7 @@ fn backend_meta(id: &str, model: &str, strategy: &str, epochs: u32) -> BackendMe
         epochs,
         structured_output: false,
         stopped: None,
+        structured_output_used: None,
     }
 }
 
