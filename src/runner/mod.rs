@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::backend::cache::ResponseCache;
@@ -226,6 +226,7 @@ struct BackendRun {
     limits: Limits,
     context: Arc<RunContext>,
     health: Health,
+    concurrency: limit::AdaptiveConcurrency,
 }
 
 /// Whether a backend is still worth asking: set once by an error no retry can fix.
@@ -340,6 +341,7 @@ impl Driver {
     fn new(plan: BackendPlan, context: Arc<RunContext>, records: mpsc::Sender<Record>) -> Self {
         let BackendPlan { spec, client, prompts, retry, limits, done, .. } = plan;
         let limits = Limits::new(&limits);
+        let concurrency = limit::AdaptiveConcurrency::new(spec.concurrency);
         Driver {
             backend: Arc::new(BackendRun {
                 spec,
@@ -348,6 +350,7 @@ impl Driver {
                 limits,
                 context,
                 health: Health::default(),
+                concurrency,
             }),
             prompts,
             done,
@@ -361,7 +364,6 @@ impl Driver {
         let Driver { backend, prompts, done, records } = self;
         let context = backend.context.clone();
         let spec = &backend.spec;
-        let semaphore = Arc::new(Semaphore::new(spec.concurrency));
         let mut tasks = JoinSet::new();
         let mut left_unsent = false;
         let items = &context.suite.test.items;
@@ -371,7 +373,7 @@ impl Driver {
             if !done.is_empty() && done.contains(&(items[index].id.clone(), epoch)) {
                 continue;
             }
-            let Ok(permit) = semaphore.clone().acquire_owned().await else { break };
+            let Some(permit) = backend.concurrency.acquire().await else { break };
             if context.stop.is_stopped() {
                 left_unsent = true;
                 break;
@@ -380,7 +382,7 @@ impl Driver {
                 // Recorded without a request: a resumed run sends it.
                 let mut r = not_sent_record(&spec.id, &items[index], reason);
                 r.epoch = epoch;
-                drop(permit);
+                backend.concurrency.release(permit);
                 let _ = records.send(r).await;
                 continue;
             }
@@ -421,7 +423,7 @@ impl Driver {
                         if let Some(r) = &mut record {
                             r.epoch = epoch;
                         }
-                        drop(permit);
+                        backend.concurrency.release(permit);
                         // No record for an item abandoned by a stop: it is missing, and a resumed
                         // run sends it again.
                         let abandoned = record.is_none();
@@ -487,7 +489,7 @@ async fn answer_item(
     messages: Vec<ChatMessage>,
     epoch: u32,
 ) -> Option<Record> {
-    let BackendRun { spec, client, retry, limits, context, health } = backend;
+    let BackendRun { spec, client, retry, limits, context, health, concurrency } = backend;
     let started = Instant::now();
     let mut attempt = 0;
     let prepared = match client.prepare(&messages) {
@@ -527,9 +529,11 @@ async fn answer_item(
         if let (Some(limiter), Some(tokens)) = (&limits.tokens, request_tokens) {
             limiter.acquire(tokens as f64).await;
         }
+        let (_, window) = concurrency.current();
         match client.send(&prepared, &messages).await {
             Ok(completion) => {
                 health.answered();
+                concurrency.succeeded();
                 let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
                 if let (Some(cache), Some(slot)) = (cache, &slot) {
                     slot.store(cache, &completion, latency_ms);
@@ -545,6 +549,9 @@ async fn answer_item(
                 ));
             }
             Err(error) => {
+                if error.status == Some(429) {
+                    concurrency.rate_limited(window);
+                }
                 let wait = retry.next_delay(attempt, &error);
                 if let Some(reason) = health.failed(&error, wait.is_none()) {
                     (context.events)(RunEvent::BackendStopped { backend: spec.id.clone(), reason });

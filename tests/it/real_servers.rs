@@ -246,3 +246,38 @@ fn auto_structured_output_falls_back_per_server_and_says_which_form_it_used() {
     let format = &object.json.as_ref().unwrap()["response_format"];
     assert!(format["schema"]["properties"]["total"].is_object(), "{format}");
 }
+
+/// A 30% storm of 429s (`Retry-After: 0`) over 1,000 items with default settings: the backend's
+/// in-flight limit is cut and grows back, and every item ends answered, whatever the seed.
+#[test]
+fn a_429_storm_over_1000_items_ends_with_every_item_answered() {
+    use rand::{Rng, SeedableRng};
+    for seed in [1u64, 2, 3] {
+        let rng = std::sync::Mutex::new(rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+        let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = refused.clone();
+        // A storm, not an outage: a request is refused at most three times in a row.
+        let server = TestServer::start_in_thread(move |req, attempt| {
+            if attempt <= 3 && rng.lock().unwrap().random_bool(0.3) {
+                counter.fetch_add(1, Ordering::SeqCst);
+                return Reply::rate_limited("0");
+            }
+            Reply::chat(gold(item_number(req)))
+        });
+        let n = 1000;
+        let (ws, suite) = workspace(n, &backend_yaml("api", &server.base_url(), ""));
+        let out_dir = ws.run_dir("run");
+        let out = run(&ws, &suite, &out_dir, &[]);
+        assert_eq!(out.code, Some(0), "seed {seed}: {}", out.stderr);
+        let results = results(&out_dir);
+        let b = backend(&results, "api");
+        assert_eq!(
+            (u(&b["answered"]), u(&b["correct"]), u(&b["errors"])),
+            (n as u64, n as u64, 0),
+            "seed {seed}: {b}"
+        );
+        let storms = refused.load(Ordering::SeqCst);
+        assert!(storms > n / 5, "seed {seed}: the storm hit {storms} requests");
+        assert_eq!(server.request_count(), n + storms, "seed {seed}");
+    }
+}

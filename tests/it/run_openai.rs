@@ -723,7 +723,8 @@ async fn error_bodies_keep_status_and_message() {
             [0, 0, 4],
             "{m}: an error, not a wrong answer: {b}"
         );
-        for r in records.iter().filter(|r| r["backend"] == m) {
+        // The same error on the first 3 requests stops the backend: a 4th may be not sent.
+        for r in records.iter().filter(|r| r["backend"] == m && r["error"]["kind"] != "not_sent") {
             assert_eq!(r["error"]["kind"], kind, "{r}");
         }
     }
