@@ -28,6 +28,9 @@ pub struct Completion {
     /// Token usage as reported by the server; `None` when it sent none.
     pub usage: Option<Usage>,
     pub finish_reason: Option<String>,
+    /// The model's reasoning, never the answer: a leading `<think>…</think>` block taken off the
+    /// reply, or the message's `reasoning_content` / `reasoning` field.
+    pub reasoning: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +39,8 @@ pub struct Usage {
     pub output: u64,
     /// Input tokens served from the provider's prompt cache (a part of `input`).
     pub cached_input: u64,
+    /// Reasoning tokens (`completion_tokens_details.reasoning_tokens`), a part of `output`.
+    pub reasoning: u64,
 }
 
 /// Why a request got no answer.
@@ -179,12 +184,15 @@ impl CacheSlot<'_> {
 impl From<cache::CachedCompletion> for Completion {
     fn from(hit: cache::CachedCompletion) -> Self {
         let usage = match (hit.input_tokens, hit.output_tokens) {
-            (Some(input), Some(output)) => {
-                Some(Usage { input, output, cached_input: hit.cached_input_tokens.unwrap_or(0) })
-            }
+            (Some(input), Some(output)) => Some(Usage {
+                input,
+                output,
+                cached_input: hit.cached_input_tokens.unwrap_or(0),
+                reasoning: 0,
+            }),
             _ => None,
         };
-        Completion { text: hit.text, usage, finish_reason: hit.finish_reason }
+        Completion { text: hit.text, usage, finish_reason: hit.finish_reason, reasoning: None }
     }
 }
 

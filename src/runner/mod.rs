@@ -602,12 +602,16 @@ fn answered_record(
             output: u.output,
             cached_input: u.cached_input,
             estimated: false,
+            reasoning: u.reasoning,
         },
         None => Tokens {
             input: estimate_tokens(prompt.iter().map(|m| m.content.as_str())),
-            output: estimate_tokens(std::iter::once(completion.text.as_str())),
+            output: estimate_tokens(
+                std::iter::once(completion.text.as_str()).chain(completion.reasoning.as_deref()),
+            ),
             cached_input: 0,
             estimated: true,
+            reasoning: 0,
         },
     };
     Record {
@@ -626,6 +630,7 @@ fn answered_record(
         error: None,
         epoch: 0,
         cached: false,
+        reasoning: completion.reasoning,
     }
 }
 
@@ -662,6 +667,7 @@ fn failed_record(
         latency_ms,
         attempts,
         finish_reason: None,
+        reasoning: None,
         error: Some(RecordError {
             kind: error.kind.as_str().to_string(),
             status: error.status,

@@ -998,6 +998,9 @@ impl Resolver {
             (None, _) => StructuredOutput::Off,
         };
         Some(BackendSpec {
+            reasoning_tags: b.reasoning_tags.clone().unwrap_or_else(|| {
+                super::DEFAULT_REASONING_TAGS.iter().map(|t| t.to_string()).collect()
+            }),
             structured_output,
             max_retry_delay,
             requests_per_minute: b

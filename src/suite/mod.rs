@@ -223,7 +223,12 @@ pub struct BackendSpec {
     pub tokens_per_minute: Option<f64>,
     /// Extraction: how requests carry a JSON schema made from the fields (`response_format`).
     pub structured_output: StructuredOutput,
+    /// Tags of a leading reasoning block (`<think>…</think>`) taken off replies before parsing.
+    pub reasoning_tags: Vec<String>,
 }
+
+/// The reasoning blocks taken off replies unless a backend names its own `reasoning_tags`.
+pub const DEFAULT_REASONING_TAGS: [&str; 3] = ["think", "thinking", "reasoning"];
 
 /// How an extraction request asks for replies that follow the fields' JSON schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

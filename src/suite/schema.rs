@@ -299,6 +299,10 @@ pub struct BackendFile {
     /// server on the first requests. Unset: `json_schema` for OpenAI and Azure, `off` elsewhere.
     #[serde(default)]
     pub structured_output: Option<Spanned<StructuredOutputFile>>,
+    /// Tags of a leading reasoning block taken off replies before parsing (default: `think`,
+    /// `thinking`, `reasoning`).
+    #[serde(default)]
+    pub reasoning_tags: Option<Vec<String>>,
 }
 
 /// `auto`, `json_schema` (`on`), `json_object` or `off`; YAML 1.1 readers may hand `on` and

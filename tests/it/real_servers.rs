@@ -281,3 +281,61 @@ fn a_429_storm_over_1000_items_ends_with_every_item_answered() {
         assert_eq!(server.request_count(), n + storms, "seed {seed}");
     }
 }
+
+#[test]
+fn think_blocks_and_reasoning_fields_are_kept_apart_and_score_as_their_answers() {
+    let server = TestServer::start_in_thread(|req, _| {
+        let n = item_number(req);
+        let label = gold(n);
+        match req.model() {
+            Some("m-think") => Reply::chat(format!(
+                "<think>\nThe user asks about item {n}. Maybe other? No.\n</think>\n\n{label}"
+            )),
+            _ => Reply::Raw {
+                status: 200,
+                content_type: "application/json".into(),
+                body: serde_json::json!({
+                    "choices": [{ "index": 0, "finish_reason": "stop", "message": {
+                        "role": "assistant", "content": label,
+                        "reasoning_content": format!("Item {n}: it is {label}.") } }],
+                    "usage": { "prompt_tokens": 10, "completion_tokens": 30,
+                        "completion_tokens_details": { "reasoning_tokens": 28 } }
+                })
+                .to_string()
+                .into_bytes(),
+            },
+        }
+    });
+    let n = 30;
+    let backends = [
+        backend_yaml("think", &server.base_url(), ""),
+        backend_yaml("field", &server.base_url(), ""),
+    ]
+    .concat();
+    let (ws, suite) = workspace(n, &backends);
+    let out_dir = ws.run_dir("run");
+    let out = run(&ws, &suite, &out_dir, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let results = results(&out_dir);
+    for id in ["think", "field"] {
+        let b = backend(&results, id);
+        assert_eq!(
+            (u(&b["answered"]), u(&b["correct"]), u(&b["invalid"])),
+            (n as u64, n as u64, 0)
+        );
+    }
+    for r in records(&out_dir) {
+        assert_eq!(r["reply"], r["gold"], "{r}");
+        assert!(
+            r["reasoning"].as_str().unwrap().contains("item")
+                || r["reasoning"].as_str().unwrap().contains("Item"),
+            "{r}"
+        );
+        if r["backend"] == "field" {
+            assert_eq!(r["tokens"]["reasoning"], 28, "{r}");
+            assert_eq!(r["tokens"]["output"], 30, "reasoning tokens are a part of output: {r}");
+        } else {
+            assert!(r["tokens"].get("reasoning").is_none(), "{r}");
+        }
+    }
+}

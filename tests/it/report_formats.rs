@@ -1029,13 +1029,20 @@ fn answered(
         gold: gold.into(),
         correct: Some(answer == Some(gold)),
         invalid: answer.is_none(),
-        tokens: Tokens { input: 48, output: 3, cached_input: 0, estimated: backend == "ft" },
+        tokens: Tokens {
+            input: 48,
+            output: 3,
+            cached_input: 0,
+            estimated: backend == "ft",
+            reasoning: 0,
+        },
         latency_ms: 412.3456,
         attempts: 1,
         finish_reason: Some("stop".into()),
         error: None,
         epoch,
         cached: false,
+        reasoning: None,
     }
 }
 
