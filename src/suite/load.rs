@@ -998,6 +998,7 @@ impl Resolver {
             (None, _) => StructuredOutput::Off,
         };
         Some(BackendSpec {
+            reasoning: b.reasoning,
             reasoning_tags: b.reasoning_tags.clone().unwrap_or_else(|| {
                 super::DEFAULT_REASONING_TAGS.iter().map(|t| t.to_string()).collect()
             }),

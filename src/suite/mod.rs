@@ -225,6 +225,8 @@ pub struct BackendSpec {
     pub structured_output: StructuredOutput,
     /// Tags of a leading reasoning block (`<think>…</think>`) taken off replies before parsing.
     pub reasoning_tags: Vec<String>,
+    /// The suite's `reasoning:`, when it says.
+    pub reasoning: Option<bool>,
 }
 
 /// The reasoning blocks taken off replies unless a backend names its own `reasoning_tags`.

@@ -303,6 +303,10 @@ pub struct BackendFile {
     /// `thinking`, `reasoning`).
     #[serde(default)]
     pub reasoning_tags: Option<Vec<String>>,
+    /// The model thinks before it answers: classification replies get a larger default
+    /// `max_tokens`. Unset: known reasoning families by model name.
+    #[serde(default)]
+    pub reasoning: Option<bool>,
 }
 
 /// `auto`, `json_schema` (`on`), `json_object` or `off`; YAML 1.1 readers may hand `on` and

@@ -339,3 +339,31 @@ fn think_blocks_and_reasoning_fields_are_kept_apart_and_score_as_their_answers()
         }
     }
 }
+
+#[test]
+fn a_rambling_server_is_cut_at_the_default_limit_and_the_report_counts_the_cut_replies() {
+    // Rambles for as many tokens (words) as it may, then stops with `finish_reason: length`.
+    let server = TestServer::start_in_thread(|req, _| {
+        let limit = req.json.as_ref().and_then(|j| j["max_tokens"].as_u64()).unwrap_or(4096);
+        let words: Vec<&str> = std::iter::repeat_n("well", limit as usize).collect();
+        Reply::chat(words.join(" ")).with_finish_reason(Some("length"))
+    });
+    let n = 12;
+    let (ws, suite) = workspace(n, &backend_yaml("chatty", &server.base_url(), ""));
+    let out_dir = ws.run_dir("run");
+    let out = run(&ws, &suite, &out_dir, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    // `technical` is 9 characters: (3 + 2) × 4 = 20 tokens.
+    for r in server.requests() {
+        assert_eq!(r.json.as_ref().unwrap()["max_tokens"], 20);
+    }
+    let results = results(&out_dir);
+    let b = backend(&results, "chatty");
+    assert_eq!((u(&b["truncated"]), u(&b["invalid"])), (n as u64, n as u64), "{b}");
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(report.contains("## Replies cut by the token limit"), "{report}");
+    assert!(
+        report.contains("`chatty`: 12 of 12 answered replies ended at `max_tokens`"),
+        "{report}"
+    );
+}
