@@ -1148,6 +1148,17 @@ impl ProgressDisplay {
                 self.note(&format!("trained `{id}` on {items} items in {seconds:.2} s"))
             }
             RunEvent::Warning(text) => self.note(&format!("warning: {text}")),
+            // An error, shown even with --quiet.
+            RunEvent::BackendStopped { backend, reason } => {
+                let text = format!(
+                    "error: backend `{backend}` stopped: {reason}; its remaining items are recorded as not sent (--resume sends them)"
+                );
+                if self.terminal {
+                    let _ = self.multi.println(&text);
+                } else {
+                    eprintln!("{text}");
+                }
+            }
             RunEvent::Started { dir, backends, items } => self.note(&format!(
                 "running {items} items × {backends} backends into {}",
                 dir.display()

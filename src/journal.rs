@@ -44,6 +44,10 @@ pub struct Record {
     /// Answered from the response cache rather than by the server in this run.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cached: bool,
+    /// The model's reasoning, kept apart from the reply: a leading `<think>` block or the
+    /// message's `reasoning_content`; absent when there was none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -60,6 +64,14 @@ pub struct Tokens {
     /// True when the server sent no usage and the counts are estimates.
     #[serde(default)]
     pub estimated: bool,
+    /// Reasoning tokens, as the server reports them (`completion_tokens_details`): a part of
+    /// `output`, priced as output; absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub reasoning: u64,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -194,6 +206,14 @@ pub struct BackendMeta {
     /// Requests asked for a JSON schema (extraction with structured output).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub structured_output: bool,
+    /// Why the run stopped sending to this backend (an error no retry can fix), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+    /// The form of structured output the backend's requests used in the end: `json_schema`,
+    /// `json_object` or `off` (negotiated with `structured_output: auto`); absent when the
+    /// backend asked for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structured_output_used: Option<String>,
 }
 
 fn one() -> u32 {

@@ -337,8 +337,13 @@ fn client(
 ) -> Result<(BackendClient, Option<Training>)> {
     Ok(match spec.provider {
         Provider::Openai => {
-            let schema =
-                spec.structured_output.then(|| prompt::schema::json_schema(&suite.task.fields));
+            let mut spec = spec.clone();
+            if suite.task.kind == TaskKind::Classification {
+                spec.max_tokens = spec.max_tokens.or(Some(default_max_tokens(&spec, suite)));
+            }
+            let spec = &spec;
+            let schema = (spec.structured_output != suite::StructuredOutput::Off)
+                .then(|| prompt::schema::json_schema(&suite.task.fields));
             let client = OpenAiBackend::new(spec, api_key, http.clone(), schema);
             (BackendClient::OpenAi(client), None)
         }
@@ -608,6 +613,33 @@ fn reply_allowance(spec: &BackendSpec, suite: &Suite) -> u64 {
     spec.max_tokens.map_or(longest_label.div_ceil(4) + 4, u64::from)
 }
 
+/// Model families that think before they answer, by a part of the model name.
+const REASONING_FAMILIES: [&str; 9] =
+    ["deepseek-r1", "qwq", "qwen3", "o1", "o3", "o4", "gpt-5", "r1-distill", "thinking"];
+
+/// A classification request's `max_tokens` when the backend sets none: room for the longest
+/// label, ⌈characters / 3⌉ + 2 tokens, four times over and at least 16; for a reasoning model
+/// (`reasoning: true`, or a model name of a known reasoning family) eight times that, and at
+/// least 1,024, for its thinking.
+fn default_max_tokens(spec: &BackendSpec, suite: &Suite) -> u32 {
+    let longest = suite.task.labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) as u32;
+    let bound = (4 * (longest.div_ceil(3) + 2)).max(16);
+    let model = spec.model.as_deref().unwrap_or_default().to_ascii_lowercase();
+    let reasoning = spec.reasoning.unwrap_or_else(|| {
+        REASONING_FAMILIES.iter().any(|f| {
+            model.split(['/', ':', '-', '_', '.', ' ']).any(|part| part == *f)
+                || model.contains(&format!("{f}-"))
+                || model.starts_with(f)
+                || model.contains(&format!("/{f}"))
+        })
+    });
+    if reasoning {
+        (8 * bound).max(1024)
+    } else {
+        bound
+    }
+}
+
 fn backend_meta(spec: &BackendSpec) -> BackendMeta {
     BackendMeta {
         id: spec.id.clone(),
@@ -628,7 +660,9 @@ fn backend_meta(spec: &BackendSpec) -> BackendMeta {
         },
         price: spec.price.clone(),
         epochs: spec.epochs,
-        structured_output: spec.structured_output,
+        structured_output: spec.structured_output != suite::StructuredOutput::Off,
+        stopped: None,
+        structured_output_used: None,
     }
 }
 
@@ -808,6 +842,29 @@ backends:
             panic!("an unpriced backend cannot be kept within a budget")
         };
         assert!(e.to_string().contains("backend `a` has no known price"), "{e}");
+    }
+
+    #[test]
+    fn classification_replies_are_bounded_more_loosely_for_reasoning_models() {
+        let s = suite(SUITE);
+        let spec = |model: &str, reasoning: Option<bool>| BackendSpec {
+            model: Some(model.into()),
+            reasoning,
+            ..s.backends[1].clone()
+        };
+        // Labels `yes`/`no`: 1 + 2 tokens, four times over, at least 16.
+        assert_eq!(default_max_tokens(&spec("gpt-4o-mini", None), &s), 16);
+        for model in [
+            "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
+            "qwq:32b",
+            "Qwen/Qwen3-8B",
+            "o3-mini",
+            "gpt-5",
+        ] {
+            assert_eq!(default_max_tokens(&spec(model, None), &s), 1024, "{model}");
+        }
+        assert_eq!(default_max_tokens(&spec("llama3", Some(true)), &s), 1024);
+        assert_eq!(default_max_tokens(&spec("qwen3", Some(false)), &s), 16);
     }
 
     #[test]

@@ -17,6 +17,8 @@
 //! - `gate`: `evalgate gate` verdicts and exit codes, `--run`, `--policy`, JUnit, step summary
 //! - `stats_cost`: the calculators, and statistics and cost recomputed from the journal
 //! - `resilience`: kill -9 and resume, budget, Ctrl-C
+//! - `real_servers`: dead ports and wrong keys, structured output negotiation, adaptive
+//!   concurrency, reasoning replies, replies cut by the token limit
 //! - `reliability`: 429 storms, the response cache, shards merged, rate limits
 //! - `report_formats`: each renderer (results.json, report.md, chart.svg, records.csv) snapshot
 //!   from a hand-built result or journal, not through a run
@@ -37,6 +39,8 @@ mod extraction;
 mod extraction_sroie;
 #[path = "it/gate.rs"]
 mod gate;
+#[path = "it/real_servers.rs"]
+mod real_servers;
 #[path = "it/reliability.rs"]
 mod reliability;
 #[path = "it/report_formats.rs"]

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 pub use local::LocalBackend;
 pub use openai::OpenAiBackend;
-pub use retry::{is_retryable, RetryPolicy};
+pub use retry::{ends_backend, is_retryable, RetryPolicy};
 
 use crate::prompt::ChatMessage;
 
@@ -28,6 +28,9 @@ pub struct Completion {
     /// Token usage as reported by the server; `None` when it sent none.
     pub usage: Option<Usage>,
     pub finish_reason: Option<String>,
+    /// The model's reasoning, never the answer: a leading `<think>…</think>` block taken off the
+    /// reply, or the message's `reasoning_content` / `reasoning` field.
+    pub reasoning: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +39,8 @@ pub struct Usage {
     pub output: u64,
     /// Input tokens served from the provider's prompt cache (a part of `input`).
     pub cached_input: u64,
+    /// Reasoning tokens (`completion_tokens_details.reasoning_tokens`), a part of `output`.
+    pub reasoning: u64,
 }
 
 /// Why a request got no answer.
@@ -61,6 +66,9 @@ pub enum ErrorKind {
     /// A success status whose body is an error object.
     ApiError,
     Internal,
+    /// Never sent: its backend was stopped by an error no retry can fix (see
+    /// [`ends_backend`]); a resumed run sends it.
+    NotSent,
 }
 
 impl ErrorKind {
@@ -73,6 +81,7 @@ impl ErrorKind {
             ErrorKind::MalformedResponse => "malformed_response",
             ErrorKind::ApiError => "api_error",
             ErrorKind::Internal => "internal",
+            ErrorKind::NotSent => "not_sent",
         }
     }
 }
@@ -127,6 +136,15 @@ impl BackendClient {
         }
     }
 
+    /// The form of structured output the backend's requests carry now (`json_schema`,
+    /// `json_object` or `off`); `None` when it asks for none.
+    pub fn structured_output_used(&self) -> Option<&'static str> {
+        match self {
+            BackendClient::OpenAi(b) => b.structured_output_used(),
+            BackendClient::Local(_) => None,
+        }
+    }
+
     /// One attempt at the prepared request.
     pub async fn send(
         &self,
@@ -134,6 +152,7 @@ impl BackendClient {
         messages: &[ChatMessage],
     ) -> Result<Completion, BackendError> {
         match (self, prepared) {
+            (BackendClient::OpenAi(b), _) if b.negotiates() => b.send_negotiating(messages).await,
             (BackendClient::OpenAi(b), Prepared::Body(body)) => b.send(body).await,
             (BackendClient::OpenAi(b), Prepared::Messages) => b.send(&b.body(messages)?).await,
             (BackendClient::Local(b), _) => b.complete(messages),
@@ -165,12 +184,15 @@ impl CacheSlot<'_> {
 impl From<cache::CachedCompletion> for Completion {
     fn from(hit: cache::CachedCompletion) -> Self {
         let usage = match (hit.input_tokens, hit.output_tokens) {
-            (Some(input), Some(output)) => {
-                Some(Usage { input, output, cached_input: hit.cached_input_tokens.unwrap_or(0) })
-            }
+            (Some(input), Some(output)) => Some(Usage {
+                input,
+                output,
+                cached_input: hit.cached_input_tokens.unwrap_or(0),
+                reasoning: 0,
+            }),
             _ => None,
         };
-        Completion { text: hit.text, usage, finish_reason: hit.finish_reason }
+        Completion { text: hit.text, usage, finish_reason: hit.finish_reason, reasoning: None }
     }
 }
 

@@ -8,6 +8,7 @@
 //! retry layer (the runner owns retries) and keeps the status, `Retry-After` and body of every
 //! failed response.
 
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 use async_openai::config::OpenAIConfig;
@@ -23,7 +24,7 @@ use serde_json::value::RawValue;
 
 use super::{BackendError, Completion, ErrorKind, Usage};
 use crate::prompt::{ChatMessage, Role};
-use crate::suite::BackendSpec;
+use crate::suite::{BackendSpec, StructuredOutput};
 use crate::text::excerpt;
 
 pub struct OpenAiBackend {
@@ -36,6 +37,36 @@ pub struct OpenAiBackend {
     base_url: String,
     /// The JSON schema replies must follow (structured output), for extraction tasks.
     schema: Option<serde_json::Value>,
+    /// `structured_output: auto`: the form falls back when the server refuses it.
+    negotiate: bool,
+    /// Tags of a leading reasoning block taken off replies.
+    reasoning_tags: Vec<String>,
+    /// The form requests carry now: [`JSON_SCHEMA`], [`JSON_OBJECT`] or [`OFF`].
+    form: AtomicU8,
+    /// A request with the current form was answered: it is kept, whatever fails later.
+    form_confirmed: AtomicBool,
+}
+
+/// The forms of structured output, in the order `auto` tries them.
+const JSON_SCHEMA: u8 = 0;
+const JSON_OBJECT: u8 = 1;
+const OFF: u8 = 2;
+
+/// Whether `error` is the server refusing the request's `response_format` itself: a client
+/// error other than a key, address or rate problem, or a server error whose message names the
+/// format (llama-cpp-python 0.3.36 answers `json_schema` with a 500 "Input should be 'text' or
+/// 'json_object'").
+pub fn refuses_format(error: &BackendError) -> bool {
+    let names_format = || {
+        let m = error.message.to_ascii_lowercase();
+        ["response_format", "json_schema", "json_object"].iter().any(|k| m.contains(k))
+    };
+    match (error.kind, error.status) {
+        (ErrorKind::Http, Some(401 | 403 | 404 | 408 | 409 | 429)) => false,
+        (ErrorKind::Http, Some(400..=499)) => true,
+        (ErrorKind::Http | ErrorKind::ApiError, _) => names_format(),
+        _ => false,
+    }
 }
 
 impl OpenAiBackend {
@@ -67,7 +98,65 @@ impl OpenAiBackend {
             max_tokens: spec.max_tokens,
             timeout: spec.timeout,
             base_url: spec.base_url.clone().unwrap_or_default(),
+            negotiate: spec.structured_output == StructuredOutput::Auto && schema.is_some(),
+            reasoning_tags: spec.reasoning_tags.clone(),
+            form: AtomicU8::new(match spec.structured_output {
+                StructuredOutput::JsonObject => JSON_OBJECT,
+                StructuredOutput::Off => OFF,
+                StructuredOutput::JsonSchema | StructuredOutput::Auto => JSON_SCHEMA,
+            }),
+            form_confirmed: AtomicBool::new(false),
             schema,
+        }
+    }
+
+    /// The structured output requests carry now (`json_schema`, `json_object` or `off`);
+    /// `None` when the backend asks for none.
+    pub fn structured_output_used(&self) -> Option<&'static str> {
+        self.schema.as_ref()?;
+        Some(match self.form.load(Ordering::SeqCst) {
+            JSON_SCHEMA => "json_schema",
+            JSON_OBJECT => "json_object",
+            _ => "off",
+        })
+    }
+
+    /// Whether requests negotiate their structured output (`structured_output: auto`).
+    pub fn negotiates(&self) -> bool {
+        self.negotiate
+    }
+
+    /// One attempt under `structured_output: auto`: a server that refuses the form is asked
+    /// again at once with the next one (`json_schema` → `json_object` → none), and the form
+    /// that works is kept for the backend's other requests.
+    pub async fn send_negotiating(
+        &self,
+        messages: &[ChatMessage],
+    ) -> Result<Completion, BackendError> {
+        loop {
+            let form = self.form.load(Ordering::SeqCst);
+            let body = self.body_with(messages, form)?;
+            match self.send(&body).await {
+                Err(e)
+                    if form < OFF
+                        && !self.form_confirmed.load(Ordering::SeqCst)
+                        && refuses_format(&e) =>
+                {
+                    let _ = self.form.compare_exchange(
+                        form,
+                        form + 1,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    );
+                }
+                Ok(c) => {
+                    if self.form.load(Ordering::SeqCst) == form {
+                        self.form_confirmed.store(true, Ordering::SeqCst);
+                    }
+                    return Ok(c);
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 
@@ -91,14 +180,30 @@ impl OpenAiBackend {
     /// The request body for `messages`, serialised once: the same bytes are hashed for the cache
     /// key and sent, on every attempt.
     pub fn body(&self, messages: &[ChatMessage]) -> Result<Box<RawValue>, BackendError> {
-        let json = serde_json::to_string(&self.request(messages)).map_err(|e| {
+        self.body_with(messages, self.form.load(Ordering::SeqCst))
+    }
+
+    fn body_with(&self, messages: &[ChatMessage], form: u8) -> Result<Box<RawValue>, BackendError> {
+        let failed = |e: serde_json::Error| {
             BackendError::new(ErrorKind::Internal, format!("cannot serialise the request: {e}"))
-        })?;
+        };
+        let request = self.request(messages, form);
+        let json = match (form, &self.schema) {
+            // async-openai's json_object takes no schema: add it beside the type.
+            (JSON_OBJECT, Some(schema)) => {
+                let mut value = serde_json::to_value(&request).map_err(failed)?;
+                value["response_format"] =
+                    serde_json::json!({ "type": "json_object", "schema": schema });
+                serde_json::to_string(&value)
+            }
+            _ => serde_json::to_string(&request),
+        }
+        .map_err(failed)?;
         RawValue::from_string(json)
             .map_err(|e| BackendError::new(ErrorKind::Internal, e.to_string()))
     }
 
-    fn request(&self, messages: &[ChatMessage]) -> CreateChatCompletionRequest {
+    fn request(&self, messages: &[ChatMessage], form: u8) -> CreateChatCompletionRequest {
         // `max_tokens` rather than `max_completion_tokens`: vLLM, Ollama and llama.cpp read it.
         #[allow(deprecated)]
         CreateChatCompletionRequest {
@@ -107,13 +212,15 @@ impl OpenAiBackend {
             temperature: Some(self.temperature),
             max_tokens: self.max_tokens,
             // Strict: the reply must have every key and no other (optional fields are nullable).
-            response_format: self.schema.as_ref().map(|schema| ResponseFormat::JsonSchema {
-                json_schema: ResponseFormatJsonSchema {
-                    description: None,
-                    name: "extraction".into(),
-                    schema: schema.clone(),
-                    strict: Some(true),
-                },
+            response_format: self.schema.as_ref().filter(|_| form == JSON_SCHEMA).map(|schema| {
+                ResponseFormat::JsonSchema {
+                    json_schema: ResponseFormatJsonSchema {
+                        description: None,
+                        name: "extraction".into(),
+                        schema: schema.clone(),
+                        strict: Some(true),
+                    },
+                }
             }),
             ..Default::default()
         }
@@ -145,9 +252,43 @@ impl OpenAiBackend {
                 format!("no complete response within {:?}", self.timeout),
             )),
             Ok(Err(e)) => Err(classify(e)),
-            Ok(Ok(response)) => response.into_completion(),
+            Ok(Ok(response)) => response.into_completion().map(|mut c| {
+                if let Some((reasoning, answer)) = split_reasoning(&c.text, &self.reasoning_tags) {
+                    c.text = answer;
+                    c.reasoning = Some(match c.reasoning.take() {
+                        Some(field) => format!("{field}\n\n{reasoning}"),
+                        None => reasoning,
+                    });
+                }
+                c
+            }),
         }
     }
+}
+
+/// A reply's leading reasoning block and the answer after it: `<think>…</think>answer` (any of
+/// `tags`), or `…</think>answer` when the chat template already opened the block. A block that
+/// never closes (the reply was cut inside it) leaves no answer. `None` when there is no block.
+pub fn split_reasoning(text: &str, tags: &[String]) -> Option<(String, String)> {
+    let trimmed = text.trim_start();
+    for tag in tags {
+        let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+        let (body, opened) = match trimmed.strip_prefix(&open) {
+            Some(rest) => (rest, true),
+            None => (trimmed, false),
+        };
+        match body.find(&close) {
+            // A block opened later in the reply is not a leading one.
+            Some(end) if !opened && body[..end].contains(&open) => {}
+            Some(end) => {
+                let answer = body[end + close.len()..].trim_start().to_string();
+                return Some((body[..end].trim().to_string(), answer));
+            }
+            None if opened => return Some((body.trim().to_string(), String::new())),
+            None => {}
+        }
+    }
+    None
 }
 
 fn to_openai_message(m: &ChatMessage) -> ChatCompletionRequestMessage {
@@ -334,6 +475,11 @@ struct LenientMessage {
     content: Option<serde_json::Value>,
     #[serde(default)]
     refusal: Option<String>,
+    /// vLLM, DeepSeek and others put a reasoning model's thinking here: never the answer.
+    #[serde(default)]
+    reasoning_content: Option<serde_json::Value>,
+    #[serde(default)]
+    reasoning: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -344,6 +490,14 @@ struct LenientUsage {
     completion_tokens: Option<u64>,
     #[serde(default)]
     prompt_tokens_details: Option<PromptTokensDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<CompletionTokensDetails>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CompletionTokensDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -370,6 +524,12 @@ impl LenientResponse {
         let choice = self.choices.and_then(|c| c.into_iter().next()).ok_or_else(|| {
             BackendError::new(ErrorKind::MalformedResponse, "response has no choices")
         })?;
+        let reasoning = choice.message.as_ref().and_then(|m| {
+            [&m.reasoning_content, &m.reasoning]
+                .into_iter()
+                .flatten()
+                .find_map(|r| r.as_str().filter(|r| !r.trim().is_empty()).map(str::to_string))
+        });
         let text = match choice.message {
             Some(message) => match message.content {
                 Some(serde_json::Value::String(s)) => s,
@@ -393,11 +553,16 @@ impl LenientResponse {
             (Some(input), Some(output)) => {
                 let cached_input =
                     u.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0).min(input);
-                Some(Usage { input, output, cached_input })
+                let reasoning = u
+                    .completion_tokens_details
+                    .and_then(|d| d.reasoning_tokens)
+                    .unwrap_or(0)
+                    .min(output);
+                Some(Usage { input, output, cached_input, reasoning })
             }
             _ => None,
         });
-        Ok(Completion { text, usage, finish_reason })
+        Ok(Completion { text, usage, finish_reason, reasoning })
     }
 }
 
@@ -414,7 +579,7 @@ mod tests {
         let vllm = r#"{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"billing","reasoning_content":null,"tool_calls":[]},"logprobs":null,"finish_reason":"abort","stop_reason":null}],"usage":{"prompt_tokens":10,"completion_tokens":2,"total_tokens":12,"prompt_tokens_details":null}}"#;
         let c = parse(vllm).unwrap();
         assert_eq!((c.text.as_str(), c.finish_reason.as_deref()), ("billing", Some("abort")));
-        assert_eq!(c.usage, Some(Usage { input: 10, output: 2, cached_input: 0 }));
+        assert_eq!(c.usage, Some(Usage { input: 10, output: 2, cached_input: 0, reasoning: 0 }));
 
         let llama =
             r#"{"choices":[{"message":{"content":"other"},"finish_reason":""}],"timings":{}}"#;
@@ -423,6 +588,30 @@ mod tests {
 
         let parts = r#"{"choices":[{"message":{"content":[{"type":"text","text":"bil"},{"type":"text","text":"ling"}]},"finish_reason":"eos_token"}]}"#;
         assert_eq!(parse(parts).unwrap().text, "billing");
+    }
+
+    #[test]
+    fn reasoning_is_kept_apart_from_the_answer() {
+        let tags: Vec<String> = ["think", "thinking", "reasoning"].map(String::from).to_vec();
+        let split = |t: &str| split_reasoning(t, &tags);
+        assert_eq!(
+            split("<think>\nhmm, billing?\n</think>\n\nbilling"),
+            Some(("hmm, billing?".into(), "billing".into()))
+        );
+        assert_eq!(split("  <reasoning>x</reasoning>other"), Some(("x".into(), "other".into())));
+        assert_eq!(split("so…</think> billing"), Some(("so…".into(), "billing".into())));
+        assert_eq!(split("<think>cut off"), Some(("cut off".into(), String::new())));
+        assert_eq!(split("billing"), None);
+        assert_eq!(split("billing <think>x</think>").map(|(_, a)| a), None, "only a leading block");
+
+        let deepseek = r#"{"choices":[{"message":{"content":"billing","reasoning_content":"The ticket mentions an invoice."},"finish_reason":"stop"}],"usage":{"prompt_tokens":10,"completion_tokens":40,"completion_tokens_details":{"reasoning_tokens":38}}}"#;
+        let c = parse(deepseek).unwrap();
+        assert_eq!(c.text, "billing");
+        assert_eq!(c.reasoning.as_deref(), Some("The ticket mentions an invoice."));
+        assert_eq!(c.usage.unwrap().reasoning, 38);
+        // Reasoning alone is no answer: an empty reply, not the reasoning.
+        let only = r#"{"choices":[{"message":{"content":null,"reasoning":"thinking…"}}]}"#;
+        assert_eq!(parse(only).unwrap().text, "");
     }
 
     #[test]

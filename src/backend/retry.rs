@@ -60,7 +60,24 @@ pub fn is_retryable(error: &BackendError) -> bool {
         | ErrorKind::Connect
         | ErrorKind::Body
         | ErrorKind::MalformedResponse => true,
-        ErrorKind::ApiError | ErrorKind::Internal => false,
+        ErrorKind::ApiError | ErrorKind::Internal | ErrorKind::NotSent => false,
+    }
+}
+
+/// Whether `error` ends its backend at once, whatever the other requests would get: a wrong key
+/// or a forbidden one (401, 403), a wrong address or model (404), a host name that does not
+/// resolve. A refused connection ends it too, but only before the backend's first answer
+/// (`answered_before`): after one, the server is restarting, and that is retried.
+pub fn ends_backend(error: &BackendError, answered_before: bool) -> bool {
+    match error.kind {
+        ErrorKind::Http => matches!(error.status, Some(401 | 403 | 404)),
+        ErrorKind::Connect => {
+            let message = error.message.to_ascii_lowercase();
+            message.contains("dns error")
+                || message.contains("failed to lookup address")
+                || (!answered_before && message.contains("connection refused"))
+        }
+        _ => false,
     }
 }
 
@@ -106,5 +123,28 @@ mod tests {
         assert!(policy.next_delay(2, &timeout).is_some());
         assert!(policy.next_delay(3, &timeout).is_none(), "the third attempt was the last");
         assert!(policy.next_delay(1, &http(401)).is_none());
+    }
+
+    #[test]
+    fn wrong_keys_addresses_and_dead_servers_end_a_backend() {
+        let http = |status| BackendError {
+            status: Some(status),
+            ..BackendError::new(ErrorKind::Http, "")
+        };
+        for status in [401, 403, 404] {
+            assert!(ends_backend(&http(status), true), "{status}");
+        }
+        for status in [400, 422, 429, 500] {
+            assert!(!ends_backend(&http(status), false), "{status}");
+        }
+        let refused = BackendError::new(
+            ErrorKind::Connect,
+            "error sending request: tcp connect error: Connection refused (os error 111)",
+        );
+        assert!(ends_backend(&refused, false));
+        assert!(!ends_backend(&refused, true), "a server restarting mid-run is waited for");
+        let dns = BackendError::new(ErrorKind::Connect, "dns error: failed to lookup address");
+        assert!(ends_backend(&dns, true));
+        assert!(!ends_backend(&BackendError::new(ErrorKind::Connect, "connection reset"), false));
     }
 }

@@ -269,6 +269,34 @@ fn write_report(
                 b.items,
                 kinds.join(", ")
             )?;
+            if let Some(reason) = &b.stopped {
+                writeln!(
+                    md,
+                    "  - stopped at once on {}: its remaining items were not sent (`--resume` sends them)",
+                    cell(reason)
+                )?;
+            }
+            for e in &b.error_messages {
+                writeln!(md, "  - {} × {}", e.count, cell(&e.message))?;
+            }
+        }
+        writeln!(md)?;
+    }
+    let truncated: Vec<&&BackendResult> = ranked.iter().filter(|b| b.truncated > 0).collect();
+    if !truncated.is_empty() {
+        writeln!(
+            md,
+            "## Replies cut by the token limit
+"
+        )?;
+        for b in truncated {
+            writeln!(
+                md,
+                "- `{}`: {} of {} answered replies ended at `max_tokens` (`finish_reason: length`); raise its `max_tokens` if the answers were cut short",
+                cell(&b.id),
+                b.truncated,
+                b.answered
+            )?;
         }
         writeln!(md)?;
     }

@@ -180,6 +180,17 @@ pub struct TaskResult {
     pub fields: Vec<crate::field::FieldSpec>,
 }
 
+/// One error message and how many samples failed with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorMessageResult {
+    pub message: String,
+    pub count: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BackendResult {
     pub id: String,
@@ -209,6 +220,21 @@ pub struct BackendResult {
     /// Rows: gold labels in task order; columns: predicted labels in task order, then invalid.
     pub confusion: Vec<Vec<u64>>,
     pub error_kinds: BTreeMap<String, u64>,
+    /// The most frequent error messages, most frequent first (at most five); absent when no
+    /// request failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub error_messages: Vec<ErrorMessageResult>,
+    /// Answered samples whose reply was cut by the token limit (`finish_reason: length`);
+    /// absent when none was.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub truncated: u64,
+    /// Why the run stopped sending to this backend (an error no retry can fix), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+    /// Extraction: the structured output the backend's requests used in the end (`json_schema`,
+    /// `json_object` or `off`); absent when it asked for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structured_output_used: Option<String>,
     /// Extraction: each field's scores, by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fields: Option<BTreeMap<String, FieldResult>>,
@@ -429,6 +455,17 @@ pub fn build(meta: &RunMeta, analysis: &Analysis) -> Results {
                     .collect(),
                 confusion: s.confusion.clone(),
                 error_kinds: s.error_kinds.clone(),
+                error_messages: s
+                    .error_messages
+                    .iter()
+                    .map(|(message, count)| ErrorMessageResult {
+                        message: message.clone(),
+                        count: *count,
+                    })
+                    .collect(),
+                truncated: s.truncated,
+                stopped: m.stopped.clone(),
+                structured_output_used: m.structured_output_used.clone(),
                 fields: extraction.map(|(e, b)| {
                     e.fields
                         .iter()

@@ -11,11 +11,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::backend::cache::ResponseCache;
-use crate::backend::{BackendClient, BackendError, Completion, ErrorKind, RetryPolicy};
+use crate::backend::{
+    ends_backend, is_retryable, BackendClient, BackendError, Completion, ErrorKind, RetryPolicy,
+};
 use crate::error::{Error, Result};
 use crate::journal::{JournalWriter, Record, RecordError, Tokens};
 use crate::plan::{BackendPlan, RateLimits, RunPlan};
@@ -78,12 +80,39 @@ impl StopSignal {
 /// What the runner reports while it works, for a progress display.
 #[derive(Debug, Clone)]
 pub enum RunEvent {
-    Skipped { id: String, reason: String },
-    Trained { id: String, items: usize, seconds: f64 },
-    Started { dir: PathBuf, backends: usize, items: usize },
-    Progress { backend: String, done: usize, total: usize, errors: usize },
+    Skipped {
+        id: String,
+        reason: String,
+    },
+    Trained {
+        id: String,
+        items: usize,
+        seconds: f64,
+    },
+    Started {
+        dir: PathBuf,
+        backends: usize,
+        items: usize,
+    },
+    Progress {
+        backend: String,
+        done: usize,
+        total: usize,
+        errors: usize,
+    },
     Warning(String),
+    /// A backend was stopped by an error no retry can fix; its remaining items are recorded as
+    /// not sent. `reason` quotes the server.
+    BackendStopped {
+        backend: String,
+        reason: String,
+    },
 }
+
+/// A backend whose first this many requests fail with the same error that is not transient
+/// (e.g. the same 400 "model does not support …") is stopped: every other request would fail
+/// the same way.
+pub const SAME_ERROR_LIMIT: usize = 3;
 
 pub type EventSink = Arc<dyn Fn(RunEvent) + Send + Sync>;
 
@@ -124,7 +153,15 @@ pub async fn run(plan: RunPlan, events: EventSink, stop: Arc<StopSignal>) -> Res
         .map(|b| (b.spec.id.clone(), b.done.len(), items.len() * b.spec.epochs as usize))
         .collect();
     let writer = spawn_journal_writer(&dir, rx, progress, events.clone(), budget)?;
-    let context = Arc::new(RunContext { suite, items, stop: stop.clone(), cache, refresh, grace });
+    let context = Arc::new(RunContext {
+        suite,
+        items,
+        stop: stop.clone(),
+        cache,
+        refresh,
+        grace,
+        events: events.clone(),
+    });
     let mut drivers = JoinSet::new();
     for backend in backends {
         drivers.spawn(Driver::new(backend, context.clone(), tx.clone()).run());
@@ -134,7 +171,12 @@ pub async fn run(plan: RunPlan, events: EventSink, stop: Arc<StopSignal>) -> Res
     // leaves a complete run: only a driver that left items unsent makes it incomplete.
     let mut incomplete = false;
     while let Some(result) = drivers.join_next().await {
-        incomplete |= result.map_err(|e| Error::Backend(format!("a backend task failed: {e}")))?;
+        let end = result.map_err(|e| Error::Backend(format!("a backend task failed: {e}")))?;
+        incomplete |= end.left_unsent;
+        if let Some(b) = meta.backends.iter_mut().find(|b| b.id == end.backend) {
+            b.stopped = end.stopped;
+            b.structured_output_used = end.structured_output_used;
+        }
     }
     writer.await.map_err(|e| Error::Backend(format!("the journal writer failed: {e}")))??;
     if let Some(cache) = &context.cache {
@@ -173,6 +215,7 @@ struct RunContext {
     cache: Option<Arc<ResponseCache>>,
     refresh: bool,
     grace: Duration,
+    events: EventSink,
 }
 
 /// What answering one item of one backend needs; shared by that backend's requests.
@@ -182,6 +225,89 @@ struct BackendRun {
     retry: RetryPolicy,
     limits: Limits,
     context: Arc<RunContext>,
+    health: Health,
+    concurrency: limit::AdaptiveConcurrency,
+}
+
+/// Whether a backend is still worth asking: set once by an error no retry can fix.
+#[derive(Default)]
+struct Health {
+    stopped: std::sync::OnceLock<String>,
+    answered: std::sync::atomic::AtomicBool,
+    /// How the first requests ended: `None` for an answer, the error for a failure that is not
+    /// transient (up to [`SAME_ERROR_LIMIT`]).
+    first: std::sync::Mutex<Vec<Option<String>>>,
+}
+
+impl Health {
+    fn stopped(&self) -> Option<&str> {
+        self.stopped.get().map(String::as_str)
+    }
+
+    fn answered(&self) {
+        self.answered.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut first) = self.first.lock() {
+            if first.len() < SAME_ERROR_LIMIT {
+                first.push(None);
+            }
+        }
+    }
+
+    /// Notes a failed attempt; returns the reason when it stops the backend (the first time).
+    fn failed(&self, error: &BackendError, last_attempt: bool) -> Option<String> {
+        if ends_backend(error, self.answered.load(std::sync::atomic::Ordering::SeqCst)) {
+            return self.stop(error_message(error));
+        }
+        if !last_attempt || is_retryable(error) {
+            return None;
+        }
+        let same = {
+            let Ok(mut first) = self.first.lock() else { return None };
+            if first.len() >= SAME_ERROR_LIMIT {
+                return None;
+            }
+            first.push(Some(error_message(error)));
+            first.len() == SAME_ERROR_LIMIT && first.iter().all(|e| e == &first[0])
+        };
+        if same {
+            self.stop(format!(
+                "{} (the same on the first {SAME_ERROR_LIMIT} requests)",
+                error_message(error)
+            ))
+        } else {
+            None
+        }
+    }
+
+    fn stop(&self, reason: String) -> Option<String> {
+        let mut set = false;
+        self.stopped.get_or_init(|| {
+            set = true;
+            reason.clone()
+        });
+        set.then_some(reason)
+    }
+}
+
+/// An error as the report lists it: the status and the server's own message.
+pub fn error_message(error: &BackendError) -> String {
+    match (error.kind, error.status) {
+        (_, Some(status)) => format!("HTTP {status}: {}", error.message),
+        (ErrorKind::Connect, None) => format!("cannot connect: {}", error.message),
+        (ErrorKind::Timeout, None) => format!("timeout: {}", error.message),
+        _ => error.message.clone(),
+    }
+}
+
+/// How one backend's driver ended.
+struct DriverEnd {
+    backend: String,
+    /// A stop of the run left some samples unsent.
+    left_unsent: bool,
+    /// Why the backend was stopped, when it was.
+    stopped: Option<String>,
+    /// The structured output its requests used in the end.
+    structured_output_used: Option<String>,
 }
 
 /// A backend's rate limits, shared by its requests.
@@ -215,21 +341,29 @@ impl Driver {
     fn new(plan: BackendPlan, context: Arc<RunContext>, records: mpsc::Sender<Record>) -> Self {
         let BackendPlan { spec, client, prompts, retry, limits, done, .. } = plan;
         let limits = Limits::new(&limits);
+        let concurrency = limit::AdaptiveConcurrency::new(spec.concurrency);
         Driver {
-            backend: Arc::new(BackendRun { spec, client, retry, limits, context }),
+            backend: Arc::new(BackendRun {
+                spec,
+                client,
+                retry,
+                limits,
+                context,
+                health: Health::default(),
+                concurrency,
+            }),
             prompts,
             done,
             records,
         }
     }
 
-    /// Sends the items and returns whether a stop left some unsent. Prompts are rendered just
+    /// Sends the items and says whether a stop left some unsent. Prompts are rendered just
     /// before sending, so memory holds only the requests in flight.
-    async fn run(self) -> bool {
+    async fn run(self) -> DriverEnd {
         let Driver { backend, prompts, done, records } = self;
         let context = backend.context.clone();
         let spec = &backend.spec;
-        let semaphore = Arc::new(Semaphore::new(spec.concurrency));
         let mut tasks = JoinSet::new();
         let mut left_unsent = false;
         let items = &context.suite.test.items;
@@ -239,10 +373,18 @@ impl Driver {
             if !done.is_empty() && done.contains(&(items[index].id.clone(), epoch)) {
                 continue;
             }
-            let Ok(permit) = semaphore.clone().acquire_owned().await else { break };
+            let Some(permit) = backend.concurrency.acquire().await else { break };
             if context.stop.is_stopped() {
                 left_unsent = true;
                 break;
+            }
+            if let Some(reason) = backend.health.stopped() {
+                // Recorded without a request: a resumed run sends it.
+                let mut r = not_sent_record(&spec.id, &items[index], reason);
+                r.epoch = epoch;
+                backend.concurrency.release(permit);
+                let _ = records.send(r).await;
+                continue;
             }
             while let Some(r) = tasks.try_join_next() {
                 left_unsent |= r.unwrap_or(true);
@@ -281,7 +423,7 @@ impl Driver {
                         if let Some(r) = &mut record {
                             r.epoch = epoch;
                         }
-                        drop(permit);
+                        backend.concurrency.release(permit);
                         // No record for an item abandoned by a stop: it is missing, and a resumed
                         // run sends it again.
                         let abandoned = record.is_none();
@@ -330,7 +472,12 @@ impl Driver {
         while let Some(r) = tasks.join_next().await {
             left_unsent |= r.unwrap_or(true);
         }
-        left_unsent
+        DriverEnd {
+            backend: spec.id.clone(),
+            left_unsent,
+            stopped: backend.health.stopped().map(str::to_string),
+            structured_output_used: backend.client.structured_output_used().map(str::to_string),
+        }
     }
 }
 
@@ -342,7 +489,7 @@ async fn answer_item(
     messages: Vec<ChatMessage>,
     epoch: u32,
 ) -> Option<Record> {
-    let BackendRun { spec, client, retry, limits, context } = backend;
+    let BackendRun { spec, client, retry, limits, context, health, concurrency } = backend;
     let started = Instant::now();
     let mut attempt = 0;
     let prepared = match client.prepare(&messages) {
@@ -371,6 +518,9 @@ async fn answer_item(
         estimate_tokens(messages.iter().map(|m| m.content.as_str())) + limits.reply_tokens
     });
     loop {
+        if let Some(reason) = health.stopped() {
+            return Some(not_sent_record(&spec.id, item, reason));
+        }
         attempt += 1;
         // Every attempt counts against the limits: the provider counts retries too.
         if let Some(limiter) = &limits.requests {
@@ -379,8 +529,11 @@ async fn answer_item(
         if let (Some(limiter), Some(tokens)) = (&limits.tokens, request_tokens) {
             limiter.acquire(tokens as f64).await;
         }
+        let (_, window) = concurrency.current();
         match client.send(&prepared, &messages).await {
             Ok(completion) => {
+                health.answered();
+                concurrency.succeeded();
                 let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
                 if let (Some(cache), Some(slot)) = (cache, &slot) {
                     slot.store(cache, &completion, latency_ms);
@@ -395,20 +548,30 @@ async fn answer_item(
                     attempt,
                 ));
             }
-            Err(error) => match retry.next_delay(attempt, &error) {
-                Some(wait) => {
-                    if context.stop.is_stopped() {
-                        return None;
+            Err(error) => {
+                if error.status == Some(429) {
+                    concurrency.rate_limited(window);
+                }
+                let wait = retry.next_delay(attempt, &error);
+                if let Some(reason) = health.failed(&error, wait.is_none()) {
+                    (context.events)(RunEvent::BackendStopped { backend: spec.id.clone(), reason });
+                }
+                // A stopped backend waits for nothing more: this request keeps its error.
+                match wait.filter(|_| health.stopped().is_none()) {
+                    Some(wait) => {
+                        if context.stop.is_stopped() {
+                            return None;
+                        }
+                        tokio::time::sleep(wait).await;
                     }
-                    tokio::time::sleep(wait).await;
+                    None => {
+                        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+                        return Some(failed_record(
+                            &spec.id, item, messages, error, latency_ms, attempt,
+                        ));
+                    }
                 }
-                None => {
-                    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-                    return Some(failed_record(
-                        &spec.id, item, messages, error, latency_ms, attempt,
-                    ));
-                }
-            },
+            }
         }
     }
 }
@@ -439,12 +602,16 @@ fn answered_record(
             output: u.output,
             cached_input: u.cached_input,
             estimated: false,
+            reasoning: u.reasoning,
         },
         None => Tokens {
             input: estimate_tokens(prompt.iter().map(|m| m.content.as_str())),
-            output: estimate_tokens(std::iter::once(completion.text.as_str())),
+            output: estimate_tokens(
+                std::iter::once(completion.text.as_str()).chain(completion.reasoning.as_deref()),
+            ),
             cached_input: 0,
             estimated: true,
+            reasoning: 0,
         },
     };
     Record {
@@ -463,7 +630,20 @@ fn answered_record(
         error: None,
         epoch: 0,
         cached: false,
+        reasoning: completion.reasoning,
     }
+}
+
+/// The record of a sample its stopped backend never sent.
+fn not_sent_record(backend: &str, item: &Item, reason: &str) -> Record {
+    failed_record(
+        backend,
+        item,
+        Vec::new(),
+        BackendError::new(ErrorKind::NotSent, format!("not sent: the backend stopped on {reason}")),
+        0.0,
+        0,
+    )
 }
 
 fn failed_record(
@@ -487,6 +667,7 @@ fn failed_record(
         latency_ms,
         attempts,
         finish_reason: None,
+        reasoning: None,
         error: Some(RecordError {
             kind: error.kind.as_str().to_string(),
             status: error.status,

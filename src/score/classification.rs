@@ -85,6 +85,10 @@ pub struct BackendScores {
     pub error_kinds: BTreeMap<String, u64>,
     /// Answers (latest record per sample) that came from the response cache.
     pub cached: u64,
+    /// The most frequent error messages (at most [`TOP_ERROR_MESSAGES`]), most frequent first.
+    pub error_messages: Vec<(String, u64)>,
+    /// Answered samples whose reply was cut by the token limit (`finish_reason: length`).
+    pub truncated: u64,
     /// Per item, in run order.
     pub outcomes: Vec<Outcome>,
     /// Tokens per item, in run order (zero for items without an answer).
@@ -118,6 +122,8 @@ struct ScoredRecord {
     epoch: u32,
     #[serde(default)]
     cached: bool,
+    #[serde(default)]
+    finish_reason: Option<String>,
 }
 
 /// What scoring reads of one journal record, borrowed from whichever record type a reader
@@ -134,6 +140,10 @@ pub struct RecordView<'a> {
     pub epoch: u32,
     /// Answered from the response cache.
     pub cached: bool,
+    /// The failure, for the report's most frequent error messages.
+    pub error: Option<&'a RecordError>,
+    /// The reply was cut by the token limit (`finish_reason: length`).
+    pub truncated: bool,
 }
 
 impl<'a> From<&'a Record> for RecordView<'a> {
@@ -148,6 +158,8 @@ impl<'a> From<&'a Record> for RecordView<'a> {
             error_kind: r.error.as_ref().map(|e| e.kind.as_str()),
             epoch: r.epoch,
             cached: r.cached,
+            error: r.error.as_ref(),
+            truncated: r.finish_reason.as_deref() == Some("length"),
         }
     }
 }
@@ -164,9 +176,14 @@ impl<'a> From<&'a ScoredRecord> for RecordView<'a> {
             error_kind: r.error.as_ref().map(|e| e.kind.as_str()),
             epoch: r.epoch,
             cached: r.cached,
+            error: r.error.as_ref(),
+            truncated: r.finish_reason.as_deref() == Some("length"),
         }
     }
 }
+
+/// How many of a backend's most frequent error messages the report lists.
+pub const TOP_ERROR_MESSAGES: usize = 5;
 
 /// Per-item results of one backend, latest record per item.
 #[derive(Default)]
@@ -177,6 +194,9 @@ struct Tally {
     tokens: Vec<Tokens>,
     error_kinds: Vec<Option<String>>,
     cached: Vec<bool>,
+    /// Each failed sample's error as the report lists it.
+    error_messages: Vec<Option<String>>,
+    truncated: Vec<bool>,
     epochs: usize,
 }
 
@@ -240,6 +260,8 @@ impl<'m> RunScoring<'m> {
                         tokens: vec![Tokens::default(); samples],
                         error_kinds: vec![None; samples],
                         cached: vec![false; samples],
+                        error_messages: vec![None; samples],
+                        truncated: vec![false; samples],
                         epochs: b.epochs.max(1) as usize,
                     }
                 })
@@ -301,6 +323,11 @@ impl<'m> RunScoring<'m> {
         };
         tally.outcomes[s] = outcome;
         tally.error_kinds[s] = r.error_kind.map(str::to_string);
+        tally.error_messages[s] = r.error.map(|e| match e.status {
+            Some(status) => format!("HTTP {status}: {}", e.message),
+            None => e.message.clone(),
+        });
+        tally.truncated[s] = !failed && r.truncated;
         tally.latencies[s] = (!failed).then_some(r.latency_ms);
         tally.tokens[s] = r.tokens;
         tally.cached[s] = r.cached && !failed;
@@ -414,6 +441,15 @@ fn summarize(
     for kind in tally.error_kinds.iter().flatten() {
         *error_kinds.entry(kind.clone()).or_default() += 1;
     }
+    let mut messages: HashMap<&str, u64> = HashMap::new();
+    for message in tally.error_messages.iter().flatten() {
+        *messages.entry(message.as_str()).or_default() += 1;
+    }
+    let mut error_messages: Vec<(String, u64)> =
+        messages.into_iter().map(|(m, n)| (m.to_string(), n)).collect();
+    error_messages.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    error_messages.truncate(TOP_ERROR_MESSAGES);
+    let truncated = tally.truncated.iter().filter(|&&t| t).count() as u64;
     // One sample per item: a binomial proportion. Several: samples of an item are correlated,
     // so the interval clusters by item (Miller 2024).
     let (accuracy, accuracy_method) = if epochs == 1 {
@@ -441,6 +477,8 @@ fn summarize(
         latency_p95_ms: quantile(&latencies, 0.95).unwrap_or(0.0),
         error_kinds,
         cached: tally.cached.iter().filter(|&&c| c).count() as u64,
+        error_messages,
+        truncated,
         item_tokens: tally.tokens,
         outcomes: tally.outcomes,
     })
@@ -535,6 +573,8 @@ mod tests {
             latencies: vec![Some(1.0); outcomes.len()],
             error_kinds: vec![None; outcomes.len()],
             cached: vec![false; outcomes.len()],
+            error_messages: vec![None; outcomes.len()],
+            truncated: vec![false; outcomes.len()],
             epochs: 1,
             outcomes,
         };

@@ -15,8 +15,9 @@ use super::schema::{
     SuiteFile,
 };
 use super::{
-    BackendSpec, Dataset, FewShot, Fields, Item, Price, Provider, Selection, Strategy, Suite, Task,
-    TaskKind, TemplateLines, DEFAULT_CONCURRENCY, OPENAI_BASE_URL, OPENAI_KEY_ENV,
+    BackendSpec, Dataset, FewShot, Fields, Item, Price, Provider, Selection, Strategy,
+    StructuredOutput, Suite, Task, TaskKind, TemplateLines, DEFAULT_CONCURRENCY, OPENAI_BASE_URL,
+    OPENAI_KEY_ENV,
 };
 use crate::cost::{PriceTable, Pricing};
 use crate::error::{SuiteErrors, SuiteProblem};
@@ -972,7 +973,7 @@ impl Resolver {
                     "`structured_output` applies to extraction tasks",
                     "remove it",
                 );
-                false
+                StructuredOutput::Off
             }
             (Some(s), true) if provider == Provider::Local => {
                 self.problem(
@@ -981,17 +982,20 @@ impl Resolver {
                     "the local backend takes no `structured_output`",
                     "remove it",
                 );
-                false
+                StructuredOutput::Off
             }
             (Some(s), true) => match s.value {
-                StructuredOutputFile::On => true,
-                StructuredOutputFile::Off => false,
-                StructuredOutputFile::Auto => supports_json_schema(base_url.as_deref()),
+                StructuredOutputFile::JsonSchema => StructuredOutput::JsonSchema,
+                StructuredOutputFile::JsonObject => StructuredOutput::JsonObject,
+                StructuredOutputFile::Off => StructuredOutput::Off,
+                StructuredOutputFile::Auto => StructuredOutput::Auto,
             },
-            (None, true) => {
-                provider == Provider::Openai && supports_json_schema(base_url.as_deref())
+            (None, true)
+                if provider == Provider::Openai && supports_json_schema(base_url.as_deref()) =>
+            {
+                StructuredOutput::JsonSchema
             }
-            (None, false) => false,
+            (None, _) => StructuredOutput::Off,
         };
         let trained_on = b.trained_on.as_ref().and_then(|t| {
             let path = self.path.parent().unwrap_or(Path::new(".")).join(t.value.trim());
@@ -1009,6 +1013,10 @@ impl Resolver {
         });
         Some(BackendSpec {
             trained_on,
+            reasoning: b.reasoning,
+            reasoning_tags: b.reasoning_tags.clone().unwrap_or_else(|| {
+                super::DEFAULT_REASONING_TAGS.iter().map(|t| t.to_string()).collect()
+            }),
             structured_output,
             max_retry_delay,
             requests_per_minute: b
@@ -1486,7 +1494,7 @@ struct Columns {
     group_explicit: bool,
 }
 
-/// Whether `auto` structured output asks this server for a JSON schema: only servers known to
+/// Whether a backend that does not set `structured_output` asks this server for a JSON schema: only servers known to
 /// accept OpenAI's `response_format: json_schema` (OpenAI and Azure OpenAI). Self-hosted servers
 /// differ by version and flags, so they get the instructions and the reply is parsed, unless
 /// the suite says `structured_output: on`.

@@ -221,10 +221,31 @@ pub struct BackendSpec {
     pub epochs: u32,
     pub requests_per_minute: Option<f64>,
     pub tokens_per_minute: Option<f64>,
-    /// Extraction: requests carry a JSON schema made from the fields (`response_format`).
-    pub structured_output: bool,
     /// The fine-tuning file the model was trained on, resolved against the suite's folder.
     pub trained_on: Option<PathBuf>,
+    /// Extraction: how requests carry a JSON schema made from the fields (`response_format`).
+    pub structured_output: StructuredOutput,
+    /// Tags of a leading reasoning block (`<think>…</think>`) taken off replies before parsing.
+    pub reasoning_tags: Vec<String>,
+    /// The suite's `reasoning:`, when it says.
+    pub reasoning: Option<bool>,
+}
+
+/// The reasoning blocks taken off replies unless a backend names its own `reasoning_tags`.
+pub const DEFAULT_REASONING_TAGS: [&str; 3] = ["think", "thinking", "reasoning"];
+
+/// How an extraction request asks for replies that follow the fields' JSON schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StructuredOutput {
+    /// Not at all: the instructions describe the object and the reply is parsed.
+    Off,
+    /// `response_format: {"type": "json_schema", "json_schema": {…, "strict": true}}` (OpenAI).
+    JsonSchema,
+    /// `response_format: {"type": "json_object", "schema": …}` (llama-cpp-python).
+    JsonObject,
+    /// `json_schema` first; a server that refuses the `response_format` itself is asked with
+    /// `json_object`, then with none, and the form that worked is kept for the rest of the run.
+    Auto,
 }
 
 /// Default per-backend concurrency.

@@ -295,22 +295,33 @@ pub struct BackendFile {
     /// Overrides (or supplies) the built-in price of `model`.
     #[serde(default)]
     pub pricing: Option<Spanned<PricingFile>>,
-    /// Extraction: ask for a JSON schema made from the fields (`on`), never (`off`), or when the
-    /// server is known to support it (`auto`, the default).
+    /// Extraction: how replies are held to a JSON schema made from the fields: `json_schema`
+    /// (OpenAI's `response_format`; `on`/`true` are aliases), `json_object` (with the schema
+    /// beside it, as llama-cpp-python takes it), `off` (`false`), or `auto`: negotiated with the
+    /// server on the first requests. Unset: `json_schema` for OpenAI and Azure, `off` elsewhere.
     #[serde(default)]
     pub structured_output: Option<Spanned<StructuredOutputFile>>,
     /// The fine-tuning file the model was trained on (relative to the suite): a run warns when
     /// it holds test items.
     #[serde(default)]
     pub trained_on: Option<Spanned<String>>,
+    /// Tags of a leading reasoning block taken off replies before parsing (default: `think`,
+    /// `thinking`, `reasoning`).
+    #[serde(default)]
+    pub reasoning_tags: Option<Vec<String>>,
+    /// The model thinks before it answers: classification replies get a larger default
+    /// `max_tokens`. Unset: known reasoning families by model name.
+    #[serde(default)]
+    pub reasoning: Option<bool>,
 }
 
-/// `auto`, `on` or `off`; YAML 1.1 readers may hand `on` and `off` over as booleans, so those are
-/// accepted too.
+/// `auto`, `json_schema` (`on`), `json_object` or `off`; YAML 1.1 readers may hand `on` and
+/// `off` over as booleans, so those are accepted too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StructuredOutputFile {
     Auto,
-    On,
+    JsonSchema,
+    JsonObject,
     Off,
 }
 
@@ -323,14 +334,17 @@ impl<'de> Deserialize<'de> for StructuredOutputFile {
             Text(String),
         }
         match Raw::deserialize(deserializer)? {
-            Raw::Bool(true) => Ok(StructuredOutputFile::On),
+            Raw::Bool(true) => Ok(StructuredOutputFile::JsonSchema),
             Raw::Bool(false) => Ok(StructuredOutputFile::Off),
             Raw::Text(t) => match t.trim().to_ascii_lowercase().as_str() {
                 "auto" => Ok(StructuredOutputFile::Auto),
-                "on" | "true" | "yes" => Ok(StructuredOutputFile::On),
+                "json_schema" | "json-schema" | "on" | "true" | "yes" => {
+                    Ok(StructuredOutputFile::JsonSchema)
+                }
+                "json_object" | "json-object" => Ok(StructuredOutputFile::JsonObject),
                 "off" | "false" | "no" => Ok(StructuredOutputFile::Off),
                 other => Err(serde::de::Error::custom(format!(
-                    "structured_output must be auto, on or off, not `{other}`"
+                    "structured_output must be auto, json_schema (on), json_object or off, not `{other}`"
                 ))),
             },
         }

@@ -563,7 +563,7 @@ fn extraction_validation_errors_name_file_line_and_key() {
             DATA,
         ),
         "suite.yaml",
-        &["structured_output", "auto, on or off"],
+        &["structured_output", "auto, json_schema (on), json_object or off"],
     );
 }
 

@@ -237,6 +237,10 @@ fn local_backend() -> BackendResult {
         classes,
         confusion,
         error_kinds: BTreeMap::new(),
+        error_messages: vec![],
+        truncated: 0,
+        stopped: None,
+        structured_output_used: None,
         fields: None,
         exact_match: None,
         invalid_json: None,
@@ -309,6 +313,10 @@ fn gpt_backend() -> BackendResult {
         classes,
         confusion,
         error_kinds: BTreeMap::from([("http".to_string(), 1), ("timeout".to_string(), 1)]),
+        error_messages: vec![],
+        truncated: 0,
+        stopped: None,
+        structured_output_used: None,
         fields: None,
         exact_match: None,
         invalid_json: None,
@@ -375,6 +383,10 @@ fn ft_backend() -> BackendResult {
         classes,
         confusion,
         error_kinds: BTreeMap::new(),
+        error_messages: vec![],
+        truncated: 0,
+        stopped: None,
+        structured_output_used: None,
         fields: None,
         exact_match: None,
         invalid_json: None,
@@ -714,6 +726,10 @@ fn extraction_results() -> Results {
         classes: vec![],
         confusion: vec![],
         error_kinds: BTreeMap::new(),
+        error_messages: vec![],
+        truncated: 0,
+        stopped: None,
+        structured_output_used: None,
         fields: Some(BTreeMap::from([
             (
                 "vendor".to_string(),
@@ -828,6 +844,10 @@ fn extraction_results() -> Results {
             ..unpriced("")
         },
         error_kinds: BTreeMap::from([("timeout".to_string(), 1)]),
+        error_messages: vec![],
+        truncated: 0,
+        stopped: None,
+        structured_output_used: None,
         fields: Some(BTreeMap::from([
             (
                 "vendor".to_string(),
@@ -964,6 +984,8 @@ fn backend_meta(id: &str, model: &str, strategy: &str, epochs: u32) -> BackendMe
         price: None,
         epochs,
         structured_output: false,
+        stopped: None,
+        structured_output_used: None,
     }
 }
 
@@ -1037,13 +1059,20 @@ fn answered(
         gold: gold.into(),
         correct: Some(answer == Some(gold)),
         invalid: answer.is_none(),
-        tokens: Tokens { input: 48, output: 3, cached_input: 0, estimated: backend == "ft" },
+        tokens: Tokens {
+            input: 48,
+            output: 3,
+            cached_input: 0,
+            estimated: backend == "ft",
+            reasoning: 0,
+        },
         latency_ms: 412.3456,
         attempts: 1,
         finish_reason: Some("stop".into()),
         error: None,
         epoch,
         cached: false,
+        reasoning: None,
     }
 }
 

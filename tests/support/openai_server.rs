@@ -84,6 +84,21 @@ impl RecordedRequest {
     pub fn model(&self) -> Option<&str> {
         self.json.as_ref()?.get("model")?.as_str()
     }
+
+    /// The `type` of the request's `response_format`, if it has one.
+    pub fn response_format_type(&self) -> Option<&str> {
+        self.json.as_ref()?.get("response_format")?.get("type")?.as_str()
+    }
+}
+
+/// llama-cpp-python 0.3.36's server on `response_format`: a request asking for `json_schema` gets
+/// its 500 (a validation error that names the field and the types it takes); `None` for any
+/// other request (`json_object`, with or without a schema, or none), which it answers.
+pub fn llama_cpp_python_refusal(req: &RecordedRequest) -> Option<Reply> {
+    (req.response_format_type() == Some("json_schema")).then(|| {
+        let message = "[{'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema', 'ctx': {'expected': \"'text' or 'json_object'\"}}]";
+        Reply::openai_error(500, message, "internal_server_error", None)
+    })
 }
 
 fn content_text(content: Option<&Value>) -> String {
