@@ -17,6 +17,8 @@
 //! - `stats_cost`: the calculators, and statistics and cost recomputed from the journal
 //! - `resilience`: kill -9 and resume, budget, Ctrl-C
 //! - `reliability`: 429 storms, the response cache, shards merged, rate limits
+//! - `replay`: `provider: replay` of a run's journal and of a predictions CSV, scored like the
+//!   live run; stale and incomplete recordings refused
 //! - `report_formats`: each renderer (results.json, report.md, chart.svg, records.csv) snapshot
 //!   from a hand-built result or journal, not through a run
 
@@ -36,6 +38,8 @@ mod extraction_sroie;
 mod gate;
 #[path = "it/reliability.rs"]
 mod reliability;
+#[path = "it/replay.rs"]
+mod replay;
 #[path = "it/report_formats.rs"]
 mod report_formats;
 #[path = "it/resilience.rs"]

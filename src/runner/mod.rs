@@ -381,7 +381,9 @@ async fn answer_item(
         }
         match client.send(&prepared, &messages).await {
             Ok(completion) => {
-                let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+                let latency_ms = prepared
+                    .recorded_latency_ms()
+                    .unwrap_or_else(|| started.elapsed().as_secs_f64() * 1000.0);
                 if let (Some(cache), Some(slot)) = (cache, &slot) {
                     slot.store(cache, &completion, latency_ms);
                 }

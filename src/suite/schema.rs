@@ -252,6 +252,20 @@ pub enum DataSource {
 pub enum ProviderKind {
     Openai,
     Local,
+    Replay,
+}
+
+/// `replay: { file: PATH, from_backend: ID }`: where a `replay` backend's replies come from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayFile {
+    /// A run's `records.jsonl` (or its directory), or a predictions file (JSONL or CSV with
+    /// `id` and `reply` or `answer`); relative to the suite file.
+    pub file: Spanned<String>,
+    /// In a `records.jsonl`: the backend whose records are replayed (needed when it holds
+    /// several).
+    #[serde(default)]
+    pub from_backend: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -297,6 +311,9 @@ pub struct BackendFile {
     /// server is known to support it (`auto`, the default).
     #[serde(default)]
     pub structured_output: Option<Spanned<StructuredOutputFile>>,
+    /// For `provider: replay`: the recording to replay.
+    #[serde(default)]
+    pub replay: Option<Spanned<ReplayFile>>,
 }
 
 /// `auto`, `on` or `off`; YAML 1.1 readers may hand `on` and `off` over as booleans, so those are
