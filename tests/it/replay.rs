@@ -250,3 +250,26 @@ async fn a_recording_of_other_instructions_is_refused_naming_the_items() {
         "{e}"
     );
 }
+
+#[test]
+fn replay_keys_are_checked_with_file_line_and_key() {
+    let ws = workspace();
+    let errors = |backends: &str| {
+        let suite = ws.write("keys.yaml", &SUITE.replace("BACKENDS", backends));
+        match evalgate::plan::load_suite(&suite) {
+            Ok(_) => panic!("{backends} should not load"),
+            Err(e) => e.to_string(),
+        }
+    };
+    let e = errors("  - id: r\n    provider: replay\n    replay: { file: nowhere.csv }\n");
+    assert!(e.contains("backends[0].replay.file") && e.contains("nowhere.csv"), "{e}");
+    let e = errors("  - id: r\n    provider: replay\n");
+    assert!(e.contains("backends[0].replay") && e.contains("needs `replay:"), "{e}");
+    let e = errors(
+        "  - id: r\n    provider: replay\n    base_url: http://localhost:1/v1\n    replay: { file: test.csv }\n",
+    );
+    assert!(e.contains("backends[0].base_url") && e.contains("sends no request"), "{e}");
+    let e =
+        errors("  - id: o\n    provider: openai\n    model: m\n    replay: { file: test.csv }\n");
+    assert!(e.contains("backends[0].replay") && e.contains("takes no `replay`"), "{e}");
+}
