@@ -6,7 +6,8 @@
 #   scripts/conformance/llamacpp.sh              # install (once), start the server, run the checks
 #   scripts/conformance/llamacpp.sh --setup-only # install only
 #   scripts/conformance/llamacpp.sh --record     # also record the quick-start suite's replies
-#                                                # into fixtures/recorded/smollm2/ (about 5 min)
+#                                                # into fixtures/recorded/smollm2/ (480 requests)
+#   scripts/conformance/llamacpp.sh --record-only # record without the checks
 #
 # Environment: EVALGATE_CONFORMANCE_CACHE (default ~/.cache/evalgate-conformance),
 # EVALGATE_BIN (a built evalgate; default: `cargo run --release --`).
@@ -24,7 +25,8 @@ case "${1:-}" in
     "") ;;
     --setup-only) mode=setup ;;
     --record) mode=record ;;
-    *) echo "usage: $0 [--setup-only | --record]" >&2; exit 2 ;;
+    --record-only) mode=record-only ;;
+    *) echo "usage: $0 [--setup-only | --record | --record-only]" >&2; exit 2 ;;
 esac
 
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -170,6 +172,7 @@ PY
 }
 
 t_runs=$(date +%s)
+if [ "$mode" != record-only ]; then
 backends=""
 add_backend tickets-zero zero-shot
 add_backend tickets-3shot '{ few-shot: { k: 3, select: stratified, seed: 7 } }'
@@ -195,13 +198,15 @@ if len(records) != 20 or bad:
     sys.exit(1)
 PY
 echo "conformance: checks ran in $(( $(date +%s) - t_runs ))s"
+fi
 
-if [ "$mode" = record ]; then
+if [ "$mode" = record ] || [ "$mode" = record-only ]; then
     # The quick-start suite's task and data, every item, one request at a time.
     out="$repo/fixtures/recorded/smollm2"
     backends=""
-    add_backend smollm2-zero zero-shot
-    add_backend smollm2-fewshot '{ few-shot: { k: 6, select: stratified, seed: 7 } }'
+    # A label is a word or two: 8 reply tokens are enough, and keep the recording short.
+    add_backend smollm2-zero zero-shot "" 8
+    add_backend smollm2-fewshot '{ few-shot: { k: 6, select: stratified, seed: 7 } }' "" 8
     run_suite record "$repo/suites/quickstart.yaml" "$backends"
     check record smollm2-zero smollm2-fewshot || true
     mkdir -p "$out"
