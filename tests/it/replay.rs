@@ -273,3 +273,36 @@ fn replay_keys_are_checked_with_file_line_and_key() {
         errors("  - id: o\n    provider: openai\n    model: m\n    replay: { file: test.csv }\n");
     assert!(e.contains("backends[0].replay") && e.contains("takes no `replay`"), "{e}");
 }
+
+/// Every reply SmolLM2-135M gave on the quick-start suite (fixtures/recorded/smollm2/), parsed
+/// again: the label it maps to, or invalid, is pinned by the recording itself, and the counts
+/// are pinned below. A change to the label parser that reads a real reply differently fails here.
+#[test]
+fn every_recorded_smollm2_reply_parses_to_its_pinned_outcome() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let suite = evalgate::plan::load_suite(&root.join("suites/quickstart.yaml")).unwrap();
+    let text = std::fs::read_to_string(root.join("fixtures/recorded/smollm2/records.jsonl"))
+        .expect("the recording is committed");
+    let mut counts: std::collections::BTreeMap<String, (u32, u32, u32)> = Default::default();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let r: Value = serde_json::from_str(line).unwrap();
+        let reply = r["reply"].as_str().expect("no errors in the recording");
+        let judged = evalgate::score::judge::classification(
+            &suite.label_parser,
+            &suite.task.labels,
+            r["gold"].as_str().unwrap(),
+            reply,
+        );
+        assert_eq!(judged.answer.as_deref(), r["answer"].as_str(), "{} {reply:?}", r["id"]);
+        assert_eq!(judged.answer.is_none(), r["invalid"] == true);
+        let c = counts.entry(r["backend"].as_str().unwrap().to_string()).or_default();
+        c.0 += 1;
+        c.1 += u32::from(judged.correct);
+        c.2 += u32::from(judged.answer.is_none());
+    }
+    // (items, correct, invalid): zero-shot SmolLM2-135M chats instead of naming a label.
+    assert_eq!(
+        format!("{counts:?}"),
+        r#"{"smollm2-fewshot": (240, 37, 119), "smollm2-zero": (240, 0, 240)}"#
+    );
+}
