@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::backend::cache::ResponseCache;
-use crate::backend::{BackendClient, LocalBackend, OpenAiBackend, RetryPolicy};
+use crate::backend::{BackendClient, LocalBackend, OpenAiBackend, ReplayBackend, RetryPolicy};
 use crate::cost::Pricing;
 use crate::error::{Error, Result, SuiteErrors};
 use crate::journal::{
@@ -260,6 +260,9 @@ impl RunPlan {
         }
 
         let selection = select_items(&suite, options, previous.as_ref())?;
+        for b in &mut backends {
+            bind_replay(&suite, b, &selection.items)?;
+        }
         if let Some(limit) = options.max_cost_usd {
             check_budget(estimate_cost(&suite, &backends, &selection.items)?, limit)?;
         }
@@ -357,7 +360,34 @@ fn client(
             };
             (BackendClient::Local(local), Some(trained))
         }
+        Provider::Replay => {
+            let source = spec.replay.as_ref().ok_or_else(|| {
+                Error::Usage(format!("backend `{}`: `replay.file` is missing", spec.id))
+            })?;
+            let replay = ReplayBackend::load(source)
+                .map_err(|e| Error::Usage(format!("backend `{}`: {e}", spec.id)))?;
+            (BackendClient::Replay(replay), None)
+        }
     })
+}
+
+/// A replay backend checks its recording against the prompts of the items the run asks, and
+/// refuses a stale or incomplete one before anything runs; it also takes the recording's model
+/// name when the suite gives none.
+fn bind_replay(suite: &Suite, backend: &mut BackendPlan, items: &[usize]) -> Result<()> {
+    let BackendClient::Replay(replay) = &mut backend.client else { return Ok(()) };
+    let prompts = &backend.prompts;
+    let asked = items.iter().map(|&i| {
+        let item = &suite.test.items[i];
+        (item.id.as_str(), prompts.messages(item).map_err(|e| e.to_string()))
+    });
+    replay.bind(&backend.spec.id, asked, backend.spec.epochs).map_err(Error::Usage)?;
+    // A recorded failure fails the same way every time: asking again only waits.
+    backend.retry.max_attempts = 1;
+    if backend.spec.model.is_none() {
+        backend.spec.model = replay.model().map(str::to_string);
+    }
+    Ok(())
 }
 
 /// `--max-cost-usd`: every per-token backend needs a price, and the estimate must be within
@@ -534,7 +564,8 @@ fn estimate_cost(suite: &Suite, backends: &[BackendPlan], items: &[usize]) -> Re
         CostEstimate { backends: Vec::with_capacity(backends.len()), total_usd: 0.0 };
     for b in backends {
         let cost = match (&b.spec.price, b.spec.provider) {
-            (_, Provider::Local) => EstimatedCost::Free,
+            // Nothing is sent: a replay costs nothing to run.
+            (_, Provider::Local | Provider::Replay) => EstimatedCost::Free,
             (Some(price), _) if matches!(price.pricing, Pricing::Fixed { .. }) => {
                 EstimatedCost::Free
             }

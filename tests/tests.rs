@@ -20,6 +20,8 @@
 //! - `real_servers`: dead ports and wrong keys, structured output negotiation, adaptive
 //!   concurrency, reasoning replies, replies cut by the token limit
 //! - `reliability`: 429 storms, the response cache, shards merged, rate limits
+//! - `replay`: `provider: replay` of a run's journal and of a predictions CSV, scored like the
+//!   live run; stale and incomplete recordings refused
 //! - `report_formats`: each renderer (results.json, report.md, chart.svg, records.csv) snapshot
 //!   from a hand-built result or journal, not through a run
 
@@ -43,6 +45,8 @@ mod gate;
 mod real_servers;
 #[path = "it/reliability.rs"]
 mod reliability;
+#[path = "it/replay.rs"]
+mod replay;
 #[path = "it/report_formats.rs"]
 mod report_formats;
 #[path = "it/resilience.rs"]

@@ -11,12 +11,14 @@
 pub mod cache;
 pub mod local;
 mod openai;
+pub mod replay;
 mod retry;
 
 use std::time::Duration;
 
 pub use local::LocalBackend;
 pub use openai::OpenAiBackend;
+pub use replay::ReplayBackend;
 pub use retry::{ends_backend, is_retryable, RetryPolicy};
 
 use crate::prompt::ChatMessage;
@@ -72,6 +74,21 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The kind named by [`as_str`](Self::as_str), as a journal has it.
+    pub fn parse(name: &str) -> Option<ErrorKind> {
+        [
+            ErrorKind::Http,
+            ErrorKind::Timeout,
+            ErrorKind::Connect,
+            ErrorKind::Body,
+            ErrorKind::MalformedResponse,
+            ErrorKind::ApiError,
+            ErrorKind::Internal,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Http => "http",
@@ -105,6 +122,8 @@ impl std::fmt::Display for BackendError {
 pub enum BackendClient {
     OpenAi(OpenAiBackend),
     Local(LocalBackend),
+    /// Replies read from a file; nothing is sent.
+    Replay(ReplayBackend),
 }
 
 /// A request ready to send, built once for all its attempts.
@@ -113,6 +132,19 @@ pub enum Prepared {
     Body(Box<serde_json::value::RawValue>),
     /// The local backend reads the messages themselves.
     Messages,
+    /// For a replay: the recorded answer to this sample.
+    Replay(Box<replay::Recorded>),
+}
+
+impl Prepared {
+    /// The latency recorded with a replayed answer, which its record keeps; `None` for live
+    /// requests, whose latency is measured.
+    pub fn recorded_latency_ms(&self) -> Option<f64> {
+        match self {
+            Prepared::Replay(r) => Some(r.latency_ms),
+            _ => None,
+        }
+    }
 }
 
 impl BackendClient {
@@ -120,6 +152,7 @@ impl BackendClient {
         match self {
             BackendClient::OpenAi(b) => b.body(messages).map(Prepared::Body),
             BackendClient::Local(_) => Ok(Prepared::Messages),
+            BackendClient::Replay(b) => b.take(messages).map(|r| Prepared::Replay(Box::new(r))),
         }
     }
 
@@ -141,7 +174,7 @@ impl BackendClient {
     pub fn structured_output_used(&self) -> Option<&'static str> {
         match self {
             BackendClient::OpenAi(b) => b.structured_output_used(),
-            BackendClient::Local(_) => None,
+            BackendClient::Local(_) | BackendClient::Replay(_) => None,
         }
     }
 
@@ -154,8 +187,10 @@ impl BackendClient {
         match (self, prepared) {
             (BackendClient::OpenAi(b), _) if b.negotiates() => b.send_negotiating(messages).await,
             (BackendClient::OpenAi(b), Prepared::Body(body)) => b.send(body).await,
-            (BackendClient::OpenAi(b), Prepared::Messages) => b.send(&b.body(messages)?).await,
+            (BackendClient::OpenAi(b), _) => b.send(&b.body(messages)?).await,
             (BackendClient::Local(b), _) => b.complete(messages),
+            (BackendClient::Replay(_), Prepared::Replay(r)) => r.outcome.clone(),
+            (BackendClient::Replay(b), _) => b.take(messages)?.outcome,
         }
     }
 }

@@ -534,7 +534,10 @@ async fn answer_item(
             Ok(completion) => {
                 health.answered();
                 concurrency.succeeded();
-                let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+                // A replayed reply keeps the latency it was recorded with.
+                let latency_ms = prepared
+                    .recorded_latency_ms()
+                    .unwrap_or_else(|| started.elapsed().as_secs_f64() * 1000.0);
                 if let (Some(cache), Some(slot)) = (cache, &slot) {
                     slot.store(cache, &completion, latency_ms);
                 }

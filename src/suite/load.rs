@@ -15,9 +15,9 @@ use super::schema::{
     SuiteFile,
 };
 use super::{
-    BackendSpec, Dataset, FewShot, Fields, Item, Price, Provider, Selection, Strategy,
-    StructuredOutput, Suite, Task, TaskKind, TemplateLines, DEFAULT_CONCURRENCY, OPENAI_BASE_URL,
-    OPENAI_KEY_ENV,
+    BackendSpec, Dataset, FewShot, Fields, Item, Price, Provider, ReplaySource, Selection,
+    Strategy, StructuredOutput, Suite, Task, TaskKind, TemplateLines, DEFAULT_CONCURRENCY,
+    OPENAI_BASE_URL, OPENAI_KEY_ENV,
 };
 use crate::cost::{PriceTable, Pricing};
 use crate::error::{SuiteErrors, SuiteProblem};
@@ -822,7 +822,9 @@ impl Resolver {
         let provider = match b.provider.value {
             ProviderKind::Openai => Provider::Openai,
             ProviderKind::Local => Provider::Local,
+            ProviderKind::Replay => Provider::Replay,
         };
+        let replay = self.resolve_replay(b, key, provider);
         let strategy = match provider {
             Provider::Local => {
                 if let Some(s) = &b.strategy {
@@ -864,6 +866,10 @@ impl Resolver {
                 }
                 Strategy::Local
             }
+            Provider::Replay => match &b.strategy {
+                None => Strategy::ZeroShot,
+                Some(s) => self.resolve_strategy(s, key, task, train),
+            },
             Provider::Openai => {
                 if b.model.as_ref().is_none_or(|m| m.value.trim().is_empty()) {
                     self.problem(
@@ -906,7 +912,7 @@ impl Resolver {
                     u.value.trim().trim_end_matches('/').to_string()
                 }))
             }
-            Provider::Local => None,
+            Provider::Local | Provider::Replay => None,
         };
         // The OpenAI key is only assumed for the OpenAI API itself; self-hosted servers usually
         // need none, and sending an OpenAI key to them would leak it.
@@ -975,11 +981,11 @@ impl Resolver {
                 );
                 StructuredOutput::Off
             }
-            (Some(s), true) if provider == Provider::Local => {
+            (Some(s), true) if provider != Provider::Openai => {
                 self.problem(
                     line(s),
                     &format!("{key}.structured_output"),
-                    "the local backend takes no `structured_output`",
+                    format!("the {} backend takes no `structured_output`", provider.as_str()),
                     "remove it",
                 );
                 StructuredOutput::Off
@@ -1017,6 +1023,7 @@ impl Resolver {
             reasoning_tags: b.reasoning_tags.clone().unwrap_or_else(|| {
                 super::DEFAULT_REASONING_TAGS.iter().map(|t| t.to_string()).collect()
             }),
+            replay,
             structured_output,
             max_retry_delay,
             requests_per_minute: b
@@ -1085,6 +1092,65 @@ impl Resolver {
             pairs.push((a.clone(), b.clone()));
         }
         pairs
+    }
+
+    /// `replay:` for a `replay` backend: the file must exist; the other providers take none, and
+    /// a replay backend takes no server settings.
+    fn resolve_replay(
+        &mut self,
+        b: &schema::BackendFile,
+        key: &str,
+        provider: Provider,
+    ) -> Option<ReplaySource> {
+        let id_line = line(&b.id);
+        if provider != Provider::Replay {
+            if let Some(r) = &b.replay {
+                self.problem(
+                    line(r),
+                    &format!("{key}.replay"),
+                    format!("the {} backend takes no `replay`", provider.as_str()),
+                    "use `provider: replay` to score replies from a file",
+                );
+            }
+            return None;
+        }
+        for (name, given) in
+            [("base_url", b.base_url.is_some()), ("api_key_env", b.api_key_env.is_some())]
+        {
+            if given {
+                self.problem(
+                    id_line,
+                    &format!("{key}.{name}"),
+                    format!("a replay backend takes no `{name}`: it sends no request"),
+                    format!("remove `{name}`"),
+                );
+            }
+        }
+        let Some(r) = &b.replay else {
+            self.problem(
+                id_line,
+                &format!("{key}.replay"),
+                "a replay backend needs `replay: { file: ... }`",
+                "e.g. `replay: { file: ../reports/my-suite/20261201T100000Z/records.jsonl, from_backend: mini-zero }`, or a predictions CSV with columns id, reply",
+            );
+            return None;
+        };
+        let rel = r.value.file.value.trim();
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        let file = base.join(rel);
+        if rel.is_empty() || !file.exists() {
+            self.problem(
+                line(&r.value.file),
+                &format!("{key}.replay.file"),
+                format!("`{}` does not exist", file.display()),
+                "the path is relative to the suite file",
+            );
+            return None;
+        }
+        Some(ReplaySource {
+            file,
+            from_backend: r.value.from_backend.as_ref().map(|f| f.value.trim().to_string()),
+        })
     }
 
     /// The suite's price if it gives one, else the built-in table's for the model, else unknown.
@@ -1162,7 +1228,8 @@ impl Resolver {
             }
             return Some(Price { pricing, origin: "suite".into(), as_of: None, source: None });
         }
-        if provider == Provider::Local {
+        // A replay costs nothing to run; its price is only what the suite says it would cost.
+        if provider != Provider::Openai {
             return None;
         }
         let model = b.model.as_ref()?.value.trim();

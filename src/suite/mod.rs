@@ -154,6 +154,8 @@ impl serde::Serialize for Fields {
 pub enum Provider {
     Openai,
     Local,
+    /// Replies read from a file (an earlier run's journal or predictions made elsewhere).
+    Replay,
 }
 
 impl Provider {
@@ -161,6 +163,7 @@ impl Provider {
         match self {
             Provider::Openai => "openai",
             Provider::Local => "local",
+            Provider::Replay => "replay",
         }
     }
 }
@@ -229,6 +232,17 @@ pub struct BackendSpec {
     pub reasoning_tags: Vec<String>,
     /// The suite's `reasoning:`, when it says.
     pub reasoning: Option<bool>,
+    /// For `provider: replay`: the file its replies come from.
+    pub replay: Option<ReplaySource>,
+}
+
+/// Where a `replay` backend's replies come from (see [`crate::backend::ReplayBackend`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplaySource {
+    /// The file, resolved against the suite's folder.
+    pub file: std::path::PathBuf,
+    /// In a `records.jsonl`: the backend whose records are replayed.
+    pub from_backend: Option<String>,
 }
 
 /// The reasoning blocks taken off replies unless a backend names its own `reasoning_tags`.

@@ -254,6 +254,20 @@ pub enum DataSource {
 pub enum ProviderKind {
     Openai,
     Local,
+    Replay,
+}
+
+/// `replay: { file: PATH, from_backend: ID }`: where a `replay` backend's replies come from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayFile {
+    /// A run's `records.jsonl` (or its directory), or a predictions file (JSONL or CSV with
+    /// `id` and `reply` or `answer`); relative to the suite file.
+    pub file: Spanned<String>,
+    /// In a `records.jsonl`: the backend whose records are replayed (needed when it holds
+    /// several).
+    #[serde(default)]
+    pub from_backend: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -313,6 +327,9 @@ pub struct BackendFile {
     /// `max_tokens`. Unset: known reasoning families by model name.
     #[serde(default)]
     pub reasoning: Option<bool>,
+    /// For `provider: replay`: the recording to replay.
+    #[serde(default)]
+    pub replay: Option<Spanned<ReplayFile>>,
 }
 
 /// `auto`, `json_schema` (`on`), `json_object` or `off`; YAML 1.1 readers may hand `on` and

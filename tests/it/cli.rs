@@ -44,7 +44,12 @@ fn quickstart_runs_offline_and_report_rebuilds_it() {
     let first = results(&run);
     let backends: Vec<&str> =
         first["backends"].as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
-    assert_eq!(backends, ["baseline"]);
+    assert_eq!(backends, ["baseline", "smollm2-zero-recorded", "smollm2-fewshot-recorded"]);
+    // The recorded SmolLM2 replies: every item answered (no error), tokens from the server.
+    for id in ["smollm2-zero-recorded", "smollm2-fewshot-recorded"] {
+        let b = backend(&first, id);
+        assert_eq!((u(&b["items"]), u(&b["answered"]), u(&b["errors"])), (240, 240, 0), "{id}");
+    }
     let baseline = backend(&first, "baseline");
     let accuracy = f(&baseline["accuracy"]["estimate"]);
     assert!(accuracy >= 0.8, "baseline accuracy {accuracy}");
@@ -64,7 +69,8 @@ fn quickstart_runs_offline_and_report_rebuilds_it() {
     assert!(markdown.contains("## Gate: passed"), "{markdown}");
     assert_eq!(first["gate"]["passed"], true);
     let csv_before = std::fs::read(run.join("records.csv")).unwrap();
-    assert_eq!(records(&run).len(), 240);
+    assert_eq!(records(&run).len(), 3 * 240);
+    assert!(records(&run).iter().all(|r| r["tokens"]["estimated"] == false));
 
     // `report` rebuilds every output from the journal alone.
     for file in ["results.json", "report.md", "records.csv"] {
