@@ -137,10 +137,14 @@ impl OpenAiBackend {
             let form = self.form.load(Ordering::SeqCst);
             let body = self.body_with(messages, form)?;
             match self.send(&body).await {
+                // A refusal of a form other requests have already moved past (they were in
+                // flight together) is resent in the current form; the current form is given up
+                // only while no request has been answered in it.
                 Err(e)
                     if form < OFF
-                        && !self.form_confirmed.load(Ordering::SeqCst)
-                        && refuses_format(&e) =>
+                        && refuses_format(&e)
+                        && (self.form.load(Ordering::SeqCst) != form
+                            || !self.form_confirmed.load(Ordering::SeqCst)) =>
                 {
                     let _ = self.form.compare_exchange(
                         form,
