@@ -136,11 +136,10 @@ pub struct RecordView<'a> {
     pub gold: &'a str,
     pub tokens: Tokens,
     pub latency_ms: f64,
-    pub error_kind: Option<&'a str>,
     pub epoch: u32,
     /// Answered from the response cache.
     pub cached: bool,
-    /// The failure, for the report's most frequent error messages.
+    /// The failure (its kind and message), when the request failed.
     pub error: Option<&'a RecordError>,
     /// The reply was cut by the token limit (`finish_reason: length`).
     pub truncated: bool,
@@ -155,7 +154,6 @@ impl<'a> From<&'a Record> for RecordView<'a> {
             gold: &r.gold,
             tokens: r.tokens,
             latency_ms: r.latency_ms,
-            error_kind: r.error.as_ref().map(|e| e.kind.as_str()),
             epoch: r.epoch,
             cached: r.cached,
             error: r.error.as_ref(),
@@ -173,7 +171,6 @@ impl<'a> From<&'a ScoredRecord> for RecordView<'a> {
             gold: &r.gold,
             tokens: r.tokens,
             latency_ms: r.latency_ms,
-            error_kind: r.error.as_ref().map(|e| e.kind.as_str()),
             epoch: r.epoch,
             cached: r.cached,
             error: r.error.as_ref(),
@@ -299,7 +296,7 @@ impl<'m> RunScoring<'m> {
             });
         }
         let s = i * tally.epochs + r.epoch as usize;
-        let failed = r.error_kind.is_some();
+        let failed = r.error.is_some();
         // Correctness is recomputed from gold and answer rather than trusting the stored flag.
         let outcome = match self.extraction.as_mut() {
             Some(ex) => ex.record(b, s, r.epoch, r.gold, r.answer, failed).map_err(|source| {
@@ -322,7 +319,7 @@ impl<'m> RunScoring<'m> {
             }
         };
         tally.outcomes[s] = outcome;
-        tally.error_kinds[s] = r.error_kind.map(str::to_string);
+        tally.error_kinds[s] = r.error.map(|e| e.kind.clone());
         tally.error_messages[s] = r.error.map(|e| match e.status {
             Some(status) => format!("HTTP {status}: {}", e.message),
             None => e.message.clone(),
