@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -25,6 +26,9 @@ pub mod exit {
     pub const ERROR: u8 = 2;
     /// Stopped by Ctrl-C; every output covers what finished.
     pub const INTERRUPTED: u8 = 130;
+    /// Stopped by SIGTERM (a CI runner's timeout, a container stop); every output covers what
+    /// finished.
+    pub const TERMINATED: u8 = 143;
 }
 
 #[derive(Parser, Debug)]
@@ -299,9 +303,26 @@ pub struct RunArgs {
     /// this; a backend whose every request failed is always above it.
     #[arg(long, value_name = "R", default_value_t = crate::gate::DEFAULT_MAX_ERROR_RATE)]
     pub max_error_rate: f64,
+    /// Refuse cached answers older than this (e.g. 12h, 7d): they are asked again. Overrides the
+    /// suite's `cache_max_age`.
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg, conflicts_with = "no_cache")]
+    pub cache_max_age: Option<Duration>,
+    /// After Ctrl-C or SIGTERM, how long requests in flight may still finish before they are
+    /// cancelled and recorded as not sent (e.g. 10s, 0).
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg, default_value = "10s")]
+    pub grace: Duration,
     /// Print nothing but errors and the report path.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// `10s`, `500ms`, `12h`, `7d` or a number of seconds.
+fn duration_arg(text: &str) -> Result<Duration, String> {
+    crate::time::parse_duration(text).ok_or_else(|| {
+        format!(
+            "`{text}` is not a duration; write a number with s, ms, m, h or d (e.g. 10s, 12h, 7d)"
+        )
+    })
 }
 
 #[derive(Args, Debug)]
@@ -835,6 +856,8 @@ fn run(args: RunArgs, out: &mut impl Write) -> anyhow::Result<u8> {
         shard: args.shard,
         cache: (!args.no_cache).then_some(args.cache),
         refresh: args.refresh,
+        cache_max_age: args.cache_max_age,
+        grace: args.grace,
         ..RunOptions::default()
     };
     if let Some(limit) = args.max_cost_usd {
@@ -873,6 +896,10 @@ fn run(args: RunArgs, out: &mut impl Write) -> anyhow::Result<u8> {
         Some(runner::StopReason::Interrupted) => {
             eprintln!("interrupted: the report covers the items that finished");
             return Ok(exit::INTERRUPTED);
+        }
+        Some(runner::StopReason::Terminated) => {
+            eprintln!("terminated: the report covers the items that finished");
+            return Ok(exit::TERMINATED);
         }
         Some(reason @ runner::StopReason::Budget { .. }) => {
             eprintln!("warning: {}; the report covers the items that finished", reason.describe());
@@ -947,25 +974,50 @@ fn execute(
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(Error::Runtime)?;
     let stop = Arc::new(runner::StopSignal::default());
+    let grace = options.grace;
     let outcome = runtime.block_on(async {
         let on_ctrl_c = stop.clone();
-        // The first Ctrl-C stops sending and lets requests in flight finish; a second one
-        // exits at once (what has been journaled is kept either way).
+        // The first Ctrl-C stops sending and lets requests in flight finish for the grace
+        // period; a second one exits at once (what has been journaled is kept either way).
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\nstopping: waiting up to 10 s for requests in flight (Ctrl-C again to quit now)");
+                eprintln!(
+                    "\nstopping: requests in flight have {} s to finish, then are recorded as not sent (Ctrl-C again to quit now)",
+                    grace.as_secs_f64()
+                );
                 on_ctrl_c.stop(runner::StopReason::Interrupted);
                 if tokio::signal::ctrl_c().await.is_ok() {
                     std::process::exit(i32::from(exit::INTERRUPTED));
                 }
             }
         });
+        // SIGTERM, what a CI runner sends on timeout, is handled like Ctrl-C: the outputs are
+        // written before the exit.
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+                let on_term = stop.clone();
+                tokio::spawn(async move {
+                    if terminate.recv().await.is_some() {
+                        eprintln!(
+                            "\nterminating (SIGTERM): requests in flight have {} s to finish",
+                            grace.as_secs_f64()
+                        );
+                        on_term.stop(runner::StopReason::Terminated);
+                        if terminate.recv().await.is_some() {
+                            std::process::exit(i32::from(exit::TERMINATED));
+                        }
+                    }
+                });
+            }
+        }
         let resolved = RunPlan::resolve(suite, options, &plan::ProcessEnv)?;
         runner::run(resolved, events, stop.clone()).await
     })?;
     runtime.shutdown_background();
     if let Ok(mut d) = display.lock() {
-        d.finish();
+        d.finish(outcome.stopped.is_some());
     }
     Ok(outcome)
 }
@@ -1019,9 +1071,16 @@ fn gate(args: GateArgs, out: &mut impl Write) -> anyhow::Result<u8> {
     if !args.quiet {
         eprintln!("report: {}", dir.join(report::REPORT_FILE).display());
     }
-    if let Some(runner::StopReason::Interrupted) = stopped {
-        eprintln!("interrupted: the gate judged only the items that finished");
-        return Ok(exit::INTERRUPTED);
+    match stopped {
+        Some(runner::StopReason::Interrupted) => {
+            eprintln!("interrupted: the gate judged only the items that finished");
+            return Ok(exit::INTERRUPTED);
+        }
+        Some(runner::StopReason::Terminated) => {
+            eprintln!("terminated: the gate judged only the items that finished");
+            return Ok(exit::TERMINATED);
+        }
+        _ => {}
     }
     if report_error_rates(&results) {
         return Ok(exit::ERROR);
@@ -1102,13 +1161,56 @@ fn write_step_summary(markdown: &str) {
     }
 }
 
-/// Progress bars on a terminal; a plain line per 10% otherwise (CI logs).
+/// Progress bars on a terminal; a plain line per 10% otherwise (CI logs). Both show the rate and
+/// the time left, and after a stop, what was answered, failed and not sent.
 struct ProgressDisplay {
     quiet: bool,
     terminal: bool,
     multi: MultiProgress,
-    bars: Vec<(String, ProgressBar)>,
-    last_decile: Vec<(String, usize)>,
+    backends: Vec<BackendProgress>,
+}
+
+/// What the display knows of one backend.
+struct BackendProgress {
+    id: String,
+    bar: Option<ProgressBar>,
+    done: usize,
+    total: usize,
+    errors: usize,
+    not_sent: usize,
+    /// Records a resumed run already had, and when this run's first record came: the rate is
+    /// this run's.
+    started: (usize, std::time::Instant),
+    last_decile: usize,
+}
+
+impl BackendProgress {
+    /// `12.5/s, 31 s left`, once there is a rate to speak of.
+    fn pace(&self) -> String {
+        let elapsed = self.started.1.elapsed().as_secs_f64();
+        let done = self.done.saturating_sub(self.started.0);
+        if done == 0 || elapsed < 0.05 {
+            return String::new();
+        }
+        let rate = done as f64 / elapsed;
+        let left = self.total.saturating_sub(self.done) as f64 / rate;
+        if self.done >= self.total {
+            format!("{rate:.1}/s")
+        } else {
+            format!("{rate:.1}/s, {} left", human_seconds(left))
+        }
+    }
+}
+
+/// `45 s`, `12 min`, `2.5 h`.
+fn human_seconds(s: f64) -> String {
+    if s < 90.0 {
+        format!("{s:.0} s")
+    } else if s < 5400.0 {
+        format!("{:.0} min", s / 60.0)
+    } else {
+        format!("{:.1} h", s / 3600.0)
+    }
 }
 
 impl ProgressDisplay {
@@ -1123,8 +1225,7 @@ impl ProgressDisplay {
             quiet,
             terminal,
             multi: MultiProgress::with_draw_target(target),
-            bars: Vec::new(),
-            last_decile: Vec::new(),
+            backends: Vec::new(),
         }
     }
 
@@ -1163,47 +1264,97 @@ impl ProgressDisplay {
                 "running {items} items × {backends} backends into {}",
                 dir.display()
             )),
-            RunEvent::Progress { backend, done, total, errors } => {
-                if self.terminal && !self.quiet {
-                    let bar = match self.bars.iter().find(|(id, _)| id == &backend) {
-                        Some((_, bar)) => bar.clone(),
-                        None => {
-                            let bar = self.multi.add(ProgressBar::new(total as u64));
-                            if let Ok(style) = ProgressStyle::with_template(
-                                "{prefix:>20} {bar:30} {pos}/{len} {msg} [{elapsed}]",
-                            ) {
-                                bar.set_style(style);
-                            }
-                            bar.set_prefix(backend.clone());
-                            self.bars.push((backend.clone(), bar.clone()));
-                            bar
-                        }
-                    };
-                    bar.set_position(done as u64);
-                    if errors > 0 {
-                        bar.set_message(format!("{errors} errors"));
-                    }
-                } else if !self.quiet {
-                    let decile = done * 10 / total.max(1);
-                    let last = match self.last_decile.iter_mut().find(|(id, _)| id == &backend) {
-                        Some((_, d)) => d,
-                        None => {
-                            self.last_decile.push((backend.clone(), 0));
-                            &mut self.last_decile.last_mut().expect("just pushed").1
-                        }
-                    };
-                    if decile > *last || done == total {
-                        *last = decile;
-                        eprintln!("{backend}: {done}/{total} done, {errors} errors");
-                    }
-                }
+            RunEvent::Progress { backend, done, total, errors, not_sent } => {
+                self.progress(backend, done, total, errors, not_sent)
             }
         }
     }
 
-    fn finish(&mut self) {
-        for (_, bar) in &self.bars {
-            bar.finish();
+    fn progress(
+        &mut self,
+        backend: String,
+        done: usize,
+        total: usize,
+        errors: usize,
+        not_sent: usize,
+    ) {
+        let b = match self.backends.iter().position(|b| b.id == backend) {
+            Some(b) => b,
+            None => {
+                let bar = (self.terminal && !self.quiet).then(|| {
+                    let bar = self.multi.add(ProgressBar::new(total as u64));
+                    if let Ok(style) = ProgressStyle::with_template(
+                        "{prefix:>20} {bar:30} {pos}/{len} {msg} [{elapsed}]",
+                    ) {
+                        bar.set_style(style);
+                    }
+                    bar.set_prefix(backend.clone());
+                    bar
+                });
+                self.backends.push(BackendProgress {
+                    id: backend,
+                    bar,
+                    done,
+                    total,
+                    errors,
+                    not_sent,
+                    // This record is the first of this run.
+                    started: (done.saturating_sub(1), std::time::Instant::now()),
+                    last_decile: 0,
+                });
+                self.backends.len() - 1
+            }
+        };
+        let p = &mut self.backends[b];
+        (p.done, p.total, p.errors, p.not_sent) = (done, total, errors, not_sent);
+        if self.quiet {
+            return;
+        }
+        let failed = match errors {
+            0 => String::new(),
+            n => format!("{n} errors"),
+        };
+        if let Some(bar) = &p.bar {
+            bar.set_position(done as u64);
+            let pace = p.pace();
+            let sep = if failed.is_empty() || pace.is_empty() { "" } else { ", " };
+            bar.set_message(format!("{failed}{sep}{pace}"));
+        } else {
+            let decile = done * 10 / total.max(1);
+            if decile > p.last_decile || done == total {
+                p.last_decile = decile;
+                let pace = p.pace();
+                let pace = if pace.is_empty() { pace } else { format!(", {pace}") };
+                eprintln!("{}: {done}/{total} done, {errors} errors{pace}", p.id);
+            }
+        }
+    }
+
+    /// Leaves each bar where it is (a stopped run's bars stay short of the end) and, when the
+    /// run stopped early, says per backend what was answered, what failed and what was not sent.
+    fn finish(&mut self, stopped: bool) {
+        for p in &self.backends {
+            if let Some(bar) = &p.bar {
+                bar.abandon();
+            }
+        }
+        if !stopped || self.quiet {
+            return;
+        }
+        for p in &self.backends {
+            let not_sent = p.not_sent + p.total.saturating_sub(p.done);
+            let cut = match p.not_sent {
+                0 => String::new(),
+                n => format!(" ({n} cancelled in flight)"),
+            };
+            eprintln!(
+                "{}: {} answered, {} failed, {not_sent} not sent{cut} of {}{}",
+                p.id,
+                p.done.saturating_sub(p.errors),
+                p.errors.saturating_sub(p.not_sent),
+                p.total,
+                if not_sent > 0 { "; --resume sends what was not sent" } else { "" }
+            );
         }
     }
 }

@@ -44,6 +44,9 @@ pub struct Record {
     /// Answered from the response cache rather than by the server in this run.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cached: bool,
+    /// For a cached answer: when the server gave it (RFC 3339), as the cache dated it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_at: Option<String>,
     /// The model's reasoning, kept apart from the reply: a leading `<think>` block or the
     /// message's `reasoning_content`; absent when there was none.
     #[serde(default, skip_serializing_if = "Option::is_none")]

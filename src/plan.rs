@@ -67,6 +67,8 @@ pub struct RunOptions {
     pub cache: Option<PathBuf>,
     /// Ask again even when the cache has an answer, and store the new one.
     pub refresh: bool,
+    /// Cached answers older than this are asked again; the suite's `cache.max_age` when `None`.
+    pub cache_max_age: Option<Duration>,
 }
 
 /// Where the response cache lives unless `--cache` says otherwise.
@@ -88,6 +90,7 @@ impl Default for RunOptions {
             // Library callers opt in; the CLI turns it on by default.
             cache: None,
             refresh: false,
+            cache_max_age: None,
         }
     }
 }
@@ -141,6 +144,8 @@ pub struct RunPlan {
     pub cache: Option<Arc<ResponseCache>>,
     /// Ask again even when the cache has an answer.
     pub refresh: bool,
+    /// Cached answers older than this are asked again.
+    pub cache_max_age: Option<Duration>,
     /// Stop sending once the per-token spend reaches this (USD).
     pub max_cost_usd: Option<f64>,
     /// How long in-flight requests may finish after a stop.
@@ -263,8 +268,11 @@ impl RunPlan {
         for b in &mut backends {
             bind_replay(&suite, b, &selection.items)?;
         }
+        let cache_max_age = options.cache_max_age.or(suite.cache_max_age);
+        let cached =
+            CacheUse { cache: cache.as_deref(), refresh: options.refresh, max_age: cache_max_age };
         if let Some(limit) = options.max_cost_usd {
-            check_budget(estimate_cost(&suite, &backends, &selection.items)?, limit)?;
+            check_budget(estimate_cost(&suite, &backends, &selection.items, &cached)?, limit)?;
         }
         let dir = match &previous {
             Some(p) => p.dir.clone(),
@@ -281,6 +289,7 @@ impl RunPlan {
             meta,
             cache,
             refresh: options.refresh,
+            cache_max_age,
             max_cost_usd: options.max_cost_usd,
             grace: options.grace,
         })
@@ -289,7 +298,12 @@ impl RunPlan {
     /// What the run is expected to cost (see [`CostEstimate`]); `--max-cost-usd` refuses a run
     /// whose estimate is above it, or that has an unpriced per-token backend.
     pub fn estimate(&self) -> Result<CostEstimate> {
-        estimate_cost(&self.suite, &self.backends, &self.items)
+        let cached = CacheUse {
+            cache: self.cache.as_deref(),
+            refresh: self.refresh,
+            max_age: self.cache_max_age,
+        };
+        estimate_cost(&self.suite, &self.backends, &self.items, &cached)
     }
 }
 
@@ -559,7 +573,32 @@ impl Previous {
     }
 }
 
-fn estimate_cost(suite: &Suite, backends: &[BackendPlan], items: &[usize]) -> Result<CostEstimate> {
+/// How a run will use the response cache: what the budget estimate needs to leave out the
+/// requests the cache will answer.
+struct CacheUse<'a> {
+    cache: Option<&'a ResponseCache>,
+    refresh: bool,
+    max_age: Option<Duration>,
+}
+
+impl CacheUse<'_> {
+    /// Whether the cache will answer this sample, so it is not sent (and costs nothing).
+    fn answers(&self, backend: &BackendPlan, messages: &[prompt::ChatMessage], epoch: u32) -> bool {
+        let Some(cache) = self.cache.filter(|_| !self.refresh) else { return false };
+        let Ok(prepared) = backend.client.prepare(messages) else { return false };
+        backend
+            .client
+            .cache_slot(&prepared, epoch)
+            .is_some_and(|slot| slot.lookup(cache, self.max_age).is_some())
+    }
+}
+
+fn estimate_cost(
+    suite: &Suite,
+    backends: &[BackendPlan],
+    items: &[usize],
+    cached: &CacheUse,
+) -> Result<CostEstimate> {
     let mut estimate =
         CostEstimate { backends: Vec::with_capacity(backends.len()), total_usd: 0.0 };
     for b in backends {
@@ -573,7 +612,8 @@ fn estimate_cost(suite: &Suite, backends: &[BackendPlan], items: &[usize]) -> Re
             (Some(price), _) => {
                 // One running sum over backends and items, in that order.
                 let before = estimate.total_usd;
-                estimate.total_usd = add_request_costs(suite, b, &price.pricing, items, before)?;
+                estimate.total_usd =
+                    add_request_costs(suite, b, &price.pricing, items, cached, before)?;
                 EstimatedCost::Usd(estimate.total_usd - before)
             }
         };
@@ -588,21 +628,25 @@ fn add_request_costs(
     backend: &BackendPlan,
     pricing: &Pricing,
     items: &[usize],
+    cached: &CacheUse,
     mut total: f64,
 ) -> Result<f64> {
     let output = backend.limits.reply_tokens;
     let done = &backend.done;
     for item in items.iter().map(|&i| &suite.test.items[i]) {
-        let to_send = (0..backend.spec.epochs)
+        let unanswered: Vec<u32> = (0..backend.spec.epochs)
             .filter(|&e| done.is_empty() || !done.contains(&(item.id.clone(), e)))
-            .count();
-        if to_send == 0 {
+            .collect();
+        if unanswered.is_empty() {
             continue;
         }
         let messages = backend
             .prompts
             .messages(item)
             .map_err(|e| Error::Usage(format!("backend `{}`: {e}", backend.spec.id)))?;
+        // Only what the server will be asked costs anything: cached answers are free.
+        let to_send =
+            unanswered.iter().filter(|&&e| !cached.answers(backend, &messages, e)).count();
         let input = prompt::estimate_tokens(messages.iter().map(|m| m.content.as_str()));
         total += to_send as f64
             * crate::cost::request_cost_usd(pricing, input as f64, output as f64, 0.0)

@@ -121,9 +121,43 @@ pub fn parse_http_date(text: &str) -> Option<SystemTime> {
     Some(UNIX_EPOCH + Duration::from_secs(secs))
 }
 
+/// A duration as people write it: `90` or `90s` (seconds), `500ms`, `15m`, `12h`, `30d`, with a
+/// fraction allowed (`1.5h`). `None` for anything else, including negative or absurd values.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.trim().parse().ok()?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        "d" => value * 86_400.0,
+        _ => return None,
+    };
+    // Under a hundred years: anything longer is a typo, and would overflow an Instant.
+    (seconds.is_finite() && (0.0..3.2e9).contains(&seconds))
+        .then(|| Duration::from_secs_f64(seconds))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_as_people_write_them() {
+        let d = |t: &str| parse_duration(t);
+        assert_eq!(d("90"), Some(Duration::from_secs(90)));
+        assert_eq!(d("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(d("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(d("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(d("1.5h"), Some(Duration::from_secs(5400)));
+        assert_eq!(d(" 30d "), Some(Duration::from_secs(30 * 86_400)));
+        for bad in ["", "d", "-1s", "10 parsecs", "1e99d", "NaN", "3w"] {
+            assert_eq!(d(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn formats_and_parses_known_instants() {

@@ -89,6 +89,10 @@ pub struct CachedCompletion {
     pub output_tokens: Option<u64>,
     pub cached_input_tokens: Option<u64>,
     pub finish_reason: Option<String>,
+    /// When the answer was stored (seconds since the Unix epoch), filled in by
+    /// [`ResponseCache::get`]; not part of the stored JSON, which the row's `created_at` dates.
+    #[serde(skip)]
+    pub recorded_at: Option<i64>,
 }
 
 /// The cache key: lowercase hex SHA-256 over
@@ -265,7 +269,7 @@ pub struct ResponseCache {
     writer_thread: Option<JoinHandle<()>>,
 }
 
-const SQL_GET: &str = "SELECT completion FROM responses WHERE key = ?1";
+const SQL_GET: &str = "SELECT completion, created_at FROM responses WHERE key = ?1";
 const SQL_PUT: &str =
     "INSERT OR REPLACE INTO responses (key, provider, model, completion, created_at) \
                        VALUES (?1, ?2, ?3, ?4, ?5)";
@@ -457,18 +461,21 @@ impl ResponseCache {
                 std::iter::once(&pending.current).chain(pending.sealed.iter().rev().map(|b| &**b));
             for batch in newest_first {
                 if let Some(entry) = batch.get(key) {
-                    return Ok(Some(entry.completion.clone()));
+                    let mut hit = entry.completion.clone();
+                    hit.recorded_at = Some(entry.created_at);
+                    return Ok(Some(hit));
                 }
             }
         }
         // Not pending: either absent, or committed before it left `sealed`.
         let path = &self.shared.path;
-        let json: Option<String> = {
+        let json: Option<(String, i64)> = {
             let conn = lock(&self.reader);
             let read_err = |source| CacheError::Read { path: path.clone(), source };
             let mut stmt = conn.prepare_cached(SQL_GET).map_err(read_err)?;
-            stmt.query_row([key], |row| row.get::<_, String>(0)).optional().map_err(
-                |e| match e {
+            stmt.query_row([key], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))
+                .optional()
+                .map_err(|e| match e {
                     // A non-text value, or text that is not UTF-8.
                     rusqlite::Error::FromSqlConversionFailure(..)
                     | rusqlite::Error::InvalidColumnType(..) => CacheError::Corrupt {
@@ -477,16 +484,17 @@ impl ResponseCache {
                         detail: e.to_string(),
                     },
                     other => read_err(other),
-                },
-            )?
+                })?
         };
         match json {
             None => Ok(None),
-            Some(json) => serde_json::from_str(&json).map(Some).map_err(|e| CacheError::Corrupt {
-                path: path.clone(),
-                key: key.to_string(),
-                detail: format!("not a cached completion: {e}"),
-            }),
+            Some((json, created_at)) => serde_json::from_str::<CachedCompletion>(&json)
+                .map(|hit| Some(CachedCompletion { recorded_at: Some(created_at), ..hit }))
+                .map_err(|e| CacheError::Corrupt {
+                    path: path.clone(),
+                    key: key.to_string(),
+                    detail: format!("not a cached completion: {e}"),
+                }),
         }
     }
 
@@ -595,7 +603,25 @@ mod tests {
             cached_input_tokens: None,
             finish_reason: Some("stop".to_string()),
             latency_ms: Some(1.5),
+            recorded_at: None,
         }
+    }
+
+    /// A cache hit without the time it was stored, to compare with what was put.
+    fn undated(hit: CachedCompletion) -> CachedCompletion {
+        CachedCompletion { recorded_at: None, ..hit }
+    }
+
+    #[test]
+    fn a_hit_is_dated_when_it_was_stored() {
+        let (_dir, _path, cache) = temp_cache();
+        let before = unix_now();
+        cache.put("k", "p", "m", &completion("x")).unwrap();
+        let pending = cache.get("k").unwrap().unwrap().recorded_at.unwrap();
+        cache.flush().unwrap();
+        let written = cache.get("k").unwrap().unwrap().recorded_at.unwrap();
+        assert_eq!(pending, written);
+        assert!((before..=unix_now()).contains(&written), "{before} {written}");
     }
 
     fn temp_cache() -> (tempfile::TempDir, PathBuf, ResponseCache) {
@@ -654,7 +680,7 @@ mod tests {
     fn round_trip_and_miss() {
         let (_dir, _path, cache) = temp_cache();
         let key = cache_key("openai", "http://x", "m", b"body");
-        assert_eq!(cache.get(&key).unwrap(), None);
+        assert_eq!(cache.get(&key).unwrap().map(undated), None);
         let c = CachedCompletion {
             text: "héllo \"quoted\"\nnew line".to_string(),
             input_tokens: Some(u64::MAX),
@@ -662,12 +688,13 @@ mod tests {
             cached_input_tokens: Some(0),
             finish_reason: None,
             latency_ms: None,
+            recorded_at: None,
         };
         cache.put(&key, "openai", "m", &c).unwrap();
-        assert_eq!(cache.get(&key).unwrap(), Some(c.clone()));
+        assert_eq!(cache.get(&key).unwrap().map(undated), Some(c.clone()));
         cache.flush().unwrap();
-        assert_eq!(cache.get(&key).unwrap(), Some(c));
-        assert_eq!(cache.get("no-such-key").unwrap(), None);
+        assert_eq!(cache.get(&key).unwrap().map(undated), Some(c));
+        assert_eq!(cache.get("no-such-key").unwrap().map(undated), None);
         assert_eq!(cache.len().unwrap(), 1);
     }
 
@@ -678,12 +705,12 @@ mod tests {
         cache.put(&key, "p", "m", &completion("pending answer")).unwrap();
         // Nothing written yet: another handle does not see it...
         let other = ResponseCache::open(&path).unwrap();
-        assert_eq!(other.get(&key).unwrap(), None);
+        assert_eq!(other.get(&key).unwrap().map(undated), None);
         // ...but this one does, and counts it.
-        assert_eq!(cache.get(&key).unwrap(), Some(completion("pending answer")));
+        assert_eq!(cache.get(&key).unwrap().map(undated), Some(completion("pending answer")));
         assert_eq!(cache.len().unwrap(), 1);
         cache.flush().unwrap();
-        assert_eq!(other.get(&key).unwrap(), Some(completion("pending answer")));
+        assert_eq!(other.get(&key).unwrap().map(undated), Some(completion("pending answer")));
     }
 
     #[test]
@@ -701,7 +728,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         let key = cache_key("p", "u", "m", b"0");
-        assert_eq!(other.get(&key).unwrap(), Some(completion("a0")));
+        assert_eq!(other.get(&key).unwrap().map(undated), Some(completion("a0")));
     }
 
     #[test]
@@ -720,7 +747,7 @@ mod tests {
         let cache = ResponseCache::open(&path).unwrap();
         assert_eq!(cache.len().unwrap(), 100);
         for (i, k) in keys.iter().enumerate() {
-            assert_eq!(cache.get(k).unwrap(), Some(completion(&format!("a{i}"))));
+            assert_eq!(cache.get(k).unwrap().map(undated), Some(completion(&format!("a{i}"))));
         }
     }
 
@@ -731,9 +758,9 @@ mod tests {
         cache.flush().unwrap();
         cache.put("k", "p", "m", &completion("new")).unwrap();
         assert_eq!(cache.len().unwrap(), 1);
-        assert_eq!(cache.get("k").unwrap(), Some(completion("new")));
+        assert_eq!(cache.get("k").unwrap().map(undated), Some(completion("new")));
         cache.flush().unwrap();
-        assert_eq!(cache.get("k").unwrap(), Some(completion("new")));
+        assert_eq!(cache.get("k").unwrap().map(undated), Some(completion("new")));
         assert_eq!(cache.len().unwrap(), 1);
     }
 
@@ -761,8 +788,8 @@ mod tests {
         }
         assert_eq!(a.len().unwrap(), 2000);
         assert_eq!(b.len().unwrap(), 2000);
-        assert_eq!(a.get("b-1-499").unwrap(), Some(completion("b-1-499")));
-        assert_eq!(b.get("a-0-0").unwrap(), Some(completion("a-0-0")));
+        assert_eq!(a.get("b-1-499").unwrap().map(undated), Some(completion("b-1-499")));
+        assert_eq!(b.get("a-0-0").unwrap().map(undated), Some(completion("a-0-0")));
     }
 
     #[test]
@@ -778,9 +805,13 @@ mod tests {
                 for i in 0..2000 {
                     let key = format!("{t}-{i}");
                     cache.put(&key, "p", "m", &completion(&key)).unwrap();
-                    assert_eq!(cache.get(&key).unwrap(), Some(completion(&key)), "{key}");
+                    assert_eq!(
+                        cache.get(&key).unwrap().map(undated),
+                        Some(completion(&key)),
+                        "{key}"
+                    );
                     let earlier = format!("{t}-{}", i / 2);
-                    assert!(cache.get(&earlier).unwrap().is_some(), "{earlier}");
+                    assert!(cache.get(&earlier).unwrap().map(undated).is_some(), "{earlier}");
                 }
             }));
         }
@@ -841,7 +872,7 @@ mod tests {
         // A fresh answer replaces the bad row.
         cache.put("bad", "p", "m", &completion("fixed")).unwrap();
         cache.flush().unwrap();
-        assert_eq!(cache.get("bad").unwrap(), Some(completion("fixed")));
+        assert_eq!(cache.get("bad").unwrap().map(undated), Some(completion("fixed")));
     }
 
     #[test]

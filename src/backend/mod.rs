@@ -204,10 +204,25 @@ pub struct CacheSlot<'a> {
 }
 
 impl CacheSlot<'_> {
-    /// The cached answer, if any. A cache that cannot be read is a miss: the request is simply
-    /// sent.
-    pub fn lookup(&self, cache: &cache::ResponseCache) -> Option<cache::CachedCompletion> {
-        cache.get(&self.key).ok().flatten()
+    /// The cached answer, if any and no older than `max_age`. A cache that cannot be read is a
+    /// miss: the request is simply sent; so is one whose answer is too old, and the new answer
+    /// replaces it.
+    pub fn lookup(
+        &self,
+        cache: &cache::ResponseCache,
+        max_age: Option<Duration>,
+    ) -> Option<cache::CachedCompletion> {
+        let hit = cache.get(&self.key).ok().flatten()?;
+        match (max_age, hit.recorded_at) {
+            (Some(max_age), Some(at)) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                let age = now.saturating_sub(at).max(0) as u64;
+                (age <= max_age.as_secs()).then_some(hit)
+            }
+            _ => Some(hit),
+        }
     }
 
     /// Keeps `completion` for next time. A failed write only means the request is asked again.
@@ -241,6 +256,7 @@ impl Completion {
             output_tokens: self.usage.map(|u| u.output),
             cached_input_tokens: self.usage.map(|u| u.cached_input),
             finish_reason: self.finish_reason.clone(),
+            recorded_at: None,
         }
     }
 }

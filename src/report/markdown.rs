@@ -144,7 +144,7 @@ fn write_report(
     for b in &ranked {
         writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {}/{} | {} | {} | {}{:.0} / {:.0} | {} / {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {}/{} | {} | {} | {}{:.0} / {:.0} | {} | {} | {} |",
             cell(&b.id),
             b.strategy,
             b.model.as_deref().map_or("—".to_string(), cell),
@@ -160,8 +160,12 @@ fn write_report(
             if b.tokens.estimated { "~" } else { "" },
             b.tokens.input_per_request,
             b.tokens.output_per_request,
-            ms(b.latency_ms.p50),
-            ms(b.latency_ms.p95),
+            // Cached answers are left out of the percentiles: with only those, there are none.
+            if b.answered > b.cached {
+                format!("{} / {}", ms(b.latency_ms.p50), ms(b.latency_ms.p95))
+            } else {
+                "— (cached)".to_string()
+            },
             b.cost.per_1k_requests_usd.map_or("unknown".to_string(), money),
             b.cost.per_correct_usd.map_or("unknown".to_string(), |c| format!(
                 "{} ({}–{})",
@@ -325,10 +329,23 @@ fn write_notes(md: &mut String, r: &Results, ranked: &[&BackendResult]) -> std::
     let cached: Vec<String> = ranked
         .iter()
         .filter(|b| b.cached > 0)
-        .map(|b| format!("`{}`: {} of {} answers", cell(&b.id), b.cached, b.answered))
+        .map(|b| {
+            let when = match &b.cached_between {
+                Some([lo, hi]) if lo.get(..10) == hi.get(..10) => {
+                    format!(" (answered on {})", lo.get(..10).unwrap_or(lo))
+                }
+                Some([lo, hi]) => format!(
+                    " (answered {} to {})",
+                    lo.get(..10).unwrap_or(lo),
+                    hi.get(..10).unwrap_or(hi)
+                ),
+                None => String::new(),
+            };
+            format!("`{}` {} of {}{when}", cell(&b.id), b.cached, b.answered)
+        })
         .collect();
     if !cached.is_empty() {
-        writeln!(md, "**Response cache:** {} came from the cache, not from the server in this run (their latency is the original request's; `--refresh` asks again).\n", cached.join("; "))?;
+        writeln!(md, "**Response cache:** answers from the cache, not from the server in this run: {}. They are left out of the latency percentiles; `--refresh` asks again, and `--cache-max-age 7d` refuses answers older than a week.\n", cached.join("; "))?;
     }
     if !r.leaked.is_empty() {
         let n = r.leaked.len();

@@ -13,7 +13,10 @@
 //!   `invalid_json` is their share of answered items; `fields` scores each field, and
 //!   `micro_*`/`macro_*` pool the fields (see `score::extraction` for the semantics).
 //! - `cached` counts a backend's answers from the response cache (the latest record of each
-//!   sample); `leaked` lists test items whose text is also in the training data.
+//!   sample), and `cached_between` gives when the oldest and newest of them were answered (RFC
+//!   3339). `latency_ms` percentiles are over answers the server gave in this run: cached answers
+//!   keep their original latency in the journal but are left out.
+//! - `leaked` lists test items whose text is also in the training data.
 
 use std::collections::BTreeMap;
 
@@ -208,6 +211,9 @@ pub struct BackendResult {
     /// Answers that came from the response cache rather than from the server in this run.
     #[serde(default)]
     pub cached: u64,
+    /// When the oldest and the newest cached answer were given; absent without cached answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_between: Option<[String; 2]>,
     pub accuracy: IntervalResult,
     /// Accuracy with a clustered standard error, when items carry a group (Miller 2024).
     pub accuracy_clustered: Option<ClusteredResult>,
@@ -427,6 +433,7 @@ pub fn build(meta: &RunMeta, analysis: &Analysis) -> Results {
                 errors: s.errors,
                 missing: s.missing,
                 cached: s.cached,
+                cached_between: s.cached_between.clone().map(|(lo, hi)| [lo, hi]),
                 accuracy,
                 epochs: s.epochs,
                 accuracy_clustered: clustered,

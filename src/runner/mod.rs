@@ -30,6 +30,7 @@ impl StopReason {
     pub fn describe(&self) -> String {
         match self {
             StopReason::Interrupted => "interrupted (Ctrl-C)".to_string(),
+            StopReason::Terminated => "terminated (SIGTERM)".to_string(),
             StopReason::Budget { spent_usd, limit_usd } => {
                 format!(
                     "stopped at the budget: ${spent_usd:.4} spent of --max-cost-usd {limit_usd}"
@@ -44,6 +45,8 @@ impl StopReason {
 pub enum StopReason {
     /// Ctrl-C (SIGINT).
     Interrupted,
+    /// SIGTERM: what CI runners and container stops send; handled like Ctrl-C.
+    Terminated,
     /// The spend reached `--max-cost-usd`.
     Budget { spent_usd: f64, limit_usd: f64 },
 }
@@ -55,11 +58,14 @@ pub struct RunOutcome {
     pub stopped: Option<StopReason>,
 }
 
-/// Set once, read everywhere: drivers stop sending, retries stop waiting.
+/// Set once, read everywhere: drivers stop sending, retries and rate limits stop waiting, and
+/// requests still in flight a grace period later are cancelled.
 #[derive(Default)]
 pub struct StopSignal {
     stopped: std::sync::atomic::AtomicBool,
     reason: std::sync::Mutex<Option<StopReason>>,
+    at: std::sync::OnceLock<tokio::time::Instant>,
+    notify: tokio::sync::Notify,
 }
 
 impl StopSignal {
@@ -67,13 +73,36 @@ impl StopSignal {
         if let Ok(mut r) = self.reason.lock() {
             r.get_or_insert(reason);
         }
+        let _ = self.at.set(tokio::time::Instant::now());
         self.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.notify.notify_waiters();
     }
     pub fn is_stopped(&self) -> bool {
         self.stopped.load(std::sync::atomic::Ordering::SeqCst)
     }
     pub fn reason(&self) -> Option<StopReason> {
         self.reason.lock().ok().and_then(|r| r.clone())
+    }
+
+    /// Resolves once the run is stopped (at once if it already is).
+    pub async fn stopped(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            // Registered before the flag is read, so a stop in between is not missed.
+            notified.as_mut().enable();
+            if self.is_stopped() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Resolves `grace` after the stop: requests still in flight then are cancelled.
+    pub async fn grace_over(&self, grace: Duration) {
+        self.stopped().await;
+        let at = self.at.get().copied().unwrap_or_else(tokio::time::Instant::now);
+        tokio::time::sleep_until(at + grace).await;
     }
 }
 
@@ -94,11 +123,14 @@ pub enum RunEvent {
         backends: usize,
         items: usize,
     },
+    /// A record was journaled. `done` counts records (of `total` samples): `errors` of them
+    /// failed and `not_sent` of those were never answered because a stop cut them short.
     Progress {
         backend: String,
         done: usize,
         total: usize,
         errors: usize,
+        not_sent: usize,
     },
     Warning(String),
     /// A backend was stopped by an error no retry can fix; its remaining items are recorded as
@@ -128,6 +160,7 @@ pub async fn run(plan: RunPlan, events: EventSink, stop: Arc<StopSignal>) -> Res
         mut meta,
         cache,
         refresh,
+        cache_max_age,
         max_cost_usd,
         grace,
         ..
@@ -159,6 +192,7 @@ pub async fn run(plan: RunPlan, events: EventSink, stop: Arc<StopSignal>) -> Res
         stop: stop.clone(),
         cache,
         refresh,
+        cache_max_age,
         grace,
         events: events.clone(),
     });
@@ -214,6 +248,7 @@ struct RunContext {
     stop: Arc<StopSignal>,
     cache: Option<Arc<ResponseCache>>,
     refresh: bool,
+    cache_max_age: Option<Duration>,
     grace: Duration,
     events: EventSink,
 }
@@ -373,7 +408,17 @@ impl Driver {
             if !done.is_empty() && done.contains(&(items[index].id.clone(), epoch)) {
                 continue;
             }
-            let Some(permit) = backend.concurrency.acquire().await else { break };
+            // A stop must not wait for a place to free up: with a hung server that can take a
+            // whole request timeout.
+            let permit = tokio::select! {
+                biased;
+                _ = context.stop.stopped() => None,
+                permit = backend.concurrency.acquire() => permit,
+            };
+            let Some(permit) = permit else {
+                left_unsent |= context.stop.is_stopped();
+                break;
+            };
             if context.stop.is_stopped() {
                 left_unsent = true;
                 break;
@@ -399,15 +444,33 @@ impl Driver {
                         let answer = std::panic::AssertUnwindSafe(answer_item(
                             &backend, item, messages, epoch,
                         ));
-                        let mut record = match futures::FutureExt::catch_unwind(answer).await {
-                            Ok(record) => record,
+                        let context = &backend.context;
+                        // A request still in flight when the grace period after a stop is over
+                        // is cancelled, whatever the server does, and recorded as not sent.
+                        let answer = tokio::select! {
+                            answer = futures::FutureExt::catch_unwind(answer) => answer,
+                            _ = context.stop.grace_over(context.grace) => {
+                                Ok(Answer::Cut(stopped_record(
+                                    &backend.spec.id,
+                                    item,
+                                    &format!(
+                                        "no answer within the {} s grace period after the run was {}",
+                                        context.grace.as_secs_f64(),
+                                        stop_words(&context.stop),
+                                    ),
+                                )))
+                            }
+                        };
+                        let (mut record, cut) = match answer {
+                            Ok(Answer::Done(record)) => (record, false),
+                            Ok(Answer::Cut(record)) => (record, true),
                             Err(panic) => {
                                 let what = panic
                                     .downcast_ref::<&str>()
                                     .map(|s| s.to_string())
                                     .or_else(|| panic.downcast_ref::<String>().cloned())
                                     .unwrap_or_default();
-                                Some(failed_record(
+                                let record = failed_record(
                                     &backend.spec.id,
                                     item,
                                     Vec::new(),
@@ -417,20 +480,14 @@ impl Driver {
                                     ),
                                     0.0,
                                     0,
-                                ))
+                                );
+                                (record, false)
                             }
                         };
-                        if let Some(r) = &mut record {
-                            r.epoch = epoch;
-                        }
+                        record.epoch = epoch;
                         backend.concurrency.release(permit);
-                        // No record for an item abandoned by a stop: it is missing, and a resumed
-                        // run sends it again.
-                        let abandoned = record.is_none();
-                        if let Some(record) = record {
-                            let _ = records.send(record).await;
-                        }
-                        abandoned
+                        let _ = records.send(record).await;
+                        cut
                     });
                     continue;
                 }
@@ -452,20 +509,20 @@ impl Driver {
             };
             let _ = records.send(record).await;
         }
-        if context.stop.is_stopped() {
-            // Let requests in flight finish for a grace period, then abandon them.
-            let drain = async {
-                let mut abandoned = false;
-                while let Some(r) = tasks.join_next().await {
-                    abandoned |= r.unwrap_or(true);
-                }
-                abandoned
-            };
-            match tokio::time::timeout(context.grace, drain).await {
-                Ok(abandoned) => left_unsent |= abandoned,
-                Err(_) => {
+        // Requests in flight cancel themselves when the grace period after a stop is over; a
+        // task that does not (a panic in progress, a blocked thread) is aborted a second later.
+        let give_up = context.stop.grace_over(context.grace + Duration::from_secs(1));
+        tokio::pin!(give_up);
+        loop {
+            tokio::select! {
+                joined = tasks.join_next() => match joined {
+                    Some(r) => left_unsent |= r.unwrap_or(true),
+                    None => break,
+                },
+                _ = &mut give_up => {
                     tasks.abort_all();
                     left_unsent = true;
+                    break;
                 }
             }
         }
@@ -481,26 +538,41 @@ impl Driver {
     }
 }
 
-/// Sends one item with retries and turns the outcome into a record; `None` when a stop
-/// abandoned it.
+/// How answering one item ended.
+enum Answer {
+    /// An answer, or a failure the retry policy gave up on.
+    Done(Record),
+    /// Cut short by a stop of the run: recorded as not sent, and a resumed run sends it.
+    Cut(Record),
+}
+
+/// "interrupted (Ctrl-C)", "stopped at the budget: …": why the run stopped, for a record.
+fn stop_words(stop: &StopSignal) -> String {
+    stop.reason().map(|r| r.describe()).unwrap_or_else(|| "stopped".to_string())
+}
+
+/// Sends one item with retries and turns the outcome into a record.
 async fn answer_item(
     backend: &BackendRun,
     item: &Item,
     messages: Vec<ChatMessage>,
     epoch: u32,
-) -> Option<Record> {
+) -> Answer {
     let BackendRun { spec, client, retry, limits, context, health, concurrency } = backend;
     let started = Instant::now();
     let mut attempt = 0;
     let prepared = match client.prepare(&messages) {
         Ok(p) => p,
-        Err(error) => return Some(failed_record(&spec.id, item, messages, error, 0.0, 0)),
+        Err(error) => return Answer::Done(failed_record(&spec.id, item, messages, error, 0.0, 0)),
     };
     let cache = context.cache.as_deref();
     let slot = cache.and_then(|_| client.cache_slot(&prepared, epoch));
     if let (Some(cache), Some(slot), false) = (cache, &slot, context.refresh) {
-        if let Some(hit) = slot.lookup(cache) {
+        if let Some(hit) = slot.lookup(cache, context.cache_max_age) {
             let latency_ms = hit.latency_ms.unwrap_or(0.0);
+            let cached_at = hit.recorded_at.map(|at| {
+                crate::time::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(at.max(0) as u64))
+            });
             let mut record = answered_record(
                 &spec.id,
                 &context.suite,
@@ -511,7 +583,8 @@ async fn answer_item(
                 0,
             );
             record.cached = true;
-            return Some(record);
+            record.cached_at = cached_at;
+            return Answer::Done(record);
         }
     }
     let request_tokens = limits.tokens.as_ref().map(|_| {
@@ -519,15 +592,26 @@ async fn answer_item(
     });
     loop {
         if let Some(reason) = health.stopped() {
-            return Some(not_sent_record(&spec.id, item, reason));
+            return Answer::Done(not_sent_record(&spec.id, item, reason));
         }
         attempt += 1;
-        // Every attempt counts against the limits: the provider counts retries too.
-        if let Some(limiter) = &limits.requests {
-            limiter.acquire(1.0).await;
-        }
-        if let (Some(limiter), Some(tokens)) = (&limits.tokens, request_tokens) {
-            limiter.acquire(tokens as f64).await;
+        // Every attempt counts against the limits: the provider counts retries too. A stop ends
+        // the wait: a request that has not gone out by then is not sent.
+        let limited = async {
+            if let Some(limiter) = &limits.requests {
+                limiter.acquire(1.0).await;
+            }
+            if let (Some(limiter), Some(tokens)) = (&limits.tokens, request_tokens) {
+                limiter.acquire(tokens as f64).await;
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = context.stop.stopped() => {
+                let why = format!("the run was {} before it went out", stop_words(&context.stop));
+                return Answer::Cut(stopped_record(&spec.id, item, &why));
+            }
+            _ = limited => {}
         }
         let (_, window) = concurrency.current();
         match client.send(&prepared, &messages).await {
@@ -541,7 +625,7 @@ async fn answer_item(
                 if let (Some(cache), Some(slot)) = (cache, &slot) {
                     slot.store(cache, &completion, latency_ms);
                 }
-                return Some(answered_record(
+                return Answer::Done(answered_record(
                     &spec.id,
                     &context.suite,
                     item,
@@ -562,14 +646,25 @@ async fn answer_item(
                 // A stopped backend waits for nothing more: this request keeps its error.
                 match wait.filter(|_| health.stopped().is_none()) {
                     Some(wait) => {
-                        if context.stop.is_stopped() {
-                            return None;
+                        // A stopped run retries nothing: the item is resent on resume.
+                        let why = || {
+                            format!(
+                                "the run was {} while a retry waited (last: {})",
+                                stop_words(&context.stop),
+                                error_message(&error)
+                            )
+                        };
+                        tokio::select! {
+                            biased;
+                            _ = context.stop.stopped() => {
+                                return Answer::Cut(stopped_record(&spec.id, item, &why()));
+                            }
+                            _ = tokio::time::sleep(wait) => {}
                         }
-                        tokio::time::sleep(wait).await;
                     }
                     None => {
                         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-                        return Some(failed_record(
+                        return Answer::Done(failed_record(
                             &spec.id, item, messages, error, latency_ms, attempt,
                         ));
                     }
@@ -633,8 +728,21 @@ fn answered_record(
         error: None,
         epoch: 0,
         cached: false,
+        cached_at: None,
         reasoning: completion.reasoning,
     }
+}
+
+/// The record of a sample a stop of the run left without an answer; a resumed run sends it.
+fn stopped_record(backend: &str, item: &Item, why: &str) -> Record {
+    failed_record(
+        backend,
+        item,
+        Vec::new(),
+        BackendError::new(ErrorKind::NotSent, format!("not sent: {why}")),
+        0.0,
+        0,
+    )
 }
 
 /// The record of a sample its stopped backend never sent.
@@ -678,6 +786,7 @@ fn failed_record(
         }),
         epoch: 0,
         cached: false,
+        cached_at: None,
     }
 }
 
@@ -701,6 +810,7 @@ fn spawn_journal_writer(
     Ok(tokio::task::spawn_blocking(move || {
         let mut done: Vec<usize> = backends.iter().map(|(_, already, _)| *already).collect();
         let mut errors = vec![0usize; backends.len()];
+        let mut not_sent = vec![0usize; backends.len()];
         let mut spent = 0.0;
         while let Some(first) = rx.blocking_recv() {
             let mut next = Some(first);
@@ -733,12 +843,19 @@ fn spawn_journal_writer(
                 if let Some(b) = backends.iter().position(|(id, _, _)| id == &record.backend) {
                     done[b] += 1;
                     errors[b] += usize::from(record.error.is_some());
+                    not_sent[b] += usize::from(
+                        record
+                            .error
+                            .as_ref()
+                            .is_some_and(|e| e.kind == ErrorKind::NotSent.as_str()),
+                    );
                     let total = backends[b].2;
                     events(RunEvent::Progress {
                         backend: record.backend.clone(),
                         done: done[b].min(total),
                         total,
                         errors: errors[b],
+                        not_sent: not_sent[b],
                     });
                 }
                 next = rx.try_recv().ok();

@@ -85,6 +85,9 @@ pub struct BackendScores {
     pub error_kinds: BTreeMap<String, u64>,
     /// Answers (latest record per sample) that came from the response cache.
     pub cached: u64,
+    /// When the oldest and the newest of those answers were given (RFC 3339), as the cache
+    /// dated them; `None` without cached answers (or from journals that did not record it).
+    pub cached_between: Option<(String, String)>,
     /// The most frequent error messages (at most [`TOP_ERROR_MESSAGES`]), most frequent first.
     pub error_messages: Vec<(String, u64)>,
     /// Answered samples whose reply was cut by the token limit (`finish_reason: length`).
@@ -123,6 +126,8 @@ struct ScoredRecord {
     #[serde(default)]
     cached: bool,
     #[serde(default)]
+    cached_at: Option<String>,
+    #[serde(default)]
     finish_reason: Option<String>,
 }
 
@@ -139,6 +144,8 @@ pub struct RecordView<'a> {
     pub epoch: u32,
     /// Answered from the response cache.
     pub cached: bool,
+    /// When a cached answer was given.
+    pub cached_at: Option<&'a str>,
     /// The failure (its kind and message), when the request failed.
     pub error: Option<&'a RecordError>,
     /// The reply was cut by the token limit (`finish_reason: length`).
@@ -156,6 +163,7 @@ impl<'a> From<&'a Record> for RecordView<'a> {
             latency_ms: r.latency_ms,
             epoch: r.epoch,
             cached: r.cached,
+            cached_at: r.cached_at.as_deref(),
             error: r.error.as_ref(),
             truncated: r.finish_reason.as_deref() == Some("length"),
         }
@@ -173,6 +181,7 @@ impl<'a> From<&'a ScoredRecord> for RecordView<'a> {
             latency_ms: r.latency_ms,
             epoch: r.epoch,
             cached: r.cached,
+            cached_at: r.cached_at.as_deref(),
             error: r.error.as_ref(),
             truncated: r.finish_reason.as_deref() == Some("length"),
         }
@@ -186,8 +195,10 @@ pub const TOP_ERROR_MESSAGES: usize = 5;
 #[derive(Default)]
 struct Tally {
     outcomes: Vec<Outcome>,
-    /// Latency of answered items.
+    /// Latency of answered items, except those from the cache: their latency is another run's.
     latencies: Vec<Option<f64>>,
+    /// When each cached answer was given.
+    cached_at: Vec<Option<Box<str>>>,
     tokens: Vec<Tokens>,
     error_kinds: Vec<Option<String>>,
     cached: Vec<bool>,
@@ -254,6 +265,7 @@ impl<'m> RunScoring<'m> {
                     Tally {
                         outcomes: vec![Outcome::Missing; samples],
                         latencies: vec![None; samples],
+                        cached_at: vec![None; samples],
                         tokens: vec![Tokens::default(); samples],
                         error_kinds: vec![None; samples],
                         cached: vec![false; samples],
@@ -325,7 +337,8 @@ impl<'m> RunScoring<'m> {
             None => e.message.clone(),
         });
         tally.truncated[s] = !failed && r.truncated;
-        tally.latencies[s] = (!failed).then_some(r.latency_ms);
+        tally.latencies[s] = (!failed && !r.cached).then_some(r.latency_ms);
+        tally.cached_at[s] = r.cached_at.filter(|_| r.cached && !failed).map(Box::from);
         tally.tokens[s] = r.tokens;
         tally.cached[s] = r.cached && !failed;
         Ok(())
@@ -474,6 +487,12 @@ fn summarize(
         latency_p95_ms: quantile(&latencies, 0.95).unwrap_or(0.0),
         error_kinds,
         cached: tally.cached.iter().filter(|&&c| c).count() as u64,
+        cached_between: {
+            let mut at = tally.cached_at.iter().flatten();
+            at.next()
+                .map(|first| at.fold((first, first), |(lo, hi), t| (lo.min(t), hi.max(t))))
+                .map(|(lo, hi)| (lo.to_string(), hi.to_string()))
+        },
         error_messages,
         truncated,
         item_tokens: tally.tokens,
@@ -568,6 +587,7 @@ mod tests {
         let tally = Tally {
             tokens: vec![Tokens::default(); outcomes.len()],
             latencies: vec![Some(1.0); outcomes.len()],
+            cached_at: vec![None; outcomes.len()],
             error_kinds: vec![None; outcomes.len()],
             cached: vec![false; outcomes.len()],
             error_messages: vec![None; outcomes.len()],

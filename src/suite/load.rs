@@ -141,6 +141,22 @@ impl Resolver {
             }
         }
 
+        let cache_max_age = file.cache.as_ref().and_then(|c| {
+            let parsed = match &c.value.max_age {
+                schema::DurationText::Seconds(s) => crate::time::parse_duration(&s.to_string()),
+                schema::DurationText::Text(t) => crate::time::parse_duration(t),
+            };
+            if parsed.is_none() {
+                self.problem(
+                    line(c),
+                    "cache.max_age",
+                    "the cache's maximum age is not a duration",
+                    "write a number with s, m, h or d, e.g. `cache: { max_age: 7d }`",
+                );
+            }
+            parsed
+        });
+
         // Templates are checked by the prompt module (`check_templates`), which compiles them: the
         // suite only records where they are written and which columns hold gold.
         let gate = match (&file.gate, &task) {
@@ -173,6 +189,7 @@ impl Resolver {
                     .map_or(crate::score::DEFAULT_MARGIN, |d| d.value.margin),
                 gold_columns: self.gold_columns,
                 gate,
+                cache_max_age,
                 label_parser: crate::parse::LabelParser::new(&task.labels),
                 path: self.path,
                 name,
@@ -1621,6 +1638,20 @@ backends:
     pricing: { input_per_mtok: 0.15, output_per_mtok: 0.6 }
 volume: { requests_per_day: 1000 }
 "#;
+
+    #[test]
+    fn the_cache_max_age_is_a_duration() {
+        assert_eq!(load_str(Path::new("fuzz.yaml"), VALID).unwrap().cache_max_age, None);
+        let text = format!("{VALID}cache: {{ max_age: 7d }}\n");
+        let suite = load_str(Path::new("fuzz.yaml"), &text).unwrap();
+        assert_eq!(suite.cache_max_age, Some(Duration::from_secs(7 * 86_400)));
+        let text = format!("{VALID}cache: {{ max_age: 3600 }}\n");
+        let suite = load_str(Path::new("fuzz.yaml"), &text).unwrap();
+        assert_eq!(suite.cache_max_age, Some(Duration::from_secs(3600)));
+        let text = format!("{VALID}cache: {{ max_age: a week }}\n");
+        let errors = load_str(Path::new("fuzz.yaml"), &text).unwrap_err().to_string();
+        assert!(errors.contains("cache.max_age") && errors.contains("7d"), "{errors}");
+    }
 
     #[test]
     fn the_decision_margin_defaults_to_two_points_and_is_checked() {

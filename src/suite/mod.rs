@@ -42,6 +42,9 @@ pub struct Suite {
     pub gold_columns: Vec<String>,
     /// The CI gate's policy, from the suite's `gate:` section.
     pub gate: Option<crate::gate::GatePolicy>,
+    /// `cache.max_age`: cached answers older than this are asked again (`--cache-max-age`
+    /// overrides it).
+    pub cache_max_age: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone)]

@@ -32,6 +32,24 @@ pub struct SuiteFile {
     /// The CI gate's policy: which backend is judged, and the checks it must pass.
     #[serde(default)]
     pub gate: Option<Spanned<GateFile>>,
+    /// The response cache's defaults for runs of this suite.
+    #[serde(default)]
+    pub cache: Option<Spanned<CacheFile>>,
+}
+
+/// `cache: { max_age: 7d }`: cached answers older than this are asked again.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheFile {
+    pub max_age: DurationText,
+}
+
+/// A duration as `7d`, `12h`, `90s`, or a number of seconds.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum DurationText {
+    Seconds(f64),
+    Text(String),
 }
 
 /// `decision: { margin: 0.02 }`: differences in accuracy smaller than the margin do not matter.

@@ -105,10 +105,17 @@ fn a_second_run_is_answered_from_the_cache_without_a_request() {
     assert_eq!(u(&backend(&a, "api")["cached"]), 0);
     assert_eq!(u(&backend(&b, "api")["cached"]), n as u64);
     let md = std::fs::read_to_string(second.join("report.md")).unwrap();
+    let today = &evalgate::time::rfc3339(std::time::SystemTime::now())[..10];
     assert!(
-        md.contains(&format!("**Response cache:** `api`: {n} of {n} answers came from the cache")),
+        md.contains(&format!(
+            "**Response cache:** answers from the cache, not from the server in this run: `api` {n} of {n} (answered on {today})"
+        )),
         "{md}"
     );
+    // Their latency is another run's: the table shows none.
+    assert!(md.contains("— (cached)"), "{md}");
+    let between = &backend(&b, "api")["cached_between"];
+    assert!(between[0].as_str().unwrap().starts_with(today), "{between}");
     let md = std::fs::read_to_string(first.join("report.md")).unwrap();
     assert!(!md.contains("Response cache"), "{md}");
     assert_eq!(backend(&a, "api")["accuracy"], backend(&b, "api")["accuracy"]);
@@ -263,4 +270,76 @@ fn console_and_report_agree_on_a_backend_with_no_answers() {
     let line = out.stderr.lines().find(|l| l.starts_with("api ")).expect("a console line");
     assert!(line.contains("accuracy — (no answers)"), "{line}");
     assert!(!out.stderr.contains(" 0.0% (95% CI"), "no 0.0% accuracy:\n{}", out.stderr);
+}
+
+/// Moves every answer in the cache `days` into the past.
+fn age_cache(ws: &Workspace, days: i64) {
+    let db = rusqlite::Connection::open(ws.path().join("cache.sqlite")).unwrap();
+    let aged =
+        db.execute("UPDATE responses SET created_at = created_at - ?1", [days * 86_400]).unwrap();
+    assert!(aged > 0);
+}
+
+#[test]
+fn cached_answers_older_than_the_max_age_are_asked_again() {
+    let server = TestServer::start_in_thread(|req, _| answer(req));
+    let n = 12;
+    let (ws, suite) = workspace(n, &server.base_url(), "");
+    run(&ws, &suite, &ws.run_dir("first"), &[]);
+    assert_eq!(server.request_count(), n);
+    age_cache(&ws, 10);
+
+    // Ten days old, a week allowed: asked again, and the fresh answers replace the old.
+    let second = ws.run_dir("second");
+    run(&ws, &suite, &second, &["--cache-max-age", "7d"]);
+    assert_eq!(server.request_count(), 2 * n);
+    assert_eq!(u(&backend(&results(&second), "api")["cached"]), 0);
+
+    // The suite's own default: ten days old, thirty allowed.
+    age_cache(&ws, 10);
+    let suite_text = std::fs::read_to_string(&suite).unwrap();
+    std::fs::write(&suite, format!("{suite_text}cache: {{ max_age: 30d }}\n")).unwrap();
+    let third = ws.run_dir("third");
+    run(&ws, &suite, &third, &[]);
+    assert_eq!(server.request_count(), 2 * n, "all answered from the cache");
+    let results = results(&third);
+    let b = backend(&results, "api");
+    assert_eq!(u(&b["cached"]), n as u64);
+    let ten_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(10 * 86_400);
+    let day = &evalgate::time::rfc3339(ten_days_ago)[..10];
+    assert!(b["cached_between"][0].as_str().unwrap().starts_with(day), "{b}");
+    // Each record says when its answer was given.
+    assert!(records(&third).iter().all(|r| r["cached_at"].as_str().unwrap().starts_with(day)));
+    // And the flag overrides the suite.
+    let fourth = ws.run_dir("fourth");
+    run(&ws, &suite, &fourth, &["--cache-max-age", "1d"]);
+    assert_eq!(server.request_count(), 3 * n);
+}
+
+#[test]
+fn the_budget_counts_only_requests_the_cache_will_not_answer() {
+    let server = TestServer::start_in_thread(|req, _| answer(req));
+    let n = 10;
+    let priced = "    pricing: { input_per_mtok: 2.5, output_per_mtok: 10 }\n";
+    let (ws, suite) = workspace(n, &server.base_url(), priced);
+    run(&ws, &suite, &ws.run_dir("first"), &[]);
+    assert_eq!(server.request_count(), n);
+    // Everything is cached: nothing will be sent, so nothing will be spent.
+    run(&ws, &suite, &ws.run_dir("second"), &["--max-cost-usd", "0"]);
+    assert_eq!(server.request_count(), n);
+    // With --refresh every request goes out again, and the estimate says so.
+    let cache = ws.path().join("cache.sqlite");
+    let out = output(
+        evalgate(ws.path())
+            .arg("run")
+            .arg(&suite)
+            .arg("--out")
+            .arg(ws.run_dir("third"))
+            .arg("--cache")
+            .arg(&cache)
+            .args(["--refresh", "--max-cost-usd", "0"]),
+    );
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("would cost about"), "{}", out.stderr);
+    assert_eq!(server.request_count(), n);
 }

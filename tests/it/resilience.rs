@@ -453,3 +453,81 @@ fn resume_refuses_changed_test_data() {
     let out = resume(&ws, &suite, &run);
     assert_eq!(out.code, Some(2), "resume over changed data should be refused: {}", out.stderr);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Bounded shutdown
+// ---------------------------------------------------------------------------------------------
+
+/// Items below this are answered at once; the rest hang far longer than the test waits.
+const QUICK: usize = 3;
+
+/// A stop with requests hanging at the server: they are cancelled when the grace period is over
+/// and recorded as not sent, the outputs are written, and the exit code names the signal.
+fn stop_with_a_hung_server(signal: &str, code: i32, reason: &str) {
+    const N: usize = 20;
+    let server = TestServer::start_in_thread(|req: &RecordedRequest, _| {
+        let i = item_number(req).unwrap();
+        let reply = Reply::chat(gold(i));
+        if i < QUICK {
+            reply
+        } else {
+            reply.delayed(Duration::from_secs(40))
+        }
+    });
+    let (ws, suite) = workspace(N, &backend_yaml("m", &server.base_url(), "    concurrency: 4\n"));
+    let run = ws.run_dir("run");
+    let mut child = evalgate(ws.path())
+        .arg("run")
+        .arg(&suite)
+        .arg("--out")
+        .arg(&run)
+        .args(["--grace", "1s"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn evalgate");
+    // The quick items answered, and four requests hanging (the concurrency).
+    wait_until(Duration::from_secs(20), "4 hung requests", || server.request_count() == QUICK + 4);
+    let kill = std::process::Command::new("kill").args([signal, &child.id().to_string()]).status();
+    assert!(kill.expect("run kill").success());
+    // Far less than the 40 s the server holds its replies: the process did not wait for them.
+    let status = wait_child(&mut child, Duration::from_secs(15));
+    assert_eq!(status.code(), Some(code), "{status:?}");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+
+    assert!(run.join("report.md").exists() && run.join("records.csv").exists());
+    let results = results(&run);
+    assert!(results["stopped"].as_str().unwrap().contains(reason), "{}", results["stopped"]);
+    let m = backend(&results, "m");
+    assert_eq!(u(&m["answered"]), QUICK as u64, "{m}");
+    assert_eq!(m["error_kinds"]["not_sent"], 4, "{m}");
+    assert_eq!(u(&m["missing"]), (N - QUICK - 4) as u64, "{m}");
+    let cut: Vec<Value> =
+        records(&run).into_iter().filter(|r| r["error"]["kind"] == "not_sent").collect();
+    assert_eq!(cut.len(), 4);
+    for r in &cut {
+        let message = r["error"]["message"].as_str().unwrap();
+        assert!(message.contains("within the 1 s grace period"), "{message}");
+    }
+    // Progress tells what happened, not a full bar.
+    assert!(
+        stderr.contains(&format!(
+            "m: {QUICK} answered, 0 failed, {} not sent (4 cancelled in flight) of {N}",
+            N - QUICK
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("have 1 s to finish"), "{stderr}");
+}
+
+#[test]
+fn ctrl_c_with_a_hung_server_cancels_requests_in_flight_after_the_grace_period() {
+    stop_with_a_hung_server("-INT", 130, "interrupted (Ctrl-C)");
+}
+
+#[test]
+fn sigterm_is_handled_like_ctrl_c_and_exits_143() {
+    stop_with_a_hung_server("-TERM", 143, "terminated (SIGTERM)");
+}
