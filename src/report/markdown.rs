@@ -166,13 +166,21 @@ fn write_report(
             } else {
                 "— (cached)".to_string()
             },
-            b.cost.per_1k_requests_usd.map_or("unknown".to_string(), money),
-            b.cost.per_correct_usd.map_or("unknown".to_string(), |c| format!(
-                "{} ({}–{})",
-                money(c.estimate),
-                money(c.low),
-                money(c.high)
-            )),
+            match b.cost.per_1k_requests_usd {
+                Some(c) => money(c),
+                // A monthly price is spread over the suite's volume; without one there is no
+                // cost per request.
+                None if b.cost.pricing.is_some() => "— (no volume)".to_string(),
+                None => "unknown".to_string(),
+            },
+            match b.cost.per_correct_usd {
+                Some(c) => format!("{} ({}–{})", money(c.estimate), money(c.low), money(c.high)),
+                // Priced, but nothing answered correctly: no cost per correct answer exists.
+                None if b.cost.pricing.is_some() && b.answered > 0 && b.correct == 0 =>
+                    "— (none correct)".to_string(),
+                None if b.cost.pricing.is_some() => "— (no volume)".to_string(),
+                None => "unknown".to_string(),
+            },
         )?;
     }
     writeln!(md)?;

@@ -244,20 +244,48 @@ pub fn recommendation(
             )),
         }
     }
+    let names = |bs: &[String]| match bs.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => bs.join(""),
+    };
     let unpriced: Vec<String> = answered
         .iter()
-        .filter(|b| per_correct(b).is_none())
+        .filter(|b| per_correct(b).is_none() && b.cost.pricing.is_none())
         .map(|b| format!("`{}`", b.id))
         .collect();
     if !unpriced.is_empty() {
         text.push_str(&format!(
             " No price is known for {}, so {} left out of cost conclusions; add `pricing:` to include {}.",
-            match unpriced.split_last() {
-                Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
-                _ => unpriced.join(""),
-            },
+            names(&unpriced),
             if unpriced.len() == 1 { "it is" } else { "they are" },
             if unpriced.len() == 1 { "it" } else { "them" }
+        ));
+    }
+    // Priced, but with nothing to divide by: a cost per correct answer does not exist.
+    let none_correct: Vec<String> = answered
+        .iter()
+        .filter(|b| per_correct(b).is_none() && b.cost.pricing.is_some() && b.correct == 0)
+        .map(|b| format!("`{}`", b.id))
+        .collect();
+    if !none_correct.is_empty() {
+        text.push_str(&format!(
+            " {} answered no item correctly, so {} no cost per correct answer.",
+            names(&none_correct),
+            if none_correct.len() == 1 { "it has" } else { "they have" }
+        ));
+    }
+    // Priced per month, but no volume to spread the month over.
+    let no_volume: Vec<String> = answered
+        .iter()
+        .filter(|b| per_correct(b).is_none() && b.cost.pricing.is_some() && b.correct > 0)
+        .map(|b| format!("`{}`", b.id))
+        .collect();
+    if !no_volume.is_empty() {
+        text.push_str(&format!(
+            " {} {} a monthly price but no cost per request without `volume.requests_per_day`, so {} left out of cost conclusions.",
+            names(&no_volume),
+            if no_volume.len() == 1 { "has" } else { "have" },
+            if no_volume.len() == 1 { "it is" } else { "they are" }
         ));
     }
     // The comparisons the warnings call too small: no detectable difference, fewer items than a

@@ -68,6 +68,15 @@ fn quickstart_runs_offline_and_report_rebuilds_it() {
     // The suite's gate is judged in the report (and kept for the rebuild below).
     assert!(markdown.contains("## Gate: passed"), "{markdown}");
     assert_eq!(first["gate"]["passed"], true);
+    // Every backend is priced (the self-hosting assumption), so the recommendation has a cost
+    // conclusion; a backend with no correct answer has no cost per correct answer, and the
+    // report says why rather than calling its price unknown.
+    assert!(markdown.contains("It is also the cheapest per correct answer"), "{markdown}");
+    assert!(
+        markdown.contains("`smollm2-zero-recorded` answered no item correctly, so it has no cost per correct answer."),
+        "{markdown}"
+    );
+    assert!(!markdown.contains("No price is known"), "{markdown}");
     let csv_before = std::fs::read(run.join("records.csv")).unwrap();
     assert_eq!(records(&run).len(), 3 * 240);
     assert!(records(&run).iter().all(|r| r["tokens"]["estimated"] == false));
