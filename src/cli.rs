@@ -299,6 +299,10 @@ pub struct RunArgs {
     /// this; a backend whose every request failed is always above it.
     #[arg(long, value_name = "R", default_value_t = crate::gate::DEFAULT_MAX_ERROR_RATE)]
     pub max_error_rate: f64,
+    /// Send every backend whose provider has a batch API (openai) through it: billed at the
+    /// batch discount, answered within a day. A resumed run keeps each backend's mode.
+    #[arg(long, conflicts_with = "resume")]
+    pub batch: bool,
     /// Print nothing but errors and the report path.
     #[arg(long, short)]
     pub quiet: bool,
@@ -835,6 +839,7 @@ fn run(args: RunArgs, out: &mut impl Write) -> anyhow::Result<u8> {
         shard: args.shard,
         cache: (!args.no_cache).then_some(args.cache),
         refresh: args.refresh,
+        batch: args.batch,
         ..RunOptions::default()
     };
     if let Some(limit) = args.max_cost_usd {
@@ -1109,6 +1114,8 @@ struct ProgressDisplay {
     multi: MultiProgress,
     bars: Vec<(String, ProgressBar)>,
     last_decile: Vec<(String, usize)>,
+    /// Per batch: the status and the tenth of its requests done last shown in plain lines.
+    batches: Vec<(String, String, u64)>,
 }
 
 impl ProgressDisplay {
@@ -1125,6 +1132,64 @@ impl ProgressDisplay {
             multi: MultiProgress::with_draw_target(target),
             bars: Vec::new(),
             last_decile: Vec::new(),
+            batches: Vec::new(),
+        }
+    }
+
+    /// A batch's status: on a terminal, the message of the backend's bar; in plain output, a
+    /// line when the status changes or another tenth of its requests is done.
+    fn on_batch(
+        &mut self,
+        backend: &str,
+        batch: &str,
+        status: &str,
+        completed: u64,
+        failed: u64,
+        total: u64,
+    ) {
+        if self.quiet {
+            return;
+        }
+        let words = status.replace('_', " ");
+        let counts = match failed {
+            0 => format!("{completed}/{total}"),
+            f => format!("{completed}/{total}, {f} failed"),
+        };
+        let text = format!("batch {batch} {words} {counts}");
+        if self.terminal {
+            let bar = match self.bars.iter().find(|(id, _)| id == backend) {
+                Some((_, bar)) => bar.clone(),
+                None => {
+                    let bar = self.multi.add(ProgressBar::new(total));
+                    if let Ok(style) = ProgressStyle::with_template(
+                        "{prefix:>20} {bar:30} {pos}/{len} {msg} [{elapsed}]",
+                    ) {
+                        bar.set_style(style);
+                    }
+                    bar.set_prefix(backend.to_string());
+                    self.bars.push((backend.to_string(), bar.clone()));
+                    bar
+                }
+            };
+            bar.set_message(text);
+            return;
+        }
+        let decile = completed * 10 / total.max(1);
+        let shown = self.batches.iter_mut().find(|(id, _, _)| id == batch);
+        let changed = match shown {
+            Some((_, last_status, last_decile)) => {
+                let changed = last_status != status || *last_decile != decile;
+                *last_status = status.to_string();
+                *last_decile = decile;
+                changed
+            }
+            None => {
+                self.batches.push((batch.to_string(), status.to_string(), decile));
+                true
+            }
+        };
+        if changed {
+            eprintln!("{backend}: {text}");
         }
     }
 
@@ -1148,6 +1213,10 @@ impl ProgressDisplay {
                 self.note(&format!("trained `{id}` on {items} items in {seconds:.2} s"))
             }
             RunEvent::Warning(text) => self.note(&format!("warning: {text}")),
+            RunEvent::Note(text) => self.note(&format!("note: {text}")),
+            RunEvent::Batch { backend, batch, status, completed, failed, total } => {
+                self.on_batch(&backend, &batch, &status, completed, failed, total)
+            }
             // An error, shown even with --quiet.
             RunEvent::BackendStopped { backend, reason } => {
                 let text = format!(

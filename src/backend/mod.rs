@@ -8,6 +8,7 @@
 //! object: backends are a closed set known to the plan, and an enum keeps `send` a plain
 //! `async fn` with no boxed futures on the hot path.
 
+pub mod batch;
 pub mod cache;
 pub mod local;
 mod openai;
@@ -109,6 +110,8 @@ impl BackendError {
     }
 }
 
+impl std::error::Error for BackendError {}
+
 impl std::fmt::Display for BackendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.status {
@@ -175,6 +178,18 @@ impl BackendClient {
         match self {
             BackendClient::OpenAi(b) => b.structured_output_used(),
             BackendClient::Local(_) | BackendClient::Replay(_) => None,
+        }
+    }
+
+    /// A success body the backend's batch API returned for one request, parsed as a live reply
+    /// of this backend is; only a backend with a batch API has such bodies.
+    pub fn parse_batch_reply(&self, body: &str) -> Result<Completion, BackendError> {
+        match self {
+            BackendClient::OpenAi(b) => b.parse_completion(body),
+            BackendClient::Local(_) | BackendClient::Replay(_) => Err(BackendError::new(
+                ErrorKind::Internal,
+                "this backend has no batch API, so it has no batch replies",
+            )),
         }
     }
 

@@ -3,8 +3,12 @@
 //! the journal as it completes. Everything is decided beforehand by [`crate::plan::RunPlan`]; the
 //! runner knows backends only through [`BackendClient`] and never names a provider.
 
+mod batch;
+mod batch_state;
 mod limit;
 pub mod merge;
+
+pub use batch_state::BATCHES_FILE;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -107,6 +111,19 @@ pub enum RunEvent {
         backend: String,
         reason: String,
     },
+    /// A batch of a backend in batch mode was submitted (`status: submitted`) or polled: its
+    /// provider's status (`validating`, `in_progress`, `finalizing`, `completed`, `expired`,
+    /// `failed`, …) and request counts.
+    Batch {
+        backend: String,
+        batch: String,
+        status: String,
+        completed: u64,
+        failed: u64,
+        total: u64,
+    },
+    /// Something the plan decided that the user should know (not a problem).
+    Note(String),
 }
 
 /// A backend whose first this many requests fail with the same error that is not transient
@@ -130,8 +147,12 @@ pub async fn run(plan: RunPlan, events: EventSink, stop: Arc<StopSignal>) -> Res
         refresh,
         max_cost_usd,
         grace,
+        notes,
         ..
     } = plan;
+    for note in notes {
+        events(RunEvent::Note(note));
+    }
     if !resumed {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     }
@@ -141,10 +162,7 @@ pub async fn run(plan: RunPlan, events: EventSink, stop: Arc<StopSignal>) -> Res
     let (tx, rx) = mpsc::channel::<Record>(1024);
     let budget = max_cost_usd.map(|limit| Budget {
         limit_usd: limit,
-        prices: backends
-            .iter()
-            .map(|b| (b.spec.id.clone(), b.spec.price.as_ref().map(|p| p.pricing.clone())))
-            .collect(),
+        prices: backends.iter().map(|b| (b.spec.id.clone(), b.request_pricing())).collect(),
         stop: stop.clone(),
     });
     // Progress counts samples: items × epochs, less what a resumed run already has.
@@ -162,9 +180,25 @@ pub async fn run(plan: RunPlan, events: EventSink, stop: Arc<StopSignal>) -> Res
         grace,
         events: events.clone(),
     });
+    // The state file of batch mode, read back when a run is resumed.
+    let store = match backends.iter().any(|b| b.batch.is_some()) {
+        true => Some(Arc::new(batch_state::BatchStore::open(&dir)?)),
+        false => None,
+    };
     let mut drivers = JoinSet::new();
     for backend in backends {
-        drivers.spawn(Driver::new(backend, context.clone(), tx.clone()).run());
+        match (&backend.batch, &store) {
+            (Some(_), Some(store)) => {
+                if let Some(driver) =
+                    batch::BatchDriver::new(backend, context.clone(), tx.clone(), store.clone())
+                {
+                    drivers.spawn(driver.run());
+                }
+            }
+            _ => {
+                drivers.spawn(Driver::new(backend, context.clone(), tx.clone()).run());
+            }
+        }
     }
     drop(tx);
     // A stop that came after the last item was sent (the budget reached by the last record)
@@ -176,6 +210,9 @@ pub async fn run(plan: RunPlan, events: EventSink, stop: Arc<StopSignal>) -> Res
         if let Some(b) = meta.backends.iter_mut().find(|b| b.id == end.backend) {
             b.stopped = end.stopped;
             b.structured_output_used = end.structured_output_used;
+            if let (Some(batch), Some(store)) = (b.batch.as_mut(), &store) {
+                batch.batches = batch::summaries(store, &b.id);
+            }
         }
     }
     writer.await.map_err(|e| Error::Backend(format!("the journal writer failed: {e}")))??;

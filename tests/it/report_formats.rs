@@ -241,6 +241,7 @@ fn local_backend() -> BackendResult {
         truncated: 0,
         stopped: None,
         structured_output_used: None,
+        batch: None,
         fields: None,
         exact_match: None,
         invalid_json: None,
@@ -317,6 +318,7 @@ fn gpt_backend() -> BackendResult {
         truncated: 0,
         stopped: None,
         structured_output_used: None,
+        batch: None,
         fields: None,
         exact_match: None,
         invalid_json: None,
@@ -387,6 +389,7 @@ fn ft_backend() -> BackendResult {
         truncated: 0,
         stopped: None,
         structured_output_used: None,
+        batch: None,
         fields: None,
         exact_match: None,
         invalid_json: None,
@@ -730,6 +733,7 @@ fn extraction_results() -> Results {
         truncated: 0,
         stopped: None,
         structured_output_used: None,
+        batch: None,
         fields: Some(BTreeMap::from([
             (
                 "vendor".to_string(),
@@ -848,6 +852,7 @@ fn extraction_results() -> Results {
         truncated: 0,
         stopped: None,
         structured_output_used: None,
+        batch: None,
         fields: Some(BTreeMap::from([
             (
                 "vendor".to_string(),
@@ -986,6 +991,7 @@ fn backend_meta(id: &str, model: &str, strategy: &str, epochs: u32) -> BackendMe
         structured_output: false,
         stopped: None,
         structured_output_used: None,
+        batch: None,
     }
 }
 
