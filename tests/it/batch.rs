@@ -307,6 +307,27 @@ fn a_run_killed_after_its_batch_was_created_is_resumed_without_a_second_batch() 
 }
 
 #[test]
+fn a_create_whose_response_was_lost_is_found_by_its_token_not_made_twice() {
+    let server = BatchServer::start(0, |body, _| LineReply::chat(known_answer(body)));
+    server.lose_next_create();
+    let s = setup(6, &server, "");
+    let run = s.ws.run_dir("run");
+    let out = s.run(&run);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let batches = server.batches();
+    assert_eq!(batches.len(), 1, "the batch made by the failed create is the one used");
+    let token = batches[0].metadata["evalgate_token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("eg-"), "{token}");
+    let listed = server.requests().iter().filter(|r| r.path.starts_with("/v1/batches?")).count();
+    assert!(listed >= 1, "the batches were listed to find it");
+    let state = read_json(&run.join("batches.json"));
+    assert_eq!(state["batches"][0]["token"], token.as_str());
+    assert_eq!(state["batches"][0]["batch_id"], batches[0].id.as_str());
+    let results = results(&run);
+    assert_eq!(u(&backend(&results, "mini")["correct"]), known_correct(6) as u64);
+}
+
+#[test]
 fn expired_lines_are_sent_again_in_a_smaller_batch() {
     const N: usize = 20;
     // Items 0, 5, 10 and 15 expire the first time they are processed.

@@ -11,6 +11,9 @@
 //!   `expired` when a line expired, or `failed` with `errors` when told to fail);
 //! - `GET /v1/batches?limit=N&after=ID`: the batches, newest first.
 //!
+//! [`BatchServer::lose_next_create`] makes a create whose batch exists but whose response is a
+//! 502, as when the response is lost on the way back.
+//!
 //! Every request is recorded (with its headers) so tests can check what was sent.
 #![allow(dead_code)]
 
@@ -91,6 +94,8 @@ struct Shared {
     /// Fail every batch with this message (`status: failed`, `errors`).
     fail_with: Option<String>,
     hold: AtomicBool,
+    /// The next create makes the batch but answers 502, as a response lost on the way back.
+    lose_create: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -128,6 +133,7 @@ impl BatchServer {
             in_progress_polls,
             fail_with,
             hold: AtomicBool::new(false),
+            lose_create: AtomicBool::new(false),
             state: Mutex::new(State::default()),
         });
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -173,6 +179,11 @@ impl BatchServer {
     /// While set, batches stay `in_progress` however often they are polled.
     pub fn hold(&self, on: bool) {
         self.shared.hold.store(on, Ordering::SeqCst);
+    }
+
+    /// The next create makes its batch but answers 502 Bad Gateway.
+    pub fn lose_next_create(&self) {
+        self.shared.lose_create.store(true, Ordering::SeqCst);
     }
 
     pub fn batches(&self) -> Vec<ServerBatch> {
@@ -247,7 +258,14 @@ async fn handle(
                 .expect("response"),
             None => not_found("file"),
         },
-        ("POST", ["v1", "batches"]) => create(&mut state, &body),
+        ("POST", ["v1", "batches"]) => {
+            let made = create(&mut state, &body);
+            if made.status() == 200 && shared.lose_create.swap(false, Ordering::SeqCst) {
+                reply(502, json!({"error": {"message": "upstream connect error"}}))
+            } else {
+                made
+            }
+        }
         ("GET", ["v1", "batches"]) => list(&state, &query),
         ("GET", ["v1", "batches", id]) => {
             let id = id.to_string();
