@@ -34,7 +34,7 @@ fn item_of(body: &Value) -> usize {
 /// Every item's gold label, except every fourth, which gets the other label: 3 in 4 correct.
 fn known_answer(body: &Value) -> &'static str {
     let i = item_of(body);
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         LABELS[(i + 1) % 2]
     } else {
         gold(i)
@@ -43,7 +43,7 @@ fn known_answer(body: &Value) -> &'static str {
 
 /// What `known_answer` makes the accuracy of items `0..n`.
 fn known_correct(n: usize) -> usize {
-    (0..n).filter(|i| i % 4 != 0).count()
+    (0..n).filter(|i| !i.is_multiple_of(4)).count()
 }
 
 struct Setup {
@@ -278,7 +278,7 @@ fn stop_after_the_batch_is_created_then_resume(signal: &str) {
     }
     assert_eq!(server.batches().len(), 1);
     let id = server.batches()[0].id.clone();
-    assert_eq!(state_batch_ids(&run), [id.clone()]);
+    assert_eq!(state_batch_ids(&run), std::slice::from_ref(&id));
 
     server.hold(false);
     let out = s.resume(&run);
@@ -332,7 +332,7 @@ fn expired_lines_are_sent_again_in_a_smaller_batch() {
     const N: usize = 20;
     // Items 0, 5, 10 and 15 expire the first time they are processed.
     let server = BatchServer::start(1, |body, seen| {
-        if item_of(body) % 5 == 0 && seen == 0 {
+        if item_of(body).is_multiple_of(5) && seen == 0 {
             LineReply::Expired
         } else {
             LineReply::chat(known_answer(body))
@@ -352,7 +352,7 @@ fn expired_lines_are_sent_again_in_a_smaller_batch() {
     for r in &records {
         let i: usize = r["id"].as_str().unwrap()[3..].parse().unwrap();
         assert!(r["error"].is_null(), "{r}");
-        assert_eq!(u(&r["attempts"]), if i % 5 == 0 { 2 } else { 1 }, "{r}");
+        assert_eq!(u(&r["attempts"]), if i.is_multiple_of(5) { 2 } else { 1 }, "{r}");
     }
     let results = results(&run);
     let b = backend(&results, "mini");
