@@ -69,6 +69,9 @@ pub(super) struct BatchDriver {
     index: HashMap<String, usize>,
     /// Samples this driver journaled: none is journaled twice.
     written: HashSet<(String, u32)>,
+    /// Samples an earlier run journaled from a batch it marked collected: a batch read again
+    /// (see `drive`) skips them.
+    recorded: HashSet<(String, u32)>,
     /// Why the backend stopped, when it did.
     stopped: Option<String>,
     /// Something was left for a resumed run to collect or send.
@@ -99,6 +102,7 @@ impl BatchDriver {
             store,
             index,
             written: HashSet::new(),
+            recorded: HashSet::new(),
             stopped: None,
             left_unsent: false,
         })
@@ -115,8 +119,26 @@ impl BatchDriver {
     }
 
     async fn drive(&mut self) {
-        let mut open: Vec<BatchEntry> =
-            self.store.entries(&self.spec.id).into_iter().filter(|e| e.state.open()).collect();
+        let entries = self.store.entries(&self.spec.id);
+        // A batch is marked collected once its records are handed to the journal writer; a run
+        // killed before the writer flushed them leaves samples without a record. They are read
+        // again from the same batch, never submitted anew.
+        let recorded = match entries.iter().any(|e| e.state == EntryState::Collected) {
+            true => self.recorded(),
+            false => HashSet::new(),
+        };
+        let mut open: Vec<BatchEntry> = Vec::new();
+        for mut e in entries {
+            let unrecorded =
+                || e.requests.values().any(|s| !recorded.contains(&(s.id.clone(), s.epoch)));
+            if e.state == EntryState::Collected && e.batch_id.is_some() && unrecorded() {
+                e.state = EntryState::Submitted;
+                open.push(e);
+            } else if e.state.open() {
+                open.push(e);
+            }
+        }
+        self.recorded = recorded;
         let claimed: HashSet<(String, u32)> = open
             .iter()
             .flat_map(|e| e.requests.values().map(|s| (s.id.clone(), s.epoch)))
@@ -182,6 +204,25 @@ impl BatchDriver {
             let round = again.iter().map(|(_, r)| *r).max().unwrap_or(2);
             self.submit(again.into_iter().map(|(p, _)| p).collect(), round, &mut open).await;
         }
+    }
+
+    /// The samples of this backend the run's journal already has a record of (answered or not).
+    fn recorded(&self) -> HashSet<(String, u32)> {
+        #[derive(serde::Deserialize)]
+        struct Seen {
+            id: String,
+            backend: String,
+            #[serde(default)]
+            epoch: u32,
+        }
+        let mut seen = HashSet::new();
+        let Some(dir) = self.store.dir() else { return seen };
+        let _ = crate::journal::read_records(dir, |r: Seen| {
+            if r.backend == self.spec.id {
+                seen.insert((r.id, r.epoch));
+            }
+        });
+        seen
     }
 
     /// The request body of a sample, or its failed record when the prompt cannot be made, or its
@@ -537,7 +578,10 @@ impl BatchDriver {
         let mut retries = Vec::new();
         for (custom_id, sample) in entry.requests.clone() {
             let key = (sample.id.clone(), sample.epoch);
-            if self.done.contains(&key) || self.written.contains(&key) {
+            if self.done.contains(&key)
+                || self.written.contains(&key)
+                || self.recorded.contains(&key)
+            {
                 continue;
             }
             let Some(&index) = self.index.get(&sample.id) else { continue };

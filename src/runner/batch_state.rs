@@ -124,6 +124,11 @@ impl BatchStore {
         Ok(BatchStore { path, state: Mutex::new(state) })
     }
 
+    /// The run directory the state file is in.
+    pub fn dir(&self) -> Option<&Path> {
+        self.path.parent()
+    }
+
     /// A backend's entries, in the order they were made.
     pub fn entries(&self, backend: &str) -> Vec<BatchEntry> {
         self.lock().batches.iter().filter(|b| b.backend == backend).cloned().collect()

@@ -306,6 +306,27 @@ fn a_run_killed_after_its_batch_was_created_is_resumed_without_a_second_batch() 
     stop_after_the_batch_is_created_then_resume("KILL");
 }
 
+/// A kill between marking a batch collected and the journal writer's flush loses records of a
+/// collected batch: the resume reads them again from the same batch and submits nothing.
+#[test]
+fn records_lost_after_a_batch_was_collected_are_read_again_from_the_same_batch() {
+    let server = BatchServer::start(0, |body, _| LineReply::chat(known_answer(body)));
+    let s = setup(6, &server, "");
+    let run = s.ws.run_dir("run");
+    assert_eq!(s.run(&run).code, Some(0));
+    let journal = std::fs::read_to_string(run.join("records.jsonl")).unwrap();
+    let kept: String = journal.lines().take(2).map(|l| format!("{l}\n")).collect();
+    std::fs::write(run.join("records.jsonl"), kept).unwrap();
+    // Without the cache, which would answer them too.
+    let out = output(s.command(&["--no-cache"]).arg("--resume").arg(&run));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(server.batches().len(), 1, "no second batch");
+    let counts = records_per_item(&run);
+    assert_eq!(counts.len(), 6);
+    assert!(counts.values().all(|&c| c == 1), "{counts:?}");
+    assert_eq!(u(&backend(&results(&run), "mini")["correct"]), known_correct(6) as u64);
+}
+
 #[test]
 fn a_create_whose_response_was_lost_is_found_by_its_token_not_made_twice() {
     let server = BatchServer::start(0, |body, _| LineReply::chat(known_answer(body)));
