@@ -311,6 +311,10 @@ pub struct RunArgs {
     /// cancelled and recorded as not sent (e.g. 10s, 0).
     #[arg(long, value_name = "DURATION", value_parser = duration_arg, default_value = "10s")]
     pub grace: Duration,
+    /// Send every backend whose provider has a batch API (openai) through it: billed at the
+    /// batch discount, answered within a day. A resumed run keeps each backend's mode.
+    #[arg(long, conflicts_with = "resume")]
+    pub batch: bool,
     /// Print nothing but errors and the report path.
     #[arg(long, short)]
     pub quiet: bool,
@@ -858,6 +862,7 @@ fn run(args: RunArgs, out: &mut impl Write) -> anyhow::Result<u8> {
         refresh: args.refresh,
         cache_max_age: args.cache_max_age,
         grace: args.grace,
+        batch: args.batch,
         ..RunOptions::default()
     };
     if let Some(limit) = args.max_cost_usd {
@@ -1168,6 +1173,8 @@ struct ProgressDisplay {
     terminal: bool,
     multi: MultiProgress,
     backends: Vec<BackendProgress>,
+    /// Per batch: the status and the tenth of its requests done last shown in plain lines.
+    batches: Vec<(String, String, u64)>,
 }
 
 /// What the display knows of one backend.
@@ -1177,7 +1184,7 @@ struct BackendProgress {
     done: usize,
     total: usize,
     errors: usize,
-    not_sent: usize,
+    cancelled: usize,
     /// Records a resumed run already had, and when this run's first record came: the rate is
     /// this run's.
     started: (usize, std::time::Instant),
@@ -1226,6 +1233,84 @@ impl ProgressDisplay {
             terminal,
             multi: MultiProgress::with_draw_target(target),
             backends: Vec::new(),
+            batches: Vec::new(),
+        }
+    }
+
+    /// The display's entry for `backend`, made (with its bar on a terminal) on first sight.
+    fn entry(&mut self, backend: &str, done: usize, total: usize) -> &mut BackendProgress {
+        let b = match self.backends.iter().position(|b| b.id == backend) {
+            Some(b) => b,
+            None => {
+                let bar = (self.terminal && !self.quiet).then(|| {
+                    let bar = self.multi.add(ProgressBar::new(total as u64));
+                    if let Ok(style) = ProgressStyle::with_template(
+                        "{prefix:>20} {bar:30} {pos}/{len} {msg} [{elapsed}]",
+                    ) {
+                        bar.set_style(style);
+                    }
+                    bar.set_prefix(backend.to_string());
+                    bar
+                });
+                self.backends.push(BackendProgress {
+                    id: backend.to_string(),
+                    bar,
+                    done,
+                    total,
+                    errors: 0,
+                    cancelled: 0,
+                    // This record is the first of this run.
+                    started: (done.saturating_sub(1), std::time::Instant::now()),
+                    last_decile: 0,
+                });
+                self.backends.len() - 1
+            }
+        };
+        &mut self.backends[b]
+    }
+
+    /// A batch's status: on a terminal, the message of the backend's bar; in plain output, a
+    /// line when the status changes or another tenth of its requests is done.
+    fn on_batch(
+        &mut self,
+        backend: &str,
+        batch: &str,
+        status: &str,
+        completed: u64,
+        failed: u64,
+        total: u64,
+    ) {
+        if self.quiet {
+            return;
+        }
+        let words = status.replace('_', " ");
+        let counts = match failed {
+            0 => format!("{completed}/{total}"),
+            f => format!("{completed}/{total}, {f} failed"),
+        };
+        let text = format!("batch {batch} {words} {counts}");
+        if self.terminal {
+            if let Some(bar) = &self.entry(backend, 0, total as usize).bar {
+                bar.set_message(text);
+            }
+            return;
+        }
+        let decile = completed * 10 / total.max(1);
+        let shown = self.batches.iter_mut().find(|(id, _, _)| id == batch);
+        let changed = match shown {
+            Some((_, last_status, last_decile)) => {
+                let changed = last_status != status || *last_decile != decile;
+                *last_status = status.to_string();
+                *last_decile = decile;
+                changed
+            }
+            None => {
+                self.batches.push((batch.to_string(), status.to_string(), decile));
+                true
+            }
+        };
+        if changed {
+            eprintln!("{backend}: {text}");
         }
     }
 
@@ -1249,6 +1334,10 @@ impl ProgressDisplay {
                 self.note(&format!("trained `{id}` on {items} items in {seconds:.2} s"))
             }
             RunEvent::Warning(text) => self.note(&format!("warning: {text}")),
+            RunEvent::Note(text) => self.note(&format!("note: {text}")),
+            RunEvent::Batch { backend, batch, status, completed, failed, total } => {
+                self.on_batch(&backend, &batch, &status, completed, failed, total)
+            }
             // An error, shown even with --quiet.
             RunEvent::BackendStopped { backend, reason } => {
                 let text = format!(
@@ -1264,8 +1353,8 @@ impl ProgressDisplay {
                 "running {items} items × {backends} backends into {}",
                 dir.display()
             )),
-            RunEvent::Progress { backend, done, total, errors, not_sent } => {
-                self.progress(backend, done, total, errors, not_sent)
+            RunEvent::Progress { backend, done, total, errors, cancelled } => {
+                self.progress(backend, done, total, errors, cancelled)
             }
         }
     }
@@ -1276,38 +1365,12 @@ impl ProgressDisplay {
         done: usize,
         total: usize,
         errors: usize,
-        not_sent: usize,
+        cancelled: usize,
     ) {
-        let b = match self.backends.iter().position(|b| b.id == backend) {
-            Some(b) => b,
-            None => {
-                let bar = (self.terminal && !self.quiet).then(|| {
-                    let bar = self.multi.add(ProgressBar::new(total as u64));
-                    if let Ok(style) = ProgressStyle::with_template(
-                        "{prefix:>20} {bar:30} {pos}/{len} {msg} [{elapsed}]",
-                    ) {
-                        bar.set_style(style);
-                    }
-                    bar.set_prefix(backend.clone());
-                    bar
-                });
-                self.backends.push(BackendProgress {
-                    id: backend,
-                    bar,
-                    done,
-                    total,
-                    errors,
-                    not_sent,
-                    // This record is the first of this run.
-                    started: (done.saturating_sub(1), std::time::Instant::now()),
-                    last_decile: 0,
-                });
-                self.backends.len() - 1
-            }
-        };
-        let p = &mut self.backends[b];
-        (p.done, p.total, p.errors, p.not_sent) = (done, total, errors, not_sent);
-        if self.quiet {
+        let quiet = self.quiet;
+        let p = self.entry(&backend, done, total);
+        (p.done, p.total, p.errors, p.cancelled) = (done, total, errors, cancelled);
+        if quiet {
             return;
         }
         let failed = match errors {
@@ -1342,16 +1405,17 @@ impl ProgressDisplay {
             return;
         }
         for p in &self.backends {
-            let not_sent = p.not_sent + p.total.saturating_sub(p.done);
-            let cut = match p.not_sent {
+            // Records of requests a stop cancelled are not answers: they join the unsent.
+            let answered = p.done.saturating_sub(p.errors + p.cancelled);
+            let not_sent = p.cancelled + p.total.saturating_sub(p.done);
+            let cut = match p.cancelled {
                 0 => String::new(),
-                n => format!(" ({n} cancelled in flight)"),
+                n => format!(" ({n} cancelled by the stop)"),
             };
             eprintln!(
-                "{}: {} answered, {} failed, {not_sent} not sent{cut} of {}{}",
+                "{}: {answered} answered, {} failed, {not_sent} not sent{cut} of {}{}",
                 p.id,
-                p.done.saturating_sub(p.errors),
-                p.errors.saturating_sub(p.not_sent),
+                p.errors,
                 p.total,
                 if not_sent > 0 { "; --resume sends what was not sent" } else { "" }
             );

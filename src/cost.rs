@@ -148,6 +148,41 @@ struct RawPriceTable {
     currency: String,
     unit: String,
     models: Vec<PriceEntry>,
+    #[serde(default)]
+    batch_discounts: Vec<BatchDiscount>,
+}
+
+/// What a provider's batch API (OpenAI's Batch API, Anthropic's Message Batches) charges, as a
+/// share of the standard per-token price of the same model: requests that wait up to a day are
+/// billed at `price_multiplier` times the input, cached-input and output prices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchDiscount {
+    /// The backend provider it applies to (`openai`, `anthropic`).
+    pub provider: String,
+    /// The share of the standard price a batch request costs, in (0, 1].
+    pub price_multiplier: f64,
+    /// Date (YYYY-MM-DD) the discount was last verified against `source`.
+    pub as_of: String,
+    /// Public page that states the discount.
+    pub source: String,
+}
+
+impl Pricing {
+    /// This price under a batch discount: per-token prices times the multiplier; a fixed price
+    /// is what it is however requests are sent.
+    pub fn with_batch_discount(&self, discount: &BatchDiscount) -> Pricing {
+        let m = discount.price_multiplier;
+        match *self {
+            Pricing::PerToken { input_per_mtok, output_per_mtok, cached_input_per_mtok } => {
+                Pricing::PerToken {
+                    input_per_mtok: input_per_mtok * m,
+                    output_per_mtok: output_per_mtok * m,
+                    cached_input_per_mtok: cached_input_per_mtok.map(|c| c * m),
+                }
+            }
+            Pricing::Fixed { .. } => self.clone(),
+        }
+    }
 }
 
 /// A validated price table with an index over model ids and aliases.
@@ -158,6 +193,7 @@ pub struct PriceTable {
     models: Vec<PriceEntry>,
     /// Model id or alias → index into `models`.
     index: HashMap<String, usize>,
+    batch_discounts: Vec<BatchDiscount>,
 }
 
 impl PriceTable {
@@ -213,7 +249,40 @@ impl PriceTable {
             }
         }
 
-        Ok(PriceTable { currency: raw.currency, unit: raw.unit, models: raw.models, index })
+        for (i, d) in raw.batch_discounts.iter().enumerate() {
+            let bad = |msg: String| {
+                CostError::PriceTable(format!("batch_discounts[{i}] ({}): {msg}", d.provider))
+            };
+            if !(d.price_multiplier.is_finite()
+                && d.price_multiplier > 0.0
+                && d.price_multiplier <= 1.0)
+            {
+                return Err(bad(format!(
+                    "price_multiplier {} is not in (0, 1]",
+                    d.price_multiplier
+                )));
+            }
+            if parse_date(&d.as_of).is_none() {
+                return Err(bad(format!("as_of {:?} is not a YYYY-MM-DD date", d.as_of)));
+            }
+            if raw.batch_discounts[..i].iter().any(|o| o.provider == d.provider) {
+                return Err(bad("the provider is listed more than once".into()));
+            }
+        }
+
+        Ok(PriceTable {
+            currency: raw.currency,
+            unit: raw.unit,
+            models: raw.models,
+            index,
+            batch_discounts: raw.batch_discounts,
+        })
+    }
+
+    /// The batch discount of `provider`'s batch API; `None` when the table has none (its batch
+    /// requests are then priced like the others).
+    pub fn batch_discount(&self, provider: &str) -> Option<&BatchDiscount> {
+        self.batch_discounts.iter().find(|d| d.provider == provider)
     }
 
     /// The table shipped in the binary (`data/prices.json`), parsed once.
@@ -668,6 +737,39 @@ mod tests {
             for key in std::iter::once(&entry.model).chain(&entry.aliases) {
                 assert_eq!(table.lookup(key).map(|e| &e.model), Some(&entry.model));
             }
+        }
+    }
+
+    #[test]
+    fn batch_requests_cost_the_listed_share_of_the_standard_price() {
+        let table = PriceTable::builtin();
+        let openai = table.batch_discount("openai").expect("OpenAI's Batch API discount");
+        assert_eq!(openai.price_multiplier, 0.5);
+        assert!(openai.source.starts_with("https://") && parse_date(&openai.as_of).is_some());
+        assert!(table.batch_discount("local").is_none());
+        let mini = &table.lookup("gpt-4o-mini").unwrap().pricing;
+        let batch = mini.with_batch_discount(openai);
+        assert_eq!(
+            batch,
+            Pricing::PerToken {
+                input_per_mtok: 0.075,
+                output_per_mtok: 0.3,
+                cached_input_per_mtok: Some(0.0375)
+            }
+        );
+        // 1M input and 1M output tokens: $0.075 + $0.30.
+        assert_close(request_cost_usd(&batch, 1e6, 1e6, 0.0).unwrap(), 0.375);
+        assert_eq!(fixed(300.0, None).with_batch_discount(openai), fixed(300.0, None));
+
+        let table = |multiplier: &str| {
+            PriceTable::from_json(&format!(
+                r#"{{"schema_version":1,"currency":"USD","unit":"per million tokens","models":[],"batch_discounts":[{{"provider":"openai","price_multiplier":{multiplier},"as_of":"2026-12-01","source":"https://x"}}]}}"#
+            ))
+        };
+        assert!(table("0.5").is_ok());
+        for bad in ["0", "1.5", "-0.5"] {
+            let e = table(bad).unwrap_err().to_string();
+            assert!(e.contains("batch_discounts[0] (openai)") && e.contains("(0, 1]"), "{e}");
         }
     }
 

@@ -79,7 +79,8 @@ fn is_zero_u64(n: &u64) -> bool {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordError {
-    /// `http`, `timeout`, `connect`, `malformed_response`, `body`, `api_error`, `internal`.
+    /// `http`, `timeout`, `connect`, `malformed_response`, `body`, `api_error`, `internal`,
+    /// `not_sent` (its backend was stopped), `cancelled` (the run was stopped; counted as missing).
     pub kind: String,
     pub status: Option<u16>,
     pub message: String,
@@ -217,6 +218,39 @@ pub struct BackendMeta {
     /// backend asked for none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub structured_output_used: Option<String>,
+    /// Batch mode: the backend's requests went through its provider's batch API; absent for a
+    /// backend that sent them one by one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchMeta>,
+}
+
+/// How a backend ran in batch mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchMeta {
+    /// The batch API's provider (`openai`).
+    pub provider: String,
+    /// The price table's discount for the provider's batch API, applied to every per-token cost
+    /// of the backend; `None` when the table has none (requests are then priced as listed).
+    pub discount: Option<crate::cost::BatchDiscount>,
+    /// Every batch submitted for the backend, resumed runs' included, in order.
+    #[serde(default)]
+    pub batches: Vec<BatchSummary>,
+}
+
+/// One batch of a backend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchSummary {
+    /// The provider's batch id.
+    pub id: String,
+    /// Requests in the batch.
+    pub requests: u64,
+    /// The provider's last reported status (`completed`, `expired`, `failed`, `in_progress` …).
+    pub status: String,
+    pub submitted_at: String,
+    /// When the run saw it end; `None` while it runs.
+    pub ended_at: Option<String>,
+    /// Submitted to ended, in seconds.
+    pub seconds: Option<f64>,
 }
 
 fn one() -> u32 {

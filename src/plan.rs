@@ -28,9 +28,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::backend::batch::{BatchClient, OpenAiBatch, PollBackoff};
 use crate::backend::cache::ResponseCache;
 use crate::backend::{BackendClient, LocalBackend, OpenAiBackend, ReplayBackend, RetryPolicy};
-use crate::cost::Pricing;
+use crate::cost::{BatchDiscount, PriceTable, Pricing};
 use crate::error::{Error, Result, SuiteErrors};
 use crate::journal::{
     self, BackendMeta, FewShotMeta, RecordError, RunMeta, Shard, Skipped, SuiteMeta, TaskMeta,
@@ -69,6 +70,9 @@ pub struct RunOptions {
     pub refresh: bool,
     /// Cached answers older than this are asked again; the suite's `cache.max_age` when `None`.
     pub cache_max_age: Option<Duration>,
+    /// `--batch`: every backend whose provider has a batch API runs in batch mode (a resumed
+    /// run keeps the mode each backend ran in).
+    pub batch: bool,
 }
 
 /// Where the response cache lives unless `--cache` says otherwise.
@@ -91,6 +95,7 @@ impl Default for RunOptions {
             cache: None,
             refresh: false,
             cache_max_age: None,
+            batch: false,
         }
     }
 }
@@ -150,6 +155,9 @@ pub struct RunPlan {
     pub max_cost_usd: Option<f64>,
     /// How long in-flight requests may finish after a stop.
     pub grace: Duration,
+    /// What the display should tell the user about the plan (e.g. backends `--batch` could not
+    /// put in batch mode).
+    pub notes: Vec<String>,
 }
 
 /// One backend ready to run.
@@ -164,6 +172,29 @@ pub struct BackendPlan {
     pub done: HashSet<(String, u32)>,
     /// How the local classifier was trained, for the progress display.
     pub trained: Option<Training>,
+    /// Batch mode: the requests go through the provider's batch API.
+    pub batch: Option<BatchPlan>,
+}
+
+/// A backend in batch mode.
+pub struct BatchPlan {
+    pub client: BatchClient,
+    /// The first wait between polls (`batch_poll_secs`).
+    pub poll: Duration,
+    /// The price table's discount for the provider's batch API.
+    pub discount: Option<BatchDiscount>,
+}
+
+impl BackendPlan {
+    /// The per-token price the backend's requests cost: its price, at the batch discount in
+    /// batch mode; `None` when unknown.
+    pub fn request_pricing(&self) -> Option<Pricing> {
+        let pricing = &self.spec.price.as_ref()?.pricing;
+        Some(match self.batch.as_ref().and_then(|b| b.discount.as_ref()) {
+            Some(discount) => pricing.with_batch_discount(discount),
+            None => pricing.clone(),
+        })
+    }
 }
 
 /// A backend's rate limits, and the reply allowance counted against its token limit.
@@ -234,6 +265,7 @@ impl RunPlan {
         };
         let mut backends = Vec::new();
         let mut skipped = Vec::new();
+        let mut notes = Vec::new();
         for spec in specs {
             let api_key = match api_key(&spec, env, options.require_all || previous.is_some())? {
                 Key::Given(key) => key,
@@ -261,7 +293,33 @@ impl RunPlan {
             };
             let done =
                 previous.as_ref().and_then(|p| p.done.get(&spec.id).cloned()).unwrap_or_default();
-            backends.push(BackendPlan { spec, client, prompts, retry, limits, done, trained });
+            // A resumed run keeps the mode each backend ran in: its batches are collected, and
+            // what it sent one by one is not put in a batch now.
+            let batch_mode = match &previous {
+                Some(p) => p.meta.backends.iter().any(|b| b.id == spec.id && b.batch.is_some()),
+                None => spec.batch || (options.batch && spec.provider.has_batch_api()),
+            };
+            if options.batch && previous.is_none() && !spec.provider.has_batch_api() {
+                notes.push(format!(
+                    "--batch: backend `{}` ({}) has no batch API; it runs as usual",
+                    spec.id,
+                    spec.provider.as_str()
+                ));
+            }
+            let batch = match batch_mode {
+                true => Some(batch_plan(&spec, api_key.as_deref(), &http)?),
+                false => None,
+            };
+            backends.push(BackendPlan {
+                spec,
+                client,
+                prompts,
+                retry,
+                limits,
+                done,
+                trained,
+                batch,
+            });
         }
 
         let selection = select_items(&suite, options, previous.as_ref())?;
@@ -292,6 +350,7 @@ impl RunPlan {
             cache_max_age,
             max_cost_usd: options.max_cost_usd,
             grace: options.grace,
+            notes,
         })
     }
 
@@ -385,6 +444,34 @@ fn client(
     })
 }
 
+/// The batch API of a backend in batch mode, and the discount its requests are priced at.
+fn batch_plan(
+    spec: &BackendSpec,
+    api_key: Option<&str>,
+    http: &reqwest::Client,
+) -> Result<BatchPlan> {
+    let client = match spec.provider {
+        Provider::Openai => BatchClient::OpenAi(OpenAiBatch::new(
+            spec.base_url.as_deref().unwrap_or_default(),
+            api_key,
+            http.clone(),
+            spec.timeout,
+        )),
+        Provider::Local | Provider::Replay => {
+            return Err(Error::Usage(format!(
+                "backend `{}`: the {} provider has no batch API",
+                spec.id,
+                spec.provider.as_str()
+            )))
+        }
+    };
+    Ok(BatchPlan {
+        client,
+        poll: spec.batch_poll.unwrap_or(PollBackoff::DEFAULT_FIRST),
+        discount: PriceTable::builtin().batch_discount(spec.provider.as_str()).cloned(),
+    })
+}
+
 /// A replay backend checks its recording against the prompts of the items the run asks, and
 /// refuses a stale or incomplete one before anything runs; it also takes the recording's model
 /// name when the suite gives none.
@@ -457,7 +544,17 @@ fn run_meta(
             labels: suite.task.labels.clone(),
             fields: suite.task.fields.clone(),
         },
-        backends: backends.iter().map(|b| backend_meta(&b.spec)).collect(),
+        backends: backends
+            .iter()
+            .map(|b| BackendMeta {
+                batch: b.batch.as_ref().map(|batch| journal::BatchMeta {
+                    provider: b.spec.provider.as_str().to_string(),
+                    discount: batch.discount.clone(),
+                    batches: Vec::new(),
+                }),
+                ..backend_meta(&b.spec)
+            })
+            .collect(),
         skipped: skipped.to_vec(),
         items: run_items().map(|i| i.id.clone()).collect(),
         started_at: crate::time::rfc3339(SystemTime::now()),
@@ -610,10 +707,11 @@ fn estimate_cost(
             }
             (None, _) => EstimatedCost::Unpriced,
             (Some(price), _) => {
-                // One running sum over backends and items, in that order.
+                // One running sum over backends and items, in that order; batch mode at its
+                // discount.
+                let pricing = b.request_pricing().unwrap_or_else(|| price.pricing.clone());
                 let before = estimate.total_usd;
-                estimate.total_usd =
-                    add_request_costs(suite, b, &price.pricing, items, cached, before)?;
+                estimate.total_usd = add_request_costs(suite, b, &pricing, items, cached, before)?;
                 EstimatedCost::Usd(estimate.total_usd - before)
             }
         };
@@ -738,6 +836,7 @@ fn backend_meta(spec: &BackendSpec) -> BackendMeta {
         structured_output: spec.structured_output != suite::StructuredOutput::Off,
         stopped: None,
         structured_output_used: None,
+        batch: None,
     }
 }
 

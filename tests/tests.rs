@@ -22,6 +22,9 @@
 //! - `reliability`: 429 storms, the response cache, shards merged, rate limits
 //! - `replay`: `provider: replay` of a run's journal and of a predictions CSV, scored like the
 //!   live run; stale and incomplete recordings refused
+//! - `batch`: batch mode against the in-process Files + Batches server
+//!   (`support::batch_server`): known answers, the cache, stop/kill and resume, expired lines,
+//!   per-line and whole-batch failures, the batch price
 //! - `report_formats`: each renderer (results.json, report.md, chart.svg, records.csv) snapshot
 //!   from a hand-built result or journal, not through a run
 
@@ -29,6 +32,8 @@ mod support;
 
 #[path = "it/across_runs.rs"]
 mod across_runs;
+#[path = "it/batch.rs"]
+mod batch;
 #[path = "it/cli.rs"]
 mod cli;
 #[path = "it/datasets.rs"]

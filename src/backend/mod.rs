@@ -8,6 +8,7 @@
 //! object: backends are a closed set known to the plan, and an enum keeps `send` a plain
 //! `async fn` with no boxed futures on the hot path.
 
+pub mod batch;
 pub mod cache;
 pub mod local;
 mod openai;
@@ -71,6 +72,10 @@ pub enum ErrorKind {
     /// Never sent: its backend was stopped by an error no retry can fix (see
     /// [`ends_backend`]); a resumed run sends it.
     NotSent,
+    /// Not answered because the run was stopped (Ctrl-C, SIGTERM, the budget): cancelled in
+    /// flight after the grace period, or never sent. Not a failure of the backend: scoring
+    /// counts the sample as missing, and a resumed run sends it.
+    Cancelled,
 }
 
 impl ErrorKind {
@@ -99,6 +104,7 @@ impl ErrorKind {
             ErrorKind::ApiError => "api_error",
             ErrorKind::Internal => "internal",
             ErrorKind::NotSent => "not_sent",
+            ErrorKind::Cancelled => "cancelled",
         }
     }
 }
@@ -108,6 +114,8 @@ impl BackendError {
         BackendError { kind, status: None, message: message.into(), retry_after: None }
     }
 }
+
+impl std::error::Error for BackendError {}
 
 impl std::fmt::Display for BackendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -175,6 +183,18 @@ impl BackendClient {
         match self {
             BackendClient::OpenAi(b) => b.structured_output_used(),
             BackendClient::Local(_) | BackendClient::Replay(_) => None,
+        }
+    }
+
+    /// A success body the backend's batch API returned for one request, parsed as a live reply
+    /// of this backend is; only a backend with a batch API has such bodies.
+    pub fn parse_batch_reply(&self, body: &str) -> Result<Completion, BackendError> {
+        match self {
+            BackendClient::OpenAi(b) => b.parse_completion(body),
+            BackendClient::Local(_) | BackendClient::Replay(_) => Err(BackendError::new(
+                ErrorKind::Internal,
+                "this backend has no batch API, so it has no batch replies",
+            )),
         }
     }
 

@@ -256,17 +256,34 @@ impl OpenAiBackend {
                 format!("no complete response within {:?}", self.timeout),
             )),
             Ok(Err(e)) => Err(classify(e)),
-            Ok(Ok(response)) => response.into_completion().map(|mut c| {
-                if let Some((reasoning, answer)) = split_reasoning(&c.text, &self.reasoning_tags) {
-                    c.text = answer;
-                    c.reasoning = Some(match c.reasoning.take() {
-                        Some(field) => format!("{field}\n\n{reasoning}"),
-                        None => reasoning,
-                    });
-                }
-                c
-            }),
+            Ok(Ok(response)) => self.completion(response),
         }
+    }
+
+    /// A chat completion's body as the server wrote it, parsed as a live reply is: the batch
+    /// API hands back the same body a live request gets, so both read it the same way.
+    pub fn parse_completion(&self, body: &str) -> Result<Completion, BackendError> {
+        let response: LenientResponse = serde_json::from_str(body).map_err(|e| {
+            BackendError::new(
+                ErrorKind::MalformedResponse,
+                format!("response is not a chat completion ({e}): {}", excerpt(body, 200)),
+            )
+        })?;
+        self.completion(response)
+    }
+
+    /// The answer in a parsed response, with a leading reasoning block taken off.
+    fn completion(&self, response: LenientResponse) -> Result<Completion, BackendError> {
+        response.into_completion().map(|mut c| {
+            if let Some((reasoning, answer)) = split_reasoning(&c.text, &self.reasoning_tags) {
+                c.text = answer;
+                c.reasoning = Some(match c.reasoning.take() {
+                    Some(field) => format!("{field}\n\n{reasoning}"),
+                    None => reasoning,
+                });
+            }
+            c
+        })
     }
 }
 
@@ -433,7 +450,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// The message of an error body in any of the shapes servers use: OpenAI's
 /// `{"error": {"message": …}}`, vLLM's `{"object": "error", "message": …}`, Ollama's
 /// `{"error": "…"}`, or plain text.
-fn error_message(body: &str) -> String {
+pub(crate) fn error_message(body: &str) -> String {
     if let Ok(value) = serde_json::from_str::<serde_json::Value>(body) {
         let message = value
             .pointer("/error/message")

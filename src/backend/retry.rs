@@ -60,7 +60,9 @@ pub fn is_retryable(error: &BackendError) -> bool {
         | ErrorKind::Connect
         | ErrorKind::Body
         | ErrorKind::MalformedResponse => true,
-        ErrorKind::ApiError | ErrorKind::Internal | ErrorKind::NotSent => false,
+        ErrorKind::ApiError | ErrorKind::Internal | ErrorKind::NotSent | ErrorKind::Cancelled => {
+            false
+        }
     }
 }
 

@@ -355,6 +355,13 @@ fn write_notes(md: &mut String, r: &Results, ranked: &[&BackendResult]) -> std::
     if !cached.is_empty() {
         writeln!(md, "**Response cache:** answers from the cache, not from the server in this run: {}. They are left out of the latency percentiles; `--refresh` asks again, and `--cache-max-age 7d` refuses answers older than a week.\n", cached.join("; "))?;
     }
+    let batched: Vec<String> = ranked
+        .iter()
+        .filter_map(|b| b.batch.as_ref().map(|batch| super::prose::batch_mode(&cell(&b.id), batch)))
+        .collect();
+    if !batched.is_empty() {
+        writeln!(md, "**Batch mode:** {} The latency of a batch answer is its batch's time from submission to its end.\n", batched.join(" "))?;
+    }
     if !r.leaked.is_empty() {
         let n = r.leaked.len();
         let mut ids: Vec<String> =

@@ -8,7 +8,7 @@ use crate::stats::decision::{classify, Decision};
 use crate::stats::Interval;
 use crate::text::group_thousands;
 
-use super::results::{BackendResult, ComparisonResult};
+use super::results::{BackendResult, BatchResult, ComparisonResult};
 
 /// A comparison too small to decide, as a warning.
 pub fn underpowered(first: &str, second: &str, answered_by_both: u64, needed: u64) -> String {
@@ -41,6 +41,64 @@ pub fn break_even(a: &str, b: &str, volume: Option<f64>, sustained: Option<f64>)
     }
     sentence.push('.');
     sentence
+}
+
+/// A backend that ran in batch mode: the provider's batch API, the price its requests were
+/// charged at, and each batch with its id, size, status and how long it took from submission to
+/// its end.
+pub fn batch_mode(id: &str, batch: &BatchResult) -> String {
+    let provider = &batch.provider;
+    let price = match batch.price_multiplier {
+        Some(m) => {
+            let pct = format!("{:.1}", m * 100.0);
+            format!(
+                "priced at {}% of the listed price (the {provider} batch discount)",
+                pct.strip_suffix(".0").unwrap_or(&pct)
+            )
+        }
+        None => format!("priced as listed (the price table has no batch discount for {provider})"),
+    };
+    let batches: Vec<String> = batch
+        .batches
+        .iter()
+        .map(|b| {
+            let took = match b.seconds {
+                Some(s) => format!("took {}", duration(s)),
+                None => "had not ended when the run stopped".to_string(),
+            };
+            // The id is the server's: only the characters batch ids are made of reach markdown.
+            let id: String =
+                b.id.chars().filter(|c| c.is_ascii_alphanumeric() || "-_.:".contains(*c)).collect();
+            format!(
+                "`{id}` ({} request{}, {}) {took}",
+                group_thousands(b.requests),
+                if b.requests == 1 { "" } else { "s" },
+                b.status.replace('_', " ")
+            )
+        })
+        .collect();
+    match batches.as_slice() {
+        [] => format!("`{id}` ran in batch mode through the {provider} batch API, {price}; every answer came from the response cache, so no batch was submitted."),
+        [one] => format!("`{id}` ran in batch mode through the {provider} batch API, {price}: batch {one}."),
+        many => format!(
+            "`{id}` ran in batch mode through the {provider} batch API, {price}, in {} batches: {}.",
+            many.len(),
+            many.join("; ")
+        ),
+    }
+}
+
+/// A span of time in words: "3.2 s", "4 min 12 s", "2 h 5 min".
+fn duration(seconds: f64) -> String {
+    let seconds = seconds.max(0.0);
+    if seconds < 60.0 {
+        return format!("{seconds:.1} s");
+    }
+    let whole = seconds.round() as u64;
+    if whole < 3600 {
+        return format!("{} min {} s", whole / 60, whole % 60);
+    }
+    format!("{} h {} min", whole / 3600, (whole % 3600) / 60)
 }
 
 /// A confidence level in percent with at most one decimal: "95%", "97.5%", "98.3%".

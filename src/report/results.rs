@@ -265,6 +265,25 @@ pub struct BackendResult {
     /// Extraction: a few fields this backend got wrong, gold beside predicted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field_errors: Option<Vec<FieldErrorResult>>,
+    /// Batch mode: the batches the backend's requests went in and the price they cost; absent
+    /// for a backend that sent its requests one by one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchResult>,
+}
+
+/// A backend that ran in batch mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchResult {
+    /// The batch API's provider (`openai`).
+    pub provider: String,
+    /// The share of the listed per-token price a batch request costs (the price table's batch
+    /// discount); `None` when the table has none, and requests are priced as listed.
+    pub price_multiplier: Option<f64>,
+    /// Where the discount is stated, and when it was last checked.
+    pub discount_source: Option<String>,
+    pub discount_as_of: Option<String>,
+    /// Every batch, in order: id, requests, last status, submitted and ended times, seconds.
+    pub batches: Vec<crate::journal::BatchSummary>,
 }
 
 /// One field's scores. `accuracy` is over the answered items where gold or prediction has a
@@ -473,6 +492,13 @@ pub fn build(meta: &RunMeta, analysis: &Analysis) -> Results {
                 truncated: s.truncated,
                 stopped: m.stopped.clone(),
                 structured_output_used: m.structured_output_used.clone(),
+                batch: m.batch.as_ref().map(|b| BatchResult {
+                    provider: b.provider.clone(),
+                    price_multiplier: b.discount.as_ref().map(|d| d.price_multiplier),
+                    discount_source: b.discount.as_ref().map(|d| d.source.clone()),
+                    discount_as_of: b.discount.as_ref().map(|d| d.as_of.clone()),
+                    batches: b.batches.clone(),
+                }),
                 fields: extraction.map(|(e, b)| {
                     e.fields
                         .iter()

@@ -3,8 +3,12 @@
 //! the journal as it completes. Everything is decided beforehand by [`crate::plan::RunPlan`]; the
 //! runner knows backends only through [`BackendClient`] and never names a provider.
 
+mod batch;
+mod batch_state;
 mod limit;
 pub mod merge;
+
+pub use batch_state::BATCHES_FILE;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -124,13 +128,13 @@ pub enum RunEvent {
         items: usize,
     },
     /// A record was journaled. `done` counts records (of `total` samples): `errors` of them
-    /// failed and `not_sent` of those were never answered because a stop cut them short.
+    /// failed, and `cancelled` more were cut short by a stop of the run.
     Progress {
         backend: String,
         done: usize,
         total: usize,
         errors: usize,
-        not_sent: usize,
+        cancelled: usize,
     },
     Warning(String),
     /// A backend was stopped by an error no retry can fix; its remaining items are recorded as
@@ -139,6 +143,19 @@ pub enum RunEvent {
         backend: String,
         reason: String,
     },
+    /// A batch of a backend in batch mode was submitted (`status: submitted`) or polled: its
+    /// provider's status (`validating`, `in_progress`, `finalizing`, `completed`, `expired`,
+    /// `failed`, …) and request counts.
+    Batch {
+        backend: String,
+        batch: String,
+        status: String,
+        completed: u64,
+        failed: u64,
+        total: u64,
+    },
+    /// Something the plan decided that the user should know (not a problem).
+    Note(String),
 }
 
 /// A backend whose first this many requests fail with the same error that is not transient
@@ -163,8 +180,12 @@ pub async fn run(plan: RunPlan, events: EventSink, stop: Arc<StopSignal>) -> Res
         cache_max_age,
         max_cost_usd,
         grace,
+        notes,
         ..
     } = plan;
+    for note in notes {
+        events(RunEvent::Note(note));
+    }
     if !resumed {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     }
@@ -174,10 +195,7 @@ pub async fn run(plan: RunPlan, events: EventSink, stop: Arc<StopSignal>) -> Res
     let (tx, rx) = mpsc::channel::<Record>(1024);
     let budget = max_cost_usd.map(|limit| Budget {
         limit_usd: limit,
-        prices: backends
-            .iter()
-            .map(|b| (b.spec.id.clone(), b.spec.price.as_ref().map(|p| p.pricing.clone())))
-            .collect(),
+        prices: backends.iter().map(|b| (b.spec.id.clone(), b.request_pricing())).collect(),
         stop: stop.clone(),
     });
     // Progress counts samples: items × epochs, less what a resumed run already has.
@@ -196,9 +214,25 @@ pub async fn run(plan: RunPlan, events: EventSink, stop: Arc<StopSignal>) -> Res
         grace,
         events: events.clone(),
     });
+    // The state file of batch mode, read back when a run is resumed.
+    let store = match backends.iter().any(|b| b.batch.is_some()) {
+        true => Some(Arc::new(batch_state::BatchStore::open(&dir)?)),
+        false => None,
+    };
     let mut drivers = JoinSet::new();
     for backend in backends {
-        drivers.spawn(Driver::new(backend, context.clone(), tx.clone()).run());
+        match (&backend.batch, &store) {
+            (Some(_), Some(store)) => {
+                if let Some(driver) =
+                    batch::BatchDriver::new(backend, context.clone(), tx.clone(), store.clone())
+                {
+                    drivers.spawn(driver.run());
+                }
+            }
+            _ => {
+                drivers.spawn(Driver::new(backend, context.clone(), tx.clone()).run());
+            }
+        }
     }
     drop(tx);
     // A stop that came after the last item was sent (the budget reached by the last record)
@@ -210,6 +244,9 @@ pub async fn run(plan: RunPlan, events: EventSink, stop: Arc<StopSignal>) -> Res
         if let Some(b) = meta.backends.iter_mut().find(|b| b.id == end.backend) {
             b.stopped = end.stopped;
             b.structured_output_used = end.structured_output_used;
+            if let (Some(batch), Some(store)) = (b.batch.as_mut(), &store) {
+                batch.batches = batch::summaries(store, &b.id);
+            }
         }
     }
     writer.await.map_err(|e| Error::Backend(format!("the journal writer failed: {e}")))??;
@@ -569,22 +606,7 @@ async fn answer_item(
     let slot = cache.and_then(|_| client.cache_slot(&prepared, epoch));
     if let (Some(cache), Some(slot), false) = (cache, &slot, context.refresh) {
         if let Some(hit) = slot.lookup(cache, context.cache_max_age) {
-            let latency_ms = hit.latency_ms.unwrap_or(0.0);
-            let cached_at = hit.recorded_at.map(|at| {
-                crate::time::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(at.max(0) as u64))
-            });
-            let mut record = answered_record(
-                &spec.id,
-                &context.suite,
-                item,
-                messages,
-                hit.into(),
-                latency_ms,
-                0,
-            );
-            record.cached = true;
-            record.cached_at = cached_at;
-            return Answer::Done(record);
+            return Answer::Done(cached_record(&spec.id, &context.suite, item, messages, hit));
         }
     }
     let request_tokens = limits.tokens.as_ref().map(|_| {
@@ -733,13 +755,32 @@ fn answered_record(
     }
 }
 
+/// The record of an answer the response cache held: it keeps the original latency (left out of
+/// the report's percentiles) and says when the server gave it.
+fn cached_record(
+    backend: &str,
+    suite: &Suite,
+    item: &Item,
+    messages: Vec<ChatMessage>,
+    hit: crate::backend::cache::CachedCompletion,
+) -> Record {
+    let latency_ms = hit.latency_ms.unwrap_or(0.0);
+    let cached_at = hit.recorded_at.map(|at| {
+        crate::time::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(at.max(0) as u64))
+    });
+    let mut record = answered_record(backend, suite, item, messages, hit.into(), latency_ms, 0);
+    record.cached = true;
+    record.cached_at = cached_at;
+    record
+}
+
 /// The record of a sample a stop of the run left without an answer; a resumed run sends it.
 fn stopped_record(backend: &str, item: &Item, why: &str) -> Record {
     failed_record(
         backend,
         item,
         Vec::new(),
-        BackendError::new(ErrorKind::NotSent, format!("not sent: {why}")),
+        BackendError::new(ErrorKind::Cancelled, format!("not sent: {why}")),
         0.0,
         0,
     )
@@ -810,7 +851,7 @@ fn spawn_journal_writer(
     Ok(tokio::task::spawn_blocking(move || {
         let mut done: Vec<usize> = backends.iter().map(|(_, already, _)| *already).collect();
         let mut errors = vec![0usize; backends.len()];
-        let mut not_sent = vec![0usize; backends.len()];
+        let mut cancelled = vec![0usize; backends.len()];
         let mut spent = 0.0;
         while let Some(first) = rx.blocking_recv() {
             let mut next = Some(first);
@@ -842,20 +883,19 @@ fn spawn_journal_writer(
                 }
                 if let Some(b) = backends.iter().position(|(id, _, _)| id == &record.backend) {
                     done[b] += 1;
-                    errors[b] += usize::from(record.error.is_some());
-                    not_sent[b] += usize::from(
-                        record
-                            .error
-                            .as_ref()
-                            .is_some_and(|e| e.kind == ErrorKind::NotSent.as_str()),
-                    );
+                    let cut = record
+                        .error
+                        .as_ref()
+                        .is_some_and(|e| e.kind == ErrorKind::Cancelled.as_str());
+                    cancelled[b] += usize::from(cut);
+                    errors[b] += usize::from(record.error.is_some() && !cut);
                     let total = backends[b].2;
                     events(RunEvent::Progress {
                         backend: record.backend.clone(),
                         done: done[b].min(total),
                         total,
                         errors: errors[b],
-                        not_sent: not_sent[b],
+                        cancelled: cancelled[b],
                     });
                 }
                 next = rx.try_recv().ok();

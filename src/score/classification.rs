@@ -307,6 +307,11 @@ impl<'m> RunScoring<'m> {
                 epochs: tally.epochs,
             });
         }
+        // A request a stop of the run cancelled has no outcome: the sample stays as it was
+        // (missing, unless an earlier run answered it), and a resumed run sends it.
+        if r.error.is_some_and(|e| e.kind == crate::backend::ErrorKind::Cancelled.as_str()) {
+            return Ok(());
+        }
         let s = i * tally.epochs + r.epoch as usize;
         let failed = r.error.is_some();
         // Correctness is recomputed from gold and answer rather than trusting the stored flag.

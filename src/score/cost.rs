@@ -58,13 +58,18 @@ pub fn summarize(
         notes.push("some token counts are estimates (the server sent no usage)".into());
     }
     let rpd = meta.requests_per_day;
-    let item_costs: Option<Vec<f64>> = match &price.pricing {
+    // A backend that ran in batch mode pays its provider's batch price for every request.
+    let pricing = match backend.batch.as_ref().and_then(|b| b.discount.as_ref()) {
+        Some(discount) => price.pricing.with_batch_discount(discount),
+        None => price.pricing.clone(),
+    };
+    let item_costs: Option<Vec<f64>> = match &pricing {
         Pricing::PerToken { .. } => s
             .item_tokens
             .iter()
             .map(|t| {
                 cost::request_cost_usd(
-                    &price.pricing,
+                    &pricing,
                     t.input as f64,
                     t.output as f64,
                     t.cached_input as f64,

@@ -1034,7 +1034,10 @@ impl Resolver {
                 None
             }
         });
+        let (batch, batch_poll) = self.resolve_batch(b, key, provider);
         Some(BackendSpec {
+            batch,
+            batch_poll,
             trained_on,
             reasoning: b.reasoning,
             reasoning_tags: b.reasoning_tags.clone().unwrap_or_else(|| {
@@ -1109,6 +1112,51 @@ impl Resolver {
             pairs.push((a.clone(), b.clone()));
         }
         pairs
+    }
+
+    /// `batch` and `batch_poll_secs`: only for a provider with a batch API, and a poll interval
+    /// that is a positive number of seconds.
+    fn resolve_batch(
+        &mut self,
+        b: &schema::BackendFile,
+        key: &str,
+        provider: Provider,
+    ) -> (bool, Option<Duration>) {
+        let batch = b.batch.as_ref().is_some_and(|v| v.value);
+        if !provider.has_batch_api() {
+            for (name, given) in [
+                ("batch", b.batch.as_ref().map(line)),
+                ("batch_poll_secs", b.batch_poll_secs.as_ref().map(line)),
+            ] {
+                if let Some(l) = given {
+                    self.problem(
+                        l,
+                        &format!("{key}.{name}"),
+                        format!("the {} backend has no batch API", provider.as_str()),
+                        format!(
+                            "remove `{name}`; batch mode is for backends whose provider has a batch API (openai)"
+                        ),
+                    );
+                }
+            }
+            return (false, None);
+        }
+        let poll = match &b.batch_poll_secs {
+            Some(p) if p.value.is_finite() && p.value > 0.0 => {
+                Some(Duration::from_secs_f64(p.value))
+            }
+            Some(p) => {
+                self.problem(
+                    line(p),
+                    &format!("{key}.batch_poll_secs"),
+                    "the poll interval must be a positive number of seconds",
+                    "e.g. `batch_poll_secs: 30`",
+                );
+                None
+            }
+            None => None,
+        };
+        (batch, poll)
     }
 
     /// `replay:` for a `replay` backend: the file must exist; the other providers take none, and

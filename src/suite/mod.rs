@@ -162,6 +162,15 @@ pub enum Provider {
 }
 
 impl Provider {
+    /// Whether the provider has a batch API evalgate can send a backend's requests through
+    /// (`batch: true`, `--batch`).
+    pub fn has_batch_api(self) -> bool {
+        match self {
+            Provider::Openai => true,
+            Provider::Local | Provider::Replay => false,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Provider::Openai => "openai",
@@ -237,6 +246,12 @@ pub struct BackendSpec {
     pub reasoning: Option<bool>,
     /// For `provider: replay`: the file its replies come from.
     pub replay: Option<ReplaySource>,
+    /// The suite's `batch: true`: requests go through the provider's batch API (`--batch` turns
+    /// it on for every backend whose provider has one; see [`Provider::has_batch_api`]).
+    pub batch: bool,
+    /// `batch_poll_secs`: the first wait between polls of a submitted batch; the default when
+    /// `None`.
+    pub batch_poll: Option<Duration>,
 }
 
 /// Where a `replay` backend's replies come from (see [`crate::backend::ReplayBackend`]).

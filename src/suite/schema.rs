@@ -348,6 +348,14 @@ pub struct BackendFile {
     /// For `provider: replay`: the recording to replay.
     #[serde(default)]
     pub replay: Option<Spanned<ReplayFile>>,
+    /// Send the requests through the provider's batch API (OpenAI's Batch API): billed at its
+    /// batch discount, answered within a day rather than at once.
+    #[serde(default)]
+    pub batch: Option<Spanned<bool>>,
+    /// Seconds between polls of a submitted batch (default 30); the wait grows while a batch
+    /// shows no progress (see `backend::batch::PollBackoff`).
+    #[serde(default)]
+    pub batch_poll_secs: Option<Spanned<f64>>,
 }
 
 /// `auto`, `json_schema` (`on`), `json_object` or `off`; YAML 1.1 readers may hand `on` and

@@ -15,14 +15,15 @@ use evalgate::cost::Pricing;
 use evalgate::field::{FieldSpec, FieldType, StringMatch};
 use evalgate::gate::{Check, GateVerdict, Verdict};
 use evalgate::journal::{
-    BackendMeta, FewShotMeta, Record, RecordError, RunMeta, Skipped, SuiteMeta, TaskMeta, Tokens,
+    BackendMeta, BatchSummary, FewShotMeta, Record, RecordError, RunMeta, Skipped, SuiteMeta,
+    TaskMeta, Tokens,
 };
 use evalgate::prompt::ChatMessage;
 use evalgate::report::results::ErrorRateResult;
 use evalgate::report::results::{
-    BackendResult, BreakEvenResult, ClassResult, ComparisonResult, CostInterval, CostResult,
-    DifferenceResult, FieldErrorResult, FieldResult, IntervalMethodName, IntervalResult,
-    LatencyResult, MetricResult, Results, TaskResult, TokensResult, VolumeResult,
+    BackendResult, BatchResult, BreakEvenResult, ClassResult, ComparisonResult, CostInterval,
+    CostResult, DifferenceResult, FieldErrorResult, FieldResult, IntervalMethodName,
+    IntervalResult, LatencyResult, MetricResult, Results, TaskResult, TokensResult, VolumeResult,
 };
 use evalgate::report::{
     chart, junit, markdown, prose, Details, Disagreement, InvalidReplies, InvalidReply,
@@ -242,6 +243,7 @@ fn local_backend() -> BackendResult {
         truncated: 0,
         stopped: None,
         structured_output_used: None,
+        batch: None,
         fields: None,
         exact_match: None,
         invalid_json: None,
@@ -319,6 +321,7 @@ fn gpt_backend() -> BackendResult {
         truncated: 0,
         stopped: None,
         structured_output_used: None,
+        batch: None,
         fields: None,
         exact_match: None,
         invalid_json: None,
@@ -390,6 +393,7 @@ fn ft_backend() -> BackendResult {
         truncated: 0,
         stopped: None,
         structured_output_used: None,
+        batch: None,
         fields: None,
         exact_match: None,
         invalid_json: None,
@@ -568,6 +572,44 @@ fn markdown_of_a_hand_built_run() {
     snapshot!("formats_report_md_no_disagreements", md);
 }
 
+/// `gpt` of the hand-built run in batch mode: two batches (the second sent again what the first
+/// left when it expired), at OpenAI's batch discount.
+#[test]
+fn report_md_and_results_json_of_a_batch_run() {
+    let mut results = classification_results();
+    let gpt = results.backends.iter_mut().find(|b| b.id == "gpt").expect("gpt");
+    gpt.batch = Some(BatchResult {
+        provider: "openai".into(),
+        price_multiplier: Some(0.5),
+        discount_source: Some("https://platform.openai.com/docs/guides/batch".into()),
+        discount_as_of: Some("2026-12-01".into()),
+        batches: vec![
+            BatchSummary {
+                id: "batch_6740a1f2c3".into(),
+                requests: 120,
+                status: "expired".into(),
+                submitted_at: "2026-03-02T09:15:00Z".into(),
+                ended_at: Some("2026-03-02T10:02:41Z".into()),
+                seconds: Some(2861.0),
+            },
+            BatchSummary {
+                id: "batch_6740ad9e01".into(),
+                requests: 7,
+                status: "completed".into(),
+                submitted_at: "2026-03-02T10:02:42Z".into(),
+                ended_at: Some("2026-03-02T10:03:20Z".into()),
+                seconds: Some(38.4),
+            },
+        ],
+    });
+    let json = serde_json::to_string_pretty(&results.backends[1]).unwrap();
+    assert!(json.contains("\"price_multiplier\": 0.5"), "{json}");
+    snapshot!("formats_results_json_batch_backend", json);
+    let md = markdown::render(&results, Some(("gpt", "ft")), &details());
+    assert!(md.contains("**Batch mode:** `gpt` ran in batch mode through the openai batch API, priced at 50% of the listed price (the openai batch discount), in 2 batches: `batch_6740a1f2c3` (120 requests, expired) took 47 min 41 s; `batch_6740ad9e01` (7 requests, completed) took 38.4 s."), "{md}");
+    snapshot!("formats_report_md_batch", md);
+}
+
 #[test]
 fn chart_of_a_hand_built_run() {
     let results = classification_results();
@@ -734,6 +776,7 @@ fn extraction_results() -> Results {
         truncated: 0,
         stopped: None,
         structured_output_used: None,
+        batch: None,
         fields: Some(BTreeMap::from([
             (
                 "vendor".to_string(),
@@ -852,6 +895,7 @@ fn extraction_results() -> Results {
         truncated: 0,
         stopped: None,
         structured_output_used: None,
+        batch: None,
         fields: Some(BTreeMap::from([
             (
                 "vendor".to_string(),
@@ -990,6 +1034,7 @@ fn backend_meta(id: &str, model: &str, strategy: &str, epochs: u32) -> BackendMe
         structured_output: false,
         stopped: None,
         structured_output_used: None,
+        batch: None,
     }
 }
 

@@ -502,10 +502,11 @@ fn stop_with_a_hung_server(signal: &str, code: i32, reason: &str) {
     assert!(results["stopped"].as_str().unwrap().contains(reason), "{}", results["stopped"]);
     let m = backend(&results, "m");
     assert_eq!(u(&m["answered"]), QUICK as u64, "{m}");
-    assert_eq!(m["error_kinds"]["not_sent"], 4, "{m}");
-    assert_eq!(u(&m["missing"]), (N - QUICK - 4) as u64, "{m}");
+    // The cancelled requests are not failures of the backend: their items are missing, and a
+    // resumed run sends them.
+    assert_eq!((u(&m["errors"]), u(&m["missing"])), (0, (N - QUICK) as u64), "{m}");
     let cut: Vec<Value> =
-        records(&run).into_iter().filter(|r| r["error"]["kind"] == "not_sent").collect();
+        records(&run).into_iter().filter(|r| r["error"]["kind"] == "cancelled").collect();
     assert_eq!(cut.len(), 4);
     for r in &cut {
         let message = r["error"]["message"].as_str().unwrap();
@@ -514,7 +515,7 @@ fn stop_with_a_hung_server(signal: &str, code: i32, reason: &str) {
     // Progress tells what happened, not a full bar.
     assert!(
         stderr.contains(&format!(
-            "m: {QUICK} answered, 0 failed, {} not sent (4 cancelled in flight) of {N}",
+            "m: {QUICK} answered, 0 failed, {} not sent (4 cancelled by the stop) of {N}",
             N - QUICK
         )),
         "{stderr}"

@@ -2,6 +2,7 @@
 //! binary, reading a run's outputs, and reference statistics computed independently of evalgate.
 #![allow(dead_code)]
 
+pub mod batch_server;
 pub mod openai_server;
 
 use std::collections::HashMap;

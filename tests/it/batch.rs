@@ -1,0 +1,504 @@
+//! Batch mode against the in-process Files + Batches server (`support::batch_server`): scores
+//! equal to the server's known answers, the cache consulted before a batch is made, a run
+//! stopped or killed after its batch was created and then resumed (one batch on the server, every
+//! item answered once), expired lines sent again in a smaller batch, per-line errors, a batch
+//! that fails as a whole, the batch price, and the key kept out of every file.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::batch_server::{BatchServer, LineReply};
+use crate::support::*;
+
+const LABELS: [&str; 2] = ["spam", "ham"];
+
+fn gold(i: usize) -> &'static str {
+    LABELS[i % 2]
+}
+
+/// The item number of a batch line's body (`Message: item N` in its last user turn).
+fn item_of(body: &Value) -> usize {
+    let messages = body["messages"].as_array().expect("messages");
+    let text = messages.iter().rev().find(|m| m["role"] == "user").expect("a user turn")["content"]
+        .as_str()
+        .expect("text content")
+        .to_string();
+    let rest = &text[text.find("item ").expect("numbered item") + 5..];
+    rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
+/// Every item's gold label, except every fourth, which gets the other label: 3 in 4 correct.
+fn known_answer(body: &Value) -> &'static str {
+    let i = item_of(body);
+    if i.is_multiple_of(4) {
+        LABELS[(i + 1) % 2]
+    } else {
+        gold(i)
+    }
+}
+
+/// What `known_answer` makes the accuracy of items `0..n`.
+fn known_correct(n: usize) -> usize {
+    (0..n).filter(|i| !i.is_multiple_of(4)).count()
+}
+
+struct Setup {
+    ws: Workspace,
+    suite: PathBuf,
+    key_var: String,
+    key: String,
+}
+
+/// A suite of `n` numbered items and one `gpt-4o-mini` backend (the built-in price) on `server`
+/// in batch mode, polled every 20 ms; its key is a distinctive value in a variable of its own.
+fn setup(n: usize, server: &BatchServer, extra: &str) -> Setup {
+    let ws = Workspace::new();
+    let rows: Vec<Row> =
+        (0..n).map(|i| row(&format!("it-{i}"), &format!("item {i}"), gold(i))).collect();
+    ws.write("test.csv", &rows_csv(&rows));
+    let key_var = unique("EVALGATE_BATCH_KEY");
+    let key = format!("sk-batch-{}", unique("secret"));
+    let suite = format!(
+        r#"schema_version: 1
+name: batch
+task:
+  kind: classification
+  labels: [spam, ham]
+  instructions: "Answer with spam or ham."
+  input: "Message: {{{{ text }}}}"
+data:
+  test: test.csv
+backends:
+  - id: mini
+    provider: openai
+    model: gpt-4o-mini
+    base_url: {}
+    api_key_env: {key_var}
+    batch: true
+    batch_poll_secs: 0.02
+    max_retry_delay_secs: 0.05
+{extra}"#,
+        server.base_url()
+    );
+    let suite = ws.write("suite.yaml", &suite);
+    Setup { ws, suite, key_var, key }
+}
+
+impl Setup {
+    fn cache(&self) -> PathBuf {
+        self.ws.path().join("cache.sqlite")
+    }
+
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = evalgate(self.ws.path());
+        cmd.arg("run").arg(&self.suite).args(args).arg("--cache").arg(self.cache());
+        cmd.env(&self.key_var, &self.key);
+        cmd
+    }
+
+    fn run(&self, out: &Path) -> Outcome {
+        output(self.command(&[]).arg("--out").arg(out))
+    }
+
+    fn resume(&self, dir: &Path) -> Outcome {
+        output(self.command(&[]).arg("--resume").arg(dir))
+    }
+
+    fn spawn(&self, out: &Path) -> Child {
+        self.command(&["--quiet"])
+            .arg("--out")
+            .arg(out)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn evalgate")
+    }
+}
+
+/// How many records each item has.
+fn records_per_item(run: &Path) -> std::collections::HashMap<String, usize> {
+    let mut counts = std::collections::HashMap::new();
+    for r in records(run) {
+        *counts.entry(r["id"].as_str().unwrap().to_string()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// The batch ids the run directory's state file holds.
+fn state_batch_ids(run: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(run.join("batches.json")) else { return Vec::new() };
+    let Ok(state) = serde_json::from_str::<Value>(&text) else { return Vec::new() };
+    state["batches"]
+        .as_array()
+        .map(|b| b.iter().filter_map(|e| e["batch_id"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_batch_run_scores_the_servers_known_answers_at_the_batch_price() {
+    const N: usize = 20;
+    // 200,000 prompt and 50,000 completion tokens a request: at gpt-4o-mini's batch price
+    // ($0.075 and $0.30 per million, half the listed $0.15 and $0.60) that is
+    // 0.2 × $0.075 + 0.05 × $0.30 = $0.015 + $0.015 = $0.03 a request, $0.60 for 20.
+    let server = BatchServer::start(2, |body, _| LineReply::Chat {
+        content: known_answer(body).to_string(),
+        prompt_tokens: 200_000,
+        completion_tokens: 50_000,
+    });
+    let s = setup(N, &server, "");
+    let run = s.ws.run_dir("run");
+    let out = s.run(&run);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+
+    let batches = server.batches();
+    assert_eq!(batches.len(), 1, "one batch for the whole suite");
+    assert_eq!(batches[0].lines.len(), N);
+    assert_eq!(batches[0].metadata["evalgate_backend"], "mini");
+    let uploads = server.uploads();
+    assert_eq!(uploads.len(), 1);
+    for line in &uploads[0] {
+        let id = line["custom_id"].as_str().unwrap();
+        assert!(
+            !id.is_empty()
+                && id.len() <= 64
+                && id.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c)),
+            "custom_id `{id}` is short and safe"
+        );
+        assert_eq!(line["body"]["model"], "gpt-4o-mini");
+        assert_eq!(line["body"]["temperature"], 0.0);
+    }
+    // Progress in plain lines (stderr is not a terminal here).
+    assert!(out.stderr.contains("mini: batch batch_"), "{}", out.stderr);
+    assert!(out.stderr.contains("in progress"), "{}", out.stderr);
+    assert!(out.stderr.contains("completed 20/20"), "{}", out.stderr);
+
+    let results = results(&run);
+    let b = backend(&results, "mini");
+    assert_eq!((u(&b["answered"]), u(&b["errors"]), u(&b["missing"])), (N as u64, 0, 0));
+    assert_eq!(u(&b["correct"]), known_correct(N) as u64);
+    assert_close(f(&b["accuracy"]["estimate"]), known_correct(N) as f64 / N as f64, "accuracy");
+    assert_close(f(&b["cost"]["per_request_usd"]), 0.03, "cost per request");
+    assert_close(f(&b["cost"]["total_usd"]), 0.60, "total cost");
+    assert_eq!(f(&b["batch"]["price_multiplier"]), 0.5);
+    let summary = &b["batch"]["batches"][0];
+    assert_eq!(summary["id"], batches[0].id.as_str());
+    assert_eq!((u(&summary["requests"]), summary["status"].as_str()), (20, Some("completed")));
+    assert!(f(&summary["seconds"]) >= 0.0);
+    assert_eq!(state_batch_ids(&run), [batches[0].id.clone()]);
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    let sentence = format!(
+        "`mini` ran in batch mode through the openai batch API, priced at 50% of the listed price (the openai batch discount): batch `{}` (20 requests, completed) took ",
+        batches[0].id
+    );
+    assert!(report.contains("**Batch mode:**") && report.contains(&sentence), "{report}");
+
+    // Every request to the server carried the key, and no file the run wrote holds it.
+    let requests = server.requests();
+    assert!(requests.iter().all(|r| r
+        .headers
+        .iter()
+        .any(|(n, v)| n == "authorization" && v == &format!("Bearer {}", s.key))));
+    for file in files_under(s.ws.path()) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(&s.key),
+            "{} holds the key",
+            file.display()
+        );
+    }
+
+    // Again with the cache: every answer is cached, so nothing is uploaded and no batch made.
+    let again = s.ws.run_dir("again");
+    let out = s.run(&again);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(server.batches().len(), 1, "no second batch");
+    assert_eq!(server.uploads().len(), 1, "no second upload");
+    let records = records(&again);
+    assert_eq!(records.len(), N);
+    assert!(records.iter().all(|r| r["cached"] == true));
+    let results = crate::support::results(&again);
+    assert_eq!(u(&backend(&results, "mini")["correct"]), known_correct(N) as u64);
+}
+
+#[test]
+fn only_the_requests_the_cache_lacks_go_into_the_batch() {
+    let server = BatchServer::start(0, |body, _| LineReply::chat(known_answer(body)));
+    let s = setup(12, &server, "");
+    let first = s.ws.run_dir("first");
+    let out = output(s.command(&["--limit", "5"]).arg("--out").arg(&first));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = s.run(&s.ws.run_dir("second"));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let uploads = server.uploads();
+    assert_eq!(uploads.iter().map(Vec::len).collect::<Vec<_>>(), [5, 7]);
+    let second: Vec<usize> = uploads[1].iter().map(|l| item_of(&l["body"])).collect();
+    assert!(second.iter().all(|&i| i >= 5), "cached items 0–4 are not sent again: {second:?}");
+    let records = records(&s.ws.run_dir("second"));
+    assert_eq!(records.iter().filter(|r| r["cached"] == true).count(), 5);
+    let results = results(&s.ws.run_dir("second"));
+    assert_eq!(u(&backend(&results, "mini")["correct"]), known_correct(12) as u64);
+}
+
+/// Stops a run (`signal`: `INT` for Ctrl-C, `KILL` for kill -9) once its batch is recorded in
+/// the run directory, resumes it, and checks that the server has exactly one batch and every
+/// item one record.
+fn stop_after_the_batch_is_created_then_resume(signal: &str) {
+    const N: usize = 16;
+    let server = BatchServer::start(0, |body, _| LineReply::chat(known_answer(body)));
+    server.hold(true);
+    let s = setup(N, &server, "");
+    let run = s.ws.run_dir("run");
+    let mut child = s.spawn(&run);
+    wait_until(Duration::from_secs(30), "the batch id in batches.json", || {
+        !state_batch_ids(&run).is_empty()
+    });
+    // Polled at least once while held: the batch is in progress on the server.
+    wait_until(Duration::from_secs(30), "a poll", || {
+        server.batches().first().is_some_and(|b| b.polls >= 2)
+    });
+    let kill = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(kill.success());
+    let status = wait_child(&mut child, Duration::from_secs(30));
+    if signal == "INT" {
+        assert_eq!(status.code(), Some(130), "Ctrl-C exits 130");
+        let meta = read_json(&run.join("run.json"));
+        assert_eq!(meta["stopped"], "interrupted (Ctrl-C)");
+        assert_eq!(meta["backends"][0]["batch"]["batches"][0]["status"], "in_progress");
+        assert!(records(&run).is_empty(), "nothing is recorded for a batch still running");
+    } else {
+        assert!(!status.success());
+    }
+    assert_eq!(server.batches().len(), 1);
+    let id = server.batches()[0].id.clone();
+    assert_eq!(state_batch_ids(&run), std::slice::from_ref(&id));
+
+    server.hold(false);
+    let out = s.resume(&run);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let batches = server.batches();
+    assert_eq!(batches.len(), 1, "the resumed run collected the batch, and submitted none");
+    assert_eq!(server.uploads().len(), 1);
+    let counts = records_per_item(&run);
+    assert_eq!(counts.len(), N);
+    assert!(counts.values().all(|&c| c == 1), "every item once: {counts:?}");
+    let results = results(&run);
+    let b = backend(&results, "mini");
+    assert_eq!((u(&b["answered"]), u(&b["correct"])), (N as u64, known_correct(N) as u64));
+    assert_eq!(b["batch"]["batches"][0]["id"], id.as_str());
+    assert_eq!(b["batch"]["batches"][0]["status"], "completed");
+}
+
+#[test]
+fn ctrl_c_after_the_batch_is_created_leaves_it_running_and_a_resume_collects_it() {
+    stop_after_the_batch_is_created_then_resume("INT");
+}
+
+#[test]
+fn a_run_killed_after_its_batch_was_created_is_resumed_without_a_second_batch() {
+    stop_after_the_batch_is_created_then_resume("KILL");
+}
+
+/// A kill between marking a batch collected and the journal writer's flush loses records of a
+/// collected batch: the resume reads them again from the same batch and submits nothing.
+#[test]
+fn records_lost_after_a_batch_was_collected_are_read_again_from_the_same_batch() {
+    let server = BatchServer::start(0, |body, _| LineReply::chat(known_answer(body)));
+    let s = setup(6, &server, "");
+    let run = s.ws.run_dir("run");
+    assert_eq!(s.run(&run).code, Some(0));
+    let journal = std::fs::read_to_string(run.join("records.jsonl")).unwrap();
+    let kept: String = journal.lines().take(2).map(|l| format!("{l}\n")).collect();
+    std::fs::write(run.join("records.jsonl"), kept).unwrap();
+    // Without the cache, which would answer them too.
+    let out = output(s.command(&["--no-cache"]).arg("--resume").arg(&run));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(server.batches().len(), 1, "no second batch");
+    let counts = records_per_item(&run);
+    assert_eq!(counts.len(), 6);
+    assert!(counts.values().all(|&c| c == 1), "{counts:?}");
+    assert_eq!(u(&backend(&results(&run), "mini")["correct"]), known_correct(6) as u64);
+}
+
+#[test]
+fn a_create_whose_response_was_lost_is_found_by_its_token_not_made_twice() {
+    let server = BatchServer::start(0, |body, _| LineReply::chat(known_answer(body)));
+    server.lose_next_create();
+    let s = setup(6, &server, "");
+    let run = s.ws.run_dir("run");
+    let out = s.run(&run);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let batches = server.batches();
+    assert_eq!(batches.len(), 1, "the batch made by the failed create is the one used");
+    let token = batches[0].metadata["evalgate_token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("eg-"), "{token}");
+    let listed = server.requests().iter().filter(|r| r.path.starts_with("/v1/batches?")).count();
+    assert!(listed >= 1, "the batches were listed to find it");
+    let state = read_json(&run.join("batches.json"));
+    assert_eq!(state["batches"][0]["token"], token.as_str());
+    assert_eq!(state["batches"][0]["batch_id"], batches[0].id.as_str());
+    let results = results(&run);
+    assert_eq!(u(&backend(&results, "mini")["correct"]), known_correct(6) as u64);
+}
+
+#[test]
+fn expired_lines_are_sent_again_in_a_smaller_batch() {
+    const N: usize = 20;
+    // Items 0, 5, 10 and 15 expire the first time they are processed.
+    let server = BatchServer::start(1, |body, seen| {
+        if item_of(body).is_multiple_of(5) && seen == 0 {
+            LineReply::Expired
+        } else {
+            LineReply::chat(known_answer(body))
+        }
+    });
+    let s = setup(N, &server, "");
+    let run = s.ws.run_dir("run");
+    let out = s.run(&run);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let batches = server.batches();
+    assert_eq!(batches.len(), 2);
+    assert_eq!(batches[0].status, "expired");
+    let again: Vec<usize> = batches[1].lines.iter().map(|(_, b)| item_of(b)).collect();
+    assert_eq!(again, [0, 5, 10, 15]);
+    let records = records(&run);
+    assert_eq!(records.len(), N);
+    for r in &records {
+        let i: usize = r["id"].as_str().unwrap()[3..].parse().unwrap();
+        assert!(r["error"].is_null(), "{r}");
+        assert_eq!(u(&r["attempts"]), if i.is_multiple_of(5) { 2 } else { 1 }, "{r}");
+    }
+    let results = results(&run);
+    let b = backend(&results, "mini");
+    assert_eq!(u(&b["correct"]), known_correct(N) as u64);
+    let summaries = b["batch"]["batches"].as_array().unwrap();
+    assert_eq!(
+        summaries
+            .iter()
+            .map(|s| (u(&s["requests"]), s["status"].as_str().unwrap()))
+            .collect::<Vec<_>>(),
+        [(20, "expired"), (4, "completed")]
+    );
+}
+
+#[test]
+fn lines_that_never_get_processed_are_recorded_as_failed_after_max_attempts_batches() {
+    // Item 3 expires every time; with max_attempts 2 there are two batches, then a record.
+    let server = BatchServer::start(0, |body, _| {
+        if item_of(body) == 3 {
+            LineReply::Expired
+        } else {
+            LineReply::chat(known_answer(body))
+        }
+    });
+    let s = setup(6, &server, "    max_attempts: 2\n");
+    let run = s.ws.run_dir("run");
+    let out = s.run(&run);
+    assert_eq!(server.batches().len(), 2, "{}", out.stderr);
+    let records = records(&run);
+    let failed: Vec<&Value> = records.iter().filter(|r| !r["error"].is_null()).collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["id"], "it-3");
+    let message = failed[0]["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("completion window expired") && message.contains("after 2 batches"),
+        "{message}"
+    );
+    // One failure in six is above the default --max-error-rate of 5%.
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+}
+
+#[test]
+fn a_per_line_error_is_a_failed_record_with_the_servers_status_and_message() {
+    let server = BatchServer::start(0, |body, _| {
+        if item_of(body) == 2 {
+            LineReply::Error { status: 400, message: "Invalid value for 'max_tokens'".into() }
+        } else {
+            LineReply::chat(known_answer(body))
+        }
+    });
+    let s = setup(8, &server, "");
+    let run = s.ws.run_dir("run");
+    let out = output(s.command(&["--max-error-rate", "0.5"]).arg("--out").arg(&run));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(server.batches().len(), 1, "a client error is not sent again");
+    let records = records(&run);
+    let failed: Vec<&Value> = records.iter().filter(|r| !r["error"].is_null()).collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["id"], "it-2");
+    assert_eq!(failed[0]["error"]["status"], 400);
+    assert_eq!(failed[0]["error"]["message"], "Invalid value for 'max_tokens'");
+    let results = results(&run);
+    assert_eq!(u(&backend(&results, "mini")["answered"]), 7);
+}
+
+#[test]
+fn a_batch_that_fails_as_a_whole_stops_the_backend_with_the_servers_message() {
+    let server = BatchServer::failing("The input file contains an invalid request on line 1");
+    let s = setup(4, &server, "");
+    let run = s.ws.run_dir("run");
+    let out = s.run(&run);
+    assert_eq!(out.code, Some(2), "every request failed: {}", out.stderr);
+    assert!(out.stderr.contains("error: backend `mini` stopped"), "{}", out.stderr);
+    assert!(out.stderr.contains("The input file contains an invalid request"), "{}", out.stderr);
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(report.contains("The input file contains an invalid request on line 1"), "{report}");
+    let results = results(&run);
+    let b = backend(&results, "mini");
+    assert_eq!((u(&b["errors"]), u(&b["answered"])), (4, 0));
+    assert!(b["stopped"].as_str().unwrap().contains("failed: The input file contains"));
+    assert_eq!(b["batch"]["batches"][0]["status"], "failed");
+}
+
+#[test]
+fn the_budget_estimate_uses_the_batch_price_and_batch_flags_are_checked() {
+    let server = BatchServer::start(0, |body, _| LineReply::chat(known_answer(body)));
+    let s = setup(10, &server, "");
+    let suite = Arc::new(evalgate::plan::load_suite(&s.suite).unwrap());
+    let env = |name: &str| (name == s.key_var).then(|| s.key.clone());
+    let batch = evalgate::plan::RunPlan::resolve(suite.clone(), &Default::default(), &env)
+        .unwrap()
+        .estimate()
+        .unwrap();
+    // The same backend sending one by one: the suite without `batch: true`.
+    let text = std::fs::read_to_string(&s.suite).unwrap().replace("    batch: true\n", "");
+    let live_suite = s.ws.write("live.yaml", &text);
+    let live = Arc::new(evalgate::plan::load_suite(&live_suite).unwrap());
+    let live = evalgate::plan::RunPlan::resolve(live, &Default::default(), &env)
+        .unwrap()
+        .estimate()
+        .unwrap();
+    assert!(live.total_usd > 0.0);
+    assert_close(batch.total_usd, live.total_usd * 0.5, "the batch estimate is half");
+
+    // `--batch` turns batch mode on for the backends that have a batch API, with a note for
+    // the others; `batch: true` on a local backend is a suite error naming file, line and key.
+    let text = text
+        .replace("backends:\n", "backends:\n  - id: base\n    provider: local\n")
+        .replace("data:\n  test: test.csv\n", "data:\n  test: test.csv\n  train: test.csv\n");
+    let mixed = s.ws.write("mixed.yaml", &text);
+    let options = evalgate::plan::RunOptions { batch: true, ..Default::default() };
+    let plan = evalgate::plan::RunPlan::resolve(
+        Arc::new(evalgate::plan::load_suite(&mixed).unwrap()),
+        &options,
+        &env,
+    )
+    .unwrap();
+    let modes: Vec<(&str, bool)> =
+        plan.backends.iter().map(|b| (b.spec.id.as_str(), b.batch.is_some())).collect();
+    assert_eq!(modes, [("base", false), ("mini", true)]);
+    assert_eq!(plan.notes, ["--batch: backend `base` (local) has no batch API; it runs as usual"]);
+    let wrong_text =
+        text.replace("    provider: local\n", "    provider: local\n    batch: true\n");
+    let wrong = s.ws.write("wrong.yaml", &wrong_text);
+    let out = output(evalgate(s.ws.path()).arg("validate").arg(&wrong));
+    let at = format!("wrong.yaml:{}", line_of(&wrong_text, "batch: true"));
+    assert_problem(&out, &at, &["backends[0].batch", "the local backend has no batch API"]);
+}
