@@ -141,6 +141,65 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         .then(|| Duration::from_secs_f64(seconds))
 }
 
+/// Parses an RFC 3339 timestamp (`2026-12-01T12:00:30Z`, `2026-12-01T12:00:30.5+01:00`), the form
+/// Anthropic's `anthropic-ratelimit-*-reset` headers use. Leap seconds read as the next second.
+pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    let text = text.trim();
+    let (date, rest) = text.split_once(['T', 't', ' '])?;
+    let [year, month, day] = fields::<3>(date, '-')?;
+    let (year, month, day) = (year as i64, u32::try_from(month).ok()?, u32::try_from(day).ok()?);
+    // The offset starts at the first `Z`, `+` or `-` after the seconds.
+    let zone_at = rest.find(['Z', 'z', '+', '-'])?;
+    let (clock, zone) = rest.split_at(zone_at);
+    let (clock, fraction) = match clock.split_once('.') {
+        Some((c, f)) if !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()) => (c, f),
+        Some(_) => return None,
+        None => (clock, ""),
+    };
+    let [h, mi, s] = fields::<3>(clock, ':')?;
+    if !is_valid_date(year, month, day) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let offset_secs: i64 = match zone {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = if zone.starts_with('-') { -1 } else { 1 };
+            let [oh, om] = fields::<2>(&zone[1..], ':')?;
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            sign * (oh as i64 * 3600 + om as i64 * 60)
+        }
+    };
+    let secs =
+        days_from_civil(year, month, day) * 86_400 + (h * 3600 + mi * 60 + s) as i64 - offset_secs;
+    let nanos = if fraction.is_empty() {
+        0
+    } else {
+        // Nanosecond precision is plenty; further digits are dropped.
+        let digits: String = fraction.chars().chain(std::iter::repeat('0')).take(9).collect();
+        digits.parse::<u32>().ok()?
+    };
+    let secs = u64::try_from(secs).ok()?;
+    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
+/// `N` unsigned decimal fields separated by `sep`, each of two digits or more.
+fn fields<const N: usize>(text: &str, sep: char) -> Option<[u64; N]> {
+    let parts: Vec<&str> = text.split(sep).collect();
+    if parts.len() != N {
+        return None;
+    }
+    let mut out = [0u64; N];
+    for (slot, part) in out.iter_mut().zip(parts) {
+        if part.len() < 2 || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        *slot = part.parse().ok()?;
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +227,20 @@ mod tests {
         assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
         assert_eq!(parse_http_date("21 Oct 2015"), None);
         assert_eq!(parse_http_date("Wed, 21 oct 2015 07:28:00 GMT"), None);
+    }
+
+    #[test]
+    fn parses_rfc3339_with_fractions_and_offsets() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_445_412_480);
+        assert_eq!(parse_rfc3339("2015-10-21T07:28:00Z"), Some(t));
+        assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
+        assert_eq!(parse_rfc3339("2015-10-21T09:28:00+02:00"), Some(t));
+        assert_eq!(parse_rfc3339("2015-10-21T06:58:00-00:30"), Some(t));
+        assert_eq!(parse_rfc3339("2015-10-21T07:28:00.25Z"), Some(t + Duration::from_millis(250)));
+        for bad in ["2015-10-21", "2015-10-21T07:28:00", "2015-13-21T07:28:00Z", "soon", ""] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+        assert_eq!(parse_rfc3339("2015-10-21T07:28:00.Z"), None);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod local;
 mod openai;
 pub mod replay;
 mod retry;
+mod wire;
 
 use std::time::Duration;
 

@@ -22,6 +22,7 @@ use async_openai::types::chat::{
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::wire::{error_message, retry_after, transport_error};
 use super::{BackendError, Completion, ErrorKind, Usage};
 use crate::prompt::{ChatMessage, Role};
 use crate::suite::{BackendSpec, StructuredOutput};
@@ -382,26 +383,6 @@ impl tower::Service<HttpRequestFactory> for StatusKeepingService {
     }
 }
 
-/// The wait a server asks for: `retry-after-ms`, or `Retry-After` in (fractional) seconds or as
-/// an HTTP date.
-pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    if let Some(ms) = headers
-        .get("retry-after-ms")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-    {
-        if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
-        }
-    }
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
-    }
-    let when = crate::time::parse_http_date(value)?;
-    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
-}
-
 fn classify(error: OpenAIError) -> BackendError {
     match error {
         OpenAIError::Boxed(inner) => match inner.downcast::<HttpFailure>() {
@@ -413,55 +394,13 @@ fn classify(error: OpenAIError) -> BackendError {
             },
             Err(other) => BackendError::new(ErrorKind::Internal, other.to_string()),
         },
-        OpenAIError::Reqwest(e) => {
-            let kind = if e.is_timeout() {
-                ErrorKind::Timeout
-            } else if e.is_connect() {
-                ErrorKind::Connect
-            } else if e.is_body() || e.is_decode() {
-                ErrorKind::Body
-            } else if e.is_request() {
-                // Reset or closed connections surface as request errors in hyper.
-                ErrorKind::Connect
-            } else {
-                ErrorKind::Internal
-            };
-            BackendError::new(kind, error_chain(&e))
-        }
+        OpenAIError::Reqwest(e) => transport_error(&e),
         OpenAIError::JSONDeserialize(e, content) => BackendError::new(
             ErrorKind::MalformedResponse,
             format!("response is not a chat completion ({e}): {}", excerpt(&content, 200)),
         ),
         other => BackendError::new(ErrorKind::Internal, other.to_string()),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
-/// The message of an error body in any of the shapes servers use: OpenAI's
-/// `{"error": {"message": …}}`, vLLM's `{"object": "error", "message": …}`, Ollama's
-/// `{"error": "…"}`, or plain text.
-pub(crate) fn error_message(body: &str) -> String {
-    if let Ok(value) = serde_json::from_str::<serde_json::Value>(body) {
-        let message = value
-            .pointer("/error/message")
-            .or_else(|| value.get("message"))
-            .or_else(|| value.get("error"))
-            .or_else(|| value.get("detail"));
-        if let Some(serde_json::Value::String(m)) = message {
-            return m.clone();
-        }
-    }
-    excerpt(body, 300)
 }
 
 /// A chat completion as servers really send it: every field optional.
@@ -655,22 +594,6 @@ mod tests {
             "bad"
         );
         assert_eq!(parse(r#"{"choices":[]}"#).unwrap_err().kind, ErrorKind::MalformedResponse);
-    }
-
-    #[test]
-    fn retry_after_in_seconds_fractions_milliseconds_and_dates() {
-        let mut h = reqwest::header::HeaderMap::new();
-        h.insert("retry-after", "2".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
-        h.insert("retry-after", "0.25".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));
-        h.insert("retry-after-ms", "1500".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
-        let mut h = reqwest::header::HeaderMap::new();
-        h.insert("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::ZERO));
-        h.insert("retry-after", "soon".parse().unwrap());
-        assert_eq!(retry_after(&h), None);
     }
 
     /// Mangled response bodies: parsed or rejected, never a panic.

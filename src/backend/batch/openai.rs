@@ -12,7 +12,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{BatchApi, BatchError, BatchPhase, BatchRequest, BatchStatus, LineOutcome};
-use crate::backend::openai::{error_message, retry_after};
+// Failures read as the live client reads them, so the retry policy treats both alike.
+use crate::backend::wire::{error_message, retry_after, transport_error};
 use crate::backend::{BackendError, ErrorKind};
 use crate::text::excerpt;
 
@@ -70,10 +71,11 @@ impl OpenAiBatch {
             None => request,
         };
         let failed = |source: BackendError| BatchError::Request { action, source };
-        let response = request.timeout(timeout).send().await.map_err(|e| failed(transport(&e)))?;
+        let response =
+            request.timeout(timeout).send().await.map_err(|e| failed(transport_error(&e)))?;
         let status = response.status().as_u16();
         let wait = retry_after(response.headers());
-        let body = response.text().await.map_err(|e| failed(transport(&e)))?;
+        let body = response.text().await.map_err(|e| failed(transport_error(&e)))?;
         if !(200..300).contains(&status) {
             return Err(failed(BackendError {
                 kind: ErrorKind::Http,
@@ -101,27 +103,6 @@ impl OpenAiBatch {
         let request = self.http.get(self.url(&format!("files/{id}/content")));
         self.call("download the batch's results", request, FILE_TIMEOUT).await
     }
-}
-
-/// A transport failure in the live client's terms, so the retry policy reads it the same way.
-fn transport(e: &reqwest::Error) -> BackendError {
-    let kind = if e.is_timeout() {
-        ErrorKind::Timeout
-    } else if e.is_connect() || e.is_request() {
-        ErrorKind::Connect
-    } else if e.is_body() || e.is_decode() {
-        ErrorKind::Body
-    } else {
-        ErrorKind::Internal
-    };
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    BackendError::new(kind, message)
 }
 
 /// The batch input file: one `{custom_id, method, url, body}` line per request.
