@@ -501,6 +501,7 @@ fn cost_calculator(args: CostArgs, out: &mut impl Write) -> anyhow::Result<u8> {
                 input_per_mtok: input,
                 output_per_mtok: args.output_price.unwrap_or(0.0),
                 cached_input_per_mtok: None,
+                cache_write_per_mtok: None,
             },
             None,
         )

@@ -52,6 +52,10 @@ pub enum CostError {
     /// Cached input tokens exceeded total input tokens.
     #[error("cached input tokens ({cached}) exceed total input tokens ({input})")]
     CachedExceedsInput { cached: f64, input: f64 },
+    /// Input tokens read from and written to the prompt cache together exceeded total input
+    /// tokens.
+    #[error("cache reads ({read}) and cache writes ({write}) exceed total input tokens ({input})")]
+    CacheTokensExceedInput { read: f64, write: f64, input: f64 },
     /// The operation needs the other pricing shape (e.g. token costs of a
     /// fixed-price backend).
     #[error("expected {expected} pricing")]
@@ -85,6 +89,10 @@ pub enum Pricing {
         /// `None` means no cache discount (cached tokens bill as input).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cached_input_per_mtok: Option<f64>,
+        /// Price of input tokens written to the provider's prompt cache (Anthropic's 5-minute
+        /// cache writes, 1.25× input); `None` means writes bill as input.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cache_write_per_mtok: Option<f64>,
     },
     /// A flat monthly cost per instance (self-hosted GPU box, reserved
     /// endpoint). `capacity_rps` is the sustained requests per second one
@@ -101,11 +109,19 @@ impl Pricing {
     /// capacity is positive.
     pub fn validate(&self) -> Result<(), CostError> {
         match *self {
-            Pricing::PerToken { input_per_mtok, output_per_mtok, cached_input_per_mtok } => {
+            Pricing::PerToken {
+                input_per_mtok,
+                output_per_mtok,
+                cached_input_per_mtok,
+                cache_write_per_mtok,
+            } => {
                 non_negative("input price per million tokens", input_per_mtok)?;
                 non_negative("output price per million tokens", output_per_mtok)?;
                 if let Some(cached) = cached_input_per_mtok {
                     non_negative("cached input price per million tokens", cached)?;
+                }
+                if let Some(write) = cache_write_per_mtok {
+                    non_negative("cache write price per million tokens", write)?;
                 }
                 Ok(())
             }
@@ -173,13 +189,18 @@ impl Pricing {
     pub fn with_batch_discount(&self, discount: &BatchDiscount) -> Pricing {
         let m = discount.price_multiplier;
         match *self {
-            Pricing::PerToken { input_per_mtok, output_per_mtok, cached_input_per_mtok } => {
-                Pricing::PerToken {
-                    input_per_mtok: input_per_mtok * m,
-                    output_per_mtok: output_per_mtok * m,
-                    cached_input_per_mtok: cached_input_per_mtok.map(|c| c * m),
-                }
-            }
+            Pricing::PerToken {
+                input_per_mtok,
+                output_per_mtok,
+                cached_input_per_mtok,
+                cache_write_per_mtok,
+            } => Pricing::PerToken {
+                input_per_mtok: input_per_mtok * m,
+                output_per_mtok: output_per_mtok * m,
+                cached_input_per_mtok: cached_input_per_mtok.map(|c| c * m),
+                // Anthropic's Message Batches discount prompt-cache writes alike.
+                cache_write_per_mtok: cache_write_per_mtok.map(|w| w * m),
+            },
             Pricing::Fixed { .. } => self.clone(),
         }
     }
@@ -437,35 +458,62 @@ fn per_token_request_usd(
     output_tokens: f64,
     cached_input_tokens: f64,
 ) -> Result<f64, CostError> {
-    Ok(per_token_request_micro_usd(pricing, input_tokens, output_tokens, cached_input_tokens)?
-        / TOKENS_PER_MTOK)
+    let tokens = RequestTokens {
+        input: input_tokens,
+        output: output_tokens,
+        cached_input: cached_input_tokens,
+        cache_write_input: 0.0,
+    };
+    Ok(per_token_request_micro_usd(pricing, &tokens)? / TOKENS_PER_MTOK)
+}
+
+/// The token counts one request is billed for; `cached_input` and `cache_write_input` are
+/// parts of `input`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RequestTokens {
+    pub input: f64,
+    pub output: f64,
+    /// Read from the provider's prompt cache.
+    pub cached_input: f64,
+    /// Written to the provider's prompt cache (Anthropic bills these above the input price).
+    pub cache_write_input: f64,
 }
 
 /// The cost of one request in millionths of a dollar (USD per million tokens × tokens).
 fn per_token_request_micro_usd(
     pricing: &Pricing,
-    input_tokens: f64,
-    output_tokens: f64,
-    cached_input_tokens: f64,
+    tokens: &RequestTokens,
 ) -> Result<f64, CostError> {
-    let Pricing::PerToken { input_per_mtok, output_per_mtok, cached_input_per_mtok } = *pricing
+    let Pricing::PerToken {
+        input_per_mtok,
+        output_per_mtok,
+        cached_input_per_mtok,
+        cache_write_per_mtok,
+    } = *pricing
     else {
         return Err(CostError::WrongPricingKind { expected: "per-token" });
     };
     pricing.validate()?;
-    let input = non_negative("input tokens", input_tokens)?;
-    let output = non_negative("output tokens", output_tokens)?;
-    let cached = non_negative("cached input tokens", cached_input_tokens)?;
+    let input = non_negative("input tokens", tokens.input)?;
+    let output = non_negative("output tokens", tokens.output)?;
+    let cached = non_negative("cached input tokens", tokens.cached_input)?;
+    let written = non_negative("cache write tokens", tokens.cache_write_input)?;
     if cached > input {
         return Err(CostError::CachedExceedsInput { cached, input });
     }
-    // No published cache price means no discount, not free tokens.
+    if cached + written > input {
+        return Err(CostError::CacheTokensExceedInput { read: cached, write: written, input });
+    }
+    // No published cache price means no discount (or surcharge), not free tokens.
     let cached_price = cached_input_per_mtok.unwrap_or(input_per_mtok);
+    let write_price = cache_write_per_mtok.unwrap_or(input_per_mtok);
     // Sum the dollar-per-million products first and divide once: the
     // products are exact for typical inputs, so the only rounding is the
     // final division.
-    let micro_usd =
-        (input - cached) * input_per_mtok + cached * cached_price + output * output_per_mtok;
+    let micro_usd = (input - cached - written) * input_per_mtok
+        + cached * cached_price
+        + written * write_price
+        + output * output_per_mtok;
     Ok(micro_usd)
 }
 
@@ -484,6 +532,17 @@ pub fn request_cost_usd(
     cached_input_tokens: f64,
 ) -> Option<f64> {
     per_token_request_usd(pricing, input_tokens, output_tokens, cached_input_tokens).ok()
+}
+
+/// Cost in USD of one request under [`Pricing::PerToken`], prompt-cache writes included:
+///
+/// `((input − cached − written) × input_per_mtok + cached × cached_input_per_mtok
+///   + written × cache_write_per_mtok + output × output_per_mtok) / 1e6`
+///
+/// Without a cache-write price, written tokens bill at the input price. `None` where
+/// [`request_cost_usd`] is, and when reads and writes together exceed the input.
+pub fn request_tokens_cost_usd(pricing: &Pricing, tokens: &RequestTokens) -> Option<f64> {
+    per_token_request_micro_usd(pricing, tokens).ok().map(|micro| micro / TOKENS_PER_MTOK)
 }
 
 /// Projected spend of one backend at a given volume.
@@ -542,8 +601,12 @@ pub fn project(
                 per_token_request_usd(pricing, mean_input_tokens, mean_output_tokens, 0.0)?;
             // Multiply before dividing by a million: with round prices the products are exact,
             // so $0.15/M × 500 tokens × 50,000 requests is exactly $3.75, not 3.7499999999999996.
-            let micro =
-                per_token_request_micro_usd(pricing, mean_input_tokens, mean_output_tokens, 0.0)?;
+            let mean = RequestTokens {
+                input: mean_input_tokens,
+                output: mean_output_tokens,
+                ..RequestTokens::default()
+            };
+            let micro = per_token_request_micro_usd(pricing, &mean)?;
             let daily_usd = micro * rpd / TOKENS_PER_MTOK;
             Ok(Projection {
                 per_request_usd,
@@ -702,6 +765,7 @@ mod tests {
             input_per_mtok: input,
             output_per_mtok: output,
             cached_input_per_mtok: None,
+            cache_write_per_mtok: None,
         }
     }
 
@@ -711,9 +775,9 @@ mod tests {
 
     fn prices(entry: &PriceEntry) -> (f64, f64, Option<f64>) {
         match entry.pricing {
-            Pricing::PerToken { input_per_mtok, output_per_mtok, cached_input_per_mtok } => {
-                (input_per_mtok, output_per_mtok, cached_input_per_mtok)
-            }
+            Pricing::PerToken {
+                input_per_mtok, output_per_mtok, cached_input_per_mtok, ..
+            } => (input_per_mtok, output_per_mtok, cached_input_per_mtok),
             Pricing::Fixed { .. } => panic!("{} is not per-token", entry.model),
         }
     }
@@ -730,6 +794,9 @@ mod tests {
             assert!(output >= input, "{}: output cheaper than input", entry.model);
             if let Some(cached) = cached {
                 assert!(cached > 0.0 && cached < input, "{}: cached price", entry.model);
+            }
+            if let Pricing::PerToken { cache_write_per_mtok: Some(write), .. } = entry.pricing {
+                assert!(write > input, "{}: a cache write costs more than input", entry.model);
             }
             assert!(parse_date(&entry.as_of).is_some(), "{}: as_of", entry.model);
             assert!(entry.source.starts_with("https://"), "{}: source", entry.model);
@@ -754,7 +821,8 @@ mod tests {
             Pricing::PerToken {
                 input_per_mtok: 0.075,
                 output_per_mtok: 0.3,
-                cached_input_per_mtok: Some(0.0375)
+                cached_input_per_mtok: Some(0.0375),
+                cache_write_per_mtok: None,
             }
         );
         // 1M input and 1M output tokens: $0.075 + $0.30.
@@ -799,6 +867,29 @@ mod tests {
         for (model, input, output, cached) in expect {
             let entry = table.lookup(model).unwrap_or_else(|| panic!("{model} missing"));
             assert_eq!(prices(entry), (input, output, cached), "{model}");
+        }
+        // Anthropic's list prices (platform.claude.com/docs/en/about-claude/pricing): input,
+        // output, cache read and 5-minute cache write (1.25x input), per million tokens.
+        let anthropic = [
+            ("claude-opus-4-6", 5.0, 25.0, 0.50, 6.25),
+            ("claude-opus-4-5-20251101", 5.0, 25.0, 0.50, 6.25),
+            ("claude-opus-4-1", 15.0, 75.0, 1.50, 18.75),
+            ("claude-opus-4-20250514", 15.0, 75.0, 1.50, 18.75),
+            ("claude-sonnet-4-6", 3.0, 15.0, 0.30, 3.75),
+            ("claude-sonnet-4-5", 3.0, 15.0, 0.30, 3.75),
+            ("claude-haiku-4-5-20251001", 1.0, 5.0, 0.10, 1.25),
+            ("claude-3-5-haiku-20241022", 0.80, 4.0, 0.08, 1.0),
+            ("claude-3-haiku-20240307", 0.25, 1.25, 0.03, 0.30),
+        ];
+        for (model, input, output, cached, write) in anthropic {
+            let entry = table.lookup(model).unwrap_or_else(|| panic!("{model} missing"));
+            let expected = Pricing::PerToken {
+                input_per_mtok: input,
+                output_per_mtok: output,
+                cached_input_per_mtok: Some(cached),
+                cache_write_per_mtok: Some(write),
+            };
+            assert_eq!(entry.pricing, expected, "{model}");
         }
     }
 
@@ -913,6 +1004,7 @@ mod tests {
             input_per_mtok: 0.15,
             output_per_mtok: 0.60,
             cached_input_per_mtok: Some(0.075),
+            cache_write_per_mtok: None,
         };
         // 1000 in (400 cached), 200 out: (600×0.15 + 400×0.075 + 200×0.60)/1e6 = 240/1e6.
         assert_close(
@@ -928,6 +1020,45 @@ mod tests {
         assert_eq!(request_cost_usd(&gpt4o_mini, -1.0, 0.0, 0.0), None);
         assert_eq!(request_cost_usd(&gpt4o_mini, f64::NAN, 0.0, 0.0), None);
         assert_eq!(request_cost_usd(&fixed(300.0, None), 1.0, 1.0, 0.0), None);
+    }
+
+    #[test]
+    fn request_cost_with_cache_writes() {
+        // Claude Sonnet 4.6's list prices: $3 in, $15 out, $0.30 cache read, $3.75 5-minute
+        // cache write. 2,000 input tokens of which 1,200 read and 500 written, 100 out:
+        // 300 × 3 + 1,200 × 0.30 + 500 × 3.75 + 100 × 15 = 900 + 360 + 1,875 + 1,500
+        // = 4,635 micro-dollars.
+        let sonnet = Pricing::PerToken {
+            input_per_mtok: 3.0,
+            output_per_mtok: 15.0,
+            cached_input_per_mtok: Some(0.30),
+            cache_write_per_mtok: Some(3.75),
+        };
+        let tokens = RequestTokens {
+            input: 2000.0,
+            output: 100.0,
+            cached_input: 1200.0,
+            cache_write_input: 500.0,
+        };
+        assert_close(request_tokens_cost_usd(&sonnet, &tokens).unwrap_or(f64::NAN), 0.004_635);
+        // Without a write price, writes bill as input: 800 × 3 + 360 + 1,500 = 4,260.
+        let no_write = Pricing::PerToken {
+            input_per_mtok: 3.0,
+            output_per_mtok: 15.0,
+            cached_input_per_mtok: Some(0.30),
+            cache_write_per_mtok: None,
+        };
+        assert_close(request_tokens_cost_usd(&no_write, &tokens).unwrap_or(f64::NAN), 0.004_26);
+        // No writes: the same as `request_cost_usd`.
+        let plain = RequestTokens { cache_write_input: 0.0, ..tokens };
+        assert_eq!(
+            request_tokens_cost_usd(&sonnet, &plain),
+            request_cost_usd(&sonnet, 2000.0, 100.0, 1200.0)
+        );
+        let too_many = RequestTokens { cache_write_input: 801.0, ..tokens };
+        assert_eq!(request_tokens_cost_usd(&sonnet, &too_many), None);
+        let negative = RequestTokens { cache_write_input: -1.0, ..tokens };
+        assert_eq!(request_tokens_cost_usd(&sonnet, &negative), None);
     }
 
     #[test]

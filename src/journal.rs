@@ -71,6 +71,23 @@ pub struct Tokens {
     /// `output`, priced as output; absent when 0.
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub reasoning: u64,
+    /// Input tokens written to the provider's prompt cache (Anthropic's
+    /// `cache_creation_input_tokens`): a part of `input`, priced at the cache-write price;
+    /// absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub cache_write_input: u64,
+}
+
+impl Tokens {
+    /// The counts a per-token price is applied to.
+    pub fn billed(&self) -> crate::cost::RequestTokens {
+        crate::cost::RequestTokens {
+            input: self.input as f64,
+            output: self.output as f64,
+            cached_input: self.cached_input as f64,
+            cache_write_input: self.cache_write_input as f64,
+        }
+    }
 }
 
 fn is_zero_u64(n: &u64) -> bool {

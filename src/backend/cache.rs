@@ -88,6 +88,9 @@ pub struct CachedCompletion {
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
     pub cached_input_tokens: Option<u64>,
+    /// Input tokens written to the provider's prompt cache; absent for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write_input_tokens: Option<u64>,
     pub finish_reason: Option<String>,
     /// When the answer was stored (seconds since the Unix epoch), filled in by
     /// [`ResponseCache::get`]; not part of the stored JSON, which the row's `created_at` dates.
@@ -601,6 +604,7 @@ mod tests {
             input_tokens: Some(12),
             output_tokens: Some(3),
             cached_input_tokens: None,
+            cache_write_input_tokens: None,
             finish_reason: Some("stop".to_string()),
             latency_ms: Some(1.5),
             recorded_at: None,
@@ -686,6 +690,7 @@ mod tests {
             input_tokens: Some(u64::MAX),
             output_tokens: None,
             cached_input_tokens: Some(0),
+            cache_write_input_tokens: None,
             finish_reason: None,
             latency_ms: None,
             recorded_at: None,

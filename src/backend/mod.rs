@@ -37,7 +37,7 @@ pub struct Completion {
     pub reasoning: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
     pub input: u64,
     pub output: u64,
@@ -45,6 +45,9 @@ pub struct Usage {
     pub cached_input: u64,
     /// Reasoning tokens (`completion_tokens_details.reasoning_tokens`), a part of `output`.
     pub reasoning: u64,
+    /// Input tokens written to the provider's prompt cache (a part of `input`, and not of
+    /// `cached_input`): Anthropic bills them above the input price.
+    pub cache_write: u64,
 }
 
 /// Why a request got no answer.
@@ -260,6 +263,7 @@ impl From<cache::CachedCompletion> for Completion {
                 output,
                 cached_input: hit.cached_input_tokens.unwrap_or(0),
                 reasoning: 0,
+                cache_write: hit.cache_write_input_tokens.unwrap_or(0),
             }),
             _ => None,
         };
@@ -276,6 +280,8 @@ impl Completion {
             input_tokens: self.usage.map(|u| u.input),
             output_tokens: self.usage.map(|u| u.output),
             cached_input_tokens: self.usage.map(|u| u.cached_input),
+            // Absent unless there were writes, so rows of other providers stay as they were.
+            cache_write_input_tokens: self.usage.map(|u| u.cache_write).filter(|&w| w > 0),
             finish_reason: self.finish_reason.clone(),
             recorded_at: None,
         }

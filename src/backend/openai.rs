@@ -518,7 +518,7 @@ impl LenientResponse {
                     .and_then(|d| d.reasoning_tokens)
                     .unwrap_or(0)
                     .min(output);
-                Some(Usage { input, output, cached_input, reasoning })
+                Some(Usage { input, output, cached_input, reasoning, cache_write: 0 })
             }
             _ => None,
         });
@@ -539,7 +539,10 @@ mod tests {
         let vllm = r#"{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"billing","reasoning_content":null,"tool_calls":[]},"logprobs":null,"finish_reason":"abort","stop_reason":null}],"usage":{"prompt_tokens":10,"completion_tokens":2,"total_tokens":12,"prompt_tokens_details":null}}"#;
         let c = parse(vllm).unwrap();
         assert_eq!((c.text.as_str(), c.finish_reason.as_deref()), ("billing", Some("abort")));
-        assert_eq!(c.usage, Some(Usage { input: 10, output: 2, cached_input: 0, reasoning: 0 }));
+        assert_eq!(
+            c.usage,
+            Some(Usage { input: 10, output: 2, cached_input: 0, reasoning: 0, cache_write: 0 })
+        );
 
         let llama =
             r#"{"choices":[{"message":{"content":"other"},"finish_reason":""}],"timings":{}}"#;

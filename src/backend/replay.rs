@@ -259,6 +259,7 @@ fn read_journal(file: &Path, text: &str, from_backend: Option<&str>) -> Result<L
                     output: r.tokens.output,
                     cached_input: r.tokens.cached_input,
                     reasoning: r.tokens.reasoning,
+                    cache_write: r.tokens.cache_write_input,
                 }),
                 finish_reason: r.finish_reason,
                 reasoning: r.reasoning,
@@ -356,9 +357,7 @@ fn collect(file: &Path, rows: Vec<(usize, Row)>) -> Result<Loaded, String> {
             }
         }
         let usage = match (row.input_tokens, row.output_tokens) {
-            (Some(input), Some(output)) => {
-                Some(Usage { input, output, cached_input: 0, reasoning: 0 })
-            }
+            (Some(input), Some(output)) => Some(Usage { input, output, ..Usage::default() }),
             _ => None,
         };
         let entry = Entry {

@@ -723,6 +723,7 @@ fn answered_record(
             cached_input: u.cached_input,
             estimated: false,
             reasoning: u.reasoning,
+            cache_write_input: u.cache_write,
         },
         None => Tokens {
             input: estimate_tokens(prompt.iter().map(|m| m.content.as_str())),
@@ -732,6 +733,7 @@ fn answered_record(
             cached_input: 0,
             estimated: true,
             reasoning: 0,
+            cache_write_input: 0,
         },
     };
     Record {
@@ -865,14 +867,9 @@ fn spawn_journal_writer(
                         .find(|(id, _)| id == &record.backend)
                         .and_then(|(_, p)| p.as_ref());
                     if let Some(pricing) = pricing {
-                        let t = &record.tokens;
-                        spent += crate::cost::request_cost_usd(
-                            pricing,
-                            t.input as f64,
-                            t.output as f64,
-                            t.cached_input as f64,
-                        )
-                        .unwrap_or(0.0);
+                        spent +=
+                            crate::cost::request_tokens_cost_usd(pricing, &record.tokens.billed())
+                                .unwrap_or(0.0);
                     }
                     if spent >= budget.limit_usd && !budget.stop.is_stopped() {
                         budget.stop.stop(StopReason::Budget {

@@ -449,6 +449,7 @@ fn summarize(
         tokens.input += t.input;
         tokens.output += t.output;
         tokens.cached_input += t.cached_input;
+        tokens.cache_write_input += t.cache_write_input;
         tokens.estimated |= t.estimated;
     }
     let latencies: Vec<f64> = tally.latencies.iter().flatten().copied().collect();

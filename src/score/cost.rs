@@ -67,14 +67,7 @@ pub fn summarize(
         Pricing::PerToken { .. } => s
             .item_tokens
             .iter()
-            .map(|t| {
-                cost::request_cost_usd(
-                    &pricing,
-                    t.input as f64,
-                    t.output as f64,
-                    t.cached_input as f64,
-                )
-            })
+            .map(|t| cost::request_tokens_cost_usd(&pricing, &t.billed()))
             .collect(),
         Pricing::Fixed { .. } => {
             match rpd.and_then(|r| cost::project(&price.pricing, 0.0, 0.0, r).ok()) {

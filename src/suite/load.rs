@@ -1230,7 +1230,8 @@ impl Resolver {
             let f = &p.value;
             let per_token = f.input_per_mtok.is_some()
                 || f.output_per_mtok.is_some()
-                || f.cached_input_per_mtok.is_some();
+                || f.cached_input_per_mtok.is_some()
+                || f.cache_write_per_mtok.is_some();
             let fixed = f.monthly_usd.is_some() || f.capacity_rps.is_some();
             let pricing = match (per_token, fixed) {
                 (true, true) => {
@@ -1247,6 +1248,7 @@ impl Resolver {
                         input_per_mtok: input,
                         output_per_mtok: output,
                         cached_input_per_mtok: f.cached_input_per_mtok,
+                        cache_write_per_mtok: f.cache_write_per_mtok,
                     },
                     _ => {
                         self.problem(

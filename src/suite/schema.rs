@@ -111,7 +111,7 @@ pub struct VolumeFile {
 }
 
 /// A backend's price: per token (`input_per_mtok`, `output_per_mtok`, optional
-/// `cached_input_per_mtok`, all USD per million tokens) or fixed (`monthly_usd`, optional
+/// `cached_input_per_mtok` and `cache_write_per_mtok`, all USD per million tokens) or fixed (`monthly_usd`, optional
 /// `capacity_rps` per instance). One struct rather than an untagged enum so a typo gets a
 /// precise error.
 #[derive(Debug, Deserialize, Clone, PartialEq)]
@@ -123,6 +123,9 @@ pub struct PricingFile {
     pub output_per_mtok: Option<f64>,
     #[serde(default)]
     pub cached_input_per_mtok: Option<f64>,
+    /// Input written to the prompt cache (Anthropic's 5-minute writes); input price when unset.
+    #[serde(default)]
+    pub cache_write_per_mtok: Option<f64>,
     #[serde(default)]
     pub monthly_usd: Option<f64>,
     #[serde(default)]

@@ -62,7 +62,7 @@ impl LocalBackend {
         // No language model, so no tokens: zero is the true count, not an unknown.
         Ok(Completion {
             text: label.clone(),
-            usage: Some(Usage { input: 0, output: 0, cached_input: 0, reasoning: 0 }),
+            usage: Some(Usage::default()),
             finish_reason: None,
             reasoning: None,
         })
