@@ -148,7 +148,7 @@ pub struct RecordView<'a> {
     pub cached_at: Option<&'a str>,
     /// The failure (its kind and message), when the request failed.
     pub error: Option<&'a RecordError>,
-    /// The reply was cut by the token limit (`finish_reason: length`).
+    /// The reply was cut by the token limit (see [`cut_by_token_limit`]).
     pub truncated: bool,
 }
 
@@ -165,7 +165,7 @@ impl<'a> From<&'a Record> for RecordView<'a> {
             cached: r.cached,
             cached_at: r.cached_at.as_deref(),
             error: r.error.as_ref(),
-            truncated: r.finish_reason.as_deref() == Some("length"),
+            truncated: cut_by_token_limit(r.finish_reason.as_deref()),
         }
     }
 }
@@ -183,9 +183,15 @@ impl<'a> From<&'a ScoredRecord> for RecordView<'a> {
             cached: r.cached,
             cached_at: r.cached_at.as_deref(),
             error: r.error.as_ref(),
-            truncated: r.finish_reason.as_deref() == Some("length"),
+            truncated: cut_by_token_limit(r.finish_reason.as_deref()),
         }
     }
+}
+
+/// Whether a reply ended at the token limit: OpenAI's `finish_reason: "length"` or Anthropic's
+/// `stop_reason: "max_tokens"` (records keep the server's own word).
+pub fn cut_by_token_limit(finish_reason: Option<&str>) -> bool {
+    matches!(finish_reason, Some("length" | "max_tokens"))
 }
 
 /// How many of a backend's most frequent error messages the report lists.
@@ -609,6 +615,15 @@ mod tests {
         let expected = (f1(1.0, 2.0 / 3.0) + f1(0.5, 0.5) + 1.0) / 3.0;
         assert!((s.macro_f1 - expected).abs() < 1e-12);
         assert_eq!(s.confusion[1], vec![0, 1, 0, 1]);
+    }
+
+    #[test]
+    fn both_apis_words_for_a_reply_cut_at_max_tokens_count_as_truncated() {
+        assert!(cut_by_token_limit(Some("length")));
+        assert!(cut_by_token_limit(Some("max_tokens")));
+        for other in [Some("stop"), Some("end_turn"), Some("tool_use"), Some(""), None] {
+            assert!(!cut_by_token_limit(other), "{other:?}");
+        }
     }
 }
 
