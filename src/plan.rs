@@ -30,7 +30,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::backend::batch::{BatchClient, OpenAiBatch, PollBackoff};
 use crate::backend::cache::ResponseCache;
-use crate::backend::{BackendClient, LocalBackend, OpenAiBackend, ReplayBackend, RetryPolicy};
+use crate::backend::{
+    AnthropicBackend, BackendClient, LocalBackend, OpenAiBackend, ReplayBackend, RetryPolicy,
+};
 use crate::cost::{BatchDiscount, PriceTable, Pricing};
 use crate::error::{Error, Result, SuiteErrors};
 use crate::journal::{
@@ -423,6 +425,18 @@ fn client(
             let client = OpenAiBackend::new(spec, api_key, http.clone(), schema);
             (BackendClient::OpenAi(client), None)
         }
+        Provider::Anthropic => {
+            // The API requires `max_tokens`: classification gets the same default as above, and
+            // extraction the backend's own (`anthropic::DEFAULT_MAX_TOKENS`).
+            let mut spec = spec.clone();
+            if suite.task.kind == TaskKind::Classification {
+                spec.max_tokens = spec.max_tokens.or(Some(default_max_tokens(&spec, suite)));
+            }
+            let schema = (suite.task.kind == TaskKind::Extraction)
+                .then(|| prompt::schema::json_schema(&suite.task.fields));
+            let client = AnthropicBackend::new(&spec, api_key, http.clone(), schema);
+            (BackendClient::Anthropic(client), None)
+        }
         Provider::Local => {
             let started = Instant::now();
             let local = LocalBackend::train(suite, templates)
@@ -457,7 +471,7 @@ fn batch_plan(
             http.clone(),
             spec.timeout,
         )),
-        Provider::Local | Provider::Replay => {
+        Provider::Anthropic | Provider::Local | Provider::Replay => {
             return Err(Error::Usage(format!(
                 "backend `{}`: the {} provider has no batch API",
                 spec.id,

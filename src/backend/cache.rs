@@ -123,6 +123,16 @@ pub fn cache_key(provider: &str, base_url: &str, model: &str, request_body: &[u8
     hex
 }
 
+/// The key of one sample of a request: [`cache_key`] over the exact body bytes, with repeated
+/// samples (`epoch` > 0) of one prompt under keys of their own.
+pub fn sample_key(provider: &str, base_url: &str, model: &str, body: &str, epoch: u32) -> String {
+    if epoch == 0 {
+        cache_key(provider, base_url, model, body.as_bytes())
+    } else {
+        cache_key(provider, base_url, model, format!("{body}\n#epoch={epoch}").as_bytes())
+    }
+}
+
 /// What went wrong with the cache. Every message names the database file and
 /// says how to get going again.
 ///

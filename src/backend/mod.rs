@@ -8,6 +8,7 @@
 //! object: backends are a closed set known to the plan, and an enum keeps `send` a plain
 //! `async fn` with no boxed futures on the hot path.
 
+mod anthropic;
 pub mod batch;
 pub mod cache;
 pub mod local;
@@ -18,6 +19,7 @@ mod wire;
 
 use std::time::Duration;
 
+pub use anthropic::AnthropicBackend;
 pub use local::LocalBackend;
 pub use openai::OpenAiBackend;
 pub use replay::ReplayBackend;
@@ -133,6 +135,8 @@ impl std::fmt::Display for BackendError {
 /// A ready-to-use backend.
 pub enum BackendClient {
     OpenAi(OpenAiBackend),
+    /// Anthropic's Messages API.
+    Anthropic(AnthropicBackend),
     Local(LocalBackend),
     /// Replies read from a file; nothing is sent.
     Replay(ReplayBackend),
@@ -140,7 +144,7 @@ pub enum BackendClient {
 
 /// A request ready to send, built once for all its attempts.
 pub enum Prepared {
-    /// For an OpenAI-compatible server: the exact body, serialised once.
+    /// For an OpenAI-compatible server or Anthropic's API: the exact body, serialised once.
     Body(Box<serde_json::value::RawValue>),
     /// The local backend reads the messages themselves.
     Messages,
@@ -163,6 +167,7 @@ impl BackendClient {
     pub fn prepare(&self, messages: &[ChatMessage]) -> Result<Prepared, BackendError> {
         match self {
             BackendClient::OpenAi(b) => b.body(messages).map(Prepared::Body),
+            BackendClient::Anthropic(b) => b.body(messages).map(Prepared::Body),
             BackendClient::Local(_) => Ok(Prepared::Messages),
             BackendClient::Replay(b) => b.take(messages).map(|r| Prepared::Replay(Box::new(r))),
         }
@@ -177,15 +182,22 @@ impl BackendClient {
                 provider: OpenAiBackend::PROVIDER,
                 model: b.model(),
             }),
+            (BackendClient::Anthropic(b), Prepared::Body(body)) => Some(CacheSlot {
+                key: b.cache_key(body, epoch),
+                provider: AnthropicBackend::PROVIDER,
+                model: b.model(),
+            }),
             _ => None,
         }
     }
 
     /// The form of structured output the backend's requests carry now (`json_schema`,
-    /// `json_object` or `off`); `None` when it asks for none.
+    /// `json_object` or `off`; `tool` for Anthropic's forced tool call); `None` when it asks for
+    /// none.
     pub fn structured_output_used(&self) -> Option<&'static str> {
         match self {
             BackendClient::OpenAi(b) => b.structured_output_used(),
+            BackendClient::Anthropic(b) => b.structured_output_used(),
             BackendClient::Local(_) | BackendClient::Replay(_) => None,
         }
     }
@@ -195,10 +207,13 @@ impl BackendClient {
     pub fn parse_batch_reply(&self, body: &str) -> Result<Completion, BackendError> {
         match self {
             BackendClient::OpenAi(b) => b.parse_completion(body),
-            BackendClient::Local(_) | BackendClient::Replay(_) => Err(BackendError::new(
-                ErrorKind::Internal,
-                "this backend has no batch API, so it has no batch replies",
-            )),
+            // Anthropic backends run live only (see `Provider::has_batch_api`).
+            BackendClient::Anthropic(_) | BackendClient::Local(_) | BackendClient::Replay(_) => {
+                Err(BackendError::new(
+                    ErrorKind::Internal,
+                    "this backend has no batch API, so it has no batch replies",
+                ))
+            }
         }
     }
 
@@ -212,6 +227,8 @@ impl BackendClient {
             (BackendClient::OpenAi(b), _) if b.negotiates() => b.send_negotiating(messages).await,
             (BackendClient::OpenAi(b), Prepared::Body(body)) => b.send(body).await,
             (BackendClient::OpenAi(b), _) => b.send(&b.body(messages)?).await,
+            (BackendClient::Anthropic(b), Prepared::Body(body)) => b.send(body).await,
+            (BackendClient::Anthropic(b), _) => b.send(&b.body(messages)?).await,
             (BackendClient::Local(b), _) => b.complete(messages),
             (BackendClient::Replay(_), Prepared::Replay(r)) => r.outcome.clone(),
             (BackendClient::Replay(b), _) => b.take(messages)?.outcome,

@@ -234,14 +234,7 @@ impl OpenAiBackend {
     /// The response-cache key of a request: provider, server, model and the exact body bytes
     /// (never the key). Repeated samples (`epoch` > 0) of one prompt get keys of their own.
     pub fn cache_key(&self, body: &RawValue, epoch: u32) -> String {
-        let key = |bytes: &[u8]| {
-            super::cache::cache_key(Self::PROVIDER, &self.base_url, &self.model, bytes)
-        };
-        if epoch == 0 {
-            key(body.get().as_bytes())
-        } else {
-            key(format!("{}\n#epoch={epoch}", body.get()).as_bytes())
-        }
+        super::cache::sample_key(Self::PROVIDER, &self.base_url, &self.model, body.get(), epoch)
     }
 
     pub fn model(&self) -> &str {

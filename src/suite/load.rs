@@ -16,8 +16,8 @@ use super::schema::{
 };
 use super::{
     BackendSpec, Dataset, FewShot, Fields, Item, Price, Provider, ReplaySource, Selection,
-    Strategy, StructuredOutput, Suite, Task, TaskKind, TemplateLines, DEFAULT_CONCURRENCY,
-    OPENAI_BASE_URL, OPENAI_KEY_ENV,
+    Strategy, StructuredOutput, Suite, Task, TaskKind, TemplateLines, ANTHROPIC_BASE_URL,
+    ANTHROPIC_KEY_ENV, DEFAULT_CONCURRENCY, OPENAI_BASE_URL, OPENAI_KEY_ENV,
 };
 use crate::cost::{PriceTable, Pricing};
 use crate::error::{SuiteErrors, SuiteProblem};
@@ -838,6 +838,7 @@ impl Resolver {
         }
         let provider = match b.provider.value {
             ProviderKind::Openai => Provider::Openai,
+            ProviderKind::Anthropic => Provider::Anthropic,
             ProviderKind::Local => Provider::Local,
             ProviderKind::Replay => Provider::Replay,
         };
@@ -887,25 +888,43 @@ impl Resolver {
                 None => Strategy::ZeroShot,
                 Some(s) => self.resolve_strategy(s, key, task, train),
             },
-            Provider::Openai => {
+            Provider::Openai | Provider::Anthropic => {
+                let anthropic = provider == Provider::Anthropic;
                 if b.model.as_ref().is_none_or(|m| m.value.trim().is_empty()) {
                     self.problem(
                         id_line,
                         &format!("{key}.model"),
-                        "an openai backend needs a `model`",
-                        "e.g. `model: gpt-4o-mini`",
+                        format!("an {} backend needs a `model`", provider.as_str()),
+                        if anthropic {
+                            "e.g. `model: claude-haiku-4-5`"
+                        } else {
+                            "e.g. `model: gpt-4o-mini`"
+                        },
                     );
                 }
                 if let Some(url) = &b.base_url {
                     let u = url.value.trim();
-                    if !(u.starts_with("http://") || u.starts_with("https://"))
-                        || reqwest::Url::parse(u).is_err()
-                    {
+                    let parsed = reqwest::Url::parse(u);
+                    if !(u.starts_with("http://") || u.starts_with("https://")) || parsed.is_err() {
                         self.problem(
                             line(url),
                             &format!("{key}.base_url"),
                             format!("`{u}` is not an http(s) URL"),
-                            "e.g. `base_url: http://localhost:8000/v1`",
+                            if anthropic {
+                                "e.g. `base_url: https://api.anthropic.com/v1`"
+                            } else {
+                                "e.g. `base_url: http://localhost:8000/v1`"
+                            },
+                        );
+                    } else if anthropic
+                        && parsed.is_ok_and(|p| p.path().trim_matches('/').is_empty())
+                    {
+                        // Requests go to `{base_url}/messages`: a bare host would miss `/v1`.
+                        self.problem(
+                            line(url),
+                            &format!("{key}.base_url"),
+                            format!("`{u}` has no path; an anthropic `base_url` ends with the API version"),
+                            format!("e.g. `base_url: {}/v1` (requests go to `{{base_url}}/messages`)", u.trim_end_matches('/')),
                         );
                     }
                 }
@@ -914,8 +933,20 @@ impl Resolver {
                     if name.is_empty()
                         || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                     {
-                        self.problem(line(env), &format!("{key}.api_key_env"), format!("`{name}` is not an environment variable name"), "name the variable that holds the key (e.g. OPENAI_API_KEY), never the key itself");
+                        let example = if anthropic { ANTHROPIC_KEY_ENV } else { OPENAI_KEY_ENV };
+                        self.problem(line(env), &format!("{key}.api_key_env"), format!("`{name}` is not an environment variable name"), format!("name the variable that holds the key (e.g. {example}), never the key itself"));
                     }
+                }
+                // The Messages API takes a temperature from 0 to 1.
+                if let Some(t) =
+                    b.temperature.as_ref().filter(|t| anthropic && t.value > 1.0 && t.value <= 2.0)
+                {
+                    self.problem(
+                        line(t),
+                        &format!("{key}.temperature"),
+                        "an anthropic backend's temperature must be between 0 and 1",
+                        "Anthropic's API takes 0 to 1 (1 is its default)",
+                    );
                 }
                 match &b.strategy {
                     None => Strategy::ZeroShot,
@@ -924,18 +955,27 @@ impl Resolver {
             }
         };
         let base_url = match provider {
-            Provider::Openai => {
-                Some(b.base_url.as_ref().map_or(OPENAI_BASE_URL.to_string(), |u| {
+            Provider::Openai | Provider::Anthropic => {
+                let default =
+                    if provider == Provider::Openai { OPENAI_BASE_URL } else { ANTHROPIC_BASE_URL };
+                Some(b.base_url.as_ref().map_or(default.to_string(), |u| {
                     u.value.trim().trim_end_matches('/').to_string()
                 }))
             }
             Provider::Local | Provider::Replay => None,
         };
         // The OpenAI key is only assumed for the OpenAI API itself; self-hosted servers usually
-        // need none, and sending an OpenAI key to them would leak it.
+        // need none, and sending an OpenAI key to them would leak it. Likewise the Anthropic key
+        // goes only to the Anthropic API unless the suite names a variable for another server.
         let api_key_env = match (&b.api_key_env, provider, &b.base_url) {
             (Some(env), _, _) => Some(env.value.trim().to_string()),
             (None, Provider::Openai, None) => Some(OPENAI_KEY_ENV.to_string()),
+            (None, Provider::Anthropic, None) => Some(ANTHROPIC_KEY_ENV.to_string()),
+            (None, Provider::Anthropic, Some(url))
+                if url.value.trim().trim_end_matches('/') == ANTHROPIC_BASE_URL =>
+            {
+                Some(ANTHROPIC_KEY_ENV.to_string())
+            }
             _ => None,
         };
         let price = self.resolve_price(b, key, provider);
@@ -998,7 +1038,7 @@ impl Resolver {
                 );
                 StructuredOutput::Off
             }
-            (Some(s), true) if provider != Provider::Openai => {
+            (Some(s), true) if !matches!(provider, Provider::Openai | Provider::Anthropic) => {
                 self.problem(
                     line(s),
                     &format!("{key}.structured_output"),
@@ -1007,6 +1047,24 @@ impl Resolver {
                 );
                 StructuredOutput::Off
             }
+            // Anthropic has no JSON mode without a schema: structured output is a tool call.
+            (Some(s), true)
+                if provider == Provider::Anthropic
+                    && s.value == StructuredOutputFile::JsonObject =>
+            {
+                self.problem(
+                    line(s),
+                    &format!("{key}.structured_output"),
+                    "an anthropic backend has no `json_object` form",
+                    "use `json_schema` (the fields' schema as a forced tool call, the default) or `off`",
+                );
+                StructuredOutput::Off
+            }
+            // One form only, so nothing to negotiate: `auto` is the tool call.
+            (Some(s), true) if provider == Provider::Anthropic => match s.value {
+                StructuredOutputFile::Off => StructuredOutput::Off,
+                _ => StructuredOutput::JsonSchema,
+            },
             (Some(s), true) => match s.value {
                 StructuredOutputFile::JsonSchema => StructuredOutput::JsonSchema,
                 StructuredOutputFile::JsonObject => StructuredOutput::JsonObject,
@@ -1018,6 +1076,8 @@ impl Resolver {
             {
                 StructuredOutput::JsonSchema
             }
+            // Tool use is part of the Messages API itself, on every server that speaks it.
+            (None, true) if provider == Provider::Anthropic => StructuredOutput::JsonSchema,
             (None, _) => StructuredOutput::Off,
         };
         let trained_on = b.trained_on.as_ref().and_then(|t| {
@@ -1296,7 +1356,7 @@ impl Resolver {
             return Some(Price { pricing, origin: "suite".into(), as_of: None, source: None });
         }
         // A replay costs nothing to run; its price is only what the suite says it would cost.
-        if provider != Provider::Openai {
+        if !matches!(provider, Provider::Openai | Provider::Anthropic) {
             return None;
         }
         let model = b.model.as_ref()?.value.trim();

@@ -156,6 +156,8 @@ impl serde::Serialize for Fields {
 #[serde(rename_all = "kebab-case")]
 pub enum Provider {
     Openai,
+    /// Anthropic's Messages API.
+    Anthropic,
     Local,
     /// Replies read from a file (an earlier run's journal or predictions made elsewhere).
     Replay,
@@ -167,13 +169,15 @@ impl Provider {
     pub fn has_batch_api(self) -> bool {
         match self {
             Provider::Openai => true,
-            Provider::Local | Provider::Replay => false,
+            // Anthropic's Message Batches API is not wired in yet: its backends run live.
+            Provider::Anthropic | Provider::Local | Provider::Replay => false,
         }
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
             Provider::Openai => "openai",
+            Provider::Anthropic => "anthropic",
             Provider::Local => "local",
             Provider::Replay => "replay",
         }
@@ -238,7 +242,8 @@ pub struct BackendSpec {
     pub tokens_per_minute: Option<f64>,
     /// The fine-tuning file the model was trained on, resolved against the suite's folder.
     pub trained_on: Option<PathBuf>,
-    /// Extraction: how requests carry a JSON schema made from the fields (`response_format`).
+    /// Extraction: how requests carry a JSON schema made from the fields (`response_format`;
+    /// for Anthropic, a forced tool call, or `Off`).
     pub structured_output: StructuredOutput,
     /// Tags of a leading reasoning block (`<think>…</think>`) taken off replies before parsing.
     pub reasoning_tags: Vec<String>,
@@ -286,6 +291,11 @@ pub const DEFAULT_CONCURRENCY: usize = 16;
 pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 /// The key variable for the OpenAI API when a backend names none.
 pub const OPENAI_KEY_ENV: &str = "OPENAI_API_KEY";
+/// The Anthropic API, used when an `anthropic` backend names no `base_url`. Like an OpenAI
+/// `base_url`, it ends with the API version: requests go to `{base_url}/messages`.
+pub const ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com/v1";
+/// The key variable for the Anthropic API when a backend names none.
+pub const ANTHROPIC_KEY_ENV: &str = "ANTHROPIC_API_KEY";
 
 /// A backend's price with its provenance.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

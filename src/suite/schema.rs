@@ -274,6 +274,8 @@ pub enum DataSource {
 #[serde(rename_all = "kebab-case")]
 pub enum ProviderKind {
     Openai,
+    /// Anthropic's Messages API.
+    Anthropic,
     Local,
     Replay,
 }
@@ -334,6 +336,8 @@ pub struct BackendFile {
     /// (OpenAI's `response_format`; `on`/`true` are aliases), `json_object` (with the schema
     /// beside it, as llama-cpp-python takes it), `off` (`false`), or `auto`: negotiated with the
     /// server on the first requests. Unset: `json_schema` for OpenAI and Azure, `off` elsewhere.
+    /// For `anthropic`: `json_schema`, `on` and `auto` send a forced tool call with the schema
+    /// (also the default), `off` none, and `json_object` is refused.
     #[serde(default)]
     pub structured_output: Option<Spanned<StructuredOutputFile>>,
     /// The fine-tuning file the model was trained on (relative to the suite): a run warns when
