@@ -354,7 +354,7 @@ fn binary_age(bin: &Path) -> String {
 
 fn start_server(latency: Duration) -> TestServer {
     TestServer::start_in_thread_with(
-        ServerOptions { record_requests: false },
+        ServerOptions { record_requests: false, ..ServerOptions::default() },
         move |req, _attempt| {
             let text = req.last_user_text().unwrap_or_default();
             // An extraction item carries its answer after `ANSWER `; a ticket names its label.

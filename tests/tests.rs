@@ -1,6 +1,9 @@
 //! evalgate's integration tests: one test binary (as ripgrep does), modules under `tests/it/`.
 //!
 //! - `run_openai`: runs against the in-process OpenAI-compatible server (`support::openai_server`)
+//! - `anthropic`: `provider: anthropic` against the in-process Messages API server
+//!   (`support::anthropic_server`): request shape, tool-call extraction, cache tokens and cost,
+//!   retries and rate-limit headers, a wrong key, truncation, thinking, key hygiene, validation
 //! - `export`: fine-tuning JSONL against the prompts a fine-tuned backend sends
 //! - `validate`: suite and data errors from `evalgate validate`
 //! - `cli`: the binary's flags, exit codes, skipped backends and credential hygiene
@@ -32,6 +35,8 @@ mod support;
 
 #[path = "it/across_runs.rs"]
 mod across_runs;
+#[path = "it/anthropic.rs"]
+mod anthropic;
 #[path = "it/batch.rs"]
 mod batch;
 #[path = "it/cli.rs"]

@@ -2,6 +2,7 @@
 //! binary, reading a run's outputs, and reference statistics computed independently of evalgate.
 #![allow(dead_code)]
 
+pub mod anthropic_server;
 pub mod batch_server;
 pub mod openai_server;
 
@@ -97,13 +98,14 @@ pub fn rows_csv(rows: &[Row]) -> String {
     csv(&["id", "text", "label"], &rows)
 }
 
-/// The binary, with a clean environment for what evalgate reads: no OpenAI key or base URL and
-/// no step summary from the machine running the tests, run from `cwd`.
+/// The binary, with a clean environment for what evalgate reads: no OpenAI or Anthropic key, no
+/// OpenAI base URL and no step summary from the machine running the tests, run from `cwd`.
 pub fn evalgate(cwd: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_evalgate"));
     cmd.current_dir(cwd)
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENAI_BASE_URL")
+        .env_remove("ANTHROPIC_API_KEY")
         .env_remove("GITHUB_STEP_SUMMARY")
         .env("NO_COLOR", "1");
     cmd

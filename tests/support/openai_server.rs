@@ -169,7 +169,8 @@ pub enum Reply {
         /// `FINISH_REASON_NULL` sends JSON null.
         finish_reason: Option<String>,
     },
-    /// An error status with a body and extra headers (e.g. 429 + Retry-After). Content-Type is
+    /// An error status with a body and extra headers (e.g. 429 + Retry-After; any status goes, so
+    /// the Anthropic server sends its 200 messages this way). Content-Type is
     /// application/json unless `headers` sets one; Content-Length/Transfer-Encoding in
     /// `headers` are ignored (hyper computes them).
     Error { status: u16, body: String, headers: Vec<(String, String)> },
@@ -303,11 +304,14 @@ pub struct ServerOptions {
     /// Keep every request for `requests()` (default true). `request_count()` and the attempt
     /// counter work either way.
     pub record_requests: bool,
+    /// The path whose POSTs the handler answers (default `/v1/chat/completions`; the Anthropic
+    /// test server serves `/v1/messages` with this machinery).
+    pub chat_path: &'static str,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        ServerOptions { record_requests: true }
+        ServerOptions { record_requests: true, chat_path: "/v1/chat/completions" }
     }
 }
 
@@ -319,6 +323,7 @@ type Handler = dyn Fn(&RecordedRequest, usize) -> Reply + Send + Sync + 'static;
 struct Shared {
     handler: Box<Handler>,
     record: bool,
+    chat_path: &'static str,
     requests: Mutex<Vec<RecordedRequest>>,
     count: AtomicUsize,
     attempts: Mutex<HashMap<Bytes, usize>>,
@@ -371,7 +376,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl TestServer {
-    /// Bind 127.0.0.1:0 on the current tokio runtime and serve `POST /v1/chat/completions`
+    /// Bind 127.0.0.1:0 on the current tokio runtime and serve `POST /v1/chat/completions` (or
+    /// `ServerOptions::chat_path`)
     /// with `handler` (anything else: 404, OpenAI-shaped). The handler gets the request and the
     /// 1-based count of chat requests so far with the same body.
     ///
@@ -393,6 +399,7 @@ impl TestServer {
         let shared = Arc::new(Shared {
             handler: Box::new(handler),
             record: options.record_requests,
+            chat_path: options.chat_path,
             requests: Mutex::new(Vec::new()),
             count: AtomicUsize::new(0),
             attempts: Mutex::new(HashMap::new()),
@@ -551,7 +558,7 @@ async fn handle(
         Ok(collected) => collected.to_bytes(),
         Err(_) => return Err(AbortConnection),
     };
-    let is_chat = parts.method == Method::POST && parts.uri.path() == "/v1/chat/completions";
+    let is_chat = parts.method == Method::POST && parts.uri.path() == shared.chat_path;
     let recorded = RecordedRequest {
         method: parts.method.as_str().to_owned(),
         path: parts.uri.path().to_owned(),
