@@ -113,7 +113,8 @@ mod tests {
             status: Some(status),
             ..BackendError::new(ErrorKind::Http, "")
         };
-        for status in [408, 409, 429, 500, 503, 599] {
+        // 529 is Anthropic's "overloaded".
+        for status in [408, 409, 429, 500, 503, 529, 599] {
             assert!(is_retryable(&http(status)), "{status}");
         }
         for status in [400, 401, 403, 404, 422] {

@@ -230,15 +230,16 @@ pub struct BackendResult {
     /// request failed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub error_messages: Vec<ErrorMessageResult>,
-    /// Answered samples whose reply was cut by the token limit (`finish_reason: length`);
-    /// absent when none was.
+    /// Answered samples whose reply was cut by the token limit (`finish_reason: length`, or
+    /// Anthropic's `stop_reason: max_tokens`); absent when none was.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub truncated: u64,
     /// Why the run stopped sending to this backend (an error no retry can fix), when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
     /// Extraction: the structured output the backend's requests used in the end (`json_schema`,
-    /// `json_object` or `off`); absent when it asked for none.
+    /// `json_object` or `off`; `tool` for Anthropic's forced tool call); absent when it asked for
+    /// none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub structured_output_used: Option<String>,
     /// Extraction: each field's scores, by name.
