@@ -1056,6 +1056,33 @@ backends:
     }
 
     #[test]
+    fn an_anthropic_backend_is_keyed_priced_and_estimated_like_any_paid_api() {
+        let text = SUITE.replacen(
+            "  - id: a\n    provider: openai\n    model: m\n    base_url: http://127.0.0.1:9/v1\n    api_key_env: KEY_A\n    max_attempts: 2\n    pricing: { input_per_mtok: 1, output_per_mtok: 2 }\n",
+            "  - id: a\n    provider: anthropic\n    model: claude-haiku-4-5\n",
+            1,
+        );
+        let s = suite(&text);
+        assert_eq!(s.backends[1].api_key_env.as_deref(), Some("ANTHROPIC_API_KEY"));
+        assert_eq!(s.backends[1].base_url.as_deref(), Some("https://api.anthropic.com/v1"));
+        let price = s.backends[1].price.as_ref().expect("a built-in price");
+        assert_eq!(price.origin, "built-in");
+        // No key: skipped like any backend whose key is missing, before anything is sent.
+        let plan = RunPlan::resolve(s.clone(), &RunOptions::default(), &keys).unwrap();
+        assert_eq!(plan.skipped[0].reason, "environment variable ANTHROPIC_API_KEY is not set");
+        let with_key = |name: &str| {
+            matches!(name, "ANTHROPIC_API_KEY" | "KEY_B").then(|| "sk-test".to_string())
+        };
+        let plan = RunPlan::resolve(s, &RunOptions::default(), &with_key).unwrap();
+        assert!(matches!(plan.backends[1].client, BackendClient::Anthropic(_)));
+        // $1 / $5 per million: six prompts of the same length, a 5-token reply allowance each.
+        let estimate = plan.estimate().unwrap();
+        let per_request = usd(&estimate, "a") / 6.0;
+        let input = (per_request * 1e6 - 5.0 * 5.0) / 1.0;
+        assert!(input > 0.0 && (input - input.round()).abs() < 1e-6, "{input} input tokens");
+    }
+
+    #[test]
     fn an_unknown_backend_is_an_error_naming_those_there_are() {
         let options = RunOptions { backends: vec!["nope".into()], ..RunOptions::default() };
         let Err(e) = resolve(&options, &keys) else { panic!("no such backend") };
