@@ -304,7 +304,7 @@ fn write_report(
         for b in truncated {
             writeln!(
                 md,
-                "- `{}`: {} of {} answered replies ended at `max_tokens` (`finish_reason: length`); raise its `max_tokens` if the answers were cut short",
+                "- `{}`: {} of {} answered replies ended at `max_tokens` (`finish_reason: length`, or `stop_reason: max_tokens` from Anthropic); raise its `max_tokens` if the answers were cut short",
                 cell(&b.id),
                 b.truncated,
                 b.answered
