@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::backend::batch::{BatchClient, OpenAiBatch, PollBackoff};
+use crate::backend::batch::{AnthropicBatch, BatchClient, OpenAiBatch, PollBackoff};
 use crate::backend::cache::ResponseCache;
 use crate::backend::{
     AnthropicBackend, BackendClient, LocalBackend, OpenAiBackend, ReplayBackend, RetryPolicy,
@@ -471,7 +471,13 @@ fn batch_plan(
             http.clone(),
             spec.timeout,
         )),
-        Provider::Anthropic | Provider::Local | Provider::Replay => {
+        Provider::Anthropic => BatchClient::Anthropic(AnthropicBatch::new(
+            spec.base_url.as_deref().unwrap_or_default(),
+            api_key,
+            http.clone(),
+            spec.timeout,
+        )),
+        Provider::Local | Provider::Replay => {
             return Err(Error::Usage(format!(
                 "backend `{}`: the {} provider has no batch API",
                 spec.id,

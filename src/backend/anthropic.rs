@@ -200,10 +200,16 @@ impl AnthropicBackend {
                 retry_after: wait,
             });
         }
-        let message: LenientMessage = serde_json::from_str(&text).map_err(|e| {
+        self.parse_message(&text)
+    }
+
+    /// A Messages API response body, live or a succeeded line of a Message Batch (whose
+    /// `message` is the same object), read into the answer.
+    pub fn parse_message(&self, text: &str) -> Result<Completion, BackendError> {
+        let message: LenientMessage = serde_json::from_str(text).map_err(|e| {
             BackendError::new(
                 ErrorKind::MalformedResponse,
-                format!("response is not a message ({e}): {}", excerpt(&text, 200)),
+                format!("response is not a message ({e}): {}", excerpt(text, 200)),
             )
         })?;
         let mut completion = message.into_completion(self.schema.is_some())?;

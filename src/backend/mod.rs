@@ -207,13 +207,11 @@ impl BackendClient {
     pub fn parse_batch_reply(&self, body: &str) -> Result<Completion, BackendError> {
         match self {
             BackendClient::OpenAi(b) => b.parse_completion(body),
-            // Anthropic backends run live only (see `Provider::has_batch_api`).
-            BackendClient::Anthropic(_) | BackendClient::Local(_) | BackendClient::Replay(_) => {
-                Err(BackendError::new(
-                    ErrorKind::Internal,
-                    "this backend has no batch API, so it has no batch replies",
-                ))
-            }
+            BackendClient::Anthropic(b) => b.parse_message(body),
+            BackendClient::Local(_) | BackendClient::Replay(_) => Err(BackendError::new(
+                ErrorKind::Internal,
+                "this backend has no batch API, so it has no batch replies",
+            )),
         }
     }
 

@@ -8,7 +8,8 @@
 //!    exactly as the live path does, and only the others go into a batch.
 //! 3. Each batch is recorded in `batches.json` before its input is uploaded, and again the
 //!    moment it has an id. Its metadata carries a token, so a batch whose create response was
-//!    lost is found again (by listing the provider's batches) rather than made twice.
+//!    lost is found again (by listing the provider's batches) rather than made twice, where the
+//!    provider keeps metadata (OpenAI; Anthropic's batches have none, see `AnthropicBatch::find`).
 //! 4. The batch is polled with backoff ([`PollBackoff`]) until it ends. A stop (Ctrl-C, the
 //!    budget) ends the polling at once: the batch runs on at the provider, its samples get no
 //!    record, and `--resume` collects it.
@@ -294,9 +295,23 @@ impl BatchDriver {
     /// Submits `pending` in batches of at most the provider's size, adding each to `open`.
     async fn submit(&mut self, pending: Vec<Pending>, round: u32, open: &mut Vec<BatchEntry>) {
         let size = self.api.max_requests().max(1);
+        let max_bytes = self.api.max_bytes();
         let mut pending = pending;
         while !pending.is_empty() {
-            let rest = pending.split_off(pending.len().min(size));
+            // As many requests as fit both limits, and always at least one (a single request
+            // too large for a batch is the server's to refuse, with its message).
+            let mut bytes = 0usize;
+            let fit = pending
+                .iter()
+                .take(size)
+                .take_while(|p| {
+                    // The body and room for its envelope (`custom_id`, keys, separators).
+                    bytes = bytes.saturating_add(p.body.get().len() + 100);
+                    bytes <= max_bytes
+                })
+                .count()
+                .max(1);
+            let rest = pending.split_off(fit);
             let chunk = std::mem::replace(&mut pending, rest);
             let items = &self.context.suite.test.items;
             let (requests, samples): (Vec<BatchRequest>, Vec<(String, Sample)>) = chunk

@@ -1194,7 +1194,7 @@ impl Resolver {
                         &format!("{key}.{name}"),
                         format!("the {} backend has no batch API", provider.as_str()),
                         format!(
-                            "remove `{name}`; batch mode is for backends whose provider has a batch API (openai)"
+                            "remove `{name}`; batch mode is for backends whose provider has a batch API (openai, anthropic)"
                         ),
                     );
                 }

@@ -168,9 +168,8 @@ impl Provider {
     /// (`batch: true`, `--batch`).
     pub fn has_batch_api(self) -> bool {
         match self {
-            Provider::Openai => true,
-            // Anthropic's Message Batches API is not wired in yet: its backends run live.
-            Provider::Anthropic | Provider::Local | Provider::Replay => false,
+            Provider::Openai | Provider::Anthropic => true,
+            Provider::Local | Provider::Replay => false,
         }
     }
 

@@ -603,10 +603,6 @@ backends:
     provider: anthropic
     model: claude-haiku-4-5
     base_url: https://proxy.example.com
-  - id: batched
-    provider: anthropic
-    model: claude-haiku-4-5
-    batch: true
 "#;
     ws.write("suite.yaml", suite);
     let out = output(evalgate(ws.path()).arg("validate").arg("suite.yaml"));
@@ -618,8 +614,6 @@ backends:
     for (needle, message) in [
         ("temperature: 1.5", "temperature must be between 0 and 1"),
         ("base_url: https://proxy", "ends with the API version"),
-        // Anthropic's Message Batches are not wired in: the backend runs live only.
-        ("batch: true", "the anthropic backend has no batch API"),
     ] {
         let at = format!("suite.yaml:{}", line_of(suite, needle));
         assert!(

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::support::anthropic_server::{self, Message, Usage};
 use crate::support::batch_server::{BatchServer, LineReply};
 use crate::support::*;
 
@@ -56,6 +57,16 @@ struct Setup {
 /// A suite of `n` numbered items and one `gpt-4o-mini` backend (the built-in price) on `server`
 /// in batch mode, polled every 20 ms; its key is a distinctive value in a variable of its own.
 fn setup(n: usize, server: &BatchServer, extra: &str) -> Setup {
+    let backend = format!(
+        "  - id: mini\n    provider: openai\n    model: gpt-4o-mini\n    base_url: {}\n",
+        server.base_url()
+    );
+    setup_backend(n, &backend, extra)
+}
+
+/// The suite of [`setup`] with `backend` (its first lines: id, provider, model, base_url) in
+/// batch mode.
+fn setup_backend(n: usize, backend: &str, extra: &str) -> Setup {
     let ws = Workspace::new();
     let rows: Vec<Row> =
         (0..n).map(|i| row(&format!("it-{i}"), &format!("item {i}"), gold(i))).collect();
@@ -73,16 +84,11 @@ task:
 data:
   test: test.csv
 backends:
-  - id: mini
-    provider: openai
-    model: gpt-4o-mini
-    base_url: {}
-    api_key_env: {key_var}
+{backend}    api_key_env: {key_var}
     batch: true
     batch_poll_secs: 0.02
     max_retry_delay_secs: 0.05
-{extra}"#,
-        server.base_url()
+{extra}"#
     );
     let suite = ws.write("suite.yaml", &suite);
     Setup { ws, suite, key_var, key }
@@ -246,12 +252,15 @@ fn only_the_requests_the_cache_lacks_go_into_the_batch() {
 
 /// Stops a run (`signal`: `INT` for Ctrl-C, `KILL` for kill -9) once its batch is recorded in
 /// the run directory, resumes it, and checks that the server has exactly one batch and every
-/// item one record.
-fn stop_after_the_batch_is_created_then_resume(signal: &str) {
+/// item one record; on an OpenAI backend, or an Anthropic one (`anthropic`).
+fn stop_after_the_batch_is_created_then_resume(signal: &str, anthropic: bool) {
     const N: usize = 16;
-    let server = BatchServer::start(0, |body, _| LineReply::chat(known_answer(body)));
+    let handler = |body: &Value, _| LineReply::chat(known_answer(body));
+    let server =
+        if anthropic { BatchServer::anthropic(0, handler) } else { BatchServer::start(0, handler) };
     server.hold(true);
-    let s = setup(N, &server, "");
+    let s = if anthropic { anthropic_setup(N, &server, "") } else { setup(N, &server, "") };
+    let id_of_backend = if anthropic { "claude" } else { "mini" };
     let run = s.ws.run_dir("run");
     let mut child = s.spawn(&run);
     wait_until(Duration::from_secs(30), "the batch id in batches.json", || {
@@ -285,12 +294,22 @@ fn stop_after_the_batch_is_created_then_resume(signal: &str) {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let batches = server.batches();
     assert_eq!(batches.len(), 1, "the resumed run collected the batch, and submitted none");
-    assert_eq!(server.uploads().len(), 1);
+    if anthropic {
+        let creates: Vec<String> = server
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST")
+            .map(|r| r.path.clone())
+            .collect();
+        assert_eq!(creates, ["/v1/messages/batches"], "one create in all");
+    } else {
+        assert_eq!(server.uploads().len(), 1);
+    }
     let counts = records_per_item(&run);
     assert_eq!(counts.len(), N);
     assert!(counts.values().all(|&c| c == 1), "every item once: {counts:?}");
     let results = results(&run);
-    let b = backend(&results, "mini");
+    let b = backend(&results, id_of_backend);
     assert_eq!((u(&b["answered"]), u(&b["correct"])), (N as u64, known_correct(N) as u64));
     assert_eq!(b["batch"]["batches"][0]["id"], id.as_str());
     assert_eq!(b["batch"]["batches"][0]["status"], "completed");
@@ -298,12 +317,12 @@ fn stop_after_the_batch_is_created_then_resume(signal: &str) {
 
 #[test]
 fn ctrl_c_after_the_batch_is_created_leaves_it_running_and_a_resume_collects_it() {
-    stop_after_the_batch_is_created_then_resume("INT");
+    stop_after_the_batch_is_created_then_resume("INT", false);
 }
 
 #[test]
 fn a_run_killed_after_its_batch_was_created_is_resumed_without_a_second_batch() {
-    stop_after_the_batch_is_created_then_resume("KILL");
+    stop_after_the_batch_is_created_then_resume("KILL", false);
 }
 
 /// A kill between marking a batch collected and the journal writer's flush loses records of a
@@ -501,4 +520,272 @@ fn the_budget_estimate_uses_the_batch_price_and_batch_flags_are_checked() {
     let out = output(evalgate(s.ws.path()).arg("validate").arg(&wrong));
     let at = format!("wrong.yaml:{}", line_of(&wrong_text, "batch: true"));
     assert_problem(&out, &at, &["backends[0].batch", "the local backend has no batch API"]);
+}
+
+// Anthropic's Message Batches: the same driver through `provider: anthropic`.
+
+/// The suite of [`setup`] with one `claude-haiku-4-5` backend (the built-in price) on `server`.
+fn anthropic_setup(n: usize, server: &BatchServer, extra: &str) -> Setup {
+    let backend = format!(
+        "  - id: claude\n    provider: anthropic\n    model: claude-haiku-4-5\n    base_url: {}\n",
+        server.base_url()
+    );
+    setup_backend(n, &backend, extra)
+}
+
+/// Each request's `params` in the batches on the server, by item number.
+fn params_by_item(server: &BatchServer) -> std::collections::BTreeMap<usize, Value> {
+    server.batches().iter().flat_map(|b| b.lines.clone()).map(|(_, p)| (item_of(&p), p)).collect()
+}
+
+#[test]
+fn an_anthropic_batch_run_scores_the_known_answers_at_the_claude_batch_price() {
+    const N: usize = 12;
+    // claude-haiku-4-5 lists $1 input, $0.10 cache reads, $1.25 cache writes and $5 output per
+    // million tokens; Message Batches cost half: $0.50, $0.05, $0.625 and $2.50. A request of
+    // 200,000 uncached input tokens, 400,000 read and 80,000 written, and 40,000 output costs
+    // 0.2 × 0.50 + 0.4 × 0.05 + 0.08 × 0.625 + 0.04 × 2.50 = 0.10 + 0.02 + 0.05 + 0.10 = $0.27,
+    // $3.24 for 12.
+    let usage = Usage {
+        input_tokens: 200_000,
+        cache_read_input_tokens: 400_000,
+        cache_creation_input_tokens: 80_000,
+        output_tokens: 40_000,
+    };
+    let server = BatchServer::anthropic(2, move |params, _| {
+        LineReply::Message(Message::text(known_answer(params)).with_usage(Some(usage)))
+    });
+    let s = anthropic_setup(N, &server, "");
+    let run = s.ws.run_dir("run");
+    let out = s.run(&run);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+
+    let batches = server.batches();
+    assert_eq!(batches.len(), 1, "one batch for the whole suite");
+    assert!(batches[0].id.starts_with("msgbatch_") && batches[0].lines.len() == N);
+    for (id, params) in &batches[0].lines {
+        assert!(
+            id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+        );
+        assert_eq!(params["model"], "claude-haiku-4-5");
+        assert!(params["max_tokens"].as_u64().is_some_and(|m| m > 0), "{params}");
+        assert!(params["system"].as_str().unwrap().contains("Answer with spam or ham."));
+        let roles: Vec<&str> = params["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["role"].as_str().unwrap())
+            .collect();
+        assert!(!roles.contains(&"system"), "the system prompt is top-level: {roles:?}");
+    }
+    // Every call carried the key in x-api-key (never Authorization) and the API version, and no
+    // call left the configured server (the results were read from it, not from a results_url).
+    let requests = server.requests();
+    assert!(requests.iter().any(|r| r.path.ends_with("/results")));
+    for r in &requests {
+        assert!(r.path.starts_with("/v1/messages/batches"), "{}", r.path);
+        let header =
+            |name: &str| r.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        assert_eq!(header("x-api-key"), Some(s.key.as_str()));
+        assert_eq!(header("anthropic-version"), Some("2023-06-01"));
+        assert_eq!(header("authorization"), None);
+    }
+    assert!(out.stderr.contains("claude: batch msgbatch_"), "{}", out.stderr);
+    assert!(out.stderr.contains("in progress"), "{}", out.stderr);
+
+    let results = results(&run);
+    let b = backend(&results, "claude");
+    assert_eq!((u(&b["answered"]), u(&b["errors"]), u(&b["missing"])), (N as u64, 0, 0));
+    assert_eq!(u(&b["correct"]), known_correct(N) as u64);
+    assert_close(f(&b["accuracy"]["estimate"]), known_correct(N) as f64 / N as f64, "accuracy");
+    assert_close(f(&b["cost"]["per_request_usd"]), 0.27, "cost per request");
+    assert_close(f(&b["cost"]["total_usd"]), 3.24, "total cost");
+    assert_eq!(f(&b["batch"]["price_multiplier"]), 0.5);
+    let summary = &b["batch"]["batches"][0];
+    assert_eq!(summary["id"], batches[0].id.as_str());
+    assert_eq!(
+        (u(&summary["requests"]), summary["status"].as_str()),
+        (N as u64, Some("completed"))
+    );
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    let sentence = format!(
+        "`claude` ran in batch mode through the anthropic batch API, priced at 50% of the listed price (the anthropic batch discount): batch `{}` (12 requests, completed) took ",
+        batches[0].id
+    );
+    assert!(report.contains("**Batch mode:**") && report.contains(&sentence), "{report}");
+
+    // The same suite sent live (no `batch: true`) to a Messages server: each request body is
+    // exactly the batch request's `params`.
+    let live_server = anthropic_server::start_in_thread(|req, _| {
+        let body = req.json.as_ref().expect("a JSON body");
+        Message::text(known_answer(body)).reply(body["model"].as_str().unwrap())
+    });
+    let text = std::fs::read_to_string(&s.suite)
+        .unwrap()
+        .replace("    batch: true\n", "")
+        .replace(&server.base_url(), &live_server.base_url());
+    let live_suite = s.ws.write("live.yaml", &text);
+    let live = output(
+        evalgate(s.ws.path())
+            .arg("run")
+            .arg(&live_suite)
+            .arg("--no-cache")
+            .arg("--out")
+            .arg(s.ws.run_dir("live"))
+            .env(&s.key_var, &s.key),
+    );
+    assert_eq!(live.code, Some(0), "{}", live.stderr);
+    let sent: std::collections::BTreeMap<usize, Value> = live_server
+        .requests()
+        .iter()
+        .map(|r| r.json.clone().unwrap())
+        .map(|body| (item_of(&body), body))
+        .collect();
+    assert_eq!(sent.len(), N);
+    assert_eq!(sent, params_by_item(&server), "batch params are the live bodies");
+
+    // No output, cache, stdout or stderr holds the key.
+    for text in [&out.stdout, &out.stderr, &live.stdout, &live.stderr] {
+        assert!(!text.contains(&s.key), "output holds the key");
+    }
+    for file in files_under(s.ws.path()) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(&s.key),
+            "{} holds the key",
+            file.display()
+        );
+    }
+
+    // Again with the cache: every answer is cached, so no batch is made.
+    let again = s.ws.run_dir("again");
+    let out = s.run(&again);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(server.batches().len(), 1, "no second batch");
+    let records = records(&again);
+    assert!(records.len() == N && records.iter().all(|r| r["cached"] == true));
+}
+
+#[test]
+fn only_the_requests_the_cache_lacks_go_into_an_anthropic_batch() {
+    let server = BatchServer::anthropic(0, |params, _| LineReply::chat(known_answer(params)));
+    let s = anthropic_setup(12, &server, "");
+    let out = output(s.command(&["--limit", "5"]).arg("--out").arg(s.ws.run_dir("first")));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = s.run(&s.ws.run_dir("second"));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let batches = server.batches();
+    assert_eq!(batches.iter().map(|b| b.lines.len()).collect::<Vec<_>>(), [5, 7]);
+    let second: Vec<usize> = batches[1].lines.iter().map(|(_, p)| item_of(p)).collect();
+    assert!(second.iter().all(|&i| i >= 5), "cached items 0–4 are not sent again: {second:?}");
+    let records = records(&s.ws.run_dir("second"));
+    assert_eq!(records.iter().filter(|r| r["cached"] == true).count(), 5);
+    let results = results(&s.ws.run_dir("second"));
+    assert_eq!(u(&backend(&results, "claude")["correct"]), known_correct(12) as u64);
+}
+
+#[test]
+fn ctrl_c_after_an_anthropic_batch_is_created_and_a_resume_collect_it_once() {
+    stop_after_the_batch_is_created_then_resume("INT", true);
+}
+
+#[test]
+fn an_anthropic_run_killed_after_its_batch_was_created_is_resumed_without_a_second_batch() {
+    stop_after_the_batch_is_created_then_resume("KILL", true);
+}
+
+#[test]
+fn anthropic_expired_canceled_and_overloaded_lines_go_into_a_smaller_batch_bad_ones_do_not() {
+    const N: usize = 20;
+    // The first time through: items 0, 5, 10, 15 expire, 7 is canceled, 9 is overloaded; item
+    // 2 is a bad request every time.
+    let server = BatchServer::anthropic(1, |params, seen| match item_of(params) {
+        i if i.is_multiple_of(5) && seen == 0 => LineReply::Expired,
+        7 if seen == 0 => LineReply::Canceled,
+        9 if seen == 0 => LineReply::Error { status: 529, message: "Overloaded".into() },
+        2 => LineReply::Error { status: 400, message: "max_tokens: Field required".into() },
+        _ => LineReply::chat(known_answer(params)),
+    });
+    let s = anthropic_setup(N, &server, "");
+    let run = s.ws.run_dir("run");
+    let out = output(s.command(&["--max-error-rate", "0.5"]).arg("--out").arg(&run));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let batches = server.batches();
+    assert_eq!(batches.len(), 2, "{}", out.stderr);
+    let again: Vec<usize> = batches[1].lines.iter().map(|(_, p)| item_of(p)).collect();
+    assert_eq!(again, [0, 5, 7, 9, 10, 15], "the bad request (item 2) is not sent again");
+    let records = records(&run);
+    assert_eq!(records.len(), N);
+    for r in &records {
+        let i: usize = r["id"].as_str().unwrap()[3..].parse().unwrap();
+        if i == 2 {
+            assert_eq!(r["error"]["status"], 400, "{r}");
+            let message = r["error"]["message"].as_str().unwrap();
+            assert!(message.contains("max_tokens: Field required"), "{message}");
+            assert_eq!(u(&r["attempts"]), 1);
+        } else {
+            assert!(r["error"].is_null(), "{r}");
+            assert_eq!(u(&r["attempts"]), if again.contains(&i) { 2 } else { 1 }, "{r}");
+        }
+    }
+    let results = results(&run);
+    let b = backend(&results, "claude");
+    // Item 2 would have been answered correctly (2 is not a multiple of 4).
+    assert_eq!((u(&b["correct"]), u(&b["errors"])), (known_correct(N) as u64 - 1, 1));
+    let summaries: Vec<(u64, &str)> = b["batch"]["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (u(&s["requests"]), s["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(summaries, [(20, "expired"), (6, "completed")]);
+}
+
+#[test]
+fn anthropic_batch_calls_refused_with_429_or_529_are_retried_and_a_401_stops_the_backend() {
+    let server = BatchServer::anthropic(1, |params, _| LineReply::chat(known_answer(params)));
+    server.fail("POST", "/v1/messages/batches", 429, Some("0.01"), 1);
+    server.fail("GET", "/v1/messages/batches/", 529, None, 2);
+    let s = anthropic_setup(6, &server, "");
+    let run = s.ws.run_dir("run");
+    let out = s.run(&run);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(server.batches().len(), 1, "a refused create made no batch, and one was made after");
+    let posts = server.requests().iter().filter(|r| r.method == "POST").count();
+    assert_eq!(posts, 2, "the 429 and the create that succeeded");
+    assert_eq!(u(&backend(&results(&run), "claude")["correct"]), known_correct(6) as u64);
+
+    let refused = BatchServer::anthropic(0, |params, _| LineReply::chat(known_answer(params)));
+    refused.fail("POST", "/v1/messages/batches", 401, None, 1);
+    let s = anthropic_setup(4, &refused, "");
+    let run = s.ws.run_dir("run");
+    let out = s.run(&run);
+    assert_eq!(out.code, Some(2), "every request failed: {}", out.stderr);
+    assert!(out.stderr.contains("error: backend `claude` stopped"), "{}", out.stderr);
+    assert!(out.stderr.contains("invalid x-api-key"), "{}", out.stderr);
+    assert!(refused.batches().is_empty());
+    assert_eq!(refused.requests().len(), 1, "a wrong key is not retried");
+    let b = &backend(&results(&run), "claude").clone();
+    assert_eq!((u(&b["errors"]), u(&b["answered"])), (4, 0));
+}
+
+#[test]
+fn batch_flag_puts_anthropic_backends_in_batch_mode_at_half_the_estimate() {
+    let server = BatchServer::anthropic(0, |params, _| LineReply::chat(known_answer(params)));
+    let s = anthropic_setup(10, &server, "");
+    let env = |name: &str| (name == s.key_var).then(|| s.key.clone());
+    // `batch: true` on an anthropic backend validates.
+    let out = output(evalgate(s.ws.path()).arg("validate").arg(&s.suite));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let text = std::fs::read_to_string(&s.suite).unwrap().replace("    batch: true\n", "");
+    let live_suite = Arc::new(evalgate::plan::load_suite(&s.ws.write("live.yaml", &text)).unwrap());
+    let live =
+        evalgate::plan::RunPlan::resolve(live_suite.clone(), &Default::default(), &env).unwrap();
+    assert!(live.backends[0].batch.is_none());
+    let options = evalgate::plan::RunOptions { batch: true, ..Default::default() };
+    let batch = evalgate::plan::RunPlan::resolve(live_suite, &options, &env).unwrap();
+    assert!(batch.backends[0].batch.is_some() && batch.notes.is_empty(), "{:?}", batch.notes);
+    let (live, batch) = (live.estimate().unwrap(), batch.estimate().unwrap());
+    assert!(live.total_usd > 0.0);
+    assert_close(batch.total_usd, live.total_usd * 0.5, "the batch estimate is half");
 }

@@ -14,10 +14,24 @@
 //! [`BatchServer::lose_next_create`] makes a create whose batch exists but whose response is a
 //! 502, as when the response is lost on the way back.
 //!
+//! The same server speaks Anthropic's Message Batches API ([`BatchServer::anthropic`]), with the
+//! same handler, state and recording:
+//! - `POST /v1/messages/batches` (`anthropic-version: 2023-06-01` and `x-api-key` required):
+//!   a batch of `{"requests": [{"custom_id", "params"}]}`, custom ids checked against
+//!   `^[a-zA-Z0-9_-]{1,64}$` and unique, `params` needing `model`, `max_tokens` and `messages`;
+//! - `GET /v1/messages/batches/{id}`: `in_progress` for `in_progress_polls` polls (and as long as
+//!   held), then every request is processed and the batch is `ended`, with `results_url`;
+//! - `GET /v1/messages/batches/{id}/results`: JSONL, one `succeeded`, `errored`, `expired` or
+//!   `canceled` result per request, in reverse order (the API promises no order);
+//! - `GET /v1/messages/batches?limit=N`: the batches, newest first.
+//!
+//! [`BatchServer::fail`] makes the next requests to a route answer with an error status (and
+//! `retry-after`), in Anthropic's error shape, for whole-call failures: 401, 429, 529.
+//!
 //! Every request is recorded (with its headers) so tests can check what was sent.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -31,6 +45,8 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
+use super::anthropic_server::{Message, Usage};
+
 /// What the server does with one line of a batch.
 #[derive(Clone, Debug)]
 pub enum LineReply {
@@ -38,8 +54,13 @@ pub enum LineReply {
     Chat { content: String, prompt_tokens: u64, completion_tokens: u64 },
     /// A per-request error: this status and message.
     Error { status: u16, message: String },
-    /// The batch expired before it got to the line (`batch_expired` in the error file).
+    /// The batch expired before it got to the line (`batch_expired` in the error file;
+    /// `expired` in a Message Batch's results).
     Expired,
+    /// A Message Batch only: a full Messages response (cache usage, tool calls, …).
+    Message(Message),
+    /// A Message Batch only: the batch was canceled before it got to the line.
+    Canceled,
 }
 
 impl LineReply {
@@ -76,6 +97,11 @@ pub struct ServerBatch {
     pub error_file_id: Option<String>,
     pub completed: u64,
     pub failed: u64,
+    /// A Message Batch: its results (JSONL) once ended, and the counts OpenAI has no word for.
+    pub anthropic: bool,
+    pub results: Option<String>,
+    pub expired: u64,
+    pub canceled: u64,
 }
 
 #[derive(Default)]
@@ -96,7 +122,19 @@ struct Shared {
     hold: AtomicBool,
     /// The next create makes the batch but answers 502, as a response lost on the way back.
     lose_create: AtomicBool,
+    /// Errors the next requests to a route get instead of an answer (see [`BatchServer::fail`]).
+    failures: Mutex<VecDeque<Failure>>,
     state: Mutex<State>,
+}
+
+/// One request to fail: the first request whose method is `method` and whose path (with query)
+/// starts with `path` gets `status`, with `retry-after` when given.
+#[derive(Clone, Debug)]
+struct Failure {
+    method: String,
+    path: String,
+    status: u16,
+    retry_after: Option<String>,
 }
 
 pub struct BatchServer {
@@ -134,6 +172,7 @@ impl BatchServer {
             fail_with,
             hold: AtomicBool::new(false),
             lose_create: AtomicBool::new(false),
+            failures: Mutex::new(VecDeque::new()),
             state: Mutex::new(State::default()),
         });
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -169,6 +208,38 @@ impl BatchServer {
             .expect("spawn batch server");
         let addr = addr_rx.recv().expect("batch server address");
         BatchServer { addr, shared, _guard: guard_tx }
+    }
+
+    /// A server for Message Batches: each batch is `in_progress` for `in_progress_polls`
+    /// polls, then ended with every request answered by `handler` (given the request's
+    /// `params`). Only the Message Batches routes are meant to be used, though both are served.
+    pub fn anthropic<F>(in_progress_polls: usize, handler: F) -> BatchServer
+    where
+        F: Fn(&Value, usize) -> LineReply + Send + Sync + 'static,
+    {
+        Self::start_with(in_progress_polls, None, handler)
+    }
+
+    /// The next `times` requests with this method and path prefix (e.g. `POST`,
+    /// `/v1/messages/batches`) get `status` and an Anthropic-shaped error body, with
+    /// `retry-after` when given.
+    pub fn fail(
+        &self,
+        method: &str,
+        path: &str,
+        status: u16,
+        retry_after: Option<&str>,
+        times: usize,
+    ) {
+        let mut failures = self.shared.failures.lock().unwrap_or_else(|e| e.into_inner());
+        for _ in 0..times {
+            failures.push_back(Failure {
+                method: method.to_string(),
+                path: path.to_string(),
+                status,
+                retry_after: retry_after.map(str::to_string),
+            });
+        }
     }
 
     /// `http://127.0.0.1:PORT/v1`
@@ -247,8 +318,23 @@ async fn handle(
         headers: headers.clone(),
         body: body.clone(),
     });
+    let full_path = if query.is_empty() { path.clone() } else { format!("{path}?{query}") };
+    if let Some(failure) = take_failure(&shared, parts.method.as_str(), &full_path) {
+        return Ok(failure);
+    }
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let response = match (parts.method.as_str(), segments.as_slice()) {
+        ("POST", ["v1", "messages", "batches"]) => {
+            message_batches::create(&mut state, &headers, &body)
+        }
+        ("GET", ["v1", "messages", "batches"]) => message_batches::list(&state, &query),
+        ("GET", ["v1", "messages", "batches", id]) => {
+            let id = id.to_string();
+            message_batches::poll(&shared, &mut state, &id, &base_of(&headers))
+        }
+        ("GET", ["v1", "messages", "batches", id, "results"]) => {
+            message_batches::results(&state, id)
+        }
         ("POST", ["v1", "files"]) => upload(&mut state, &headers, &body),
         ("GET", ["v1", "files", id, "content"]) => match state.files.get(*id) {
             Some(content) => Response::builder()
@@ -274,6 +360,32 @@ async fn handle(
         _ => not_found("route"),
     };
     Ok(response)
+}
+
+/// The error a queued [`Failure`] for this request makes, if one is queued.
+fn take_failure(shared: &Shared, method: &str, path: &str) -> Option<Response<Full<Bytes>>> {
+    let mut failures = shared.failures.lock().unwrap_or_else(|e| e.into_inner());
+    let at = failures.iter().position(|f| f.method == method && path.starts_with(&f.path))?;
+    let f = failures.remove(at)?;
+    let (kind, message) = match f.status {
+        401 => ("authentication_error", "invalid x-api-key"),
+        429 => ("rate_limit_error", "Number of concurrent batches exceeds your rate limit."),
+        529 => ("overloaded_error", "Overloaded"),
+        _ => ("api_error", "Internal server error"),
+    };
+    let body = json!({"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_test"});
+    let mut response =
+        Response::builder().status(f.status).header("content-type", "application/json");
+    if let Some(wait) = &f.retry_after {
+        response = response.header("retry-after", wait.as_str());
+    }
+    Some(response.body(Full::new(Bytes::from(body.to_string()))).expect("response"))
+}
+
+/// `http://HOST` as the request addressed it, for `results_url`.
+fn base_of(headers: &[(String, String)]) -> String {
+    let host = headers.iter().find(|(n, _)| n == "host").map(|(_, v)| v.as_str()).unwrap_or("");
+    format!("http://{host}")
 }
 
 /// Reads a multipart/form-data body by hand: the `purpose` field and the `file` part.
@@ -346,6 +458,10 @@ fn create(state: &mut State, body: &[u8]) -> Response<Full<Bytes>> {
         error_file_id: None,
         completed: 0,
         failed: 0,
+        anthropic: false,
+        results: None,
+        expired: 0,
+        canceled: 0,
     };
     let object = batch_object(&batch);
     state.batches.push(batch);
@@ -367,7 +483,8 @@ fn list(state: &State, query: &str) -> Response<Full<Bytes>> {
         query.split('&').find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(str::to_string))
     };
     let limit: usize = param("limit").and_then(|l| l.parse().ok()).unwrap_or(20);
-    let newest_first: Vec<&ServerBatch> = state.batches.iter().rev().collect();
+    let newest_first: Vec<&ServerBatch> =
+        state.batches.iter().rev().filter(|b| !b.anthropic).collect();
     let start = match param("after") {
         Some(after) => newest_first.iter().position(|b| b.id == after).map_or(0, |i| i + 1),
         None => 0,
@@ -437,6 +554,9 @@ fn process(shared: &Shared, state: &mut State, i: usize) {
                     "error": null});
                 errors.push_str(&format!("{line}\n"));
             }
+            LineReply::Message(_) | LineReply::Canceled => {
+                panic!("a Message Batches reply in an OpenAI batch")
+            }
             LineReply::Expired => {
                 expired = true;
                 let line = json!({"id": format!("batch_req_{i}_{n}"), "custom_id": custom_id, "response": null,
@@ -459,5 +579,221 @@ fn process(shared: &Shared, state: &mut State, i: usize) {
     }
     if !errors.is_empty() {
         state.files.insert(err_id, errors.into_bytes());
+    }
+}
+
+/// Anthropic's Message Batches on the same state.
+mod message_batches {
+    use super::*;
+
+    fn error(status: u16, kind: &str, message: &str) -> Response<Full<Bytes>> {
+        reply(status, json!({"type": "error", "error": {"type": kind, "message": message}}))
+    }
+
+    fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    fn safe_id(id: &str) -> bool {
+        (1..=64).contains(&id.len())
+            && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    }
+
+    pub(super) fn create(
+        state: &mut State,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Response<Full<Bytes>> {
+        if header(headers, "x-api-key").is_none_or(str::is_empty) {
+            return error(401, "authentication_error", "x-api-key header is required");
+        }
+        if header(headers, "anthropic-version") != Some("2023-06-01") {
+            return error(400, "invalid_request_error", "anthropic-version header is required");
+        }
+        let Ok(request) = serde_json::from_slice::<Value>(body) else {
+            return error(400, "invalid_request_error", "body is not JSON");
+        };
+        let Some(requests) = request["requests"].as_array().filter(|r| !r.is_empty()) else {
+            return error(400, "invalid_request_error", "requests: a non-empty list is required");
+        };
+        if requests.len() > 100_000 {
+            return error(400, "invalid_request_error", "requests: at most 100,000");
+        }
+        let mut lines = Vec::new();
+        for r in requests {
+            let id = r["custom_id"].as_str().unwrap_or_default().to_string();
+            if !safe_id(&id) || lines.iter().any(|(seen, _)| seen == &id) {
+                return error(
+                    400,
+                    "invalid_request_error",
+                    &format!("custom_id `{id}` is invalid or repeated"),
+                );
+            }
+            let params = &r["params"];
+            if !params["model"].is_string()
+                || !params["max_tokens"].is_u64()
+                || !params["messages"].is_array()
+            {
+                return error(
+                    400,
+                    "invalid_request_error",
+                    "params: model, max_tokens and messages are required",
+                );
+            }
+            lines.push((id, params.clone()));
+        }
+        state.next += 1;
+        let batch = ServerBatch {
+            id: format!("msgbatch_{:04}", state.next),
+            input_file_id: String::new(),
+            metadata: Value::Null,
+            lines,
+            polls: 0,
+            status: "in_progress".into(),
+            output_file_id: None,
+            error_file_id: None,
+            completed: 0,
+            failed: 0,
+            anthropic: true,
+            results: None,
+            expired: 0,
+            canceled: 0,
+        };
+        let object = batch_object(&batch, "");
+        state.batches.push(batch);
+        reply(200, object)
+    }
+
+    fn batch_object(b: &ServerBatch, base: &str) -> Value {
+        let ended = b.status == "ended";
+        let processing = if ended { 0 } else { b.lines.len() };
+        json!({
+            "id": b.id, "type": "message_batch", "processing_status": b.status,
+            "request_counts": {
+                "processing": processing, "succeeded": b.completed, "errored": b.failed,
+                "canceled": b.canceled, "expired": b.expired,
+            },
+            "ended_at": if ended { json!("2026-12-01T01:00:00Z") } else { Value::Null },
+            "created_at": "2026-12-01T00:00:00Z",
+            "expires_at": "2026-12-02T00:00:00Z",
+            "archived_at": null,
+            "cancel_initiated_at": null,
+            "results_url": if ended { json!(format!("{base}/v1/messages/batches/{}/results", b.id)) } else { Value::Null },
+        })
+    }
+
+    pub(super) fn list(state: &State, query: &str) -> Response<Full<Bytes>> {
+        let limit: usize = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("limit="))
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(20);
+        let page: Vec<Value> = state
+            .batches
+            .iter()
+            .rev()
+            .filter(|b| b.anthropic)
+            .take(limit)
+            .map(|b| batch_object(b, ""))
+            .collect();
+        let total = state.batches.iter().filter(|b| b.anthropic).count();
+        let first = page.first().and_then(|b| b["id"].as_str()).map(str::to_string);
+        let last = page.last().and_then(|b| b["id"].as_str()).map(str::to_string);
+        reply(
+            200,
+            json!({"data": page, "has_more": total > page.len(), "first_id": first, "last_id": last}),
+        )
+    }
+
+    pub(super) fn poll(
+        shared: &Shared,
+        state: &mut State,
+        id: &str,
+        base: &str,
+    ) -> Response<Full<Bytes>> {
+        let Some(i) = state.batches.iter().position(|b| b.anthropic && b.id == id) else {
+            return error(404, "not_found_error", "No such batch");
+        };
+        if state.batches[i].status != "ended" {
+            state.batches[i].polls += 1;
+            let held = shared.hold.load(Ordering::SeqCst);
+            if state.batches[i].polls > shared.in_progress_polls && !held {
+                process(shared, state, i);
+            }
+        }
+        reply(200, batch_object(&state.batches[i], base))
+    }
+
+    pub(super) fn results(state: &State, id: &str) -> Response<Full<Bytes>> {
+        match state.batches.iter().find(|b| b.anthropic && b.id == id) {
+            Some(ServerBatch { results: Some(jsonl), .. }) => Response::builder()
+                .status(200)
+                .header("content-type", "application/binary")
+                .body(Full::new(Bytes::from(jsonl.clone())))
+                .expect("response"),
+            Some(_) => error(400, "invalid_request_error", "the batch has not ended"),
+            None => error(404, "not_found_error", "No such batch"),
+        }
+    }
+
+    /// The error type the API gives a status.
+    fn error_type(status: u16) -> &'static str {
+        match status {
+            400 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            429 => "rate_limit_error",
+            529 => "overloaded_error",
+            _ => "api_error",
+        }
+    }
+
+    /// Runs every request of batch `i` through the handler and ends the batch.
+    fn process(shared: &Shared, state: &mut State, i: usize) {
+        let lines = state.batches[i].lines.clone();
+        let mut out = Vec::new();
+        let (mut succeeded, mut errored, mut expired, mut canceled) = (0, 0, 0, 0);
+        for (custom_id, params) in &lines {
+            let key = params.to_string();
+            let seen = state.processed.get(&key).copied().unwrap_or(0);
+            state.processed.insert(key, seen + 1);
+            let model = params["model"].as_str().unwrap_or_default();
+            let result = match (shared.handler)(params, seen) {
+                LineReply::Chat { content, prompt_tokens, completion_tokens } => {
+                    succeeded += 1;
+                    let usage = Usage {
+                        input_tokens: prompt_tokens,
+                        output_tokens: completion_tokens,
+                        ..Usage::default()
+                    };
+                    let message = Message::text(content).with_usage(Some(usage));
+                    json!({"type": "succeeded", "message": message.body(model)})
+                }
+                LineReply::Message(message) => {
+                    succeeded += 1;
+                    json!({"type": "succeeded", "message": message.body(model)})
+                }
+                LineReply::Error { status, message } => {
+                    errored += 1;
+                    json!({"type": "errored", "error": {"type": "error",
+                        "error": {"type": error_type(status), "message": message}}})
+                }
+                LineReply::Expired => {
+                    expired += 1;
+                    json!({"type": "expired"})
+                }
+                LineReply::Canceled => {
+                    canceled += 1;
+                    json!({"type": "canceled"})
+                }
+            };
+            out.push(json!({"custom_id": custom_id, "result": result}).to_string());
+        }
+        out.reverse();
+        let b = &mut state.batches[i];
+        b.status = "ended".into();
+        (b.completed, b.failed, b.expired, b.canceled) = (succeeded, errored, expired, canceled);
+        b.results = Some(out.iter().map(|l| format!("{l}\n")).collect());
     }
 }

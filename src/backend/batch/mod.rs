@@ -1,11 +1,11 @@
 //! Batch APIs: a backend's requests sent as one job that the provider answers within a day, at a
-//! discount (OpenAI's Batch API; Anthropic's Message Batches fit the same shape).
+//! discount (OpenAI's Batch API in [`openai`]; Anthropic's Message Batches in [`anthropic`]).
 //!
 //! This module is the wire protocol only, behind one provider-neutral interface,
 //! [`BatchApi`]: upload the requests (where the provider needs an input file), create the batch
 //! (tagged with a token, so a batch whose create response was lost can be found again), poll it,
 //! and read its results as one [`LineOutcome`] per `custom_id`. The request bodies are built by
-//! the backend the live path uses (`OpenAiBackend::body`), and the success bodies that come back
+//! the backend the live path uses (`OpenAiBackend::body`, `AnthropicBackend::body`), and the success bodies that come back
 //! are parsed by that same backend ([`super::BackendClient::parse_batch_reply`]), so a batch
 //! request and a live one cannot drift apart. The runner's batch driver (`runner::batch`) owns
 //! everything else: which samples go into a batch, the state file, retries and journaling.
@@ -13,6 +13,7 @@
 //! A new provider is a module here with a type implementing [`BatchApi`] and a variant of
 //! [`BatchClient`].
 
+pub mod anthropic;
 pub mod openai;
 
 use std::future::Future;
@@ -21,8 +22,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{is_retryable, BackendError};
+use super::wire::{error_message, retry_after, transport_error};
+use super::{is_retryable, BackendError, ErrorKind};
+use crate::text::excerpt;
 
+pub use anthropic::AnthropicBatch;
 pub use openai::OpenAiBatch;
 
 /// One request of a batch: a short id that is safe for every provider (`[A-Za-z0-9_-]{1,64}`)
@@ -172,6 +176,12 @@ pub trait BatchApi {
     /// The most requests one batch may hold; larger sets are split.
     fn max_requests(&self) -> usize;
 
+    /// The most bytes of request bodies one batch may hold; larger sets are split. Unlimited
+    /// unless the provider says otherwise.
+    fn max_bytes(&self) -> usize {
+        usize::MAX
+    }
+
     /// Stores the requests where the batch will read them, and returns a reference to pass to
     /// [`create`](Self::create) (OpenAI: the id of the uploaded JSONL file); `None` for a
     /// provider that takes the requests in the create call itself. Creates no batch.
@@ -181,7 +191,7 @@ pub trait BatchApi {
     ) -> impl Future<Output = Result<Option<String>, BatchError>> + Send;
 
     /// Creates the batch and returns its id. `token` goes into the batch's metadata (with the
-    /// backend id), so [`find`](Self::find) can recognise it.
+    /// backend id), so [`find`](Self::find) can recognise it, where the provider has metadata.
     fn create(
         &self,
         requests: &[BatchRequest],
@@ -191,7 +201,8 @@ pub trait BatchApi {
     ) -> impl Future<Output = Result<String, BatchError>> + Send;
 
     /// The id of a batch created with `token`, if there is one: a create whose response was
-    /// lost may still have made the batch, and it must not be made twice.
+    /// lost may still have made the batch, and it must not be made twice. A provider that
+    /// cannot tie a batch to its token answers `None` (see [`AnthropicBatch::find`]).
     fn find(&self, token: &str) -> impl Future<Output = Result<Option<String>, BatchError>> + Send;
 
     /// The batch's phase and counts.
@@ -208,24 +219,35 @@ pub trait BatchApi {
 /// The batch API of a backend, as the plan builds it: one variant per provider.
 pub enum BatchClient {
     OpenAi(OpenAiBatch),
+    Anthropic(AnthropicBatch),
 }
 
 impl BatchApi for BatchClient {
     fn provider(&self) -> &'static str {
         match self {
             BatchClient::OpenAi(b) => b.provider(),
+            BatchClient::Anthropic(b) => b.provider(),
         }
     }
 
     fn max_requests(&self) -> usize {
         match self {
             BatchClient::OpenAi(b) => b.max_requests(),
+            BatchClient::Anthropic(b) => b.max_requests(),
+        }
+    }
+
+    fn max_bytes(&self) -> usize {
+        match self {
+            BatchClient::OpenAi(b) => b.max_bytes(),
+            BatchClient::Anthropic(b) => b.max_bytes(),
         }
     }
 
     async fn upload(&self, requests: &[BatchRequest]) -> Result<Option<String>, BatchError> {
         match self {
             BatchClient::OpenAi(b) => b.upload(requests).await,
+            BatchClient::Anthropic(b) => b.upload(requests).await,
         }
     }
 
@@ -238,18 +260,21 @@ impl BatchApi for BatchClient {
     ) -> Result<String, BatchError> {
         match self {
             BatchClient::OpenAi(b) => b.create(requests, input, token, backend).await,
+            BatchClient::Anthropic(b) => b.create(requests, input, token, backend).await,
         }
     }
 
     async fn find(&self, token: &str) -> Result<Option<String>, BatchError> {
         match self {
             BatchClient::OpenAi(b) => b.find(token).await,
+            BatchClient::Anthropic(b) => b.find(token).await,
         }
     }
 
     async fn status(&self, id: &str) -> Result<BatchStatus, BatchError> {
         match self {
             BatchClient::OpenAi(b) => b.status(id).await,
+            BatchClient::Anthropic(b) => b.status(id).await,
         }
     }
 
@@ -259,8 +284,46 @@ impl BatchApi for BatchClient {
     ) -> Result<Vec<(String, LineOutcome)>, BatchError> {
         match self {
             BatchClient::OpenAi(b) => b.results(status).await,
+            BatchClient::Anthropic(b) => b.results(status).await,
         }
     }
+}
+
+/// Sends one call of a batch API (authentication already on `request`) and returns the body of
+/// a success response. Failures read as the live clients read them (`wire.rs`: status, the
+/// server's message, `Retry-After`), so the retry policy treats batch calls and live requests
+/// alike.
+async fn exchange(
+    action: &'static str,
+    request: reqwest::RequestBuilder,
+    timeout: Duration,
+) -> Result<String, BatchError> {
+    let failed = |source: BackendError| BatchError::Request { action, source };
+    let response =
+        request.timeout(timeout).send().await.map_err(|e| failed(transport_error(&e)))?;
+    let status = response.status().as_u16();
+    let wait = retry_after(response.headers());
+    let body = response.text().await.map_err(|e| failed(transport_error(&e)))?;
+    if !(200..300).contains(&status) {
+        return Err(failed(BackendError {
+            kind: ErrorKind::Http,
+            status: Some(status),
+            message: error_message(&body),
+            retry_after: wait,
+        }));
+    }
+    Ok(body)
+}
+
+/// A success body read as the JSON object `action` expects.
+fn parse_reply<T: for<'de> Deserialize<'de>>(
+    action: &'static str,
+    body: &str,
+) -> Result<T, BatchError> {
+    serde_json::from_str(body).map_err(|e| BatchError::Protocol {
+        action,
+        detail: format!("{e}: {}", excerpt(body, 200)),
+    })
 }
 
 /// The wait between polls of a batch: `first` (the backend's `batch_poll_secs`, 30 s by default),

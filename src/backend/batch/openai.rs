@@ -12,10 +12,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{BatchApi, BatchError, BatchPhase, BatchRequest, BatchStatus, LineOutcome};
-// Failures read as the live client reads them, so the retry policy treats both alike.
-use crate::backend::wire::{error_message, retry_after, transport_error};
+use crate::backend::wire::error_message;
 use crate::backend::{BackendError, ErrorKind};
-use crate::text::excerpt;
 
 /// The metadata key that carries a batch's token (see [`BatchApi::create`]).
 pub const TOKEN_KEY: &str = "evalgate_token";
@@ -59,7 +57,7 @@ impl OpenAiBatch {
         format!("{}/{path}", self.base_url)
     }
 
-    /// Sends `request` and returns the body of a success response.
+    /// Sends `request` with the key and returns the body of a success response.
     async fn call(
         &self,
         action: &'static str,
@@ -70,21 +68,7 @@ impl OpenAiBatch {
             Some(key) => request.bearer_auth(key),
             None => request,
         };
-        let failed = |source: BackendError| BatchError::Request { action, source };
-        let response =
-            request.timeout(timeout).send().await.map_err(|e| failed(transport_error(&e)))?;
-        let status = response.status().as_u16();
-        let wait = retry_after(response.headers());
-        let body = response.text().await.map_err(|e| failed(transport_error(&e)))?;
-        if !(200..300).contains(&status) {
-            return Err(failed(BackendError {
-                kind: ErrorKind::Http,
-                status: Some(status),
-                message: error_message(&body),
-                retry_after: wait,
-            }));
-        }
-        Ok(body)
+        super::exchange(action, request, timeout).await
     }
 
     async fn call_json<T: for<'de> Deserialize<'de>>(
@@ -93,10 +77,7 @@ impl OpenAiBatch {
         request: reqwest::RequestBuilder,
     ) -> Result<T, BatchError> {
         let body = self.call(action, request, self.timeout).await?;
-        serde_json::from_str(&body).map_err(|e| BatchError::Protocol {
-            action,
-            detail: format!("{e}: {}", excerpt(&body, 200)),
-        })
+        super::parse_reply(action, &body)
     }
 
     async fn file_content(&self, id: &str) -> Result<String, BatchError> {
@@ -261,10 +242,7 @@ impl BatchApi for OpenAiBatch {
             .body(body);
         let action = "upload the batch input";
         let text = self.call(action, request, FILE_TIMEOUT).await?;
-        let created: Created = serde_json::from_str(&text).map_err(|e| BatchError::Protocol {
-            action,
-            detail: format!("{e}: {}", excerpt(&text, 200)),
-        })?;
+        let created: Created = super::parse_reply(action, &text)?;
         Ok(Some(created.id))
     }
 
