@@ -163,10 +163,14 @@ fn kill_and_resume(after: Duration, tear: bool) {
     let m = backend(&results, "m");
     assert_eq!((u(&m["answered"]), u(&m["errors"]), u(&m["missing"])), (KILL_ITEMS as u64, 0, 0));
     assert!(results["stopped"].is_null(), "{}", results["stopped"]);
-    let total = server.request_count();
-    assert!(
-        total <= KILL_ITEMS + KILL_CONCURRENCY,
-        "killed after {after:?} with {before} records and {sent_before} requests; {total} requests in all, more than {KILL_ITEMS} + {KILL_CONCURRENCY} in flight"
+    // The resumed run sent exactly the items without a complete record: not one more. (How many
+    // the killed run had sent beyond its journal depends on timing: those in flight and the
+    // answers not yet flushed; a bound on that flaked under load.)
+    let resent = server.request_count() - sent_before;
+    assert_eq!(
+        resent,
+        KILL_ITEMS - before,
+        "killed after {after:?} with {before} complete records and {sent_before} requests sent"
     );
     if let Some(id) = torn_id {
         let sent = server
@@ -351,11 +355,15 @@ fn a_budget_reached_during_the_run_stops_sending() {
     assert_accounted(&results, N as u64);
     let counts = record_counts(&run);
     assert!(counts.values().all(|&c| c == 1));
+    // A request the stop caught before it went out is recorded as cancelled and scored as
+    // missing; every other record is an answer or an error.
+    let cancelled = records(&run).iter().filter(|r| r["error"]["kind"] == "cancelled").count();
     assert_eq!(
-        counts.len() as u64,
+        (counts.len() - cancelled) as u64,
         u(&m["answered"]) + u(&m["errors"]),
         "every item with a record is counted"
     );
+    assert!(u(&m["missing"]) >= cancelled as u64, "{m}");
     let md = std::fs::read_to_string(run.join("report.md")).unwrap();
     assert!(md.contains("Incomplete run"), "{md}");
 }
