@@ -249,8 +249,13 @@ fn read_journal(file: &Path, text: &str, from_backend: Option<&str>) -> Result<L
         }
     };
     let mut by_id: HashMap<String, BTreeMap<u32, Entry>> = HashMap::new();
-    // A resumed run appends a later answer for an item that failed: the last record wins.
-    for r in records.into_iter().filter(|r| r.backend == backend) {
+    // A resumed run appends a later answer for an item that failed: the last record wins. A
+    // request that was never answered because its backend or the run stopped (`not_sent`,
+    // `cancelled`) holds no reply and no prompt: the item is missing from the recording, not
+    // recorded with another prompt.
+    let unsent = [ErrorKind::NotSent.as_str(), ErrorKind::Cancelled.as_str()];
+    let sent = |r: &Record| !r.error.as_ref().is_some_and(|e| unsent.contains(&e.kind.as_str()));
+    for r in records.into_iter().filter(|r| r.backend == backend && sent(r)) {
         let outcome = match (&r.error, r.reply) {
             (None, Some(text)) => Ok(Completion {
                 text,
@@ -472,6 +477,41 @@ mod tests {
             prompt_sha256(&messages),
             "b656d2f4a440bb40fafef2140e35b85fc7b3cb69a5c0a4c8bdac9099c18a4d2f"
         );
+    }
+
+    #[test]
+    fn unsent_records_are_missing_items_not_stale_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.jsonl");
+        let m = vec![msg(Role::User, "x")];
+        let record = |id: &str, error: Option<&str>| {
+            let prompt = if error.is_some() { vec![] } else { m.clone() };
+            serde_json::json!({
+                "id": id, "backend": "b", "prompt": prompt, "gold": "yes",
+                "reply": if error.is_some() { None } else { Some("yes") },
+                "answer": null, "correct": null, "invalid": false,
+                "tokens": {"input": 1, "output": 1}, "latency_ms": 5.0, "attempts": 1,
+                "error": error.map(|k| serde_json::json!({"kind": k, "status": null, "message": "not sent: …"})),
+            })
+            .to_string()
+        };
+        let lines = [
+            record("a", None),
+            record("b", Some("not_sent")),
+            record("c", Some("cancelled")),
+            // A later cancelled record does not hide an earlier answer.
+            record("a", Some("cancelled")),
+        ];
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let source = ReplaySource { file: path.clone(), from_backend: None };
+        let mut r = ReplayBackend::load(&source).unwrap();
+        r.bind("p", [("a", Ok(m.clone()))], 1).unwrap();
+        assert_eq!(r.take(&m).unwrap().outcome.unwrap().text, "yes");
+
+        let mut r = ReplayBackend::load(&source).unwrap();
+        let e = r.bind("p", [("a", Ok(m.clone())), ("b", Ok(m.clone())), ("c", Ok(m))], 1);
+        let e = e.unwrap_err();
+        assert!(e.contains("has no reply for 2 of the 3 items") && !e.contains("stale"), "{e}");
     }
 
     #[test]
