@@ -881,6 +881,9 @@ fn run(args: RunArgs, out: &mut impl Write) -> anyhow::Result<u8> {
         p.max_error_rate = p.max_error_rate.or(Some(args.max_error_rate));
         p
     });
+    // The report reads the journal, not the suite: freeing the items first lets the report's
+    // allocations reuse their memory (at 100,000 items, the run's peak).
+    drop(suite);
     let mut options =
         report::OutputOptions { gate: policy.as_ref(), max_error_rate: Some(args.max_error_rate) };
     let (results, markdown) = match report::write_outputs_with(&dir, &options) {
@@ -1066,6 +1069,8 @@ fn gate(args: GateArgs, out: &mut impl Write) -> anyhow::Result<u8> {
             (outcome.dir, outcome.stopped)
         }
     };
+    // As in `run`: the report reads the journal, and may reuse the items' memory.
+    drop(suite);
     let options = report::OutputOptions { gate: Some(&policy), max_error_rate: None };
     let (results, _) = report::write_outputs_with(&dir, &options)?;
     let verdict = results.gate.as_ref().ok_or_else(|| Error::Gate("no verdict".into()))?;
