@@ -71,6 +71,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
     }
     let stops: Vec<String> = metas.iter().filter_map(|m| m.stopped.clone()).collect();
     let merged = RunMeta {
+        backends: merged_backends(&metas),
         items: entries.iter().map(|(_, id, _)| id.clone()).collect(),
         groups: all_grouped
             .then(|| entries.iter().map(|(_, _, g)| g.clone().unwrap_or_default()).collect()),
@@ -101,4 +102,27 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
     }
     writer.flush()?;
     merged.write(out)
+}
+
+/// Each backend as all the shards ran it: the batches of every shard, and why it was stopped in
+/// any shard (the backends are the same in every shard; the merge checked).
+fn merged_backends(metas: &[RunMeta]) -> Vec<crate::journal::BackendMeta> {
+    let mut backends = metas[0].backends.clone();
+    for (i, backend) in backends.iter_mut().enumerate() {
+        let shards = || metas.iter().filter_map(|m| m.backends.get(i));
+        let mut stops: Vec<String> = Vec::new();
+        for reason in shards().filter_map(|b| b.stopped.clone()) {
+            if !stops.contains(&reason) {
+                stops.push(reason);
+            }
+        }
+        backend.stopped = (!stops.is_empty()).then(|| stops.join("; "));
+        backend.structured_output_used = shards().find_map(|b| b.structured_output_used.clone());
+        backend.batch = shards().filter_map(|b| b.batch.clone()).reduce(|mut all, shard| {
+            all.batches.extend(shard.batches);
+            all.discount = all.discount.or(shard.discount);
+            all
+        });
+    }
+    backends
 }

@@ -789,3 +789,40 @@ fn batch_flag_puts_anthropic_backends_in_batch_mode_at_half_the_estimate() {
     assert!(live.total_usd > 0.0);
     assert_close(batch.total_usd, live.total_usd * 0.5, "the batch estimate is half");
 }
+
+#[test]
+fn shards_run_in_batch_mode_merge_with_every_shards_batches() {
+    const N: usize = 16;
+    let server = BatchServer::start(1, |body, _| LineReply::Chat {
+        content: known_answer(body).to_string(),
+        prompt_tokens: 10,
+        completion_tokens: 1,
+    });
+    let s = setup(N, &server, "");
+    let parts = [s.ws.run_dir("part1"), s.ws.run_dir("part2")];
+    for (k, dir) in parts.iter().enumerate() {
+        let shard = format!("{}/2", k + 1);
+        let out = output(s.command(&["--shard", &shard]).arg("--out").arg(dir));
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+    }
+    assert_eq!(server.batches().len(), 2, "one batch per shard");
+    let merged = s.ws.run_dir("merged");
+    let out = output(evalgate(s.ws.path()).arg("merge").args(&parts).arg("--out").arg(&merged));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(merged.join("run.json")).unwrap()).unwrap();
+    let ids: Vec<&str> = meta["backends"][0]["batch"]["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    let mut on_server: Vec<String> = server.batches().iter().map(|b| b.id.clone()).collect();
+    on_server.sort();
+    let mut merged_ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    merged_ids.sort();
+    assert_eq!(merged_ids, on_server, "the merged run names both shards' batches");
+    let results = results(&merged);
+    let b = backend(&results, "mini");
+    assert_eq!((u(&b["answered"]), u(&b["correct"])), (N as u64, known_correct(N) as u64));
+}
