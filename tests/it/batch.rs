@@ -826,3 +826,86 @@ fn shards_run_in_batch_mode_merge_with_every_shards_batches() {
     let b = backend(&results, "mini");
     assert_eq!((u(&b["answered"]), u(&b["correct"])), (N as u64, known_correct(N) as u64));
 }
+
+#[test]
+fn an_anthropic_extraction_batch_carries_the_tool_and_scores_its_input() {
+    // Receipts whose gold is (company, total); the reply to the third is off by one.
+    const RECEIPTS: [(&str, &str, f64); 3] =
+        [("R-1", "ACME Trading", 12.5), ("R-2", "Cafe Nine", 23.4), ("R-3", "Bookshop", 41.0)];
+    let server = BatchServer::anthropic(1, |params, _| {
+        let text = params["messages"].as_array().unwrap().last().unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let i = RECEIPTS.iter().position(|(id, ..)| text.contains(id)).expect("a receipt");
+        let (_, company, total) = RECEIPTS[i];
+        let total = if i == 2 { total + 1.0 } else { total };
+        let object = serde_json::json!({ "company": company, "total": total });
+        assert!(params.get("tools").is_some(), "the batch carries the extraction tool: {params}");
+        LineReply::Message(Message::tool_use(object))
+    });
+    let ws = Workspace::new();
+    let data: String = RECEIPTS
+        .iter()
+        .map(|(id, company, total)| {
+            serde_json::json!({
+                "id": id,
+                "text": format!("Receipt {id}: {company}, total {total:.2}"),
+                "expected": { "company": company, "total": total },
+            })
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    ws.write("test.jsonl", &data);
+    let key_var = unique("EVALGATE_BATCH_KEY");
+    let suite = ws.write(
+        "suite.yaml",
+        &format!(
+            r#"schema_version: 1
+name: batch-receipts
+task:
+  kind: extraction
+  fields:
+    company: {{ type: string, match: normalized }}
+    total: {{ type: number, tolerance: 0.01 }}
+  instructions: Extract the receipt fields.
+  input: "{{{{ text }}}}"
+data:
+  test: test.jsonl
+backends:
+  - id: claude
+    provider: anthropic
+    model: claude-haiku-4-5
+    base_url: {}
+    api_key_env: {key_var}
+    batch: true
+    batch_poll_secs: 0.02
+"#,
+            server.base_url()
+        ),
+    );
+    let run = ws.run_dir("run");
+    let out = output(
+        evalgate(ws.path())
+            .arg("run")
+            .arg(&suite)
+            .arg("--out")
+            .arg(&run)
+            .arg("--no-cache")
+            .env(&key_var, "sk-ant-extraction"),
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let batches = server.batches();
+    assert_eq!(batches.len(), 1);
+    for (_, params) in &batches[0].lines {
+        assert_eq!(params["tool_choice"]["name"], "extraction", "{params}");
+        let schema = &params["tools"][0]["input_schema"];
+        assert!(schema["properties"].get("company").is_some(), "{schema}");
+    }
+    let results = results(&run);
+    let b = backend(&results, "claude");
+    assert_eq!((u(&b["answered"]), u(&b["correct"]), u(&b["invalid"])), (3, 2, 0), "{b}");
+    assert_eq!(u(&b["fields"]["company"]["correct"]), 3, "{b}");
+    assert_eq!(u(&b["fields"]["total"]["correct"]), 2, "{b}");
+}
