@@ -1210,19 +1210,8 @@ impl BackendProgress {
         if self.done >= self.total {
             format!("{rate:.1}/s")
         } else {
-            format!("{rate:.1}/s, {} left", human_seconds(left))
+            format!("{rate:.1}/s, {} left", report::prose::duration(left))
         }
-    }
-}
-
-/// `45 s`, `12 min`, `2.5 h`.
-fn human_seconds(s: f64) -> String {
-    if s < 90.0 {
-        format!("{s:.0} s")
-    } else if s < 5400.0 {
-        format!("{:.0} min", s / 60.0)
-    } else {
-        format!("{:.1} h", s / 3600.0)
     }
 }
 

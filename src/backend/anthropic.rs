@@ -38,6 +38,26 @@ use crate::text::excerpt;
 /// The API version every request names (`anthropic-version`); the wire format below is its.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 
+/// The key as the `x-api-key` header: trimmed (a trailing newline is not part of a key) and
+/// marked sensitive, so it is never printed; `None` without a key or for one no header can hold.
+pub fn key_header(api_key: Option<&str>) -> Option<HeaderValue> {
+    let mut key = HeaderValue::from_str(api_key?.trim()).ok()?;
+    key.set_sensitive(true);
+    Some(key)
+}
+
+/// `request` with the API version every call names and, when there is one, the key.
+pub fn authorized(
+    request: reqwest::RequestBuilder,
+    key: Option<&HeaderValue>,
+) -> reqwest::RequestBuilder {
+    let request = request.header("anthropic-version", ANTHROPIC_VERSION);
+    match key {
+        Some(key) => request.header("x-api-key", key.clone()),
+        None => request,
+    }
+}
+
 /// `max_tokens` of a request whose backend sets none and that has no default of its own (an
 /// extraction task; classification gets room for its longest label, as for the OpenAI-compatible
 /// backend). The API requires a value; 4,096 is generous for one extracted object and the
@@ -91,10 +111,7 @@ impl AnthropicBackend {
         schema: Option<serde_json::Value>,
     ) -> Self {
         let base_url = spec.base_url.clone().unwrap_or_default();
-        let api_key = api_key.and_then(|k| HeaderValue::from_str(k.trim()).ok()).map(|mut k| {
-            k.set_sensitive(true);
-            k
-        });
+        let api_key = key_header(api_key);
         AnthropicBackend {
             http,
             url: format!("{}/messages", base_url.trim_end_matches('/')),
@@ -156,15 +173,12 @@ impl AnthropicBackend {
     /// the backend's timeout.
     pub async fn send(&self, body: &RawValue) -> Result<Completion, BackendError> {
         self.wait_for_rate_limit().await;
-        let mut request = self
+        let request = self
             .http
             .post(&self.url)
-            .header("anthropic-version", ANTHROPIC_VERSION)
             .header(CONTENT_TYPE, "application/json")
             .body(body.get().to_owned());
-        if let Some(key) = &self.api_key {
-            request = request.header("x-api-key", key.clone());
-        }
+        let request = authorized(request, self.api_key.as_ref());
         let exchange = async {
             let response = request.send().await.map_err(|e| transport_error(&e))?;
             let status = response.status();

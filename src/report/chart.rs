@@ -73,18 +73,7 @@ pub fn render(results: &Results) -> Option<String> {
         WIDTH / 2.0
     );
     // Axes and grid.
-    let _ = writeln!(
-        svg,
-        r##"<line x1="{LEFT}" y1="{}" x2="{}" y2="{}" stroke="black"/>"##,
-        HEIGHT - BOTTOM,
-        WIDTH - RIGHT,
-        HEIGHT - BOTTOM
-    );
-    let _ = writeln!(
-        svg,
-        r##"<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{}" stroke="black"/>"##,
-        HEIGHT - BOTTOM
-    );
+    axes(&mut svg, (LEFT, WIDTH - RIGHT), (TOP, HEIGHT - BOTTOM));
     let mut decade = cmin;
     while decade <= cmax * 1.0001 {
         let px = x(decade);
@@ -146,6 +135,19 @@ fn usd(v: f64) -> String {
 
 fn xml(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The x axis along the plot's bottom and the y axis along its left side, for a plot spanning
+/// `x` = (left, right) and `y` = (top, bottom) in SVG units (both charts draw them alike).
+pub(crate) fn axes(svg: &mut String, (left, right): (f64, f64), (top, bottom): (f64, f64)) {
+    let _ = writeln!(
+        svg,
+        r##"<line x1="{left}" y1="{bottom}" x2="{right}" y2="{bottom}" stroke="black"/>"##
+    );
+    let _ = writeln!(
+        svg,
+        r##"<line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}" stroke="black"/>"##
+    );
 }
 
 /// Horizontal gridlines labelled with percentages, every 10 points from `from` to 100%, across

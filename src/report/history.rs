@@ -175,18 +175,7 @@ pub fn chart(t: &Trend) -> Option<String> {
         (LEFT + WIDTH - RIGHT) / 2.0,
         xml(&t.suite)
     );
-    let _ = writeln!(
-        svg,
-        r##"<line x1="{LEFT}" y1="{}" x2="{}" y2="{}" stroke="black"/>"##,
-        HEIGHT - BOTTOM,
-        WIDTH - RIGHT,
-        HEIGHT - BOTTOM
-    );
-    let _ = writeln!(
-        svg,
-        r##"<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{}" stroke="black"/>"##,
-        HEIGHT - BOTTOM
-    );
+    super::chart::axes(&mut svg, (LEFT, WIDTH - RIGHT), (TOP, HEIGHT - BOTTOM));
     super::chart::accuracy_gridlines(&mut svg, amin, (LEFT, WIDTH - RIGHT), y);
     for (r, run) in t.runs.iter().enumerate() {
         let _ = writeln!(

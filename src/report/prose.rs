@@ -89,7 +89,7 @@ pub fn batch_mode(id: &str, batch: &BatchResult) -> String {
 }
 
 /// A span of time in words: "3.2 s", "4 min 12 s", "2 h 5 min".
-fn duration(seconds: f64) -> String {
+pub fn duration(seconds: f64) -> String {
     let seconds = seconds.max(0.0);
     if seconds < 60.0 {
         return format!("{seconds:.1} s");

@@ -427,7 +427,7 @@ impl BatchDriver {
                 Ok(id) => return self.adopt(entry, id).await,
                 Err(e) if e.is_retryable() && attempt < self.retry.max_attempts => {
                     let wait = self.retry.delay(attempt, &e.as_backend_error());
-                    if !sleep_unless_stopped(&self.context, wait).await {
+                    if self.context.stop.unless_stopped(tokio::time::sleep(wait)).await.is_none() {
                         return Err(e);
                     }
                     // The failed create may have made the batch all the same (a response lost
@@ -517,9 +517,8 @@ impl BatchDriver {
             if open.is_empty() {
                 return Some(retries);
             }
-            if !sleep_unless_stopped(&self.context, backoff.after_poll(progress)).await {
-                return None;
-            }
+            let wait = tokio::time::sleep(backoff.after_poll(progress));
+            self.context.stop.unless_stopped(wait).await?;
         }
     }
 
@@ -712,21 +711,12 @@ where
                     .retry_after()
                     .map(|w| w.min(retry.max_delay))
                     .unwrap_or_else(|| retry.delay(attempt, &e.as_backend_error()));
-                if !sleep_unless_stopped(context, wait).await {
+                if context.stop.unless_stopped(tokio::time::sleep(wait)).await.is_none() {
                     return Err(e);
                 }
             }
             Err(e) => return Err(e),
         }
-    }
-}
-
-/// Sleeps for `wait` unless the run is stopped first; returns whether it was not.
-async fn sleep_unless_stopped(context: &RunContext, wait: Duration) -> bool {
-    tokio::select! {
-        biased;
-        _ = context.stop.stopped() => false,
-        _ = tokio::time::sleep(wait) => !context.stop.is_stopped(),
     }
 }
 

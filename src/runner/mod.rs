@@ -108,6 +108,33 @@ impl StopSignal {
         let at = self.at.get().copied().unwrap_or_else(tokio::time::Instant::now);
         tokio::time::sleep_until(at + grace).await;
     }
+
+    /// `work`'s output, or `None` when the run is (or gets) stopped first. `work` is polled
+    /// before the stop is watched, so work that is ready at once (a free slot, no rate limit)
+    /// costs no waiter on the signal.
+    pub async fn unless_stopped<F: std::future::Future>(&self, work: F) -> Option<F::Output> {
+        if self.is_stopped() {
+            return None;
+        }
+        tokio::select! {
+            biased;
+            out = work => Some(out),
+            _ = self.stopped() => None,
+        }
+    }
+
+    /// `work`'s output, or `None` when the grace period after a stop runs out first.
+    pub async fn within_grace<F: std::future::Future>(
+        &self,
+        grace: Duration,
+        work: F,
+    ) -> Option<F::Output> {
+        tokio::select! {
+            biased;
+            out = work => Some(out),
+            _ = self.grace_over(grace) => None,
+        }
+    }
 }
 
 /// What the runner reports while it works, for a progress display.
@@ -447,12 +474,8 @@ impl Driver {
             }
             // A stop must not wait for a place to free up: with a hung server that can take a
             // whole request timeout.
-            let permit = tokio::select! {
-                biased;
-                _ = context.stop.stopped() => None,
-                permit = backend.concurrency.acquire() => permit,
-            };
-            let Some(permit) = permit else {
+            let permit = context.stop.unless_stopped(backend.concurrency.acquire()).await;
+            let Some(permit) = permit.flatten() else {
                 left_unsent |= context.stop.is_stopped();
                 break;
             };
@@ -484,20 +507,18 @@ impl Driver {
                         let context = &backend.context;
                         // A request still in flight when the grace period after a stop is over
                         // is cancelled, whatever the server does, and recorded as not sent.
-                        let answer = tokio::select! {
-                            answer = futures::FutureExt::catch_unwind(answer) => answer,
-                            _ = context.stop.grace_over(context.grace) => {
-                                Ok(Answer::Cut(stopped_record(
-                                    &backend.spec.id,
-                                    item,
-                                    &format!(
-                                        "no answer within the {} s grace period after the run was {}",
-                                        context.grace.as_secs_f64(),
-                                        stop_words(&context.stop),
-                                    ),
-                                )))
-                            }
-                        };
+                        let answer = context
+                            .stop
+                            .within_grace(context.grace, futures::FutureExt::catch_unwind(answer))
+                            .await
+                            .unwrap_or_else(|| {
+                                let why = format!(
+                                    "no answer within the {} s grace period after the run was {}",
+                                    context.grace.as_secs_f64(),
+                                    stop_words(&context.stop),
+                                );
+                                Ok(Answer::Cut(stopped_record(&backend.spec.id, item, &why)))
+                            });
                         let (mut record, cut) = match answer {
                             Ok(Answer::Done(record)) => (record, false),
                             Ok(Answer::Cut(record)) => (record, true),
@@ -627,13 +648,9 @@ async fn answer_item(
                 limiter.acquire(tokens as f64).await;
             }
         };
-        tokio::select! {
-            biased;
-            _ = context.stop.stopped() => {
-                let why = format!("the run was {} before it went out", stop_words(&context.stop));
-                return Answer::Cut(stopped_record(&spec.id, item, &why));
-            }
-            _ = limited => {}
+        if context.stop.unless_stopped(limited).await.is_none() {
+            let why = format!("the run was {} before it went out", stop_words(&context.stop));
+            return Answer::Cut(stopped_record(&spec.id, item, &why));
         }
         let (_, window) = concurrency.current();
         match client.send(&prepared, &messages).await {
@@ -676,12 +693,8 @@ async fn answer_item(
                                 error_message(&error)
                             )
                         };
-                        tokio::select! {
-                            biased;
-                            _ = context.stop.stopped() => {
-                                return Answer::Cut(stopped_record(&spec.id, item, &why()));
-                            }
-                            _ = tokio::time::sleep(wait) => {}
+                        if context.stop.unless_stopped(tokio::time::sleep(wait)).await.is_none() {
+                            return Answer::Cut(stopped_record(&spec.id, item, &why()));
                         }
                     }
                     None => {

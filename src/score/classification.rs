@@ -152,41 +152,30 @@ pub struct RecordView<'a> {
     pub truncated: bool,
 }
 
-impl<'a> From<&'a Record> for RecordView<'a> {
-    fn from(r: &'a Record) -> Self {
-        RecordView {
-            id: &r.id,
-            backend: &r.backend,
-            answer: r.answer.as_deref(),
-            gold: &r.gold,
-            tokens: r.tokens,
-            latency_ms: r.latency_ms,
-            epoch: r.epoch,
-            cached: r.cached,
-            cached_at: r.cached_at.as_deref(),
-            error: r.error.as_ref(),
-            truncated: cut_by_token_limit(r.finish_reason.as_deref()),
+/// Both record types (the whole record, and scoring's lighter read of it) give the same view.
+macro_rules! record_view_from {
+    ($($record:ty),*) => {$(
+        impl<'a> From<&'a $record> for RecordView<'a> {
+            fn from(r: &'a $record) -> Self {
+                RecordView {
+                    id: &r.id,
+                    backend: &r.backend,
+                    answer: r.answer.as_deref(),
+                    gold: &r.gold,
+                    tokens: r.tokens,
+                    latency_ms: r.latency_ms,
+                    epoch: r.epoch,
+                    cached: r.cached,
+                    cached_at: r.cached_at.as_deref(),
+                    error: r.error.as_ref(),
+                    truncated: cut_by_token_limit(r.finish_reason.as_deref()),
+                }
+            }
         }
-    }
+    )*};
 }
 
-impl<'a> From<&'a ScoredRecord> for RecordView<'a> {
-    fn from(r: &'a ScoredRecord) -> Self {
-        RecordView {
-            id: &r.id,
-            backend: &r.backend,
-            answer: r.answer.as_deref(),
-            gold: &r.gold,
-            tokens: r.tokens,
-            latency_ms: r.latency_ms,
-            epoch: r.epoch,
-            cached: r.cached,
-            cached_at: r.cached_at.as_deref(),
-            error: r.error.as_ref(),
-            truncated: cut_by_token_limit(r.finish_reason.as_deref()),
-        }
-    }
-}
+record_view_from!(Record, ScoredRecord);
 
 /// Whether a reply ended at the token limit: OpenAI's `finish_reason: "length"` or Anthropic's
 /// `stop_reason: "max_tokens"` (records keep the server's own word).

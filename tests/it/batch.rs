@@ -209,14 +209,7 @@ fn a_batch_run_scores_the_servers_known_answers_at_the_batch_price() {
         .headers
         .iter()
         .any(|(n, v)| n == "authorization" && v == &format!("Bearer {}", s.key))));
-    for file in files_under(s.ws.path()) {
-        let bytes = std::fs::read(&file).unwrap();
-        assert!(
-            !String::from_utf8_lossy(&bytes).contains(&s.key),
-            "{} holds the key",
-            file.display()
-        );
-    }
+    assert_no_file_holds(s.ws.path(), &s.key);
 
     // Again with the cache: every answer is cached, so nothing is uploaded and no batch made.
     let again = s.ws.run_dir("again");
@@ -648,14 +641,7 @@ fn an_anthropic_batch_run_scores_the_known_answers_at_the_claude_batch_price() {
     for text in [&out.stdout, &out.stderr, &live.stdout, &live.stderr] {
         assert!(!text.contains(&s.key), "output holds the key");
     }
-    for file in files_under(s.ws.path()) {
-        let bytes = std::fs::read(&file).unwrap();
-        assert!(
-            !String::from_utf8_lossy(&bytes).contains(&s.key),
-            "{} holds the key",
-            file.display()
-        );
-    }
+    assert_no_file_holds(s.ws.path(), &s.key);
 
     // Again with the cache: every answer is cached, so no batch is made.
     let again = s.ws.run_dir("again");

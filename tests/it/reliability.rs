@@ -150,14 +150,7 @@ fn the_cache_never_holds_the_api_key() {
         .requests()
         .iter()
         .all(|r| r.header("authorization") == Some(&format!("Bearer {key}"))));
-    for file in files_under(ws.path()) {
-        let bytes = std::fs::read(&file).unwrap();
-        assert!(
-            !bytes.windows(key.len()).any(|w| w == key.as_bytes()),
-            "the key is in {}",
-            file.display()
-        );
-    }
+    assert_no_file_holds(ws.path(), &key);
 }
 
 #[test]

@@ -182,6 +182,19 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// Every file under `dir`, recursively.
+/// Panics naming the first file under `dir` whose bytes hold `secret` (an API key).
+#[track_caller]
+pub fn assert_no_file_holds(dir: &Path, secret: &str) {
+    for file in files_under(dir) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "the key is in {}",
+            file.display()
+        );
+    }
+}
+
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];

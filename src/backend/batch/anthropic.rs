@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{BatchApi, BatchError, BatchPhase, BatchRequest, BatchStatus, LineOutcome};
-use crate::backend::anthropic::ANTHROPIC_VERSION;
+use crate::backend::anthropic::{authorized, key_header};
 use crate::backend::{BackendError, ErrorKind};
 
 /// Results come as one JSONL download of up to the whole batch; it gets longer than a call.
@@ -48,15 +48,10 @@ impl AnthropicBatch {
         http: reqwest::Client,
         timeout: Duration,
     ) -> Self {
-        // Trimmed as the live client trims it: a trailing newline is not part of a key.
-        let api_key = api_key.and_then(|k| HeaderValue::from_str(k.trim()).ok()).map(|mut k| {
-            k.set_sensitive(true);
-            k
-        });
         AnthropicBatch {
             http,
             base_url: base_url.trim_end_matches('/').to_string(),
-            api_key,
+            api_key: key_header(api_key),
             timeout,
         }
     }
@@ -72,11 +67,7 @@ impl AnthropicBatch {
         request: reqwest::RequestBuilder,
         timeout: Duration,
     ) -> Result<String, BatchError> {
-        let mut request = request.header("anthropic-version", ANTHROPIC_VERSION);
-        if let Some(key) = &self.api_key {
-            request = request.header("x-api-key", key.clone());
-        }
-        super::exchange(action, request, timeout).await
+        super::exchange(action, authorized(request, self.api_key.as_ref()), timeout).await
     }
 }
 
